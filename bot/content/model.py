@@ -1,0 +1,235 @@
+"""The editors' file formats, as pydantic models.
+
+These models are the contract of the content repository: the keys shown in DESIGN.md, plus a
+few additions documented in docs/content.md. The JSON Schemas that editors' editors use are
+generated from them (``diplobot schema``), so a key added here is a key documented there.
+
+Only the *shape* of each file is checked here. Checks that need other files (a slot exists, a
+language has an account, a media file is an image) live in :mod:`bot.content.loader`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+Language = Annotated[
+    str, Field(description="ISO 639-1 language code, e.g. fr, en, ar, es", examples=["fr"])
+]
+LocalDateTime = Annotated[
+    str,
+    Field(
+        description=(
+            "Local date and time 'YYYY-MM-DD HH:MM' in the default time zone, "
+            "or with an explicit offset: '2026-11-24T09:00+01:00'"
+        ),
+        pattern=r"^\d{4}-\d{2}-\d{2}[ T]\d{1,2}:\d{2}(:\d{2})?(Z|[+-]\d{2}:?\d{2})?$",
+        examples=["2026-11-24 09:00"],
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Media(_Strict):
+    """An image attached to a post or a thread part."""
+
+    file: str = Field(
+        description="Path of the image relative to content/, e.g. media/cop31.jpg",
+        examples=["media/cop31.jpg"],
+    )
+    alt: str | dict[Language, str] | None = Field(
+        default=None,
+        description=(
+            "Alternative text for screen readers (at most 1,000 characters): one text in the "
+            "post's language (machine-translated for the others), or a map per language"
+        ),
+    )
+
+
+class Part(_Strict):
+    """A follow-up part of a thread, shaped like the post's own text."""
+
+    text: str = Field(description="Text of this part, in the post's language")
+    translations: dict[Language, str] = Field(
+        default_factory=dict, description="Human translations of this part, per language"
+    )
+    media: list[Media] = Field(default_factory=list, description="Up to 4 images")
+
+
+class Post(_Strict):
+    """One announcement: one file under content/posts/."""
+
+    id: str | None = Field(
+        default=None,
+        description=(
+            "Stable identity of the post. Default: the file's path under content/posts "
+            "without extension. Renaming the file never re-publishes a post that has an id."
+        ),
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$",
+        max_length=200,
+    )
+    lang: Language = Field(description="Language the editor wrote the text in")
+    publish_at: LocalDateTime | None = Field(
+        default=None,
+        description="When to publish. Leave out both publish_at and slot for a draft.",
+    )
+    slot: str | None = Field(
+        default=None, description="Name of a slot in schedules/slots.yaml (instead of publish_at)"
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone for publish_at when it has no offset (default: accounts.yaml's)",
+        examples=["Europe/Paris"],
+    )
+    text: str = Field(description="The post's text in `lang`; at most 280 weighted characters")
+    translations: dict[Language, str] = Field(
+        default_factory=dict,
+        description="Human translations per language; they always win over machine translation",
+    )
+    languages: list[Language] | None = Field(
+        default=None,
+        description="Publish only in these languages (default: every account's language)",
+    )
+    media: list[Media] = Field(default_factory=list, description="Up to 4 images")
+    thread: list[Part] = Field(default_factory=list, description="Follow-up parts, in order")
+    review: Literal["required", "none"] | None = Field(
+        default=None,
+        description="required: machine translations wait for approval (default: the account's)",
+    )
+    overflow: Literal["hold", "thread"] = Field(
+        default="hold",
+        description=(
+            "When a machine translation exceeds 280 characters: hold it for a human, or split "
+            "it into a numbered thread"
+        ),
+    )
+
+
+class Account(_Strict):
+    """One publishing account (credentials never live here)."""
+
+    lang: Language = Field(description="The language this account publishes in")
+    platform: Literal["x"] = Field(default="x", description="Where it publishes")
+    handle: str = Field(
+        description="The account's handle, without @", pattern=r"^[A-Za-z0-9_]{1,15}$"
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone the account's audience lives in (default: the file's timezone)",
+    )
+    daily_cap: int | None = Field(
+        default=None, ge=1, description="Warn when more posts than this are planned in one day"
+    )
+    review: Literal["required", "none"] | None = Field(
+        default=None, description="Default review policy for machine translations"
+    )
+
+
+class Pricing(_Strict):
+    """The X API's pay-per-use prices, used for the cost estimate in ``diplobot plan``."""
+
+    post: float = Field(default=0.015, ge=0, description="Price of one post")
+    post_with_url: float = Field(default=0.20, ge=0, description="Price of a post with a URL")
+    currency: str = Field(default="USD")
+
+
+class AccountsFile(_Strict):
+    """schedules/accounts.yaml"""
+
+    timezone: str = Field(
+        description="Default IANA time zone for publish_at and slots", examples=["Europe/Paris"]
+    )
+    daily_cap: int | None = Field(
+        default=None, ge=1, description="Default daily cap for every account"
+    )
+    pricing: Pricing = Field(default_factory=Pricing)
+    accounts: dict[str, Account] = Field(
+        description="Accounts by id; the id names credentials: DIPLOBOT_<ID>_ACCESS_TOKEN",
+        min_length=1,
+    )
+
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+LocalTime = Annotated[
+    str,
+    Field(
+        pattern=r"^([01]?\d|2[0-3]):[0-5]\d$",
+        description="Local time HH:MM (no quotes needed)",
+        examples=["09:00"],
+    ),
+]
+
+
+class Slot(_Strict):
+    """A named weekly posting slot: posts with ``slot:`` take its next free occurrence."""
+
+    days: list[Day] = Field(
+        default_factory=lambda: list(DAYS), description="Weekdays (default: every day)"
+    )
+    times: list[LocalTime] = Field(description="Times of day, HH:MM", min_length=1)
+    timezone: str | None = Field(
+        default=None,
+        description=(
+            "IANA zone of the times (default: accounts.yaml's timezone), or 'account' for "
+            "each account's own zone"
+        ),
+    )
+    capacity: int = Field(default=1, ge=1, description="How many posts one occurrence takes")
+
+
+class Blackout(_Strict):
+    """A period when nothing is published (a national mourning, an election silence)."""
+
+    from_: LocalDateTime = Field(alias="from", description="Start, local time")
+    until: LocalDateTime = Field(description="End, local time (exclusive)")
+    reason: str = Field(description="Why; shown in the plan")
+    accounts: list[str] | None = Field(
+        default=None, description="Only these accounts (default: all)"
+    )
+    timezone: str | None = Field(default=None, description="Zone of from/until")
+
+
+class Pause(_Strict):
+    """A switch editors commit to stop publishing; paused deliveries wait."""
+
+    all: bool = Field(default=False, description="Pause every account")
+    accounts: list[str] = Field(default_factory=list, description="Pause only these accounts")
+    reason: str = Field(default="", description="Why; shown in the plan")
+
+
+class SlotsFile(_Strict):
+    """schedules/slots.yaml"""
+
+    slots: dict[str, Slot] = Field(default_factory=dict)
+    blackouts: list[Blackout] = Field(default_factory=list)
+    pause: Pause = Field(default_factory=Pause)
+
+
+class Term(_Strict):
+    """A glossary term: never translated, or translated one fixed way per language."""
+
+    term: str = Field(min_length=1, description="The term as written in source texts")
+    translations: dict[Language, str] = Field(
+        default_factory=dict, description="Fixed rendering per language (default: unchanged)"
+    )
+
+
+class GlossaryFile(_Strict):
+    """content/glossary.yaml"""
+
+    terms: list[Term] = Field(default_factory=list)
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "post": Post,
+    "accounts": AccountsFile,
+    "slots": SlotsFile,
+    "glossary": GlossaryFile,
+}
+"""File kind → model; ``diplobot schema`` writes one JSON Schema per entry."""

@@ -1,0 +1,293 @@
+"""Plan: content + clock (+ what is already pinned or done) → deliveries. A pure function.
+
+A *delivery* is one part of one post for one account at one instant. Posts with ``publish_at``
+go out at that instant on every account. Posts with ``slot:`` take the next free occurrence of
+their slot; an occurrence already given to a post stays that post's (``pinned``), so adding a
+post never moves another. Blackouts hold deliveries (slot posts skip blacked-out occurrences);
+a pause keeps deliveries waiting. Nothing here reads files, the network or the ledger.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Set
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from bot.content.loader import ContentSet, PostEntry
+from bot.content.model import DAYS
+from bot.content.timeparse import parse_local, resolve_recurring, zone
+from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
+from bot.text.entities import has_url
+
+Status = Literal["scheduled", "paused", "blackout"]
+Source = Literal["human", "machine"]
+
+SLOT_HORIZON_DAYS = 366
+"""How far ahead a slot post looks for a free occurrence before it is reported unplaceable."""
+
+EXPANSION = {"es": 1.2, "fr": 1.15, "de": 1.25, "it": 1.15, "pt": 1.2, "ar": 1.05, "ru": 1.15}
+"""Rough length growth of machine translation into a language (relative to the source), used
+only to warn early that a variant may exceed 280 characters. The real check runs on the text."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One part of one post, for one account, at one instant."""
+
+    post: str
+    account: str
+    lang: str
+    part: int  # 1-based; part 1 is the post itself, 2.. its thread replies
+    parts: int
+    due: datetime  # UTC
+    source: Source
+    status: Status = "scheduled"
+    note: str = ""
+    slot: str | None = None
+    has_url: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWarning:
+    kind: str  # due_in_past, over_cap, may_overflow, no_free_slot
+    message: str
+    post: str | None = None
+    account: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pin:
+    """A slot occurrence given to a post: the slot and the local wall time of the occurrence."""
+
+    slot: str
+    local: datetime  # naive wall time in the slot's zone (or each account's zone)
+
+
+@dataclass(slots=True)
+class Plan:
+    start: datetime
+    end: datetime
+    deliveries: list[Delivery] = field(default_factory=list)
+    warnings: list[PlanWarning] = field(default_factory=list)
+    pins: dict[str, Pin] = field(default_factory=dict)  # every slot post's occurrence
+    new_pins: dict[str, Pin] = field(default_factory=dict)  # the ones made by this call
+    drafts: list[str] = field(default_factory=list)
+    cost: dict[tuple[str, date], float] = field(default_factory=dict)
+    currency: str = "USD"
+
+
+def plan(
+    content: ContentSet,
+    now: datetime,
+    days: int = 7,
+    pinned: Mapping[str, Pin] | None = None,
+    done: Set[tuple[str, str, int]] = frozenset(),
+) -> Plan:
+    """Every delivery due in ``[now, now + days)``, with warnings and cost.
+
+    ``pinned`` holds occurrences given earlier (from the state database); ``done`` holds
+    (post, account, part) triples that already ended, which are neither planned nor warned.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    now = now.astimezone(UTC)
+    end = now + timedelta(days=days)
+    result = Plan(start=now, end=end, currency=content.accounts.pricing.currency)
+    pins = _assign_slots(content, now, dict(pinned or {}), result)
+    blackouts = _blackouts(content)
+    paused_all = content.slots.pause.all
+    paused = set(content.slots.pause.accounts)
+    pause_note = content.slots.pause.reason or "paused in schedules/slots.yaml"
+    warned_past: set[str] = set()
+    for entry in content.posts.values():
+        if entry.is_draft:
+            result.drafts.append(entry.id)
+            continue
+        for account_id, account in content.accounts.accounts.items():
+            if account.lang not in entry.languages:
+                continue
+            due = _due(content, entry, account_id, pins)
+            if due is None:
+                continue
+            if due < now:
+                if entry.id not in warned_past and any(
+                    (entry.id, account_id, p) not in done for p in range(1, entry.parts + 1)
+                ):
+                    warned_past.add(entry.id)
+                    result.warnings.append(PlanWarning(
+                        "due_in_past",
+                        f"{entry.id} was due {due:%Y-%m-%d %H:%M} UTC, before now",
+                        entry.id,
+                    ))
+                continue
+            if due >= end:
+                continue
+            status: Status = "scheduled"
+            note = ""
+            held = _blackout_for(blackouts, account_id, due)
+            if held is not None:
+                status, note = "blackout", held
+            elif paused_all or account_id in paused:
+                status, note = "paused", pause_note
+            for part in range(1, entry.parts + 1):
+                if (entry.id, account_id, part) in done:
+                    continue
+                human = entry.human_text(account.lang, part - 1)
+                source_text = human if human is not None else entry.human_text(
+                    entry.post.lang, part - 1
+                )
+                result.deliveries.append(Delivery(
+                    post=entry.id,
+                    account=account_id,
+                    lang=account.lang,
+                    part=part,
+                    parts=entry.parts,
+                    due=due,
+                    source="human" if human is not None else "machine",
+                    status=status,
+                    note=note,
+                    slot=entry.slot,
+                    has_url=has_url(source_text or ""),
+                ))
+                if human is None and part == 1:
+                    _warn_overflow(entry, account_id, account.lang, result)
+    result.deliveries.sort(key=lambda d: (d.due, d.post, d.account, d.part))
+    _caps_and_cost(content, result)
+    return result
+
+
+def _due(content: ContentSet, entry: PostEntry, account_id: str,
+         pins: Mapping[str, Pin]) -> datetime | None:
+    if entry.due is not None:
+        return entry.due
+    pin = pins.get(entry.id)
+    if pin is None:
+        return None
+    return _occurrence_instant(content, pin, account_id)
+
+
+def _slot_zone(content: ContentSet, slot: str, account_id: str | None) -> ZoneInfo:
+    zone_name = content.slots.slots[slot].timezone if slot in content.slots.slots else None
+    if zone_name == "account" and account_id is not None:
+        return content.account_zone(account_id)
+    if zone_name not in (None, "account"):
+        return zone(zone_name)
+    return content.default_zone
+
+
+def _occurrence_instant(content: ContentSet, pin: Pin, account_id: str | None) -> datetime:
+    return resolve_recurring(pin.local, _slot_zone(content, pin.slot, account_id))
+
+
+def _assign_slots(content: ContentSet, now: datetime, pins: dict[str, Pin],
+                  result: Plan) -> dict[str, Pin]:
+    """Give each slot post without a (still valid) pin the earliest free future occurrence."""
+    waiting: dict[str, list[str]] = defaultdict(list)
+    for entry in sorted(content.posts.values(), key=lambda e: e.id):
+        slot = entry.slot
+        if slot is None:
+            pins.pop(entry.id, None)
+            continue
+        pin = pins.get(entry.id)
+        if pin is None or pin.slot != slot:
+            pins.pop(entry.id, None)
+            waiting[slot].append(entry.id)
+    # Pins of posts that no longer exist free their occurrence.
+    for post_id in [p for p in pins if p not in content.posts]:
+        del pins[post_id]
+    taken: Counter[tuple[str, datetime]] = Counter((p.slot, p.local) for p in pins.values())
+    global_blackouts = [(a, b) for a, b, accts, _ in _blackouts(content) if accts is None]
+    for slot_name, posts in waiting.items():
+        slot = content.slots.slots[slot_name]
+        tz = _slot_zone(content, slot_name, None)
+        local_now = now.astimezone(tz).replace(tzinfo=None)
+        day = local_now.date()
+        weekdays = {DAYS.index(d) for d in slot.days}
+        times = sorted({tuple(int(x) for x in t.split(":")) for t in slot.times})
+        queue = list(posts)
+        for _ in range(SLOT_HORIZON_DAYS):
+            if not queue:
+                break
+            if day.weekday() in weekdays:
+                for hour, minute in times:
+                    local = datetime(day.year, day.month, day.day, hour, minute)
+                    if local <= local_now:
+                        continue
+                    instant = resolve_recurring(local, tz)
+                    if any(a <= instant < b for a, b in global_blackouts):
+                        continue
+                    while queue and taken[(slot_name, local)] < slot.capacity:
+                        post_id = queue.pop(0)
+                        pins[post_id] = result.new_pins[post_id] = Pin(slot_name, local)
+                        taken[(slot_name, local)] += 1
+            day += timedelta(days=1)
+        for post_id in queue:
+            result.warnings.append(PlanWarning(
+                "no_free_slot",
+                f"{post_id}: no free '{slot_name}' occurrence in the next "
+                f"{SLOT_HORIZON_DAYS} days",
+                post_id,
+            ))
+    result.pins = pins
+    return pins
+
+
+Blackout = tuple[datetime, datetime, frozenset[str] | None, str]
+
+
+def _blackouts(content: ContentSet) -> list[Blackout]:
+    found: list[Blackout] = []
+    for b in content.slots.blackouts:
+        tz = zone(b.timezone or content.accounts.timezone)
+        accounts = frozenset(b.accounts) if b.accounts is not None else None
+        found.append((parse_local(b.from_, tz), parse_local(b.until, tz), accounts, b.reason))
+    return found
+
+
+def _blackout_for(blackouts: list[Blackout], account: str, due: datetime) -> str | None:
+    for start, end, accounts, reason in blackouts:
+        if start <= due < end and (accounts is None or account in accounts):
+            return f"blackout: {reason}"
+    return None
+
+
+def _warn_overflow(entry: PostEntry, account: str, lang: str, result: Plan) -> None:
+    length = weighted_length(entry.post.text)
+    estimate = round(length * EXPANSION.get(lang, 1.2))
+    if estimate > MAX_WEIGHTED_LENGTH:
+        policy = "will be held for a human" if entry.post.overflow == "hold" else (
+            "will be split into a thread"
+        )
+        result.warnings.append(PlanWarning(
+            "may_overflow",
+            f"{entry.id}: the {lang} machine translation may exceed {MAX_WEIGHTED_LENGTH} "
+            f"characters (source {length}, about {estimate} in {lang}); if it does it {policy}",
+            entry.id,
+            account,
+        ))
+
+
+def _caps_and_cost(content: ContentSet, result: Plan) -> None:
+    pricing = content.accounts.pricing
+    per_day: Counter[tuple[str, date]] = Counter()
+    cost: dict[tuple[str, date], float] = defaultdict(float)
+    for d in result.deliveries:
+        if d.status != "scheduled":
+            continue
+        local_day = d.due.astimezone(content.account_zone(d.account)).date()
+        if d.part == 1:
+            per_day[(d.account, local_day)] += 1
+        cost[(d.account, local_day)] += pricing.post_with_url if d.has_url else pricing.post
+    for (account_id, local_day), count in sorted(per_day.items()):
+        cap = content.accounts.accounts[account_id].daily_cap or content.accounts.daily_cap
+        if cap is not None and count > cap:
+            result.warnings.append(PlanWarning(
+                "over_cap",
+                f"{account_id} has {count} posts planned on {local_day} (cap {cap})",
+                account=account_id,
+            ))
+    result.cost = {k: round(v, 4) for k, v in sorted(cost.items())}
+

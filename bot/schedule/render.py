@@ -1,0 +1,104 @@
+"""The plan as text for people and as JSON for tools (the JSON shape is documented in
+docs/plan.md and versioned by its ``format`` field)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.content.loader import ContentSet
+from bot.schedule.plan import Plan
+
+JSON_FORMAT = "diplobot.plan/1"
+
+
+def _iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def plan_to_json(plan: Plan, content: ContentSet) -> dict[str, Any]:
+    deliveries = []
+    for d in plan.deliveries:
+        tz = content.account_zone(d.account)
+        deliveries.append({
+            "post": d.post,
+            "account": d.account,
+            "handle": content.accounts.accounts[d.account].handle,
+            "lang": d.lang,
+            "part": d.part,
+            "parts": d.parts,
+            "due_utc": _iso_utc(d.due),
+            "due_local": d.due.astimezone(tz).isoformat(timespec="minutes"),
+            "timezone": tz.key,
+            "source": d.source,
+            "status": d.status,
+            "note": d.note,
+            "slot": d.slot,
+            "has_url": d.has_url,
+        })
+    per_day = [
+        {"account": account, "date": day.isoformat(), "cost": cost}
+        for (account, day), cost in plan.cost.items()
+    ]
+    return {
+        "format": JSON_FORMAT,
+        "from": _iso_utc(plan.start),
+        "until": _iso_utc(plan.end),
+        "deliveries": deliveries,
+        "warnings": [
+            {"kind": w.kind, "post": w.post, "account": w.account, "message": w.message}
+            for w in plan.warnings
+        ],
+        "drafts": sorted(plan.drafts),
+        "cost": {
+            "currency": plan.currency,
+            "total": round(sum(plan.cost.values()), 4),
+            "per_day": per_day,
+        },
+    }
+
+
+def plan_to_text(plan: Plan, content: ContentSet) -> str:
+    lines: list[str] = [
+        f"Plan from {plan.start:%Y-%m-%d %H:%M} to {plan.end:%Y-%m-%d %H:%M} UTC: "
+        f"{len(plan.deliveries)} deliveries"
+    ]
+    by_account: dict[str, list[str]] = defaultdict(list)
+    for d in plan.deliveries:
+        tz = content.account_zone(d.account)
+        local = d.due.astimezone(tz)
+        part = f" {d.part}/{d.parts}" if d.parts > 1 else ""
+        flag = "" if d.status == "scheduled" else f"  [{d.status.upper()}: {d.note}]"
+        slot = f" slot {d.slot}" if d.slot else ""
+        by_account[d.account].append(
+            f"  {local:%a %Y-%m-%d %H:%M} ({d.due:%H:%M} UTC)  {d.post}{part}  "
+            f"{d.source}{slot}{flag}"
+        )
+    for account_id, account in content.accounts.accounts.items():
+        tz = content.account_zone(account_id)
+        rows = by_account.get(account_id, [])
+        lines.append("")
+        lines.append(f"@{account.handle} ({account.lang}, {tz.key}): {len(rows)}")
+        lines.extend(rows or ["  nothing planned"])
+    if plan.drafts:
+        lines.append("")
+        lines.append("Drafts (only 'diplobot post-now ID' publishes them): "
+                     + ", ".join(sorted(plan.drafts)))
+    if plan.warnings:
+        lines.append("")
+        lines.append(f"Warnings ({len(plan.warnings)}):")
+        lines.extend(f"  {w.kind}: {w.message}" for w in plan.warnings)
+    if plan.cost:
+        lines.append("")
+        lines.append(f"Estimated X API cost ({plan.currency}):")
+        totals: dict[str, float] = defaultdict(float)
+        for (account, _day), cost in plan.cost.items():
+            totals[account] += cost
+        days = max(1, round((plan.end - plan.start).total_seconds() / 86400))
+        for account, total in totals.items():
+            lines.append(f"  {account}: {total:.2f} over {days} day(s), "
+                         f"{total / days:.2f} a day on average")
+        lines.append(f"  total: {sum(totals.values()):.2f}")
+    return "\n".join(lines)
