@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     # Global options are accepted before or after the command: `diplobot --root X plan` and
     # `diplobot plan --root X` both work (the subcommand's copy only overrides when given).
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--root", default=argparse.SUPPRESS,
                         help="content repository (default: . or $DIPLOBOT_ROOT)")
     common.add_argument("--state", default=argparse.SUPPRESS,

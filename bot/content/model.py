@@ -156,6 +156,7 @@ class AccountsFile(_Strict):
 
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_ALL_DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LocalTime = Annotated[
     str,
     Field(
@@ -170,7 +171,7 @@ class Slot(_Strict):
     """A named weekly posting slot: posts with ``slot:`` take its next free occurrence."""
 
     days: list[Day] = Field(
-        default_factory=lambda: list(DAYS), description="Weekdays (default: every day)"
+        default_factory=lambda: list(_ALL_DAYS), description="Weekdays (default: every day)"
     )
     times: list[LocalTime] = Field(description="Times of day, HH:MM", min_length=1)
     timezone: str | None = Field(

@@ -28,7 +28,7 @@ Source = Literal["human", "machine"]
 SLOT_HORIZON_DAYS = 366
 """How far ahead a slot post looks for a free occurrence before it is reported unplaceable."""
 
-EXPANSION = {"es": 1.2, "fr": 1.15, "de": 1.25, "it": 1.15, "pt": 1.2, "ar": 1.05, "ru": 1.15}
+EXPANSION = {"en": 0.95, "es": 1.2, "fr": 1.15, "de": 1.25, "it": 1.15, "pt": 1.2, "ar": 1.05, "ru": 1.15}
 """Rough length growth of machine translation into a language (relative to the source), used
 only to warn early that a variant may exceed 280 characters. The real check runs on the text."""
 
@@ -201,12 +201,12 @@ def _assign_slots(content: ContentSet, now: datetime, pins: dict[str, Pin],
     taken: Counter[tuple[str, datetime]] = Counter((p.slot, p.local) for p in pins.values())
     global_blackouts = [(a, b) for a, b, accts, _ in _blackouts(content) if accts is None]
     for slot_name, posts in waiting.items():
-        slot = content.slots.slots[slot_name]
+        spec = content.slots.slots[slot_name]
         tz = _slot_zone(content, slot_name, None)
         local_now = now.astimezone(tz).replace(tzinfo=None)
         day = local_now.date()
-        weekdays = {DAYS.index(d) for d in slot.days}
-        times = sorted({tuple(int(x) for x in t.split(":")) for t in slot.times})
+        weekdays = {DAYS.index(d) for d in spec.days}
+        times = sorted({(int(t[:-3]), int(t[-2:])) for t in spec.times})
         queue = list(posts)
         for _ in range(SLOT_HORIZON_DAYS):
             if not queue:
@@ -219,7 +219,7 @@ def _assign_slots(content: ContentSet, now: datetime, pins: dict[str, Pin],
                     instant = resolve_recurring(local, tz)
                     if any(a <= instant < b for a, b in global_blackouts):
                         continue
-                    while queue and taken[(slot_name, local)] < slot.capacity:
+                    while queue and taken[(slot_name, local)] < spec.capacity:
                         post_id = queue.pop(0)
                         pins[post_id] = result.new_pins[post_id] = Pin(slot_name, local)
                         taken[(slot_name, local)] += 1

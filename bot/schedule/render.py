@@ -94,11 +94,11 @@ def plan_to_text(plan: Plan, content: ContentSet) -> str:
         lines.append("")
         lines.append(f"Estimated X API cost ({plan.currency}):")
         totals: dict[str, float] = defaultdict(float)
-        for (account, _day), cost in plan.cost.items():
-            totals[account] += cost
+        for (account_id, _day), cost in plan.cost.items():
+            totals[account_id] += cost
         days = max(1, round((plan.end - plan.start).total_seconds() / 86400))
-        for account, total in totals.items():
-            lines.append(f"  {account}: {total:.2f} over {days} day(s), "
+        for account_id, total in totals.items():
+            lines.append(f"  {account_id}: {total:.2f} over {days} day(s), "
                          f"{total / days:.2f} a day on average")
         lines.append(f"  total: {sum(totals.values()):.2f}")
     return "\n".join(lines)
