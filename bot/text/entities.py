@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from bot.text._entities import url_spans
+from bot.text.length import normalize
 
-from twitter_text import extract_urls
 
-
-@lru_cache(maxsize=4096)
 def has_url(text: str) -> bool:
     """Whether X would see a link in ``text`` (which makes the post cost more to publish)."""
-    if "." not in text:  # every URL, with or without scheme, has a dot in its host
-        return False
-    return bool(extract_urls(text))
+    return bool(url_spans(normalize(text)))
