@@ -12,9 +12,13 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.errors import BotError, ConfigError, ContentError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -58,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="plan as if it were this UTC time (YYYY-MM-DD HH:MM); nothing is saved",
     )
 
+    p = sub.add_parser("translate", parents=[common],
+                       help="show (or write into the files) each post's variants")
+    p.add_argument("ids", nargs="*", metavar="ID", help="posts (default: all)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--write", action="store_true",
+                   help="write machine translations into the post files for review")
+
     p = sub.add_parser("schema", parents=[common], help="write the JSON Schemas editors' tools use")
     p.add_argument("directory", nargs="?", help="where to write (default: print post schema)")
     return parser
@@ -75,6 +86,9 @@ def _positive_int(value: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from bot.log import setup_logging
+
+    setup_logging()
     try:
         handler = _COMMANDS[args.command]
         return handler(args)
@@ -91,15 +105,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
 
 
-def _state_path(args: argparse.Namespace) -> Path:
-    state = args.state
-    if not state:
-        return Path(args.root) / ".diplobot" / "state.sqlite"
-    if state.startswith("sqlite:///"):
-        return Path(state[len("sqlite:///"):])
-    if "://" in state:
-        raise ConfigError(f"state URL '{state}' is not supported yet; use a sqlite:/// path")
-    return Path(state)
+def _store(args: argparse.Namespace, *, create: bool = True) -> Engine | None:
+    """The state database; with ``create=False``, None when it does not exist yet."""
+    from bot.store import open_store, state_url, state_exists
+
+    url = state_url(Path(args.root), args.state)
+    if not create and not state_exists(url):
+        return None
+    return open_store(url)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -142,9 +155,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
     else:
         now = datetime.now(UTC)
-    store = PinStore(_state_path(args))
-    result = plan(content, now, args.days, pinned=store.load())
-    if not args.start and (result.new_pins or set(store.load()) - set(result.pins)):
+    # Planning from the real now pins slot posts; a preview (--from) creates and pins nothing.
+    engine = _store(args, create=not args.start)
+    store = PinStore(engine) if engine is not None else None
+    pinned = store.load() if store is not None else {}
+    result = plan(content, now, args.days, pinned=pinned)
+    if store is not None and not args.start and (result.new_pins or set(pinned) - set(result.pins)):
         store.save(result.pins, keep=set(result.pins))
     if args.format == "json":
         print(json.dumps(plan_to_json(result, content), ensure_ascii=False, indent=2))
@@ -153,6 +169,55 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             print(render_problems(content.warnings), file=sys.stderr)
         print(plan_to_text(result, content))
     return EXIT_OK
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from bot.config import TranslatorSettings
+    from bot.content.loader import load
+    from bot.translate.cache import TranslationCache
+    from bot.translate.localize import localize
+    from bot.translate.registry import make_translator
+    from bot.translate.write import write_translations
+
+    content = load(args.root)
+    unknown = [i for i in args.ids if i not in content.posts]
+    if unknown:
+        raise ConfigError("no post with id " + ", ".join(repr(i) for i in unknown)
+                          + "; 'diplobot plan' lists them")
+    if args.write and not args.ids:
+        raise ConfigError("--write needs the ids of the posts to write, e.g. "
+                          "'diplobot translate --write cop31-ouverture'")
+    settings = TranslatorSettings.from_env()
+    translator = make_translator(settings)
+    cache = TranslationCache(_store(args))  # type: ignore[arg-type]
+    result = localize(content, translator, cache, post_ids=args.ids or None,
+                      parallel=settings.parallel)
+    if args.write:
+        for post_id in args.ids:
+            langs = write_translations(Path(args.root), content.posts[post_id],
+                                       result.variants, translator.name)
+            where = content.posts[post_id].path
+            print(f"{where}: wrote {', '.join(langs)}" if langs else f"{where}: nothing to write")
+    elif args.format == "json":
+        print(json.dumps({
+            "backend": translator.name,
+            "engine_calls": result.stats.engine_calls,
+            "cache_hits": result.stats.cache_hits,
+            "variants": [asdict(v) for v in result.variants],
+        }, ensure_ascii=False, indent=2))
+    else:
+        for v in result.variants:
+            part = f" part {v.part}" if content.posts[v.post].parts > 1 else ""
+            reason = f" — {v.reason}" if v.reason else ""
+            print(f"{v.post} [{v.lang}]{part}: {v.origin}, {v.state}{reason}")
+            for text in v.texts:
+                print("    " + text.replace("\n", "\n    "))
+        print(f"{result.stats.engine_calls} engine call(s), {result.stats.cache_hits} from cache "
+              f"({translator.name})")
+    bad = [v for v in result.variants if v.state in ("held", "failed")]
+    return EXIT_INVALID if bad else EXIT_OK
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -170,5 +235,6 @@ _COMMANDS = {
     "validate": _cmd_validate,
     "count": _cmd_count,
     "plan": _cmd_plan,
+    "translate": _cmd_translate,
     "schema": _cmd_schema,
 }

@@ -7,8 +7,12 @@ first problem: editors fix a whole batch at once.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import hashlib
 import os
+import types
+import typing
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +33,7 @@ from bot.content.model import (
 from bot.content.timeparse import TimeProblem, local_time_exists, parse_local, zone
 from bot.content.yamlsrc import YamlDoc, YamlProblem, read_yaml
 from bot.errors import ContentError, Problem
-from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
+from bot.text import MAX_WEIGHTED_LENGTH, normalize, weighted_length
 
 POSTS_DIR = "content/posts"
 CONTENT_DIR = "content"
@@ -69,11 +73,26 @@ class PostEntry:
         return self.post.publish_at is None and self.post.slot is None
 
     def human_text(self, lang: str, part: int = 0) -> str | None:
-        """The editor's text for ``lang`` (part 0 is the post, 1.. the thread), or None."""
+        """The editor's text for ``lang`` (part 0 is the post, 1.. the thread), or None.
+
+        A translation written by ``diplobot translate --write`` and still carrying its
+        unchanged ``machine_translated`` mark is not human: see :meth:`unreviewed_text`.
+        """
         holder = self.post if part == 0 else self.post.thread[part - 1]
         if lang == self.post.lang:
             return holder.text
-        return holder.translations.get(lang)
+        text = holder.translations.get(lang)
+        if text is not None and _is_marked(holder.machine_translated.get(lang), text):
+            return None
+        return text
+
+    def unreviewed_text(self, lang: str, part: int = 0) -> str | None:
+        """A machine translation written into the file that nobody has approved yet."""
+        holder = self.post if part == 0 else self.post.thread[part - 1]
+        text = holder.translations.get(lang)
+        if text is not None and _is_marked(holder.machine_translated.get(lang), text):
+            return text
+        return None
 
     @property
     def parts(self) -> int:
@@ -139,14 +158,17 @@ def validate(root: str | os.PathLike[str]) -> tuple[ContentSet | None, list[Prob
     accounts = _load_model(base, ACCOUNTS_FILE, AccountsFile, out, required=True)
     if accounts is not None:
         _check_accounts(accounts, out)
-    slots = _load_model(base, SLOTS_FILE, SlotsFile, out) or (None, SlotsFile())
+    loaded_slots = _load_model(base, SLOTS_FILE, SlotsFile, out)
+    # A broken slots.yaml is reported once; its slot names are then unknown, not missing.
+    slots_known = loaded_slots is not None or not (base / SLOTS_FILE).is_file()
+    slots = loaded_slots or (None, SlotsFile())
     glossary = _load_model(base, GLOSSARY_FILE, GlossaryFile, out) or (None, GlossaryFile())
     account_model = accounts[1] if accounts else None
     if accounts is not None and slots[0] is not None:
         _check_slots(slots[0], slots[1], accounts[1], out)
     if glossary[0] is not None:
         _check_glossary(glossary[0], glossary[1], out)
-    checker = _PostChecker(base, account_model, slots[1], out)
+    checker = _PostChecker(base, account_model, slots[1] if slots_known else None, out)
     posts: dict[str, PostEntry] = {}
     first_seen: dict[str, str] = {}
     for rel in _post_files(base):
@@ -173,6 +195,17 @@ def validate(root: str | os.PathLike[str]) -> tuple[ContentSet | None, list[Prob
         ContentSet(base, account_model, slots[1], glossary[1], posts, warnings),
         out.problems,
     )
+
+
+def machine_mark(backend: str, text: str) -> str:
+    """The ``machine_translated`` value for ``text``: backend and a short hash of the text.
+    Editing the text changes the hash, which counts as approval."""
+    digest = hashlib.sha256(normalize(text).strip().encode("utf-8")).hexdigest()[:10]
+    return f"{backend}:{digest}"
+
+
+def _is_marked(mark: str | None, text: str) -> bool:
+    return mark is not None and mark.rsplit(":", 1)[-1] == machine_mark("", text)[1:]
 
 
 def _post_files(base: Path) -> Iterator[str]:
@@ -246,10 +279,8 @@ def _data_loc(data: Any, loc: Iterable[Any]) -> tuple[Any, ...]:
     path: list[Any] = []
     node = data
     for seg in loc:
-        if isinstance(node, dict) and seg in node:
-            path.append(seg)
-            node = node[seg]
-        elif isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node):
+        in_dict = isinstance(node, dict) and seg in node
+        if in_dict or (isinstance(node, list) and isinstance(seg, int) and 0 <= seg < len(node)):
             path.append(seg)
             node = node[seg]
         elif isinstance(node, dict) and isinstance(seg, str) and seg.endswith("[key]"):
@@ -271,10 +302,19 @@ _TYPE_WORDS = {
     "int_type": "must be a whole number",
     "float_type": "must be a number",
     "bool_type": "must be true or false",
-    "list_type": "must be a list, e.g. [fr, en]",
+    "list_type": "must be a list",
     "dict_type": "must be a block of 'key: value' lines",
     "model_type": "must be a block of 'key: value' lines",
     "model_attributes_type": "must be a block of 'key: value' lines",
+}
+_LIST_HINT = "put the items in brackets, e.g. [a, b], or one per line starting with '- '"
+_LIST_HINTS = {
+    "languages": "write it as [fr, en]",
+    "media": "write each image on its own line: '- file: media/photo.jpg'",
+    "thread": "write each part on its own line: '- text: ...'",
+    "times": "write it as [09:00, 18:00]",
+    "days": "write it as [mon, tue]",
+    "accounts": "write it as [francediplo, francediplo_EN]",
 }
 _PATTERN_HINTS = {
     "publish_at": "write it as YYYY-MM-DD HH:MM, e.g. 2026-11-24 09:00",
@@ -292,14 +332,21 @@ def _explain(err: Any, loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[st
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else "valid keys: " + ", ".join(allowed)
+        hint = (
+            f"did you mean '{close[0]}'?"
+            if close
+            else "valid keys: " + ", ".join(allowed)
+            if allowed
+            else ""
+        )
         return f"unknown key '{loc[-1]}'", hint, True
     if kind == "missing":
         missing = err["loc"][-1]
         return f"missing required key '{missing}'", "see docs/content.md for an example", False
     got = _describe(err.get("input"))
     if kind in _TYPE_WORDS:
-        return f"'{name}' {_TYPE_WORDS[kind]}, not {got}", "", False
+        hint = _LIST_HINTS.get(str(name), _LIST_HINT) if kind == "list_type" else ""
+        return f"'{name}' {_TYPE_WORDS[kind]}, not {got}", hint, False
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         return f"'{name}' must be one of {expected}, not {got}", "", False
@@ -309,18 +356,35 @@ def _explain(err: Any, loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[st
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed in the block at ``loc`` of a ``model`` file (empty if unknown)."""
     current: Any = model
     for seg in loc:
-        if isinstance(seg, int) or current is None:
-            continue
-        info = current.model_fields.get(seg) if hasattr(current, "model_fields") else None
-        if info is None:
-            current = None
-            break
-        current = _inner_model(info.annotation)
-    if current is None or not hasattr(current, "model_fields"):
+        current = _step(current, seg)
+        if current is None:
+            return []
+    found = _inner_model(current)
+    if found is None:
         return []
-    return sorted(f.alias or n for n, f in current.model_fields.items())
+    return sorted(f.alias or n for n, f in found.model_fields.items())
+
+
+def _step(annotation: Any, seg: Any) -> Any:
+    """The type of the value at ``seg`` inside a value typed ``annotation``, or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, info in annotation.model_fields.items():
+            if seg in (name, info.alias):
+                return info.annotation
+        return None
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is list and isinstance(seg, int):
+        return args[0]
+    if origin is dict:  # seg is a key the editor chose (a slot's or an account's name)
+        return args[1]
+    for arg in args if origin in (typing.Union, types.UnionType) else ():
+        found = _step(arg, seg)
+        if found is not None:
+            return found
+    return None
 
 
 def _inner_model(annotation: Any) -> Any:
@@ -395,7 +459,10 @@ def _check_slots(doc: YamlDoc, slots: SlotsFile, accounts: AccountsFile, out: _C
         loc = ("blackouts", i)
         if not _check_zone(doc, (*loc, "timezone"), blackout.timezone, out):
             continue
-        tz = zone(blackout.timezone or accounts.timezone)
+        try:
+            tz = zone(blackout.timezone or accounts.timezone)
+        except TimeProblem:
+            continue  # a bad default zone is reported once, in accounts.yaml
         bounds = []
         for key, value in (("from", blackout.from_), ("until", blackout.until)):
             try:
@@ -465,10 +532,11 @@ def _check_glossary(doc: YamlDoc, glossary: GlossaryFile, out: _Collector) -> No
 class _PostChecker:
     """Checks one post file against its shape and against the rest of the repository."""
 
-    def __init__(self, base: Path, accounts: AccountsFile | None, slots: SlotsFile,
+    def __init__(self, base: Path, accounts: AccountsFile | None, slots: SlotsFile | None,
                  out: _Collector) -> None:
         self.base = base
         self.root_abs = os.path.abspath(base)
+        self.content_abs = os.path.join(self.root_abs, CONTENT_DIR)
         self.root_real = os.path.realpath(base)
         self.accounts = accounts
         self.slots = slots
@@ -478,6 +546,10 @@ class _PostChecker:
         )
         self.langs_text = ", ".join(sorted(self.account_langs))
         self.media_cache: dict[str, tuple[str, str] | None] = {}
+        self.default_tz: ZoneInfo | None = None  # None: accounts.yaml's zone is bad (reported)
+        if accounts is not None:
+            with contextlib.suppress(TimeProblem):
+                self.default_tz = zone(accounts.timezone)
 
     def check(self, rel: str) -> PostEntry | None:
         out = self.out
@@ -569,7 +641,7 @@ class _PostChecker:
             return None
         if not _check_zone(doc, ("timezone",), post.timezone, out):
             return None
-        if post.slot is not None and post.slot not in self.slots.slots:
+        if self.slots is not None and post.slot is not None and post.slot not in self.slots.slots:
             known = sorted(self.slots.slots)
             close = difflib.get_close_matches(post.slot, known, n=1)
             hint = (f"did you mean '{close[0]}'?" if close
@@ -577,10 +649,10 @@ class _PostChecker:
                     else "define it in schedules/slots.yaml")
             out.add(doc, ("slot",), f"unknown slot '{post.slot}'", hint)
             return None
-        if post.publish_at is None or self.accounts is None:
+        tz = zone(post.timezone) if post.timezone is not None else self.default_tz
+        if post.publish_at is None or tz is None:
             return None
         try:
-            tz = zone(post.timezone or self.accounts.timezone)
             return parse_local(post.publish_at, tz)
         except TimeProblem as exc:
             out.add(doc, ("publish_at",), f"publish_at {exc.message}", exc.hint)
@@ -620,6 +692,8 @@ class _PostChecker:
         joined = os.path.normpath(os.path.join(self.root_abs, CONTENT_DIR, file))
         if not _inside(joined, self.root_abs):
             return f"media path '{file}' leaves the repository", hint_rel
+        if not _inside(joined, self.content_abs):
+            return f"media path '{file}' leaves content/", hint_rel
         real = os.path.realpath(joined)
         if not _inside(real, self.root_real):
             return (f"media file '{file}' is a link to a place outside the repository",

@@ -60,6 +60,14 @@ class Part(_Strict):
         default_factory=dict, description="Human translations of this part, per language"
     )
     media: list[Media] = Field(default_factory=list, description="Up to 4 images")
+    machine_translated: dict[Language, str] = Field(
+        default_factory=dict,
+        description=(
+            "Written by 'diplobot translate --write': marks translations that a machine wrote "
+            "and nobody has approved yet ('backend:hash'). Delete a line, or edit the "
+            "translation, to approve it."
+        ),
+    )
 
 
 class Post(_Strict):
@@ -91,6 +99,14 @@ class Post(_Strict):
     translations: dict[Language, str] = Field(
         default_factory=dict,
         description="Human translations per language; they always win over machine translation",
+    )
+    machine_translated: dict[Language, str] = Field(
+        default_factory=dict,
+        description=(
+            "Written by 'diplobot translate --write': marks translations that a machine wrote "
+            "and nobody has approved yet ('backend:hash'). Delete a line, or edit the "
+            "translation, to approve it."
+        ),
     )
     languages: list[Language] | None = Field(
         default=None,

@@ -1,0 +1,130 @@
+"""The state database: one SQLite file (WAL) by default, through SQLAlchemy Core so that
+PostgreSQL can follow. Its schema is versioned: :data:`MIGRATIONS` is applied in order, once.
+
+Tables so far: ``slot_pins`` (a slot occurrence given to a post, so it never moves) and
+``translations`` (the machine-translation cache: each unique text is translated once per
+target, backend and glossary version, across runs and restarts).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.exc import OperationalError
+
+from bot.errors import ConfigError
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version", metadata, Column("version", Integer, nullable=False)
+)
+slot_pins = Table(
+    "slot_pins",
+    metadata,
+    Column("post_id", String, primary_key=True),
+    Column("slot", String, nullable=False),
+    Column("local", String, nullable=False),  # wall time of the occurrence, ISO, no offset
+    Column("pinned_at", String, nullable=False),  # UTC ISO
+)
+translations = Table(
+    "translations",
+    metadata,
+    Column("backend", String, primary_key=True),
+    Column("source_lang", String, primary_key=True),
+    Column("target_lang", String, primary_key=True),
+    Column("source_hash", String, primary_key=True),  # sha256 of the normalized source text
+    Column("glossary_version", String, primary_key=True),
+    Column("text", Text, nullable=False),  # restored and checked: what will be published
+    Column("created_at", String, nullable=False),
+)
+
+MIGRATIONS: list[list[Table]] = [
+    [slot_pins, translations],  # 1
+]
+"""Version N creates MIGRATIONS[N-1]. Append, never edit: a deployed database is at some N."""
+
+
+def state_url(root: Path, state: str | None) -> str:
+    """The SQLAlchemy URL for ``--state`` (a path or a URL), default ROOT/.diplobot/state.sqlite.
+
+    Raises:
+        ConfigError: an unsupported URL scheme.
+    """
+    if not state:
+        return f"sqlite:///{(root / '.diplobot' / 'state.sqlite').resolve()}"
+    if "://" not in state:
+        return f"sqlite:///{Path(state).resolve()}"
+    if state.startswith("sqlite://"):
+        return state
+    raise ConfigError(f"state URL '{state.split('://')[0]}://…' is not supported yet; use sqlite:///PATH")
+
+
+def state_exists(url: str) -> bool:
+    """Whether a SQLite state file is already there (other databases always exist)."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):]).exists()
+    return True
+
+
+def open_store(url: str) -> Engine:
+    """Open (creating and migrating when needed) the state database at ``url``."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    migrate(engine)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the schema to the latest version; return it. Safe to run concurrently: a
+    process that loses the race to create a table sees it exist on its second try."""
+    for attempt in range(3):
+        try:
+            return _migrate_once(engine)
+        except OperationalError:
+            if attempt == 2:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _migrate_once(engine: Engine) -> int:
+    with engine.begin() as conn:
+        schema_version.create(conn, checkfirst=True)
+        current = conn.execute(schema_version.select()).scalar() or 0
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            for table in MIGRATIONS[version - 1]:
+                table.create(conn, checkfirst=True)
+        if current == 0:
+            conn.execute(schema_version.insert().values(version=len(MIGRATIONS)))
+        elif current < len(MIGRATIONS):
+            conn.execute(schema_version.update().values(version=len(MIGRATIONS)))
+    return len(MIGRATIONS)
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,1 @@
+"""Machine translation: backends behind one protocol, entity protection, and a cache."""

@@ -1,0 +1,237 @@
+"""Backends through deep-translator: Google (keyless), LibreTranslate, Microsoft, MyMemory.
+
+deep-translator needs three corrections, all made here at the boundary:
+
+- It sets no timeout on any request. :func:`request_timeout` gives every ``requests`` call made
+  in this thread a default timeout for the duration of one translation.
+- Its exceptions derive from bare ``Exception``; ``AuthorizationException`` carries the API key,
+  and ``requests`` errors carry the URL, which for LibreTranslate holds the key and the text in
+  its query string. They are mapped to our errors *without* their message or cause
+  (``from None``): only the exception's class name and the HTTP status are kept.
+- It reads API keys from the environment at import time; keys are passed explicitly instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+from deep_translator import exceptions as dt_errors
+
+from bot.config import Secret
+from bot.content.languages import ISO_639_1
+from bot.errors import TranslationPermanent, TranslationTransient
+
+_local = threading.local()
+_original_request = requests.Session.request
+
+
+def _request_with_default_timeout(self: requests.Session, method: str, url: str,
+                                  **kwargs: Any) -> requests.Response:
+    timeout = getattr(_local, "timeout", None)
+    if timeout is not None and kwargs.get("timeout") is None:
+        kwargs["timeout"] = timeout
+    return _original_request(self, method, url, **kwargs)
+
+
+# Installed once; changes nothing outside a `request_timeout` block (the thread-local is unset).
+requests.Session.request = _request_with_default_timeout  # type: ignore[method-assign,assignment]
+
+
+@contextlib.contextmanager
+def request_timeout(seconds: float) -> Iterator[None]:
+    """Give every ``requests`` call without its own timeout this one, in this thread."""
+    previous = getattr(_local, "timeout", None)
+    _local.timeout = seconds
+    try:
+        yield
+    finally:
+        _local.timeout = previous
+
+
+_PERMANENT = (
+    dt_errors.LanguageNotSupportedException,
+    dt_errors.InvalidSourceOrTargetLanguage,
+    dt_errors.NotValidPayload,
+    dt_errors.NotValidLength,
+    dt_errors.ApiKeyException,
+)
+_TRANSIENT = (
+    dt_errors.TooManyRequests,
+    dt_errors.RequestError,
+    dt_errors.ServerException,
+    dt_errors.TranslationNotFound,
+    dt_errors.ElementNotFoundInGetRequest,
+    dt_errors.MicrosoftAPIerror,
+    requests.RequestException,
+    ValueError,  # a malformed JSON answer (requests' JSONDecodeError is a ValueError)
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,  # MicrosoftTranslator on a dropped connection calls None.json()
+)
+
+
+def call_mapped(name: str, target: str, fn: Callable[[], Any], timeout: float) -> str:
+    """Run one deep-translator call with a timeout, mapping its errors to ours."""
+    try:
+        with request_timeout(timeout):
+            result = fn()
+    except dt_errors.AuthorizationException:
+        raise TranslationPermanent(
+            f"{name} rejected the API key: check DIPLOBOT_TRANSLATOR_KEY"
+        ) from None
+    except dt_errors.MicrosoftAPIerror as exc:
+        # api_message is Microsoft's error object, e.g. {'code': 401000, 'message': ...}.
+        code = str(exc.api_message)
+        if "'code': 401" in code or "'code': 403" in code:
+            raise TranslationPermanent(
+                f"{name} rejected the API key: check DIPLOBOT_TRANSLATOR_KEY"
+            ) from None
+        if "'code': 400" in code:
+            raise TranslationPermanent(f"{name} refused the request for '{target}'") from None
+        raise TranslationTransient(f"{name} answered with an error") from None
+    except _PERMANENT as exc:
+        raise TranslationPermanent(
+            f"{name} cannot translate into '{target}' ({type(exc).__name__})"
+        ) from None
+    except requests.Timeout:
+        raise TranslationTransient(f"{name} did not answer within {timeout:g} s") from None
+    except dt_errors.TooManyRequests:
+        raise TranslationTransient(f"{name} is rate-limiting us (429)") from None
+    except dt_errors.ServerException as exc:
+        # Its value is an HTTP status or a LibreTranslate error name, never the key or text.
+        status = str(getattr(exc, "val", "?"))
+        if "TOO_MANY" in status or status == "429":
+            raise TranslationTransient(f"{name} is rate-limiting us (429)") from None
+        raise TranslationTransient(f"{name} answered with an error ({status})") from None
+    except _TRANSIENT as exc:
+        raise TranslationTransient(f"{name} failed ({type(exc).__name__})") from None
+    if not isinstance(result, str) or not result.strip():
+        raise TranslationTransient(f"{name} returned an empty translation")
+    return result
+
+
+class GoogleBackend:
+    """Google Translate's keyless mobile page (what deep-translator scrapes)."""
+
+    name = "google"
+
+    def __init__(self, url: str | None = None, timeout: float = 20.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    def translate(self, text: str, source: str, target: str) -> str:
+        from deep_translator import GoogleTranslator
+
+        def run() -> Any:
+            client = GoogleTranslator(source=_google_code(source), target=_google_code(target))
+            if self.url:
+                client._base_url = self.url  # the fake server in tests, or a proxy
+            return client.translate(text)
+
+        return call_mapped(self.name, target, run, self.timeout)
+
+
+class LibreBackend:
+    """A LibreTranslate server, typically self-hosted (text never leaves the institution)."""
+
+    name = "libre"
+
+    def __init__(self, url: str | None, key: Secret | None, timeout: float = 20.0) -> None:
+        if not url:
+            from bot.errors import ConfigError
+
+            raise ConfigError(
+                "DIPLOBOT_TRANSLATOR=libre needs DIPLOBOT_TRANSLATOR_URL, e.g. "
+                "http://libretranslate:5000/"
+            )
+        # deep-translator ignores base_url and needs a trailing slash on custom_url.
+        self.url = url if url.endswith("/") else url + "/"
+        self.key = key
+        self.timeout = timeout
+
+    def translate(self, text: str, source: str, target: str) -> str:
+        from deep_translator import LibreTranslator
+
+        def run() -> Any:
+            # deep-translator refuses an empty key even for keyless self-hosted servers.
+            key = self.key.reveal() if self.key else "none"
+            client = LibreTranslator(source=source, target=target, api_key=key,
+                                     custom_url=self.url)
+            return client.translate(text)
+
+        return call_mapped(self.name, target, run, self.timeout)
+
+
+class MyMemoryBackend:
+    """MyMemory (free tier; wants region codes like fr-FR)."""
+
+    name = "mymemory"
+    REGIONS = {"fr": "fr-FR", "en": "en-GB", "es": "es-ES", "ar": "ar-SA", "pt": "pt-PT",
+               "de": "de-DE", "it": "it-IT", "zh": "zh-CN", "ru": "ru-RU", "ja": "ja-JP"}
+
+    def __init__(self, url: str | None = None, key: Secret | None = None,
+                 timeout: float = 20.0) -> None:
+        self.url = url
+        self.key = key  # MyMemory's "de" parameter: a contact e-mail raising the quota
+        self.timeout = timeout
+
+    def translate(self, text: str, source: str, target: str) -> str:
+        from deep_translator import MyMemoryTranslator
+
+        def run() -> Any:
+            client = MyMemoryTranslator(
+                source=self.REGIONS.get(source, source), target=self.REGIONS.get(target, target),
+                email=self.key.reveal() if self.key else None,
+            )
+            if self.url:
+                client._base_url = self.url
+            return client.translate(text)
+
+        result = call_mapped(self.name, target, run, self.timeout)
+        # Over quota, MyMemory answers 200 with its warning *as the translation*.
+        if result.lstrip().upper().startswith("MYMEMORY WARNING"):
+            raise TranslationTransient("mymemory: daily quota used up")
+        return result
+
+
+class MicrosoftBackend:
+    """Microsoft Translator (Azure AI Translator) v3, with a subscription key."""
+
+    name = "microsoft"
+
+    def __init__(self, url: str | None, key: Secret | None, timeout: float = 20.0) -> None:
+        if not key:
+            from bot.errors import ConfigError
+
+            raise ConfigError("DIPLOBOT_TRANSLATOR=microsoft needs DIPLOBOT_TRANSLATOR_KEY")
+        self.url = url
+        self.key = key
+        self.timeout = timeout
+
+    def translate(self, text: str, source: str, target: str) -> str:
+        from deep_translator import MicrosoftTranslator
+
+        class _Translator(MicrosoftTranslator):  # type: ignore[misc]
+            def _get_supported_languages(self) -> dict[str, str]:
+                # deep-translator fetches this list from a hard-coded Microsoft URL on every
+                # construction; ISO 639-1 codes are what we pass anyway.
+                return {lang: lang for lang in ISO_639_1}
+
+        key = self.key.reveal() if self.key else ""
+
+        def run() -> Any:
+            client = _Translator(api_key=key, source=source, target=target)
+            if self.url:
+                client._base_url = self.url.rstrip("/") + "/translate?api-version=3.0"
+            return client.translate(text)
+
+        return call_mapped(self.name, target, run, self.timeout)
+
+
+def _google_code(lang: str) -> str:
+    return {"he": "iw", "zh": "zh-CN", "jv": "jw"}.get(lang, lang)

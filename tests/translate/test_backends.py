@@ -1,0 +1,65 @@
+"""The translator contract, run against every backend through its real client library and
+a local server speaking the real wire protocol."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import KEY, Backend, make_backend
+from servers.translate import FakeEngine
+
+from bot.errors import TranslationPermanent, TranslationTransient
+
+TEXT = "la France salue l'accord avec le ministre"
+
+
+def test_translates_through_the_real_client(backend: Backend) -> None:
+    """The backend returns the engine's translation and makes exactly one request."""
+    assert backend.translator.translate(TEXT, "fr", "en") == FakeEngine().translate(
+        TEXT, "fr", "en"
+    )
+    assert len(backend.server.calls) == 1
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "503", "malformed", "drop"])
+def test_server_faults_are_transient(backend: Backend, fault: str) -> None:
+    """429, 5xx, a malformed answer and a dropped connection may pass: TranslationTransient."""
+    backend.server.fail_next(fault)
+    with pytest.raises(TranslationTransient) as info:
+        backend.translator.translate(TEXT, "fr", "en")
+    assert KEY not in str(info.value) and "salue" not in str(info.value)
+    assert info.value.__cause__ is None  # the library's message may hold the key or text
+
+
+def test_a_server_that_never_answers_fails_within_the_timeout(backend: Backend) -> None:
+    """A hung server costs at most the timeout (plus a little), never forever."""
+    translator = make_backend(backend.name, backend.server, timeout=0.5)
+    backend.server.fail_next("hang")
+    start = time.monotonic()
+    with pytest.raises(TranslationTransient):
+        translator.translate(TEXT, "fr", "en")
+    assert time.monotonic() - start < 2.5
+
+
+def test_a_wrong_key_is_permanent_and_its_message_hides_the_key(backend: Backend) -> None:
+    """A rejected key will not work later: TranslationPermanent, without the key in it."""
+    if not backend.keyed:
+        pytest.skip(f"{backend.name} takes no key")
+    translator = make_backend(backend.name, backend.server, key="WRONG-canary-key-77")
+    with pytest.raises(TranslationPermanent) as info:
+        translator.translate(TEXT, "fr", "en")
+    assert "WRONG-canary-key-77" not in str(info.value)
+    assert "DIPLOBOT_TRANSLATOR_KEY" in str(info.value)
+
+
+def test_libre_without_url_says_which_variable_to_set() -> None:
+    """A misconfiguration names the environment variable to fix."""
+    from bot.config import TranslatorSettings
+    from bot.errors import ConfigError
+    from bot.translate.registry import make_translator
+
+    with pytest.raises(ConfigError, match="DIPLOBOT_TRANSLATOR_URL"):
+        make_translator(TranslatorSettings(backend="libre"))
+    with pytest.raises(ConfigError, match="choose one of: google, libre"):
+        make_translator(TranslatorSettings(backend="babelfish"))
