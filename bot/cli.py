@@ -33,16 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
     # Global options are accepted before or after the command: `diplobot --root X plan` and
     # `diplobot plan --root X` both work (the subcommand's copy only overrides when given).
     common = _Parser(add_help=False)
-    common.add_argument("--root", default=argparse.SUPPRESS,
-                        help="content repository (default: . or $DIPLOBOT_ROOT)")
-    common.add_argument("--state", default=argparse.SUPPRESS,
-                        help="state database (default: ROOT/.diplobot/state.sqlite or "
-                        "$DIPLOBOT_STATE)")
-    parser = _Parser(prog="diplobot", description=__doc__.splitlines()[0] if __doc__ else None,
-                     parents=[common])
+    common.add_argument(
+        "--root",
+        default=argparse.SUPPRESS,
+        help="content repository (default: . or $DIPLOBOT_ROOT)",
+    )
+    common.add_argument(
+        "--state",
+        default=argparse.SUPPRESS,
+        help="state database (default: ROOT/.diplobot/state.sqlite or $DIPLOBOT_STATE)",
+    )
+    parser = _Parser(
+        prog="diplobot", description=__doc__.splitlines()[0] if __doc__ else None, parents=[common]
+    )
     parser.add_argument("--version", action="version", version=f"diplobot {__version__}")
-    parser.set_defaults(root=os.environ.get("DIPLOBOT_ROOT", "."),
-                        state=os.environ.get("DIPLOBOT_STATE"))
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("validate", parents=[common], help="check the whole content repository")
@@ -52,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", help="the text ('-' reads standard input)")
     p.add_argument("--format", choices=("text", "json"), default="text")
 
-    p = sub.add_parser("plan", parents=[common], help="upcoming deliveries per account, in local time")
+    p = sub.add_parser(
+        "plan", parents=[common], help="upcoming deliveries per account, in local time"
+    )
     p.add_argument("--days", type=_positive_int, default=7)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument(
@@ -62,12 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="plan as if it were this UTC time (YYYY-MM-DD HH:MM); nothing is saved",
     )
 
-    p = sub.add_parser("translate", parents=[common],
-                       help="show (or write into the files) each post's variants")
+    p = sub.add_parser(
+        "translate", parents=[common], help="show (or write into the files) each post's variants"
+    )
     p.add_argument("ids", nargs="*", metavar="ID", help="posts (default: all)")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--write", action="store_true",
-                   help="write machine translations into the post files for review")
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="write machine translations into the post files for review",
+    )
 
     p = sub.add_parser("schema", parents=[common], help="write the JSON Schemas editors' tools use")
     p.add_argument("directory", nargs="?", help="where to write (default: print post schema)")
@@ -86,6 +96,12 @@ def _positive_int(value: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Not parser defaults: the --root/--state actions are shared with every subcommand, and a
+    # default there would overwrite a value given before the command.
+    if not hasattr(args, "root"):
+        args.root = os.environ.get("DIPLOBOT_ROOT", ".")
+    if not hasattr(args, "state"):
+        args.state = os.environ.get("DIPLOBOT_STATE")
     from bot.log import setup_logging
 
     setup_logging()
@@ -107,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _store(args: argparse.Namespace, *, create: bool = True) -> Engine | None:
     """The state database; with ``create=False``, None when it does not exist yet."""
-    from bot.store import open_store, state_url, state_exists
+    from bot.store import open_store, state_exists, state_url
 
     url = state_url(Path(args.root), args.state)
     if not create and not state_exists(url):
@@ -184,29 +200,42 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     content = load(args.root)
     unknown = [i for i in args.ids if i not in content.posts]
     if unknown:
-        raise ConfigError("no post with id " + ", ".join(repr(i) for i in unknown)
-                          + "; 'diplobot plan' lists them")
+        raise ConfigError(
+            "no post with id "
+            + ", ".join(repr(i) for i in unknown)
+            + "; 'diplobot plan' lists them"
+        )
     if args.write and not args.ids:
-        raise ConfigError("--write needs the ids of the posts to write, e.g. "
-                          "'diplobot translate --write cop31-ouverture'")
+        raise ConfigError(
+            "--write needs the ids of the posts to write, e.g. "
+            "'diplobot translate --write cop31-ouverture'"
+        )
     settings = TranslatorSettings.from_env()
     translator = make_translator(settings)
     cache = TranslationCache(_store(args))  # type: ignore[arg-type]
-    result = localize(content, translator, cache, post_ids=args.ids or None,
-                      parallel=settings.parallel)
+    result = localize(
+        content, translator, cache, post_ids=args.ids or None, parallel=settings.parallel
+    )
     if args.write:
         for post_id in args.ids:
-            langs = write_translations(Path(args.root), content.posts[post_id],
-                                       result.variants, translator.name)
+            langs = write_translations(
+                Path(args.root), content.posts[post_id], result.variants, translator.name
+            )
             where = content.posts[post_id].path
             print(f"{where}: wrote {', '.join(langs)}" if langs else f"{where}: nothing to write")
     elif args.format == "json":
-        print(json.dumps({
-            "backend": translator.name,
-            "engine_calls": result.stats.engine_calls,
-            "cache_hits": result.stats.cache_hits,
-            "variants": [asdict(v) for v in result.variants],
-        }, ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "backend": translator.name,
+                    "engine_calls": result.stats.engine_calls,
+                    "cache_hits": result.stats.cache_hits,
+                    "variants": [asdict(v) for v in result.variants],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
     else:
         for v in result.variants:
             part = f" part {v.part}" if content.posts[v.post].parts > 1 else ""
@@ -214,8 +243,10 @@ def _cmd_translate(args: argparse.Namespace) -> int:
             print(f"{v.post} [{v.lang}]{part}: {v.origin}, {v.state}{reason}")
             for text in v.texts:
                 print("    " + text.replace("\n", "\n    "))
-        print(f"{result.stats.engine_calls} engine call(s), {result.stats.cache_hits} from cache "
-              f"({translator.name})")
+        print(
+            f"{result.stats.engine_calls} engine call(s), {result.stats.cache_hits} from cache "
+            f"({translator.name})"
+        )
     bad = [v for v in result.variants if v.state in ("held", "failed")]
     return EXIT_INVALID if bad else EXIT_OK
 

@@ -32,8 +32,8 @@ class InterceptHandler(logging.Handler):
 
 def setup_logging(level: str | None = None, fmt: str | None = None) -> None:
     level = (level or os.environ.get("DIPLOBOT_LOG_LEVEL") or "INFO").upper()
-    fmt = fmt or os.environ.get("DIPLOBOT_LOG_FORMAT") or (
-        "text" if sys.stderr.isatty() else "json"
+    fmt = (
+        fmt or os.environ.get("DIPLOBOT_LOG_FORMAT") or ("text" if sys.stderr.isatty() else "json")
     )
     logger.remove()
     if fmt == "json":

@@ -29,9 +29,7 @@ from bot.errors import ConfigError
 
 metadata = MetaData()
 
-schema_version = Table(
-    "schema_version", metadata, Column("version", Integer, nullable=False)
-)
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
 slot_pins = Table(
     "slot_pins",
     metadata,
@@ -70,20 +68,22 @@ def state_url(root: Path, state: str | None) -> str:
         return f"sqlite:///{Path(state).resolve()}"
     if state.startswith("sqlite://"):
         return state
-    raise ConfigError(f"state URL '{state.split('://')[0]}://…' is not supported yet; use sqlite:///PATH")
+    raise ConfigError(
+        f"state URL '{state.split('://')[0]}://…' is not supported yet; use sqlite:///PATH"
+    )
 
 
 def state_exists(url: str) -> bool:
     """Whether a SQLite state file is already there (other databases always exist)."""
     if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):]).exists()
+        return Path(url[len("sqlite:///") :]).exists()
     return True
 
 
 def open_store(url: str) -> Engine:
     """Open (creating and migrating when needed) the state database at ``url``."""
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30})
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

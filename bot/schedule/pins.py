@@ -31,11 +31,16 @@ class PinStore:
                 stmt = sqlite_insert(slot_pins).values(
                     post_id=post, slot=pin.slot, local=pin.local.isoformat(), pinned_at=now
                 )
-                conn.execute(stmt.on_conflict_do_update(
-                    index_elements=[slot_pins.c.post_id],
-                    set_={"slot": stmt.excluded.slot, "local": stmt.excluded.local,
-                          "pinned_at": stmt.excluded.pinned_at},
-                ))
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[slot_pins.c.post_id],
+                        set_={
+                            "slot": stmt.excluded.slot,
+                            "local": stmt.excluded.local,
+                            "pinned_at": stmt.excluded.pinned_at,
+                        },
+                    )
+                )
             if keep is not None:
                 existing = conn.execute(select(slot_pins.c.post_id)).scalars().all()
                 gone = [p for p in existing if p not in keep]

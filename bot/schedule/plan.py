@@ -28,7 +28,16 @@ Source = Literal["human", "machine"]
 SLOT_HORIZON_DAYS = 366
 """How far ahead a slot post looks for a free occurrence before it is reported unplaceable."""
 
-EXPANSION = {"en": 0.95, "es": 1.2, "fr": 1.15, "de": 1.25, "it": 1.15, "pt": 1.2, "ar": 1.05, "ru": 1.15}
+EXPANSION = {
+    "en": 0.95,
+    "es": 1.2,
+    "fr": 1.15,
+    "de": 1.25,
+    "it": 1.15,
+    "pt": 1.2,
+    "ar": 1.05,
+    "ru": 1.15,
+}
 """Rough length growth of machine translation into a language (relative to the source), used
 only to warn early that a variant may exceed 280 characters. The real check runs on the text."""
 
@@ -117,11 +126,13 @@ def plan(
                     (entry.id, account_id, p) not in done for p in range(1, entry.parts + 1)
                 ):
                     warned_past.add(entry.id)
-                    result.warnings.append(PlanWarning(
-                        "due_in_past",
-                        f"{entry.id} was due {due:%Y-%m-%d %H:%M} UTC, before now",
-                        entry.id,
-                    ))
+                    result.warnings.append(
+                        PlanWarning(
+                            "due_in_past",
+                            f"{entry.id} was due {due:%Y-%m-%d %H:%M} UTC, before now",
+                            entry.id,
+                        )
+                    )
                 continue
             if due >= end:
                 continue
@@ -136,22 +147,24 @@ def plan(
                 if (entry.id, account_id, part) in done:
                     continue
                 human = entry.human_text(account.lang, part - 1)
-                source_text = human if human is not None else entry.human_text(
-                    entry.post.lang, part - 1
+                source_text = (
+                    human if human is not None else entry.human_text(entry.post.lang, part - 1)
                 )
-                result.deliveries.append(Delivery(
-                    post=entry.id,
-                    account=account_id,
-                    lang=account.lang,
-                    part=part,
-                    parts=entry.parts,
-                    due=due,
-                    source="human" if human is not None else "machine",
-                    status=status,
-                    note=note,
-                    slot=entry.slot,
-                    has_url=has_url(source_text or ""),
-                ))
+                result.deliveries.append(
+                    Delivery(
+                        post=entry.id,
+                        account=account_id,
+                        lang=account.lang,
+                        part=part,
+                        parts=entry.parts,
+                        due=due,
+                        source="human" if human is not None else "machine",
+                        status=status,
+                        note=note,
+                        slot=entry.slot,
+                        has_url=has_url(source_text or ""),
+                    )
+                )
                 if human is None and part == 1:
                     _warn_overflow(entry, account_id, account.lang, result)
     result.deliveries.sort(key=lambda d: (d.due, d.post, d.account, d.part))
@@ -159,8 +172,9 @@ def plan(
     return result
 
 
-def _due(content: ContentSet, entry: PostEntry, account_id: str,
-         pins: Mapping[str, Pin]) -> datetime | None:
+def _due(
+    content: ContentSet, entry: PostEntry, account_id: str, pins: Mapping[str, Pin]
+) -> datetime | None:
     if entry.due is not None:
         return entry.due
     pin = pins.get(entry.id)
@@ -182,8 +196,9 @@ def _occurrence_instant(content: ContentSet, pin: Pin, account_id: str | None) -
     return resolve_recurring(pin.local, _slot_zone(content, pin.slot, account_id))
 
 
-def _assign_slots(content: ContentSet, now: datetime, pins: dict[str, Pin],
-                  result: Plan) -> dict[str, Pin]:
+def _assign_slots(
+    content: ContentSet, now: datetime, pins: dict[str, Pin], result: Plan
+) -> dict[str, Pin]:
     """Give each slot post without a (still valid) pin the earliest free future occurrence."""
     waiting: dict[str, list[str]] = defaultdict(list)
     for entry in sorted(content.posts.values(), key=lambda e: e.id):
@@ -225,12 +240,14 @@ def _assign_slots(content: ContentSet, now: datetime, pins: dict[str, Pin],
                         taken[(slot_name, local)] += 1
             day += timedelta(days=1)
         for post_id in queue:
-            result.warnings.append(PlanWarning(
-                "no_free_slot",
-                f"{post_id}: no free '{slot_name}' occurrence in the next "
-                f"{SLOT_HORIZON_DAYS} days",
-                post_id,
-            ))
+            result.warnings.append(
+                PlanWarning(
+                    "no_free_slot",
+                    f"{post_id}: no free '{slot_name}' occurrence in the next "
+                    f"{SLOT_HORIZON_DAYS} days",
+                    post_id,
+                )
+            )
     result.pins = pins
     return pins
 
@@ -258,16 +275,20 @@ def _warn_overflow(entry: PostEntry, account: str, lang: str, result: Plan) -> N
     length = weighted_length(entry.post.text)
     estimate = round(length * EXPANSION.get(lang, 1.2))
     if estimate > MAX_WEIGHTED_LENGTH:
-        policy = "will be held for a human" if entry.post.overflow == "hold" else (
-            "will be split into a thread"
+        policy = (
+            "will be held for a human"
+            if entry.post.overflow == "hold"
+            else ("will be split into a thread")
         )
-        result.warnings.append(PlanWarning(
-            "may_overflow",
-            f"{entry.id}: the {lang} machine translation may exceed {MAX_WEIGHTED_LENGTH} "
-            f"characters (source {length}, about {estimate} in {lang}); if it does it {policy}",
-            entry.id,
-            account,
-        ))
+        result.warnings.append(
+            PlanWarning(
+                "may_overflow",
+                f"{entry.id}: the {lang} machine translation may exceed {MAX_WEIGHTED_LENGTH} "
+                f"characters (source {length}, about {estimate} in {lang}); if it does it {policy}",
+                entry.id,
+                account,
+            )
+        )
 
 
 def _caps_and_cost(content: ContentSet, result: Plan) -> None:
@@ -284,10 +305,11 @@ def _caps_and_cost(content: ContentSet, result: Plan) -> None:
     for (account_id, local_day), count in sorted(per_day.items()):
         cap = content.accounts.accounts[account_id].daily_cap or content.accounts.daily_cap
         if cap is not None and count > cap:
-            result.warnings.append(PlanWarning(
-                "over_cap",
-                f"{account_id} has {count} posts planned on {local_day} (cap {cap})",
-                account=account_id,
-            ))
+            result.warnings.append(
+                PlanWarning(
+                    "over_cap",
+                    f"{account_id} has {count} posts planned on {local_day} (cap {cap})",
+                    account=account_id,
+                )
+            )
     result.cost = {k: round(v, 4) for k, v in sorted(cost.items())}
-

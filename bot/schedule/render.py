@@ -3,7 +3,6 @@ docs/plan.md and versioned by its ``format`` field)."""
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -22,22 +21,24 @@ def plan_to_json(plan: Plan, content: ContentSet) -> dict[str, Any]:
     deliveries = []
     for d in plan.deliveries:
         tz = content.account_zone(d.account)
-        deliveries.append({
-            "post": d.post,
-            "account": d.account,
-            "handle": content.accounts.accounts[d.account].handle,
-            "lang": d.lang,
-            "part": d.part,
-            "parts": d.parts,
-            "due_utc": _iso_utc(d.due),
-            "due_local": d.due.astimezone(tz).isoformat(timespec="minutes"),
-            "timezone": tz.key,
-            "source": d.source,
-            "status": d.status,
-            "note": d.note,
-            "slot": d.slot,
-            "has_url": d.has_url,
-        })
+        deliveries.append(
+            {
+                "post": d.post,
+                "account": d.account,
+                "handle": content.accounts.accounts[d.account].handle,
+                "lang": d.lang,
+                "part": d.part,
+                "parts": d.parts,
+                "due_utc": _iso_utc(d.due),
+                "due_local": d.due.astimezone(tz).isoformat(timespec="minutes"),
+                "timezone": tz.key,
+                "source": d.source,
+                "status": d.status,
+                "note": d.note,
+                "slot": d.slot,
+                "has_url": d.has_url,
+            }
+        )
     per_day = [
         {"account": account, "date": day.isoformat(), "cost": cost}
         for (account, day), cost in plan.cost.items()
@@ -84,8 +85,9 @@ def plan_to_text(plan: Plan, content: ContentSet) -> str:
         lines.extend(rows or ["  nothing planned"])
     if plan.drafts:
         lines.append("")
-        lines.append("Drafts (only 'diplobot post-now ID' publishes them): "
-                     + ", ".join(sorted(plan.drafts)))
+        lines.append(
+            "Drafts (only 'diplobot post-now ID' publishes them): " + ", ".join(sorted(plan.drafts))
+        )
     if plan.warnings:
         lines.append("")
         lines.append(f"Warnings ({len(plan.warnings)}):")
@@ -98,7 +100,9 @@ def plan_to_text(plan: Plan, content: ContentSet) -> str:
             totals[account_id] += cost
         days = max(1, round((plan.end - plan.start).total_seconds() / 86400))
         for account_id, total in totals.items():
-            lines.append(f"  {account_id}: {total:.2f} over {days} day(s), "
-                         f"{total / days:.2f} a day on average")
+            lines.append(
+                f"  {account_id}: {total:.2f} over {days} day(s), "
+                f"{total / days:.2f} a day on average"
+            )
         lines.append(f"  total: {sum(totals.values()):.2f}")
     return "\n".join(lines)

@@ -89,13 +89,9 @@ def restore(translated: str, protected: Protected) -> str:
     count = len(protected.replacements)
     for index in range(count):
         if seen[index] == 0:
-            raise EntityMismatch(
-                f"the translation lost '{protected.replacements[index]}'"
-            )
+            raise EntityMismatch(f"the translation lost '{protected.replacements[index]}'")
         if seen[index] > 1:
-            raise EntityMismatch(
-                f"the translation repeated '{protected.replacements[index]}'"
-            )
+            raise EntityMismatch(f"the translation repeated '{protected.replacements[index]}'")
     invented = [i for i in seen if i >= count]
     if invented:
         raise EntityMismatch("the translation invented a placeholder")
@@ -133,15 +129,20 @@ def _glossary_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
         return None
     alternatives = []
     for term in sorted(terms, key=len, reverse=True):
-        alternatives.append("".join(
-            f"[{_APOSTROPHES}]" if ch in _APOSTROPHES else r"\s+" if ch.isspace() else re.escape(ch)
-            for ch in term
-        ))
+        alternatives.append(
+            "".join(
+                f"[{_APOSTROPHES}]"
+                if ch in _APOSTROPHES
+                else r"\s+"
+                if ch.isspace()
+                else re.escape(ch)
+                for ch in term
+            )
+        )
     return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
 
 
-def _entity_spans(text: str,
-                  glossary: re.Pattern[str] | None = None) -> list[tuple[int, int, str]]:
+def _entity_spans(text: str, glossary: re.Pattern[str] | None = None) -> list[tuple[int, int, str]]:
     """Non-overlapping (start, end, kind) spans, earliest first; URLs beat what they contain."""
     candidates: list[tuple[int, int, str]] = []
     candidates += [(s, s + n, "url") for s, n in url_spans(text).items()]

@@ -20,8 +20,9 @@ class CannotSplit(ValueError):
     """Some piece between two allowed split points is longer than one post."""
 
 
-def split_thread(text: str, keep_together: Sequence[str] = (),
-                 limit: int = MAX_WEIGHTED_LENGTH) -> list[str]:
+def split_thread(
+    text: str, keep_together: Sequence[str] = (), limit: int = MAX_WEIGHTED_LENGTH
+) -> list[str]:
     """Split ``text`` into parts of at most ``limit`` weighted characters, each ending " i/n".
 
     Raises:
@@ -53,20 +54,20 @@ def _protected_ranges(text: str, phrases: Sequence[str]) -> list[tuple[int, int]
     return ranges
 
 
-def _pieces(text: str, pattern: re.Pattern[str],
-            protected: list[tuple[int, int]]) -> list[str]:
+def _pieces(text: str, pattern: re.Pattern[str], protected: list[tuple[int, int]]) -> list[str]:
     pieces, last = [], 0
     for match in pattern.finditer(text):
         if any(a < match.start() < b for a, b in protected):
             continue
-        pieces.append(text[last:match.start()])
+        pieces.append(text[last : match.start()])
         last = match.end()
     pieces.append(text[last:])
     return [p for p in pieces if p]
 
 
-def _pack(sentences: list[str], budget: int, *, protected_text: str,
-          protected: list[tuple[int, int]]) -> list[str]:
+def _pack(
+    sentences: list[str], budget: int, *, protected_text: str, protected: list[tuple[int, int]]
+) -> list[str]:
     parts: list[str] = []
     current = ""
     for sentence in sentences:
@@ -81,8 +82,9 @@ def _pack(sentences: list[str], budget: int, *, protected_text: str,
             current = sentence
             continue
         # One sentence longer than a post: fall back to word boundaries.
-        words = _pieces(sentence, _SPACE, _protected_ranges(sentence, _phrases(
-            protected_text, protected)))
+        words = _pieces(
+            sentence, _SPACE, _protected_ranges(sentence, _phrases(protected_text, protected))
+        )
         for word in words:
             candidate = f"{current} {word}" if current else word
             if weighted_length(candidate) <= budget:

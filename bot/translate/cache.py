@@ -46,10 +46,15 @@ class TranslationCache:
             for (backend, src, tgt, gver), hashes in by_group.items():
                 for i in range(0, len(hashes), 500):
                     rows = conn.execute(
-                        select(t.source_hash, t.text).where(and_(
-                            t.backend == backend, t.source_lang == src, t.target_lang == tgt,
-                            t.glossary_version == gver, t.source_hash.in_(hashes[i:i + 500]),
-                        ))
+                        select(t.source_hash, t.text).where(
+                            and_(
+                                t.backend == backend,
+                                t.source_lang == src,
+                                t.target_lang == tgt,
+                                t.glossary_version == gver,
+                                t.source_hash.in_(hashes[i : i + 500]),
+                            )
+                        )
                     )
                     for source_hash, value in rows:
                         found[CacheKey(backend, src, tgt, source_hash, gver)] = value
@@ -57,8 +62,12 @@ class TranslationCache:
 
     def put(self, key: CacheKey, value: str) -> None:
         stmt = sqlite_insert(translations).values(
-            backend=key.backend, source_lang=key.source_lang, target_lang=key.target_lang,
-            source_hash=key.source_hash, glossary_version=key.glossary_version, text=value,
+            backend=key.backend,
+            source_lang=key.source_lang,
+            target_lang=key.target_lang,
+            source_hash=key.source_hash,
+            glossary_version=key.glossary_version,
+            text=value,
             created_at=utc_now_iso(),
         )
         with self.engine.begin() as conn:

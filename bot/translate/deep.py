@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 from deep_translator import exceptions as dt_errors
@@ -29,8 +29,9 @@ _local = threading.local()
 _original_request = requests.Session.request
 
 
-def _request_with_default_timeout(self: requests.Session, method: str, url: str,
-                                  **kwargs: Any) -> requests.Response:
+def _request_with_default_timeout(
+    self: requests.Session, method: str, url: str, **kwargs: Any
+) -> requests.Response:
     timeout = getattr(_local, "timeout", None)
     if timeout is not None and kwargs.get("timeout") is None:
         kwargs["timeout"] = timeout
@@ -160,8 +161,7 @@ class LibreBackend:
         def run() -> Any:
             # deep-translator refuses an empty key even for keyless self-hosted servers.
             key = self.key.reveal() if self.key else "none"
-            client = LibreTranslator(source=source, target=target, api_key=key,
-                                     custom_url=self.url)
+            client = LibreTranslator(source=source, target=target, api_key=key, custom_url=self.url)
             return client.translate(text)
 
         return call_mapped(self.name, target, run, self.timeout)
@@ -171,11 +171,22 @@ class MyMemoryBackend:
     """MyMemory (free tier; wants region codes like fr-FR)."""
 
     name = "mymemory"
-    REGIONS = {"fr": "fr-FR", "en": "en-GB", "es": "es-ES", "ar": "ar-SA", "pt": "pt-PT",
-               "de": "de-DE", "it": "it-IT", "zh": "zh-CN", "ru": "ru-RU", "ja": "ja-JP"}
+    REGIONS: ClassVar[dict[str, str]] = {
+        "fr": "fr-FR",
+        "en": "en-GB",
+        "es": "es-ES",
+        "ar": "ar-SA",
+        "pt": "pt-PT",
+        "de": "de-DE",
+        "it": "it-IT",
+        "zh": "zh-CN",
+        "ru": "ru-RU",
+        "ja": "ja-JP",
+    }
 
-    def __init__(self, url: str | None = None, key: Secret | None = None,
-                 timeout: float = 20.0) -> None:
+    def __init__(
+        self, url: str | None = None, key: Secret | None = None, timeout: float = 20.0
+    ) -> None:
         self.url = url
         self.key = key  # MyMemory's "de" parameter: a contact e-mail raising the quota
         self.timeout = timeout
@@ -185,7 +196,8 @@ class MyMemoryBackend:
 
         def run() -> Any:
             client = MyMemoryTranslator(
-                source=self.REGIONS.get(source, source), target=self.REGIONS.get(target, target),
+                source=self.REGIONS.get(source, source),
+                target=self.REGIONS.get(target, target),
                 email=self.key.reveal() if self.key else None,
             )
             if self.url:

@@ -68,9 +68,7 @@ def glossary_version(content: ContentSet) -> str:
 def review_required(content: ContentSet, entry: PostEntry, lang: str) -> bool:
     if entry.post.review is not None:
         return entry.post.review == "required"
-    return any(
-        a.review == "required" for a in content.accounts.accounts.values() if a.lang == lang
-    )
+    return any(a.review == "required" for a in content.accounts.accounts.values() if a.lang == lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +93,8 @@ def localize(
     gver = glossary_version(content)
     glossary = glossary_terms(content)
     entries = (
-        [content.posts[p] for p in post_ids] if post_ids is not None
+        [content.posts[p] for p in post_ids]
+        if post_ids is not None
         else sorted(content.posts.values(), key=lambda e: e.id)
     )
     jobs: list[_Job] = []
@@ -111,11 +110,19 @@ def localize(
                 written = entry.unreviewed_text(lang, part - 1)
                 if written is not None:
                     state: State = "review" if review_required(content, entry, lang) else "ready"
-                    result.variants.append(Variant(
-                        entry.id, lang, part, (written.strip(),), "file", state,
-                        "machine translation in the file awaits approval" if state == "review"
-                        else "",
-                    ))
+                    result.variants.append(
+                        Variant(
+                            entry.id,
+                            lang,
+                            part,
+                            (written.strip(),),
+                            "file",
+                            state,
+                            "machine translation in the file awaits approval"
+                            if state == "review"
+                            else "",
+                        )
+                    )
                     continue
                 source = entry.human_text(entry.post.lang, part - 1) or ""
                 key = CacheKey(translator.name, entry.post.lang, lang, text_hash(source), gver)
@@ -125,8 +132,9 @@ def localize(
     missing = {j.key: j for j in jobs if j.key not in known}
     outcomes: dict[CacheKey, str | Exception] = dict(known)
     if missing:
-        with ThreadPoolExecutor(max_workers=max(1, parallel),
-                                thread_name_prefix="translate") as pool:
+        with ThreadPoolExecutor(
+            max_workers=max(1, parallel), thread_name_prefix="translate"
+        ) as pool:
             futures = {
                 key: pool.submit(_translate_one, translator, job, glossary)
                 for key, job in missing.items()
@@ -149,8 +157,9 @@ def localize(
     return result
 
 
-def _translate_one(translator: Translator, job: _Job,
-                   glossary: tuple[GlossaryTerm, ...]) -> str | Exception:
+def _translate_one(
+    translator: Translator, job: _Job, glossary: tuple[GlossaryTerm, ...]
+) -> str | Exception:
     """One engine call; errors are returned (and logged once, here), never raised."""
     protected = protect(job.source, job.lang, glossary)
     log = logger.bind(post=job.entry.id, lang=job.lang, part=job.part, backend=translator.name)
@@ -164,32 +173,57 @@ def _translate_one(translator: Translator, job: _Job,
     return restored
 
 
-def _variant(content: ContentSet, job: _Job, outcome: str | Exception, cached: bool,
-             glossary: tuple[GlossaryTerm, ...]) -> Variant:
+def _variant(
+    content: ContentSet,
+    job: _Job,
+    outcome: str | Exception,
+    cached: bool,
+    glossary: tuple[GlossaryTerm, ...],
+) -> Variant:
     entry, lang, part = job.entry, job.lang, job.part
     if isinstance(outcome, EntityMismatch):
-        return Variant(entry.id, lang, part, (), "machine", "held",
-                       f"held: {outcome.reason}; write a human translation")
+        return Variant(
+            entry.id,
+            lang,
+            part,
+            (),
+            "machine",
+            "held",
+            f"held: {outcome.reason}; write a human translation",
+        )
     if isinstance(outcome, TranslationPermanent):
         return Variant(entry.id, lang, part, (), "machine", "failed", str(outcome))
     if isinstance(outcome, Exception):
-        return Variant(entry.id, lang, part, (), "machine", "failed",
-                       f"{outcome} (will retry)")
+        return Variant(entry.id, lang, part, (), "machine", "failed", f"{outcome} (will retry)")
     origin: Origin = "cached" if cached else "machine"
     texts: tuple[str, ...] = (outcome,)
     length = weighted_length(outcome)
     if length > MAX_WEIGHTED_LENGTH:
         if entry.post.overflow != "thread":
-            return Variant(entry.id, lang, part, (outcome,), origin, "held",
-                           f"held: the {lang} translation is {length} characters (limit "
-                           f"{MAX_WEIGHTED_LENGTH}); shorten the source, write a translation, "
-                           "or set 'overflow: thread'")
+            return Variant(
+                entry.id,
+                lang,
+                part,
+                (outcome,),
+                origin,
+                "held",
+                f"held: the {lang} translation is {length} characters (limit "
+                f"{MAX_WEIGHTED_LENGTH}); shorten the source, write a translation, "
+                "or set 'overflow: thread'",
+            )
         keep = [t for g in glossary for t in g.translations.values()]
         try:
             texts = tuple(split_thread(outcome, keep))
         except CannotSplit as exc:
             return Variant(entry.id, lang, part, (outcome,), origin, "held", f"held: {exc}")
     if review_required(content, entry, lang):
-        return Variant(entry.id, lang, part, texts, origin, "review",
-                       "machine translation awaits approval (diplobot translate --write)")
+        return Variant(
+            entry.id,
+            lang,
+            part,
+            texts,
+            origin,
+            "review",
+            "machine translation awaits approval (diplobot translate --write)",
+        )
     return Variant(entry.id, lang, part, texts, origin, "ready")

@@ -21,8 +21,9 @@ from bot.translate.localize import Variant
 _NOTE = "machine translations awaiting review: edit the text or delete the line to approve"
 
 
-def write_translations(root: Path, entry: PostEntry, variants: Sequence[Variant],
-                       backend: str) -> list[str]:
+def write_translations(
+    root: Path, entry: PostEntry, variants: Sequence[Variant], backend: str
+) -> list[str]:
     """Write the publishable single-text machine variants of ``entry``; return their langs."""
     path = root / entry.path
     yaml = YAML(typ="rt")
@@ -38,8 +39,14 @@ def write_translations(root: Path, entry: PostEntry, variants: Sequence[Variant]
             continue
         holder: Any = data if v.part == 1 else data["thread"][v.part - 2]
         _set(holder, "translations", v.lang, v.texts[0], after="text")
-        _set(holder, "machine_translated", v.lang, machine_mark(backend, v.texts[0]),
-             after="translations", comment=_NOTE)
+        _set(
+            holder,
+            "machine_translated",
+            v.lang,
+            machine_mark(backend, v.texts[0]),
+            after="translations",
+            comment=_NOTE,
+        )
         written.append(f"{v.lang}" + (f" (part {v.part})" if v.part > 1 else ""))
     if written:
         buffer = io.StringIO()
@@ -48,8 +55,9 @@ def write_translations(root: Path, entry: PostEntry, variants: Sequence[Variant]
     return written
 
 
-def _set(holder: CommentedMap, key: str, lang: str, value: str, *, after: str,
-         comment: str | None = None) -> None:
+def _set(
+    holder: CommentedMap, key: str, lang: str, value: str, *, after: str, comment: str | None = None
+) -> None:
     if key not in holder or holder[key] is None:
         position = list(holder.keys()).index(after) + 1 if after in holder else len(holder)
         holder.insert(position, key, CommentedMap())

@@ -32,8 +32,9 @@ blackouts:
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
 
 
-def make_repo(root: Path, posts: dict[str, str], slots: str = SLOTS,
-              accounts: str = ACCOUNTS) -> Path:
+def make_repo(
+    root: Path, posts: dict[str, str], slots: str = SLOTS, accounts: str = ACCOUNTS
+) -> Path:
     (root / "schedules").mkdir(parents=True, exist_ok=True)
     (root / "schedules/accounts.yaml").write_text(accounts, encoding="utf-8")
     (root / "schedules/slots.yaml").write_text(slots, encoding="utf-8")
@@ -55,8 +56,11 @@ def test_fixed_time_goes_out_at_one_instant_shown_in_each_accounts_zone(tmp_path
     result = plan(content, NOW)
     got = {(d.account, d.due, d.source) for d in result.deliveries}
     due = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-    assert got == {("fr_acct", due, "human"), ("en_acct", due, "human"),
-                   ("ar_acct", due, "machine")}
+    assert got == {
+        ("fr_acct", due, "human"),
+        ("en_acct", due, "human"),
+        ("ar_acct", due, "machine"),
+    }
     assert main(["plan", "--root", str(tmp_path), "--from", "2026-11-23 12:00"]) == 0
 
 
@@ -105,8 +109,9 @@ def test_adding_a_post_never_moves_a_pinned_one(tmp_path: Path) -> None:
     assert set(second.new_pins) == {"a-new"}
 
 
-def test_cli_plan_keeps_slot_assignments_across_runs(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_plan_keeps_slot_assignments_across_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`diplobot plan` stores pins in the state database, so the next run keeps them."""
     repo = make_repo(tmp_path, {"m": post("slot: morning")})
     assert main(["plan", "--root", str(repo), "--format", "json", "--days", "30"]) == 0
@@ -147,9 +152,10 @@ def test_account_zone_slot_runs_at_local_time_of_each_account(tmp_path: Path) ->
         (datetime(2026, 11, 23, 12, 0, tzinfo=UTC), datetime(2026, 11, 24, 1, 30, tzinfo=UTC)),
     ],
 )
-def test_slot_time_across_dst_changes(tmp_path: Path, now: datetime,
-                                      expected_utc: datetime) -> None:
-    """A daily 02:30 Paris slot moves one gap later in March and takes the first 02:30 in October."""
+def test_slot_time_across_dst_changes(
+    tmp_path: Path, now: datetime, expected_utc: datetime
+) -> None:
+    """A daily 02:30 Paris slot moves one gap later in March, takes the first 02:30 in October."""
     content = load(make_repo(tmp_path, {"a": post("slot: night")}))
     dues = {d.due for d in plan(content, now).deliveries if d.account == "fr_acct"}
     assert dues == {expected_utc}
@@ -174,8 +180,11 @@ def test_paused_account_waits_visibly(tmp_path: Path) -> None:
     slots = SLOTS + "pause:\n  accounts: [ar_acct]\n  reason: mourning\n"
     content = load(make_repo(tmp_path, {"a": post()}, slots=slots))
     status = {d.account: (d.status, d.note) for d in plan(content, NOW).deliveries}
-    assert status == {"fr_acct": ("scheduled", ""), "en_acct": ("scheduled", ""),
-                      "ar_acct": ("paused", "mourning")}
+    assert status == {
+        "fr_acct": ("scheduled", ""),
+        "en_acct": ("scheduled", ""),
+        "ar_acct": ("paused", "mourning"),
+    }
 
 
 def test_warnings_past_due_cap_and_possible_overflow(tmp_path: Path) -> None:
@@ -198,32 +207,65 @@ def test_warnings_past_due_cap_and_possible_overflow(tmp_path: Path) -> None:
 
 def test_cost_counts_a_url_post_at_the_url_price(tmp_path: Path) -> None:
     """One post with a link and one without: 0.20 + 0.015 per account that day."""
-    posts = {"u": post(text="Voir https://www.diplomatie.gouv.fr"),
-             "p": post("publish_at: 2026-11-24 10:00")}
+    posts = {
+        "u": post(text="Voir https://www.diplomatie.gouv.fr"),
+        "p": post("publish_at: 2026-11-24 10:00"),
+    }
     result = plan(load(make_repo(tmp_path, posts)), NOW)
     assert result.cost[("fr_acct", datetime(2026, 11, 24).date())] == pytest.approx(0.215)
 
 
-def test_json_plan_has_the_documented_shape(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_plan_has_the_documented_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The JSON keys other tools rely on (docs/plan.md) are all present."""
     make_repo(tmp_path, {"a": post(), "d": "lang: fr\ntext: brouillon\n"})
-    assert main(["plan", "--root", str(tmp_path), "--from", "2026-11-23 12:00",
-                 "--format", "json"]) == 0
+    assert (
+        main(["plan", "--root", str(tmp_path), "--from", "2026-11-23 12:00", "--format", "json"])
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     assert data["format"] == "diplobot.plan/1"
     assert set(data) == {"format", "from", "until", "deliveries", "warnings", "drafts", "cost"}
     first = data["deliveries"][0]
-    assert set(first) == {"post", "account", "handle", "lang", "part", "parts", "due_utc",
-                          "due_local", "timezone", "source", "status", "note", "slot", "has_url"}
+    assert set(first) == {
+        "post",
+        "account",
+        "handle",
+        "lang",
+        "part",
+        "parts",
+        "due_utc",
+        "due_local",
+        "timezone",
+        "source",
+        "status",
+        "note",
+        "slot",
+        "has_url",
+    }
     assert data["drafts"] == ["d"]
     ar = next(d for d in data["deliveries"] if d["account"] == "ar_acct")
     assert ar["due_local"] == "2026-11-24T10:00+02:00" and ar["due_utc"] == "2026-11-24T08:00:00Z"
 
 
-def test_plan_refuses_invalid_content_with_exit_1(tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_refuses_invalid_content_with_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An invalid repository is not planned: exit 1 and the errors on stderr."""
     make_repo(tmp_path, {"a": "lang: fr\ntext: x\npubish_at: 2026-11-24 09:00\n"})
     assert main(["plan", "--root", str(tmp_path)]) == 1
     assert "content/posts/a.yaml:3:1: unknown key 'pubish_at'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("before", [True, False])
+def test_root_option_works_before_or_after_the_command(
+    tmp_path: Path, before: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`diplobot --root X plan` and `diplobot plan --root X` mean the same."""
+    make_repo(tmp_path, {"only-here": post()})
+    args = ["plan", "--from", "2026-11-23 12:00", "--format", "json"]
+    args = ["--root", str(tmp_path), *args] if before else [*args, "--root", str(tmp_path)]
+    assert main(args) == 0
+    posts = {d["post"] for d in json.loads(capsys.readouterr().out)["deliveries"]}
+    assert posts == {"only-here"}

@@ -10,8 +10,10 @@ GLOSSARY = (
     GlossaryTerm("Quai d'Orsay", {}),
     GlossaryTerm(
         "ministère de l'Europe et des Affaires étrangères",
-        {"en": "Ministry for Europe and Foreign Affairs", "es": "Ministerio de Europa y Asuntos "
-         "Exteriores"},
+        {
+            "en": "Ministry for Europe and Foreign Affairs",
+            "es": "Ministerio de Europa y Asuntos Exteriores",
+        },
     ),
 )
 POST = (
@@ -24,8 +26,15 @@ def test_every_entity_is_masked_and_nothing_else() -> None:
     """URLs, mentions, hashtags, cashtags, emoji runs and glossary terms become placeholders."""
     p = protect(POST, "en", GLOSSARY)
     assert p.replacements == (
-        "🌍", "#COP31", "Ministry for Europe and Foreign Affairs", "Quai d’Orsay", "@UNFCCC",
-        "🇫🇷🇧🇷", "👩🏽‍🔬", "$EUR", "https://www.diplomatie.gouv.fr/fr/cop31#bilan",
+        "🌍",
+        "#COP31",
+        "Ministry for Europe and Foreign Affairs",
+        "Quai d’Orsay",
+        "@UNFCCC",
+        "🇫🇷🇧🇷",
+        "👩🏽‍🔬",
+        "$EUR",
+        "https://www.diplomatie.gouv.fr/fr/cop31#bilan",
     )
     assert "la France salue l’accord" in p.masked
     assert "#" not in p.masked and "@" not in p.masked and "http" not in p.masked

@@ -7,7 +7,9 @@ import pytest
 from bot.text import weighted_length
 from bot.text.split import CannotSplit, split_thread
 
-SENTENCE = "Francia celebra el acuerdo alcanzado en Antalya sobre la adaptación y pide más ambición."
+SENTENCE = (
+    "Francia celebra el acuerdo alcanzado en Antalya sobre la adaptación y pide más ambición."
+)
 
 
 def test_short_text_is_not_split() -> None:
@@ -21,8 +23,9 @@ def test_long_text_splits_at_sentences_and_numbers_parts() -> None:
     parts = split_thread(text)
     assert len(parts) > 1
     assert all(weighted_length(p) <= 280 for p in parts)
-    assert [p.rsplit(" ", 1)[1] for p in parts] == [f"{i}/{len(parts)}" for i in
-                                                     range(1, len(parts) + 1)]
+    assert [p.rsplit(" ", 1)[1] for p in parts] == [
+        f"{i}/{len(parts)}" for i in range(1, len(parts) + 1)
+    ]
     joined = " ".join(p.rsplit(" ", 1)[0] for p in parts)
     assert joined == text
     assert "https://www.diplomatie.gouv.fr/es/ #COP31 🌍" in parts[-1]

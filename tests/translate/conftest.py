@@ -39,12 +39,13 @@ SERVERS = {
 }
 
 
-def make_backend(name: str, server: FakeTranslationServer, timeout: float = 1.0,
-                 key: str = KEY) -> Translator:
+def make_backend(
+    name: str, server: FakeTranslationServer, timeout: float = 1.0, key: str = KEY
+) -> Translator:
     path = SERVERS[name][1]
-    return make_translator(TranslatorSettings(
-        backend=name, url=server.url + path, key=Secret(key), timeout=timeout
-    ))
+    return make_translator(
+        TranslatorSettings(backend=name, url=server.url + path, key=Secret(key), timeout=timeout)
+    )
 
 
 @pytest.fixture(params=sorted(SERVERS))
