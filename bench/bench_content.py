@@ -21,9 +21,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.genrepo import generate  # noqa: E402
-from bot.content.loader import validate  # noqa: E402
-from bot.schedule.plan import plan  # noqa: E402
+from bench.genrepo import generate
+from bot.content.loader import validate
+from bot.schedule.plan import plan
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, object]:
@@ -60,8 +60,10 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"posts: {files}  deliveries in 30 days: {len(result.deliveries)}")  # type: ignore[attr-defined]
     print(f"bare CSafeLoader parse: best {bare_best:.3f} s, median {bare_med:.3f} s")
-    print(f"validate:               best {val_best:.3f} s, median {val_med:.3f} s "
-          f"(ratio to bare parse {val_best / bare_best:.2f}x best, {val_med / bare_med:.2f}x median)")
+    print(
+        f"validate:               best {val_best:.3f} s, median {val_med:.3f} s "
+        f"(ratio to bare parse {val_best / bare_best:.2f}x best, {val_med / bare_med:.2f}x median)"
+    )
     print(f"plan 30 days:           best {plan_best:.3f} s, median {plan_med:.3f} s")
     print(f"peak RSS of the whole benchmark process: {peak_mb:.0f} MB")
 

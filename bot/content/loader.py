@@ -126,8 +126,16 @@ class ContentSet:
 class _Collector:
     problems: list[Problem] = field(default_factory=list)
 
-    def add(self, doc: YamlDoc | str, loc: tuple[Any, ...], message: str, hint: str = "", *,
-            key: bool = False, severity: str = "error") -> None:
+    def add(
+        self,
+        doc: YamlDoc | str,
+        loc: tuple[Any, ...],
+        message: str,
+        hint: str = "",
+        *,
+        key: bool = False,
+        severity: str = "error",
+    ) -> None:
         if isinstance(doc, str):
             self.problems.append(Problem(doc, 0, 0, message, hint, severity))
             return
@@ -257,8 +265,12 @@ def _load_model(
 def _shape(doc: YamlDoc, data: Any, model: type[M], out: _Collector) -> M | None:
     """Validate one file's shape; report pydantic's findings in editors' words."""
     if not isinstance(data, dict):
-        out.add(doc, (), "the file must be a block of 'key: value' lines",
-                "start with a key such as 'text:'")
+        out.add(
+            doc,
+            (),
+            "the file must be a block of 'key: value' lines",
+            "start with a key such as 'text:'",
+        )
         return None
     try:
         return model.model_validate(data)
@@ -424,8 +436,9 @@ def _check_zone(doc: YamlDoc, loc: tuple[Any, ...], name: str | None, out: _Coll
         return False
 
 
-def _check_lang(doc: YamlDoc, loc: tuple[Any, ...], lang: str, out: _Collector, *,
-                key: bool = False) -> bool:
+def _check_lang(
+    doc: YamlDoc, loc: tuple[Any, ...], lang: str, out: _Collector, *, key: bool = False
+) -> bool:
     if lang in ISO_639_1:
         return True
     lower = lang.lower().split("-")[0].split("_")[0]
@@ -475,8 +488,9 @@ def _check_slots(doc: YamlDoc, slots: SlotsFile, accounts: AccountsFile, out: _C
     _check_account_refs(doc, ("pause", "accounts"), slots.pause.accounts, known, out)
 
 
-def _warn_dst_slot(doc: YamlDoc, loc: tuple[Any, ...], hhmm: str, zones: set[str],
-                   out: _Collector) -> None:
+def _warn_dst_slot(
+    doc: YamlDoc, loc: tuple[Any, ...], hhmm: str, zones: set[str], out: _Collector
+) -> None:
     """A slot time inside a DST gap is legal but moves one day a year: say so."""
     hour, minute = (int(x) for x in hhmm.split(":"))
     for name in sorted(zones):
@@ -498,7 +512,8 @@ def _warn_dst_slot(doc: YamlDoc, loc: tuple[Any, ...], hhmm: str, zones: set[str
                     )
                     if not local_time_exists(naive, tz):
                         out.add(
-                            doc, loc,
+                            doc,
+                            loc,
                             f"{hhmm} does not exist in {name} on the day clocks jump forward "
                             f"(e.g. {naive:%Y-%m-%d}); that day the slot runs one gap later",
                             "choose a time outside 02:00-03:00 to avoid it",
@@ -515,12 +530,14 @@ def _gap_week(start: datetime, tz: ZoneInfo) -> bool:
     return b > a
 
 
-def _check_account_refs(doc: YamlDoc, loc: tuple[Any, ...], refs: list[str], known: set[str],
-                        out: _Collector) -> None:
+def _check_account_refs(
+    doc: YamlDoc, loc: tuple[Any, ...], refs: list[str], known: set[str], out: _Collector
+) -> None:
     for i, ref in enumerate(refs):
         if ref not in known:
-            out.add(doc, (*loc, i), f"unknown account '{ref}'",
-                    "accounts: " + ", ".join(sorted(known)))
+            out.add(
+                doc, (*loc, i), f"unknown account '{ref}'", "accounts: " + ", ".join(sorted(known))
+            )
 
 
 def _check_glossary(doc: YamlDoc, glossary: GlossaryFile, out: _Collector) -> None:
@@ -532,8 +549,9 @@ def _check_glossary(doc: YamlDoc, glossary: GlossaryFile, out: _Collector) -> No
 class _PostChecker:
     """Checks one post file against its shape and against the rest of the repository."""
 
-    def __init__(self, base: Path, accounts: AccountsFile | None, slots: SlotsFile | None,
-                 out: _Collector) -> None:
+    def __init__(
+        self, base: Path, accounts: AccountsFile | None, slots: SlotsFile | None, out: _Collector
+    ) -> None:
         self.base = base
         self.root_abs = os.path.abspath(base)
         self.content_abs = os.path.join(self.root_abs, CONTENT_DIR)
@@ -563,18 +581,25 @@ class _PostChecker:
         post = _shape(doc, doc.data, Post, out)
         if post is None:
             return None
-        post_id = post.id or rel[len(POSTS_DIR) + 1:].rsplit(".", 1)[0]
+        post_id = post.id or rel[len(POSTS_DIR) + 1 :].rsplit(".", 1)[0]
         if post.id is None and not _valid_id(post_id):
-            out.add(doc, (), f"the file name cannot serve as the post's id ('{post_id}')",
-                    "add a line 'id: some-name' using letters, digits, '.', '_', '-'")
+            out.add(
+                doc,
+                (),
+                f"the file name cannot serve as the post's id ('{post_id}')",
+                "add a line 'id: some-name' using letters, digits, '.', '_', '-'",
+            )
         self._check_texts(doc, post)
         due = self._check_when(doc, post)
         self._check_media(doc, post)
         if any(p.severity == "error" for p in out.problems[before:]):
             return None
         langs = tuple(
-            sorted(lang for lang in self.account_langs
-                   if post.languages is None or lang in post.languages)
+            sorted(
+                lang
+                for lang in self.account_langs
+                if post.languages is None or lang in post.languages
+            )
         )
         return PostEntry(post_id, rel, post, due, langs)
 
@@ -583,14 +608,24 @@ class _PostChecker:
         _check_lang(doc, ("lang",), post.lang, out)
         if post.languages is not None:
             for i, lang in enumerate(post.languages):
-                if _check_lang(doc, ("languages", i), lang, out) and self.account_langs and (
-                    lang not in self.account_langs
+                if (
+                    _check_lang(doc, ("languages", i), lang, out)
+                    and self.account_langs
+                    and (lang not in self.account_langs)
                 ):
-                    out.add(doc, ("languages", i), f"no account publishes in '{lang}'",
-                            f"accounts publish in: {self.langs_text}")
+                    out.add(
+                        doc,
+                        ("languages", i),
+                        f"no account publishes in '{lang}'",
+                        f"accounts publish in: {self.langs_text}",
+                    )
             if not post.languages:
-                out.add(doc, ("languages",), "languages is empty: the post would go nowhere",
-                        "remove the line to publish in every language")
+                out.add(
+                    doc,
+                    ("languages",),
+                    "languages is empty: the post would go nowhere",
+                    "remove the line to publish in every language",
+                )
         published = (
             set(self.account_langs)
             if post.languages is None
@@ -601,24 +636,39 @@ class _PostChecker:
         ]
         holders += [(("thread", i), p.text, p.translations) for i, p in enumerate(post.thread)]
         for base_loc, text, translations in holders:
-            self._check_one_text(doc, (*base_loc, "text"), text,
-                                 check_length=post.lang in published or not self.account_langs)
+            self._check_one_text(
+                doc,
+                (*base_loc, "text"),
+                text,
+                check_length=post.lang in published or not self.account_langs,
+            )
             for lang, value in translations.items():
                 loc = (*base_loc, "translations", lang)
                 if not _check_lang(doc, loc, lang, out, key=True):
                     continue
                 if lang == post.lang:
-                    out.add(doc, loc, f"a translation into '{lang}', the post's own language",
-                            "remove it, or change 'lang'", key=True)
+                    out.add(
+                        doc,
+                        loc,
+                        f"a translation into '{lang}', the post's own language",
+                        "remove it, or change 'lang'",
+                        key=True,
+                    )
                     continue
                 if self.account_langs and lang not in self.account_langs:
-                    out.add(doc, loc, f"translation into '{lang}', but no account publishes "
-                            f"in '{lang}'", f"accounts publish in: {self.langs_text}", key=True)
+                    out.add(
+                        doc,
+                        loc,
+                        f"translation into '{lang}', but no account publishes in '{lang}'",
+                        f"accounts publish in: {self.langs_text}",
+                        key=True,
+                    )
                     continue
                 self._check_one_text(doc, loc, value, check_length=True)
 
-    def _check_one_text(self, doc: YamlDoc, loc: tuple[Any, ...], text: str, *,
-                        check_length: bool) -> None:
+    def _check_one_text(
+        self, doc: YamlDoc, loc: tuple[Any, ...], text: str, *, check_length: bool
+    ) -> None:
         if not text.strip():
             self.out.add(doc, loc, "text is empty", "write the text, or remove the key")
             return
@@ -626,7 +676,8 @@ class _PostChecker:
             length = weighted_length(text)
             if length > MAX_WEIGHTED_LENGTH:
                 self.out.add(
-                    doc, loc,
+                    doc,
+                    loc,
                     f"text is {length} characters long as X counts them; the limit is "
                     f"{MAX_WEIGHTED_LENGTH}",
                     f"shorten it by {length - MAX_WEIGHTED_LENGTH}, or move the rest to 'thread:'",
@@ -635,18 +686,26 @@ class _PostChecker:
     def _check_when(self, doc: YamlDoc, post: Post) -> datetime | None:
         out = self.out
         if post.publish_at is not None and post.slot is not None:
-            out.add(doc, ("slot",), "both publish_at and slot are set",
-                    "keep one: publish_at for a fixed time, slot for the next free slot",
-                    key=True)
+            out.add(
+                doc,
+                ("slot",),
+                "both publish_at and slot are set",
+                "keep one: publish_at for a fixed time, slot for the next free slot",
+                key=True,
+            )
             return None
         if not _check_zone(doc, ("timezone",), post.timezone, out):
             return None
         if self.slots is not None and post.slot is not None and post.slot not in self.slots.slots:
             known = sorted(self.slots.slots)
             close = difflib.get_close_matches(post.slot, known, n=1)
-            hint = (f"did you mean '{close[0]}'?" if close
-                    else "slots: " + ", ".join(known) if known
-                    else "define it in schedules/slots.yaml")
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else "slots: " + ", ".join(known)
+                if known
+                else "define it in schedules/slots.yaml"
+            )
             out.add(doc, ("slot",), f"unknown slot '{post.slot}'", hint)
             return None
         tz = zone(post.timezone) if post.timezone is not None else self.default_tz
@@ -663,8 +722,12 @@ class _PostChecker:
         groups += [(("thread", i, "media"), p.media) for i, p in enumerate(post.thread)]
         for loc, items in groups:
             if len(items) > MAX_MEDIA:
-                self.out.add(doc, (*loc, MAX_MEDIA), f"{len(items)} images; X takes at most "
-                             f"{MAX_MEDIA} per post", "move the others to a thread part")
+                self.out.add(
+                    doc,
+                    (*loc, MAX_MEDIA),
+                    f"{len(items)} images; X takes at most {MAX_MEDIA} per post",
+                    "move the others to a thread part",
+                )
             for i, item in enumerate(items):
                 found = self._media_problem(item.file)
                 if found is not None:
@@ -675,8 +738,12 @@ class _PostChecker:
                     if lang is not None:
                         _check_lang(doc, where, lang, self.out, key=True)
                     if alt is not None and len(alt) > MAX_ALT:
-                        self.out.add(doc, where, f"alt text is {len(alt)} characters; X "
-                                     f"allows {MAX_ALT}", "shorten it")
+                        self.out.add(
+                            doc,
+                            where,
+                            f"alt text is {len(alt)} characters; X allows {MAX_ALT}",
+                            "shorten it",
+                        )
 
     def _media_problem(self, file: str) -> tuple[str, str] | None:
         if file not in self.media_cache:
@@ -696,8 +763,10 @@ class _PostChecker:
             return f"media path '{file}' leaves content/", hint_rel
         real = os.path.realpath(joined)
         if not _inside(real, self.root_real):
-            return (f"media file '{file}' is a link to a place outside the repository",
-                    "copy the image into content/media/")
+            return (
+                f"media file '{file}' is a link to a place outside the repository",
+                "copy the image into content/media/",
+            )
         try:
             size = os.stat(real).st_size
             if not os.path.isfile(real):
@@ -705,16 +774,19 @@ class _PostChecker:
             with open(real, "rb") as handle:
                 head = handle.read(16)
         except OSError:
-            return (f"media file '{file}' not found",
-                    "check the spelling; paths are relative to content/")
+            return (
+                f"media file '{file}' not found",
+                "check the spelling; paths are relative to content/",
+            )
         if size > MAX_MEDIA_BYTES:
-            return (f"image '{file}' is {size / 1_048_576:.1f} MB; X accepts at most 5 MB",
-                    "export it smaller, e.g. 2048 px wide JPEG")
+            return (
+                f"image '{file}' is {size / 1_048_576:.1f} MB; X accepts at most 5 MB",
+                "export it smaller, e.g. 2048 px wide JPEG",
+            )
         if not any(head.startswith(magic) for magic, _ in _IMAGE_MAGIC) and not (
             head[:4] == b"RIFF" and head[8:12] == b"WEBP"
         ):
-            return (f"'{file}' is not an image X accepts",
-                    "use a JPEG, PNG, GIF or WEBP file")
+            return (f"'{file}' is not an image X accepts", "use a JPEG, PNG, GIF or WEBP file")
         return None
 
 

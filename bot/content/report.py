@@ -32,8 +32,10 @@ def render_problems(problems: Sequence[Problem], fmt: str = "text") -> str:
     errors = sum(p.severity == "error" for p in ordered)
     warnings = len(ordered) - errors
     if errors:
-        lines.append(f"{errors} error(s), {warnings} warning(s): nothing was changed; fix the "
-                     "errors above and run 'diplobot validate' again")
+        lines.append(
+            f"{errors} error(s), {warnings} warning(s): nothing was changed; fix the "
+            "errors above and run 'diplobot validate' again"
+        )
     else:
         lines.append(f"valid ({warnings} warning(s))" if warnings else "valid")
     return "\n".join(lines)

@@ -89,8 +89,10 @@ def resolve_strict(naive: datetime, tz: ZoneInfo, *, shown: str) -> datetime:
     if off_first > off_second:
         # fold=0 uses the offset before the transition, which is larger when clocks go back.
         back = int((off_first - off_second).total_seconds()) // 60
-        amount = f"{back // 60} hour" + ("s" if back != 60 else "") if back % 60 == 0 else (
-            f"{back} minutes"
+        amount = (
+            f"{back // 60} hour" + ("s" if back != 60 else "")
+            if back % 60 == 0
+            else (f"{back} minutes")
         )
         raise TimeProblem(
             f"{shown} occurs twice in {tz.key} (clocks go back {amount}, so "
@@ -102,9 +104,13 @@ def resolve_strict(naive: datetime, tz: ZoneInfo, *, shown: str) -> datetime:
     gap = off_second - off_first
     start = _transition_wall_time(naive, tz)
     jump_to = (datetime.combine(naive.date(), start) + gap).strftime("%H:%M")
+    later = naive.replace(tzinfo=timezone(off_first)).astimezone(tz)
+    earlier = naive.replace(tzinfo=timezone(off_second)).astimezone(tz)
     raise TimeProblem(
         f"{shown} does not exist in {tz.key} (clocks jump from {start:%H:%M} to {jump_to})",
-        "pick a time outside the jump, or add an explicit offset",
+        f"pick a time before {start:%H:%M} or from {jump_to} on, or add an offset: "
+        f"{_with_offset(naive, off_first)} means {later:%H:%M} after the jump, "
+        f"{_with_offset(naive, off_second)} means {earlier:%H:%M} before it",
     )
 
 

@@ -7,11 +7,13 @@ and applies YAML 1.1 rules that surprise editors (``no`` is False — the Norway
 everything else — dates, times, ``no``, ``10:30`` — stays the text the editor typed. The models
 parse dates and times themselves, so they can report a precise error.
 
-Parsing is libyaml's (C) composer; this module only walks the node tree once, so reading costs
-about the same as a bare ``yaml.load(..., Loader=CSafeLoader)``.
+Parsing is libyaml's (C) event parser; this module builds the data from its events in one
+iterative pass (no recursion, so no nesting depth can overflow a stack), at about the cost of a
+bare ``yaml.load(..., Loader=CSafeLoader)``.
 
-Hostile input is refused fast: a file over ``MAX_FILE_BYTES`` is not read at all, and anchors
-and aliases (the "billion laughs" bomb) are refused where they appear.
+Hostile input is refused fast: a file over ``MAX_FILE_BYTES`` is not read at all, anchors and
+aliases (the "billion laughs" bomb) are refused at the first anchor, and nesting deeper than
+``MAX_DEPTH`` is refused where it starts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +31,14 @@ from bot.errors import Problem
 
 MAX_FILE_BYTES = 1024 * 1024
 """A post is a few kilobytes; anything this large is a mistake (or an attack)."""
+MAX_DEPTH = 32
+"""Blocks inside blocks: a post needs 4 levels (thread > part > media > alt)."""
 
 Path = tuple[str | int, ...]
 
-_PLAIN = "!plain"
 _STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
 _INT = re.compile(r"[-+]?[0-9]+\Z")
 _HEX = re.compile(r"0x[0-9a-fA-F]+\Z")
 _OCT = re.compile(r"0o[0-7]+\Z")
@@ -41,15 +47,6 @@ _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
 _TRUE = frozenset(("true", "True", "TRUE"))
 _FALSE = frozenset(("false", "False", "FALSE"))
 _INF = {".inf": math.inf, ".Inf": math.inf, ".INF": math.inf}
-
-
-class _Loader(yaml.CSafeLoader):
-    """libyaml's parser with no implicit typing: plain scalars are tagged ``!plain``."""
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is yaml.ScalarNode and implicit[0]:
-            return _PLAIN
-        return super().resolve(kind, value, implicit)
 
 
 @dataclass(slots=True)
@@ -98,8 +95,8 @@ def read_yaml(abs_path: str | os.PathLike[str], rel_path: str) -> YamlDoc:
                     rel_path,
                     0,
                     0,
-                    f"file is {size / 1_000_000:.1f} MB; diplobot files are limited to "
-                    f"{MAX_FILE_BYTES // 1024} KB",
+                    f"file is {size / 1_048_576:.1f} MB; diplobot files are limited to "
+                    f"{MAX_FILE_BYTES // 1_048_576} MB",
                     "a post is a few KB of text; put images under content/media/",
                 )
             )
@@ -119,115 +116,199 @@ def read_yaml(abs_path: str | os.PathLike[str], rel_path: str) -> YamlDoc:
 
 def parse_yaml(text: str, rel_path: str) -> YamlDoc:
     """Parse YAML text (see :func:`read_yaml` for what is refused)."""
-    loader = _Loader(text)
+    loader = yaml.CSafeLoader(text)
     try:
-        node = loader.get_single_node()
+        return _Builder(YamlDoc(rel_path, None), loader).run()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-        what = exc.problem or "invalid YAML"
-        if "expected a single document" in str(exc.context or ""):
-            what = "a file holds exactly one post; remove the second '---' document"
-        raise YamlProblem(
-            Problem(rel_path, line, col, f"YAML syntax error: {what}", _syntax_hint(what))
-        ) from None
+        raise YamlProblem(_syntax_problem(exc, text, rel_path)) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(Problem(rel_path, 0, 0, f"YAML syntax error: {exc}")) from None
     finally:
         loader.dispose()
-    doc = YamlDoc(rel_path, None)
-    if node is None:
-        return doc
-    doc.data = _Walker(doc).build(node, ())
-    return doc
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, rel_path: str) -> Problem:
+    """libyaml's complaint, located where the editor must act, with a hint they can follow."""
+    problem_mark, context_mark = exc.problem_mark, exc.context_mark
+    what = exc.problem or "invalid YAML"
+    mark = problem_mark or context_mark
+    hint = _syntax_hint(what)
+    if "quoted scalar" in str(exc.context or "") and context_mark is not None:
+        # libyaml reports the end of the file; the quote that is never closed is what to fix.
+        mark, what = context_mark, "this quoted text is never closed"
+        hint = "add the closing quote at the end of the text"
+    elif mark is not None and _char_at(text, mark.line, mark.column) == "\t":
+        what = "a tab character where YAML allows only spaces"
+        hint = "indent with spaces, not tabs"
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+    return Problem(rel_path, line, col, f"YAML syntax error: {what}", hint)
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.split("\n", line + 1)
+    if line >= len(lines) or column >= len(lines[line]):
+        return ""
+    return lines[line][column]
 
 
 def _syntax_hint(what: str) -> str:
     if "tab" in what:
         return "indent with spaces, not tabs"
     if "mapping values are not allowed" in what:
-        return "a value containing ': ' must be quoted, e.g. text: \"Note: ...\""
+        return (
+            "indent this line like the keys above it; if the text itself contains ': ', "
+            'put it in quotes, e.g. text: "Note: ..."'
+        )
     if "could not find expected ':'" in what:
         return "check the indentation of the line above, or quote the text"
     return "check quotes and indentation near that line"
 
 
-class _Walker:
-    """Turn a node tree into data in one pass, recording locations and refusing aliases."""
+_NO_ANCHORS = (
+    "YAML anchors and aliases (&name / *name) are not supported",
+    "write the value out in full",
+)
+_CONVERT: dict[str, Callable[[str], Any]] = {
+    "int": lambda v: int(v, 0),
+    "float": float,
+    "bool": lambda v: v.lower() == "true",
+    "null": lambda v: None,
+    "binary": lambda v: v,
+    "timestamp": lambda v: v,
+}
 
-    __slots__ = ("doc", "seen")
 
-    def __init__(self, doc: YamlDoc) -> None:
+class _Frame:
+    """A mapping or sequence being filled; for a mapping, the key awaiting its value."""
+
+    __slots__ = ("is_map", "items", "key", "path")
+
+    def __init__(self, items: dict[Any, Any] | list[Any], path: Path) -> None:
+        self.items = items
+        self.is_map = isinstance(items, dict)
+        self.path = path
+        self.key: str | int | None = None  # None: the next event is a key (mappings only)
+
+
+class _Builder:
+    """Turn libyaml's events into data in one iterative pass, recording locations."""
+
+    __slots__ = ("doc", "loader")
+
+    def __init__(self, doc: YamlDoc, loader: yaml.CSafeLoader) -> None:
         self.doc = doc
-        self.seen: set[int] = set()
+        self.loader = loader
 
-    def fail(self, node: yaml.Node, message: str, hint: str = "") -> YamlProblem:
-        mark = node.start_mark
-        return YamlProblem(Problem(self.doc.path, mark.line + 1, mark.column + 1, message, hint))
+    def fail(self, event: yaml.Event, message: str, hint: str = "") -> YamlProblem:
+        line, col = _where(event)
+        return YamlProblem(Problem(self.doc.path, line, col, message, hint))
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
-        mark = node.start_mark
-        self.doc.values[path] = (mark.line + 1, mark.column + 1)
-        if isinstance(node, yaml.ScalarNode):
-            return self.scalar(node)
-        # libyaml hands out the very same node object for every alias of an anchor.
-        if id(node) in self.seen:
+    def run(self) -> YamlDoc:
+        get_event = self.loader.get_event
+        values = self.doc.values
+        stack: list[_Frame] = []
+        frame: _Frame | None = None  # the innermost open block, stack[-1]
+        documents = 0
+        while True:
+            event = get_event()
+            if isinstance(event, yaml.NodeEvent):
+                if event.anchor is not None or isinstance(event, yaml.AliasEvent):
+                    raise self.fail(event, *_NO_ANCHORS)
+                if frame is None:
+                    path: Path = ()
+                elif frame.is_map:
+                    if frame.key is None:
+                        frame.key = self.key(event, frame)
+                        continue
+                    path = (*frame.path, frame.key)
+                else:
+                    path = (*frame.path, len(frame.items))
+                values[path] = _where(event)
+                opened: _Frame | None = None
+                if isinstance(event, yaml.ScalarEvent):
+                    value: Any = self.scalar(event)
+                elif isinstance(event, yaml.CollectionStartEvent):
+                    value = self.collection(event, depth=len(stack))
+                    opened = _Frame(value, path)
+                else:  # pragma: no cover - libyaml emits no other node events
+                    raise self.fail(event, f"unexpected YAML {type(event).__name__}")
+                if frame is None:
+                    self.doc.data = value
+                elif frame.is_map:
+                    frame.items[frame.key] = value  # type: ignore[index]
+                    frame.key = None
+                else:
+                    frame.items.append(value)  # type: ignore[union-attr]
+                if opened is not None:
+                    stack.append(opened)
+                    frame = opened
+            elif isinstance(event, yaml.CollectionEndEvent):
+                stack.pop()
+                frame = stack[-1] if stack else None
+            elif event is None or isinstance(event, yaml.StreamEndEvent):
+                return self.doc
+            elif isinstance(event, yaml.DocumentStartEvent):
+                documents += 1
+                if documents > 1:
+                    raise self.fail(
+                        event,
+                        "a file holds exactly one post; remove the second '---' document",
+                        "put each post in its own file",
+                    )
+
+    def collection(
+        self, event: yaml.CollectionStartEvent, depth: int
+    ) -> dict[Any, Any] | list[Any]:
+        is_map = isinstance(event, yaml.MappingStartEvent)
+        if event.tag not in (None, "!", _MAP if is_map else _SEQ):
+            raise self.fail(event, f"unsupported YAML tag {event.tag}", "remove the tag")
+        if depth >= MAX_DEPTH:
             raise self.fail(
-                node,
-                "YAML anchors and aliases (&name / *name) are not supported",
-                "write the value out in full",
+                event,
+                f"blocks are nested more than {MAX_DEPTH} levels deep",
+                "a post needs only a few levels; check the indentation and the brackets",
             )
-        self.seen.add(id(node))
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag not in ("tag:yaml.org,2002:seq",):
-                raise self.fail(node, f"unsupported YAML tag {node.tag}", "remove the tag")
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        if node.tag != "tag:yaml.org,2002:map":
-            raise self.fail(node, f"unsupported YAML tag {node.tag}", "remove the tag")
-        result: dict[Any, Any] = {}
-        keys = self.doc.keys
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise self.fail(key_node, "a key must be a plain word", "remove the brackets")
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise self.fail(key_node, "YAML merge keys (<<) are not supported")
-            key = self.scalar(key_node)
-            if not isinstance(key, str | int):
-                key = str(key_node.value)
-            if key in result:
-                first = keys[(*path, key)][0]
-                raise self.fail(
-                    key_node,
-                    f"key '{key}' appears twice in the same block (first on line {first})",
-                    "keep only one",
-                )
-            kmark = key_node.start_mark
-            keys[(*path, key)] = (kmark.line + 1, kmark.column + 1)
-            result[key] = self.build(value_node, (*path, key))
-        return result
+        return {} if is_map else []
 
-    def scalar(self, node: yaml.ScalarNode) -> Any:
-        value: str = node.value
-        tag = node.tag
-        if tag == _STR:
+    def key(self, event: yaml.NodeEvent, frame: _Frame) -> str | int:
+        if not isinstance(event, yaml.ScalarEvent):
+            raise self.fail(event, "a key must be a plain word", "remove the brackets")
+        if event.value == "<<" and event.tag is None and event.implicit[0]:
+            raise self.fail(event, "YAML merge keys (<<) are not supported", "write the keys out")
+        value = self.scalar(event)
+        key: str | int = value if isinstance(value, str | int) else event.value
+        if isinstance(key, bool):
+            key = event.value
+        path = (*frame.path, key)
+        if key in frame.items:
+            first = self.doc.keys[path][0]
+            raise self.fail(
+                event,
+                f"key '{key}' appears twice in the same block (first on line {first})",
+                "keep only one",
+            )
+        self.doc.keys[path] = _where(event)
+        return key
+
+    def scalar(self, event: yaml.ScalarEvent) -> Any:
+        value = event.value
+        tag = event.tag
+        if tag is None:
+            return _plain(value) if event.implicit[0] else value
+        if tag in (_STR, "!"):
             return value
-        if tag == _PLAIN:
-            return _plain(value)
-        short = tag.rsplit(":", 1)[-1]
-        converted = {
-            "int": lambda: int(value, 0),
-            "float": lambda: float(value),
-            "bool": lambda: value.lower() == "true",
-            "null": lambda: None,
-            "binary": lambda: value,
-            "timestamp": lambda: value,
-        }.get(short)
-        if converted is None or not tag.startswith("tag:yaml.org,2002:"):
-            raise self.fail(node, f"unsupported YAML tag {tag}", "remove the tag")
+        convert = _CONVERT.get(tag.rsplit(":", 1)[-1])
+        if convert is None or not tag.startswith("tag:yaml.org,2002:"):
+            raise self.fail(event, f"unsupported YAML tag {tag}", "remove the tag")
         try:
-            return converted()
+            return convert(value)
         except ValueError:
-            raise self.fail(node, f"'{value}' is not a valid {short}") from None
+            raise self.fail(event, f"'{value}' is not a valid {tag.rsplit(':', 1)[-1]}") from None
+
+
+def _where(event: yaml.Event) -> tuple[int, int]:
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
 
 
 def _plain(value: str) -> Any:

@@ -17,19 +17,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("kind", sorted(SCHEMAS))
 def test_committed_schema_matches_the_model(kind: str) -> None:
-    """bot/schemas/*.json is regenerated whenever a model changes (run `diplobot schema bot/schemas`)."""
+    """bot/schemas/*.json is regenerated with the models (`diplobot schema bot/schemas`)."""
     on_disk = (SCHEMA_DIR / f"{kind}.schema.json").read_text(encoding="utf-8")
     assert on_disk == schema_json(kind)
 
 
 def _example_files() -> list[tuple[str, Path]]:
-    files = [("accounts", ROOT / "schedules/accounts.yaml"), ("slots", ROOT / "schedules/slots.yaml"),
-             ("glossary", ROOT / "content/glossary.yaml")]
+    files = [
+        ("accounts", ROOT / "schedules/accounts.yaml"),
+        ("slots", ROOT / "schedules/slots.yaml"),
+        ("glossary", ROOT / "content/glossary.yaml"),
+    ]
     files += [("post", p) for p in sorted((ROOT / "content/posts").rglob("*.yaml"))]
     return files
 
 
-@pytest.mark.parametrize(("kind", "path"), _example_files(), ids=lambda v: str(v).split("main/")[-1])
+@pytest.mark.parametrize(
+    ("kind", "path"), _example_files(), ids=lambda v: str(v).split("main/")[-1]
+)
 def test_example_files_satisfy_their_schema(kind: str, path: Path) -> None:
     """What an editor's YAML extension checks agrees with the bundled example."""
     schema = json.loads((SCHEMA_DIR / f"{kind}.schema.json").read_text(encoding="utf-8"))

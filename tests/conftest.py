@@ -1,0 +1,49 @@
+"""Fixtures every test suite may use: the bundled example repository, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The project checkout; its content/ and schedules/ are the bundled example repository."""
+
+
+@pytest.fixture
+def example_repo(tmp_path: Path) -> Path:
+    """A private copy of the bundled example repository (content/ and schedules/)."""
+    repo = tmp_path / "repo"
+    for part in ("content", "schedules"):
+        shutil.copytree(ROOT / part, repo / part, symlinks=True)
+    return repo
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What a user sees after one `diplobot` command."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run `diplobot ARGS...` in-process; usage errors (SystemExit) become their exit code."""
+
+    def run(*argv: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
