@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import hashlib
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping
@@ -282,6 +283,13 @@ def _shape(doc: YamlDoc, data: Any, model: type[M], out: _Collector) -> M | None
                 continue
             seen.add(loc)
             message, hint, on_key = _explain(err, loc, model)
+            if err.get("input") is None and err["type"] == "string_type":
+                line = doc.line(doc.where(loc, key=True)[0])
+                if re.search(r":\s+#", line):
+                    hint = (
+                        "a '#' after ': ' starts a YAML comment, so the value is empty: "
+                        'put the text in quotes, e.g. text: "#COP31 ..."'
+                    )
             out.add(doc, loc, message, hint, key=on_key)
         return None
 
@@ -484,6 +492,13 @@ def _check_slots(doc: YamlDoc, slots: SlotsFile, accounts: AccountsFile, out: _C
                 out.add(doc, (*loc, key), f"{key}: {exc.message}", exc.hint)
         if len(bounds) == 2 and bounds[1] <= bounds[0]:
             out.add(doc, (*loc, "until"), "until must be after from", "check the dates")
+        if blackout.accounts == []:
+            out.add(
+                doc,
+                (*loc, "accounts"),
+                "accounts is empty: this blackout blocks nothing",
+                "remove the line to black out every account, or list the accounts",
+            )
         _check_account_refs(doc, (*loc, "accounts"), blackout.accounts or [], known, out)
     _check_account_refs(doc, ("pause", "accounts"), slots.pause.accounts, known, out)
 
@@ -670,7 +685,17 @@ class _PostChecker:
         self, doc: YamlDoc, loc: tuple[Any, ...], text: str, *, check_length: bool
     ) -> None:
         if not text.strip():
-            self.out.add(doc, loc, "text is empty", "write the text, or remove the key")
+            hint = "write the text" if loc[-1] == "text" else "write the text, or remove the key"
+            self.out.add(doc, loc, "text is empty", hint)
+            return
+        cut = _comment_cut(doc, loc, text)
+        if cut:
+            self.out.add(
+                doc,
+                loc,
+                f"the text stops before '{cut}': in YAML, ' #' starts a comment",
+                'put the whole text in quotes, e.g. text: "... #COP31 ..."',
+            )
             return
         if check_length:
             length = weighted_length(text)
@@ -788,6 +813,27 @@ class _PostChecker:
         ):
             return (f"'{file}' is not an image X accepts", "use a JPEG, PNG, GIF or WEBP file")
         return None
+
+
+def _comment_cut(doc: YamlDoc, loc: tuple[Any, ...], text: str) -> str:
+    """The comment that silently ended an unquoted text on its line ('' if none).
+
+    ``text: Ouverture de la #COP31`` is valid YAML whose value is 'Ouverture de la': a hashtag
+    after a space starts a comment. Editors never mean that in a post's text.
+    """
+    line_no, col = doc.values.get(loc, (0, 0))
+    line = doc.line(line_no)
+    if not line or col < 1 or line[col - 1 : col] in ("'", '"', "|", ">"):
+        return ""
+    rest = line[col - 1 :]
+    first_line = text.split("\n", 1)[0]
+    if not rest.startswith(first_line.rstrip()):
+        return ""
+    after = rest[len(first_line.rstrip()) :]
+    stripped = after.lstrip()
+    if stripped.startswith("#") and after[: len(after) - len(stripped)]:
+        return stripped[:30]
+    return ""
 
 
 def _inside(path: str, root: str) -> bool:

@@ -57,6 +57,12 @@ class YamlDoc:
     data: Any
     values: dict[Path, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    source: str = ""
+
+    def line(self, number: int) -> str:
+        """Source line ``number`` (1-based), or '' when out of range."""
+        lines = self.source.splitlines()
+        return lines[number - 1] if 0 < number <= len(lines) else ""
 
     def where(self, loc: Path, *, key: bool = False) -> tuple[int, int]:
         """Line and column (1-based) of the value at ``loc``, or of its nearest parent."""
@@ -118,7 +124,7 @@ def parse_yaml(text: str, rel_path: str) -> YamlDoc:
     """Parse YAML text (see :func:`read_yaml` for what is refused)."""
     loader = yaml.CSafeLoader(text)
     try:
-        return _Builder(YamlDoc(rel_path, None), loader).run()
+        return _Builder(YamlDoc(rel_path, None, source=text), loader).run()
     except yaml.MarkedYAMLError as exc:
         raise YamlProblem(_syntax_problem(exc, text, rel_path)) from None
     except yaml.YAMLError as exc:

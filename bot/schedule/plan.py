@@ -267,7 +267,7 @@ def _blackouts(content: ContentSet) -> list[Blackout]:
 def _blackout_for(blackouts: list[Blackout], account: str, due: datetime) -> str | None:
     for start, end, accounts, reason in blackouts:
         if start <= due < end and (accounts is None or account in accounts):
-            return f"blackout: {reason}"
+            return reason
     return None
 
 

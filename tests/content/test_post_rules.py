@@ -274,7 +274,7 @@ def test_publish_at_on_a_day_that_does_not_exist(check: Check) -> None:
 )
 def test_empty_text_is_refused(check: Check, body: str, where: str) -> None:
     """A text, translation or thread part with nothing in it is refused where it stands."""
-    assert_one_error(check, body, where, "text is empty", "write the text, or remove the key")
+    assert_one_error(check, body, where, "text is empty", "write the text")
 
 
 def test_text_left_empty_after_the_key_must_be_text(check: Check) -> None:
@@ -340,3 +340,24 @@ def test_alt_text_of_1000_characters_is_valid(check: Check) -> None:
     body = "lang: fr\ntext: Bonjour\nmedia:\n  - file: media/drapeau.png\n    alt: " + "d" * 1000
     result = check({POST: body + "\n"})
     assert result.code == 0, result.out
+
+
+def test_hashtag_after_a_space_in_unquoted_text_is_not_silently_dropped(check) -> None:  # type: ignore[no-untyped-def]
+    """`text: Ouverture de la #COP31` would publish 'Ouverture de la': refuse it, say why."""
+    result = check({"content/posts/h.yaml": "lang: fr\ntext: Ouverture de la #COP31 à Antalya\n"})
+    assert result.code == 1
+    assert "content/posts/h.yaml:2:7: the text stops before '#COP31 à Antalya'" in result.out
+    assert "put the whole text in quotes" in result.out
+
+
+def test_text_starting_with_a_hashtag_explains_the_comment(check) -> None:  # type: ignore[no-untyped-def]
+    """`text: #COP31 ...` is an empty value in YAML; the hint says the '#' began a comment."""
+    result = check({"content/posts/h.yaml": "lang: fr\ntext: #COP31 ouverture\n"})
+    assert result.code == 1
+    assert "starts a YAML comment, so the value is empty" in result.out
+
+
+def test_quoted_hashtags_are_fine(check) -> None:  # type: ignore[no-untyped-def]
+    """Quoted or folded texts keep their hashtags: no error."""
+    body = 'lang: fr\ntext: "Ouverture de la #COP31"\ntranslations:\n  en: >-\n    Opening #COP31\n'
+    assert check({"content/posts/h.yaml": body}).code == 0

@@ -142,3 +142,17 @@ def test_unknown_key_in_slots_suggests_the_closest(example_repo: Path, check: Ch
     )
     assert result.code == 1
     assert result.only_error() == (f"{SLOTS}:6:5", "unknown key 'dayz' (did you mean 'days'?)")
+
+
+def test_blackout_with_an_empty_account_list_is_refused(check) -> None:  # type: ignore[no-untyped-def]
+    """`accounts: []` would black out nothing, silently: say so."""
+    slots = (
+        "slots:\n  morning: {times: [09:30]}\n  evening: {times: [18:30]}\n"
+        "blackouts:\n  - from: 2026-12-24 18:00\n    until: 2026-12-26 08:00\n"
+        "    reason: Noël\n    accounts: []\n"
+    )
+    result = check({"schedules/slots.yaml": slots})
+    assert result.code == 1
+    assert (
+        "schedules/slots.yaml:8:15: accounts is empty: this blackout blocks nothing" in result.out
+    )

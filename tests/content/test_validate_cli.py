@@ -145,3 +145,11 @@ def test_real_process_reads_the_current_directory_by_default(example_repo: Path)
     assert [(p["path"], p["line"], p["column"]) for p in problems] == [
         ("content/posts/bad.yaml", 1, 7)
     ]
+
+
+def test_a_root_that_does_not_exist_is_a_usage_error(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A mistyped --root exits 2 and names the path, instead of listing missing files."""
+    from bot.cli import main
+
+    assert main(["validate", "--root", str(tmp_path / "nope")]) == 2
+    assert "no such directory" in capsys.readouterr().err

@@ -172,7 +172,7 @@ def test_fixed_time_inside_a_blackout_is_held_with_the_reason(tmp_path: Path) ->
     """A publish_at inside a blackout is listed as held, not silently dropped."""
     content = load(make_repo(tmp_path, {"a": post("publish_at: 2026-12-25 10:00")}))
     result = plan(content, datetime(2026, 12, 20, 0, 0, tzinfo=UTC), days=10)
-    assert {(d.status, d.note) for d in result.deliveries} == {("blackout", "blackout: Christmas")}
+    assert {(d.status, d.note) for d in result.deliveries} == {("blackout", "Christmas")}
 
 
 def test_paused_account_waits_visibly(tmp_path: Path) -> None:
