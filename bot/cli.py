@@ -16,9 +16,13 @@ from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.errors import BotError, ConfigError, ContentError
+from bot.schedule.ledger import State
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from bot.content.loader import ContentSet
+    from bot.publish.session import Publishing
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -79,9 +83,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="write machine translations into the post files for review",
     )
 
+    p = sub.add_parser("post-now", parents=[common], help="publish a post now, through the ledger")
+    p.add_argument("id", help="the post's id")
+    p.add_argument("--lang", type=_langs, help="only these languages, e.g. fr,en")
+    p.add_argument("--dry-run", action="store_true", help="write to the outbox, not to X")
+
+    p = sub.add_parser("status", parents=[common], help="ledger state of every delivery")
+    p.add_argument("id", nargs="?", help="only this post")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+    p = sub.add_parser(
+        "retract", parents=[common], help="delete what was published, cancel what was not"
+    )
+    p.add_argument("id", help="the post's id")
+    p.add_argument("--lang", type=_langs, help="only these languages, e.g. fr,en")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    p = sub.add_parser("accounts", parents=[common], help="account tools")
+    p.add_argument("action", choices=("check",), help="check: credentials work, handles match")
+
     p = sub.add_parser("schema", parents=[common], help="write the JSON Schemas editors' tools use")
     p.add_argument("directory", nargs="?", help="where to write (default: print post schema)")
     return parser
+
+
+def _langs(value: str) -> list[str]:
+    langs = [v.strip() for v in value.split(",") if v.strip()]
+    if not langs:
+        raise argparse.ArgumentTypeError("give languages like fr,en")
+    return langs
 
 
 def _positive_int(value: str) -> int:
@@ -254,6 +284,177 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return EXIT_INVALID if bad else EXIT_OK
 
 
+def _publishing(
+    args: argparse.Namespace, content: ContentSet, *, dry_run: bool = False
+) -> Publishing:
+    from bot.publish.session import Publishing
+    from bot.store import state_url
+
+    engine = _store(args)
+    assert engine is not None
+    url = state_url(Path(args.root), args.state)
+    state_dir = (
+        Path(url[len("sqlite:///") :]).parent
+        if url.startswith("sqlite:///")
+        else (Path(args.root) / ".diplobot")
+    )
+    pub = Publishing.build(content, engine, state_dir, dry_run=dry_run)
+    for warning in pub.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return pub
+
+
+def _targets(content: ContentSet, post_id: str, langs: list[str] | None) -> list[str]:
+    entry = content.posts.get(post_id)
+    if entry is None:
+        raise ConfigError(f"no post with id '{post_id}'; 'diplobot plan' lists the posts")
+    if langs:
+        unknown = [lang for lang in langs if lang not in entry.languages]
+        if unknown:
+            raise ConfigError(
+                f"{post_id} is not published in {', '.join(unknown)}; it goes "
+                f"out in {', '.join(entry.languages)}"
+            )
+    return [
+        a
+        for a, acct in content.accounts.accounts.items()
+        if acct.lang in entry.languages and (not langs or acct.lang in langs)
+    ]
+
+
+def _cmd_post_now(args: argparse.Namespace) -> int:
+    from bot.content.loader import load
+
+    content = load(args.root)
+    accounts = _targets(content, args.id, args.lang)
+    pub = _publishing(args, content, dry_run=args.dry_run)
+    results = pub.publish_post(content.posts[args.id], accounts)
+    handles = {a: x.handle for a, x in content.accounts.accounts.items()}
+    for result in results:
+        where = f"@{handles[result.account]} ({pub.channel_of[result.account]})"
+        if result.message:
+            print(f"{where}: {result.message}")
+            continue
+        for row in result.rows:
+            detail = row.url or row.remote_id or row.last_error or ""
+            print(f"{where}: part {row.part} {row.state} {detail}".rstrip())
+    return EXIT_OK if all(r.ok and not r.message for r in results) else EXIT_INVALID
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from bot.schedule.ledger import Ledger
+
+    engine = _store(args, create=False)
+    rows = Ledger(engine).rows(args.id) if engine is not None else []
+    if args.format == "json":
+        print(
+            json.dumps(
+                [
+                    {**asdict(r), "state": str(r.state), "media": [asdict(m) for m in r.media]}
+                    for r in rows
+                ],
+                default=str,
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    if not rows:
+        print("no deliveries recorded" + (f" for {args.id}" if args.id else ""))
+        return EXIT_OK
+    for r in rows:
+        tail = r.url or r.remote_id or ""
+        if r.last_error and r.state is not State.POSTED:
+            tail = r.last_error
+        retry = f" retry at {r.retry_at:%Y-%m-%d %H:%M} UTC" if r.retry_at else ""
+        print(
+            f"{r.due_at:%Y-%m-%d %H:%M} UTC  {r.post_id} part {r.part}  {r.account} "
+            f"[{r.channel}]  {r.state}  attempts {r.attempts}{retry}  {tail}".rstrip()
+        )
+    problems = [r for r in rows if r.state in (State.FAILED, State.UNKNOWN, State.EXPIRED)]
+    if problems:
+        print(
+            f"{len(problems)} delivery(ies) need attention (FAILED, UNKNOWN or EXPIRED): "
+            "see docs/operations.md"
+        )
+    return EXIT_OK
+
+
+def _cmd_retract(args: argparse.Namespace) -> int:
+    from bot.content.loader import load
+    from bot.publish.retract import retract
+
+    content = load(args.root)
+    accounts = _targets(content, args.id, args.lang)
+    pub = _publishing(args, content)
+    rows = [r for r in pub.ledger.rows(args.id) if r.account in accounts]
+    live = [r for r in rows if r.state is State.POSTED]
+    pending = [r for r in rows if r.state in (State.PENDING, State.UNKNOWN)]
+    if not live and not pending:
+        print(f"nothing to retract for {args.id}")
+        return EXIT_OK
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("retract deletes published posts: add --yes to confirm", file=sys.stderr)
+            return EXIT_USAGE
+        answer = input(
+            f"Delete {len(live)} published post(s) and cancel {len(pending)} "
+            f"pending one(s) of {args.id}? [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes", "o", "oui"):
+            print("nothing changed")
+            return EXIT_OK
+    outcome = retract(pub, rows)
+    for line in outcome.lines:
+        print(line)
+    return EXIT_OK if outcome.ok else EXIT_INVALID
+
+
+def _cmd_accounts(args: argparse.Namespace) -> int:
+    from bot.config import XSettings
+    from bot.content.loader import load
+    from bot.errors import PublishError
+    from bot.publish.x import XCredentials, XPublisher
+
+    content = load(args.root)
+    handles = {a: x.handle for a, x in content.accounts.accounts.items()}
+    x = XSettings.from_env(list(handles))
+    ok = True
+    publisher = None
+    if x.tokens:
+        assert x.api_key is not None and x.api_secret is not None
+        publisher = XPublisher(
+            x.api_key,
+            x.api_secret,
+            {a: XCredentials(t, s) for a, (t, s) in x.tokens.items()},
+            handles,
+            api_url=x.api_url,
+            timeout=x.timeout,
+        )
+    for account, handle in handles.items():
+        if publisher is None or account not in x.tokens:
+            print(f"{account}: no credentials (set {x.missing[account]})")
+            ok = False
+            continue
+        try:
+            actual = publisher.whoami(account)
+        except PublishError as exc:
+            print(f"{account}: FAILED: {exc}")
+            ok = False
+            continue
+        if actual.lower() != handle.lower():
+            print(
+                f"{account}: credentials belong to @{actual}, but accounts.yaml says "
+                f"@{handle}: fix one of them"
+            )
+            ok = False
+        else:
+            print(f"{account}: ok (@{actual})")
+    return EXIT_OK if ok else EXIT_INVALID
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from bot.content.schema import schema_json, write_schemas
 
@@ -270,5 +471,9 @@ _COMMANDS = {
     "count": _cmd_count,
     "plan": _cmd_plan,
     "translate": _cmd_translate,
+    "post-now": _cmd_post_now,
+    "status": _cmd_status,
+    "retract": _cmd_retract,
+    "accounts": _cmd_accounts,
     "schema": _cmd_schema,
 }

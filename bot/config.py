@@ -83,3 +83,51 @@ class TranslatorSettings:
             timeout=_float(env, "DIPLOBOT_TRANSLATOR_TIMEOUT", 20.0, 0.1, 600),
             parallel=int(_float(env, "DIPLOBOT_TRANSLATOR_PARALLEL", 4, 1, 64)),
         )
+
+
+@dataclass(frozen=True)
+class XSettings:
+    """X API settings: one app key pair, and per account an access token pair."""
+
+    api_url: str
+    timeout: float
+    api_key: Secret | None = field(default=None, repr=False)
+    api_secret: Secret | None = field(default=None, repr=False)
+    tokens: dict[str, tuple[Secret, Secret]] = field(default_factory=dict, repr=False)
+    missing: dict[str, str] = field(default_factory=dict)  # account → what to set
+
+    @classmethod
+    def from_env(cls, accounts: list[str], env: Mapping[str, str] | None = None) -> XSettings:
+        from bot.publish.x import DEFAULT_API_URL, env_name
+
+        env = os.environ if env is None else env
+        api_key = read_secret("DIPLOBOT_X_API_KEY", env)
+        api_secret = read_secret("DIPLOBOT_X_API_SECRET", env)
+        tokens: dict[str, tuple[Secret, Secret]] = {}
+        missing: dict[str, str] = {}
+        for account in accounts:
+            prefix = f"DIPLOBOT_{env_name(account)}"
+            token = read_secret(f"{prefix}_ACCESS_TOKEN", env)
+            secret = read_secret(f"{prefix}_ACCESS_SECRET", env)
+            if api_key and api_secret and token and secret:
+                tokens[account] = (token, secret)
+                continue
+            needed = [
+                n
+                for n, v in (
+                    ("DIPLOBOT_X_API_KEY", api_key),
+                    ("DIPLOBOT_X_API_SECRET", api_secret),
+                    (f"{prefix}_ACCESS_TOKEN", token),
+                    (f"{prefix}_ACCESS_SECRET", secret),
+                )
+                if not v
+            ]
+            missing[account] = ", ".join(needed)
+        return cls(
+            api_url=env.get("DIPLOBOT_X_API_URL") or DEFAULT_API_URL,
+            timeout=_float(env, "DIPLOBOT_X_TIMEOUT", 20.0, 0.1, 600),
+            api_key=api_key,
+            api_secret=api_secret,
+            tokens=tokens,
+            missing=missing,
+        )

@@ -9,7 +9,13 @@
     │   ├── TranslationTransient  worth retrying later (429, 5xx, connection); may carry retry_at
     │   └── TranslationPermanent  retrying will not help (auth, unsupported language)
     └── PublishError              a publisher failed; the library's exception is in __cause__
-        └── PublishRateLimited    carries retry_at (UTC); the caller reschedules
+        ├── PublishRateLimited    429: carries retry_at (UTC); the caller reschedules
+        ├── PublishAmbiguous      timeout, connection lost or 5xx after sending: the post may
+        │                         exist; reconcile against the timeline before any retry
+        ├── PublishDuplicate      X refused duplicate content: reconcile the same way
+        ├── PublishAuthFailed     401, or a 403 other than duplicate: the account is flagged
+        ├── PublishNoCredits      402: the X API account has no credits left
+        └── PublishRejected       400: X refused the request; its detail is in the message
 
 Messages say what to do next. They never contain a secret or a post's text.
 """
@@ -87,3 +93,23 @@ class PublishRateLimited(PublishError):
     def __init__(self, message: str, retry_at: datetime) -> None:
         super().__init__(message)
         self.retry_at = retry_at
+
+
+class PublishAmbiguous(PublishError):
+    """The request may have reached X (timeout, dropped connection, 5xx): the post may exist."""
+
+
+class PublishDuplicate(PublishError):
+    """X refused the text as a duplicate of a recent post of this account."""
+
+
+class PublishAuthFailed(PublishError):
+    """X refused the account's credentials or permissions (401, 403)."""
+
+
+class PublishNoCredits(PublishError):
+    """X answered 402: the developer account is out of credits."""
+
+
+class PublishRejected(PublishError):
+    """X refused the request as invalid (400); the message carries X's detail."""

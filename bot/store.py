@@ -1,9 +1,10 @@
 """The state database: one SQLite file (WAL) by default, through SQLAlchemy Core so that
 PostgreSQL can follow. Its schema is versioned: :data:`MIGRATIONS` is applied in order, once.
 
-Tables so far: ``slot_pins`` (a slot occurrence given to a post, so it never moves) and
+Tables: ``slot_pins`` (a slot occurrence given to a post, so it never moves),
 ``translations`` (the machine-translation cache: each unique text is translated once per
-target, backend and glossary version, across runs and restarts).
+target, backend and glossary version, across runs and restarts) and ``deliveries`` (the
+ledger: one row per post, account, part and channel, with its state).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
 )
@@ -50,8 +52,37 @@ translations = Table(
     Column("created_at", String, nullable=False),
 )
 
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("post_id", String, nullable=False),
+    Column("account", String, nullable=False),
+    Column("part", Integer, nullable=False),  # 1-based position in the account's reply chain
+    Column("channel", String, nullable=False),  # "x", or "outbox" for dry runs
+    Column("lang", String, nullable=False),
+    Column("due_at", String, nullable=False),  # UTC ISO
+    Column("text", Text, nullable=False),  # stored before the first attempt: retries match
+    Column("media", Text, nullable=False, default="[]"),  # JSON [{file, alt}]
+    Column("content_hash", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("retry_at", String),
+    Column("remote_id", String),
+    Column("url", String),
+    Column("last_error", Text),
+    Column("revision", String),  # git commit the content came from
+    Column("author", String),  # its author
+    Column("claimed_at", String),
+    Column("claimed_by", String),
+    Column("created_at", String, nullable=False),
+    Column("updated_at", String, nullable=False),
+    UniqueConstraint("post_id", "account", "part", "channel", name="uq_delivery"),
+)
+
 MIGRATIONS: list[list[Table]] = [
     [slot_pins, translations],  # 1
+    [deliveries],  # 2
 ]
 """Version N creates MIGRATIONS[N-1]. Append, never edit: a deployed database is at some N."""
 

@@ -157,6 +157,30 @@ def localize(
     return result
 
 
+def translate_cached(
+    content: ContentSet,
+    translator: Translator,
+    cache: TranslationCache,
+    text: str,
+    source: str,
+    target: str,
+) -> str:
+    """One text (an alt text, say) through the same protection, check and cache as posts.
+
+    Raises:
+        TranslationError: the engine failed.
+        EntityMismatch: the engine damaged a protected entity.
+    """
+    key = CacheKey(translator.name, source, target, text_hash(text), glossary_version(content))
+    known = cache.get_many([key])
+    if key in known:
+        return known[key]
+    protected = protect(text, target, glossary_terms(content))
+    restored = restore(translator.translate(protected.masked, source, target), protected).strip()
+    cache.put(key, restored)
+    return restored
+
+
 def _translate_one(
     translator: Translator, job: _Job, glossary: tuple[GlossaryTerm, ...]
 ) -> str | Exception:

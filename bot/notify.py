@@ -1,0 +1,73 @@
+"""Alerts: every delivery that will not go out as planned is told to people.
+
+``DIPLOBOT_ALERT_WEBHOOK`` receives a JSON POST per alert. The body carries ``text`` (what Slack
+and Mattermost incoming webhooks display) and the same facts as fields for other tools. A
+webhook that fails is logged, never raised: alerting must not stop publishing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import requests
+from loguru import logger
+
+from bot.schedule.ledger import Row
+
+
+class Notifier:
+    def __init__(
+        self,
+        webhook: str | None = None,
+        timeout: float = 10.0,
+        handles: dict[str, str] | None = None,
+    ) -> None:
+        self.webhook = webhook
+        self.timeout = timeout
+        self.handles = handles or {}
+
+    @classmethod
+    def from_env(cls, handles: dict[str, str]) -> Notifier:
+        return cls(os.environ.get("DIPLOBOT_ALERT_WEBHOOK") or None, handles=handles)
+
+    def delivery(self, row: Row, reason: str) -> None:
+        handle = self.handles.get(row.account, row.account)
+        self.send(
+            {
+                "text": f"diplobot: {row.post_id} part {row.part} for @{handle} is {row.state}: "
+                f"{reason}",
+                "event": f"delivery.{row.state.lower()}",
+                "post": row.post_id,
+                "account": row.account,
+                "part": row.part,
+                "state": str(row.state),
+                "reason": reason,
+            }
+        )
+
+    def held(self, post_id: str, account: str, reason: str) -> None:
+        handle = self.handles.get(account, account)
+        self.send(
+            {
+                "text": f"diplobot: {post_id} for @{handle} is held: {reason}",
+                "event": "delivery.held",
+                "post": post_id,
+                "account": account,
+                "state": "HELD",
+                "reason": reason,
+            }
+        )
+
+    def send(self, payload: dict[str, Any]) -> None:
+        log = logger.bind(
+            event=payload["event"], post=payload.get("post"), account=payload.get("account")
+        )
+        log.bind(reason=payload.get("reason")).warning("alert")
+        if not self.webhook:
+            return
+        try:
+            response = requests.post(self.webhook, json=payload, timeout=self.timeout)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            log.bind(error=type(exc).__name__).error("alert.webhook_failed")

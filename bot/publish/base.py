@@ -1,0 +1,57 @@
+"""The publisher contract every channel meets (X, the dry-run outbox, later others)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class MediaItem:
+    path: Path  # absolute
+    alt: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One post to publish: its account, text, images and the post it replies to."""
+
+    account: str  # account id from schedules/accounts.yaml
+    handle: str
+    text: str
+    reply_to: str | None = None  # remote id of the previous part of a thread
+    media: tuple[MediaItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    remote_id: str
+    url: str | None
+
+
+class Publisher(Protocol):
+    """Publishes to one channel for every account it holds credentials for."""
+
+    name: str  # the ledger's channel: "x", "outbox"
+
+    def publish(self, item: Outgoing) -> Receipt:
+        """Publish one post.
+
+        Raises:
+            PublishRateLimited: carries ``retry_at``; the caller reschedules.
+            PublishAmbiguous: the post may exist (timeout, lost connection, 5xx).
+            PublishDuplicate: the platform says this text was just posted.
+            PublishAuthFailed, PublishNoCredits, PublishRejected: final failures.
+            PublishError: anything else; the library's exception is in ``__cause__``.
+        """
+        ...
+
+    def find(self, account: str, text: str, since: datetime) -> Receipt | None:
+        """The account's post with this text published after ``since``, if any (reconcile)."""
+        ...
+
+    def delete(self, account: str, remote_id: str) -> None:
+        """Delete a published post (retract)."""
+        ...

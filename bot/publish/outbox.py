@@ -1,0 +1,76 @@
+"""The dry-run publisher: appends what would be sent to a JSON-lines outbox file."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.publish.base import Outgoing, Receipt
+from bot.publish.match import same_post_text
+
+
+class OutboxPublisher:
+    """Writes one JSON object per post to ``path`` (flushed and fsynced before returning)."""
+
+    name = "outbox"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def publish(self, item: Outgoing) -> Receipt:
+        record = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "account": item.account,
+            "handle": item.handle,
+            "text": item.text,
+            "reply_to": item.reply_to,
+            "media": [{"file": str(m.path), "alt": m.alt} for m in item.media],
+        }
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            count = self._count()
+            record["id"] = f"dry-run-{count + 1}"
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        return Receipt(str(record["id"]), None)
+
+    def find(self, account: str, text: str, since: datetime) -> Receipt | None:
+        for record in reversed(self.records()):
+            if (
+                record["account"] == account
+                and same_post_text(record["text"], text)
+                and (datetime.fromisoformat(record["at"]) >= since.replace(microsecond=0))
+            ):
+                return Receipt(record["id"], None)
+        return None
+
+    def delete(self, account: str, remote_id: str) -> None:
+        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(
+                json.dumps(
+                    {
+                        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "account": account,
+                        "deleted": remote_id,
+                    }
+                )
+                + "\n"
+            )
+
+    def records(self) -> list[dict[str, str]]:
+        if not self.path.exists():
+            return []
+        with open(self.path, encoding="utf-8") as handle:
+            return [r for r in (json.loads(line) for line in handle if line.strip()) if "text" in r]
+
+    def _count(self) -> int:
+        if not self.path.exists():
+            return 0
+        with open(self.path, encoding="utf-8") as handle:
+            return sum(1 for line in handle if '"text"' in line)

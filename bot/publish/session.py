@@ -1,0 +1,169 @@
+"""Publishing one post to its accounts through the ledger: the code path shared by
+``diplobot post-now`` and the scheduler (one function, one ledger)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loguru import logger
+from sqlalchemy import Engine
+
+from bot.config import TranslatorSettings, XSettings
+from bot.content.gitinfo import revision
+from bot.content.loader import ContentSet, PostEntry
+from bot.notify import Notifier
+from bot.publish.base import Publisher
+from bot.publish.deliver import Deliverer, recover
+from bot.publish.outbox import OutboxPublisher
+from bot.publish.prepare import prepare
+from bot.schedule.ledger import Ledger, Row, State
+from bot.translate.base import Translator
+from bot.translate.cache import TranslationCache
+from bot.translate.localize import localize
+
+
+@dataclass
+class AccountResult:
+    account: str
+    rows: list[Row] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.rows) and all(r.state is State.POSTED for r in self.rows)
+
+
+@dataclass
+class Publishing:
+    """Everything needed to publish: content, ledger, translator, a deliverer per channel."""
+
+    content: ContentSet
+    ledger: Ledger
+    translator: Translator
+    cache: TranslationCache
+    deliverers: dict[str, Deliverer]  # channel → deliverer
+    channel_of: dict[str, str]  # account → channel
+    notifier: Notifier
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        content: ContentSet,
+        engine: Engine,
+        state_dir: Path,
+        *,
+        dry_run: bool = False,
+        translator: Translator | None = None,
+    ) -> Publishing:
+        from bot.translate.registry import make_translator
+
+        handles = {a: acct.handle for a, acct in content.accounts.accounts.items()}
+        ledger = Ledger(engine)
+        notifier = Notifier.from_env(handles)
+        settings = TranslatorSettings.from_env()
+        translator = translator or make_translator(settings)
+        publishers: dict[str, Publisher] = {"outbox": OutboxPublisher(state_dir / "outbox.jsonl")}
+        channel_of: dict[str, str] = {}
+        warnings: list[str] = []
+        x = XSettings.from_env(list(handles))
+        if not dry_run and x.tokens:
+            from bot.publish.x import XCredentials, XPublisher
+
+            assert x.api_key is not None and x.api_secret is not None
+            publishers["x"] = XPublisher(
+                x.api_key,
+                x.api_secret,
+                {a: XCredentials(t, s) for a, (t, s) in x.tokens.items()},
+                handles,
+                api_url=x.api_url,
+                timeout=x.timeout,
+            )
+        for account in handles:
+            if not dry_run and account in x.tokens:
+                channel_of[account] = "x"
+            else:
+                channel_of[account] = "outbox"
+                if not dry_run:
+                    warnings.append(
+                        f"no X credentials for account '{account}': DRY RUN to the outbox "
+                        f"{state_dir / 'outbox.jsonl'} (set {x.missing.get(account, '')})"
+                    )
+        deliverers = {
+            name: Deliverer(ledger, pub, content.root, handles, alert=notifier.delivery)
+            for name, pub in publishers.items()
+        }
+        return cls(
+            content,
+            ledger,
+            translator,
+            TranslationCache(engine),
+            deliverers,
+            channel_of,
+            notifier,
+            warnings,
+        )
+
+    def recover(self, now: datetime | None = None) -> list[Row]:
+        """Resolve deliveries left SENDING by a process that died (see ledger.py)."""
+        return recover(self.ledger, self.deliverers, now or datetime.now(UTC))
+
+    def publish_post(
+        self,
+        entry: PostEntry,
+        accounts: list[str],
+        due: datetime | None = None,
+    ) -> list[AccountResult]:
+        """Localize, record and deliver ``entry`` to ``accounts``. What is already POSTED on an
+        account is not sent again; the result says so."""
+        now = datetime.now(UTC)
+        due = due or now
+        self.recover(now)
+        variants = localize(self.content, self.translator, self.cache, post_ids=[entry.id]).variants
+        results = []
+        rev = revision(self.content.root)
+        for account in accounts:
+            channel = self.channel_of[account]
+            result = AccountResult(account)
+            results.append(result)
+            existing = [
+                r for r in self.ledger.rows(entry.id, channel=channel) if r.account == account
+            ]
+            if existing and all(r.state is State.POSTED for r in existing):
+                first = min(existing, key=lambda r: r.part)
+                result.rows = existing
+                result.message = (
+                    f"already published on {first.updated_at:%Y-%m-%d %H:%M} UTC"
+                    f" ({first.url or first.remote_id}); nothing sent"
+                )
+                continue
+            prepared = prepare(
+                self.content,
+                entry,
+                variants,
+                [account],
+                channel=channel,
+                due=due,
+                translator=self.translator,
+                cache=self.cache,
+                revision=rev,
+            )
+            if account in prepared.refused:
+                if existing and any(r.state is State.POSTED for r in existing):
+                    prepared.rows = []  # resume the rows already recorded
+                else:
+                    result.message = f"not published: {prepared.refused[account]}"
+                    self.notifier.held(entry.id, account, prepared.refused[account])
+                    continue
+            self.ledger.ensure(prepared.rows)
+            rows = [r for r in self.ledger.rows(entry.id, channel=channel) if r.account == account]
+            result.rows = self.deliverers[channel].deliver_chain(rows)
+            # Rows after a part that did not go out are still PENDING: show them too.
+            shown = {r.id for r in result.rows}
+            result.rows += [r for r in rows if r.id not in shown]
+            logger.bind(
+                post=entry.id, account=account, states=[str(r.state) for r in result.rows]
+            ).info("post.delivered")
+        return results

@@ -1,0 +1,326 @@
+"""The ledger: the truth about every delivery. Nothing twice, nothing lost.
+
+One row per (post, account, part, channel). States::
+
+    PENDING ──claim──▶ SENDING ──▶ POSTED
+       ▲                  │  ├──▶ FAILED (reason)            401/403/402/400, or out of attempts
+       │                  │  └──▶ UNKNOWN ──reconcile──▶ POSTED (found on the timeline)
+       └──── retry_at ◀───┘              └────────────▶ PENDING (not found: retry)
+    PENDING ──▶ SKIPPED (policy) | EXPIRED (too late) | RETRACTED (cancelled)
+    POSTED ──retract──▶ RETRACTED
+
+The claim (PENDING → SENDING) is committed before any API call, with a conditional UPDATE, so
+two processes claiming the same row cannot both win. A SENDING row whose owner died (same host,
+process gone) or whose lease ran out is ambiguous: it becomes UNKNOWN and is reconciled against
+the account's timeline before any retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.store import deliveries, utc_now_iso
+
+
+class State(StrEnum):
+    PENDING = "PENDING"
+    SENDING = "SENDING"
+    POSTED = "POSTED"
+    FAILED = "FAILED"
+    UNKNOWN = "UNKNOWN"
+    SKIPPED = "SKIPPED"
+    EXPIRED = "EXPIRED"
+    RETRACTED = "RETRACTED"
+
+
+FINAL = frozenset({State.POSTED, State.FAILED, State.SKIPPED, State.EXPIRED, State.RETRACTED})
+DEFAULT_LEASE = timedelta(minutes=5)
+"""How long a SENDING claim is trusted when its owner cannot be checked (another host)."""
+
+
+def owner_id() -> str:
+    """This process, as written in ``claimed_by``: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str | None) -> bool | None:
+    """True/False when the owner runs on this host; None when it cannot be known."""
+    if not owner or ":" not in owner:
+        return None
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class MediaRef:
+    file: str  # path relative to the content root
+    alt: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """What the ledger needs to record a delivery before it is attempted."""
+
+    post_id: str
+    account: str
+    part: int
+    channel: str
+    lang: str
+    due_at: datetime
+    text: str
+    media: tuple[MediaRef, ...] = ()
+    revision: str | None = None
+    author: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        payload = json.dumps([self.text, [[m.file, m.alt] for m in self.media]])
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: int
+    post_id: str
+    account: str
+    part: int
+    channel: str
+    lang: str
+    due_at: datetime
+    text: str
+    media: tuple[MediaRef, ...]
+    content_hash: str
+    state: State
+    attempts: int
+    retry_at: datetime | None
+    remote_id: str | None
+    url: str | None
+    last_error: str | None
+    revision: str | None
+    author: str | None
+    claimed_at: datetime | None
+    claimed_by: str | None
+    updated_at: datetime
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _row(r: Any) -> Row:
+    media = tuple(MediaRef(m["file"], m.get("alt")) for m in json.loads(r.media or "[]"))
+    due = _dt(r.due_at)
+    updated = _dt(r.updated_at)
+    assert due is not None and updated is not None
+    return Row(
+        id=r.id,
+        post_id=r.post_id,
+        account=r.account,
+        part=r.part,
+        channel=r.channel,
+        lang=r.lang,
+        due_at=due,
+        text=r.text,
+        media=media,
+        content_hash=r.content_hash,
+        state=State(r.state),
+        attempts=r.attempts,
+        retry_at=_dt(r.retry_at),
+        remote_id=r.remote_id,
+        url=r.url,
+        last_error=r.last_error,
+        revision=r.revision,
+        author=r.author,
+        claimed_at=_dt(r.claimed_at),
+        claimed_by=r.claimed_by,
+        updated_at=updated,
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class Ledger:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def ensure(self, items: Iterable[NewDelivery]) -> list[Row]:
+        """Record deliveries that are not in the ledger yet; refresh PENDING ones whose text,
+        media or due time changed. Rows in any other state are left as they are."""
+        now = utc_now_iso()
+        keys = []
+        with self.engine.begin() as conn:
+            for item in items:
+                media = json.dumps(
+                    [{"file": m.file, "alt": m.alt} for m in item.media], ensure_ascii=False
+                )
+                stmt = sqlite_insert(deliveries).values(
+                    post_id=item.post_id,
+                    account=item.account,
+                    part=item.part,
+                    channel=item.channel,
+                    lang=item.lang,
+                    due_at=_iso(item.due_at),
+                    text=item.text,
+                    media=media,
+                    content_hash=item.content_hash,
+                    state=State.PENDING.value,
+                    attempts=0,
+                    revision=item.revision,
+                    author=item.author,
+                    created_at=now,
+                    updated_at=now,
+                )
+                conn.execute(stmt.on_conflict_do_nothing())
+                conn.execute(
+                    update(deliveries)
+                    .where(
+                        and_(
+                            deliveries.c.post_id == item.post_id,
+                            deliveries.c.account == item.account,
+                            deliveries.c.part == item.part,
+                            deliveries.c.channel == item.channel,
+                            deliveries.c.state == State.PENDING.value,
+                            or_(
+                                deliveries.c.content_hash != item.content_hash,
+                                deliveries.c.due_at != _iso(item.due_at),
+                            ),
+                        )
+                    )
+                    .values(
+                        text=item.text,
+                        media=media,
+                        content_hash=item.content_hash,
+                        due_at=_iso(item.due_at),
+                        revision=item.revision,
+                        author=item.author,
+                        updated_at=now,
+                    )
+                )
+                keys.append((item.post_id, item.account, item.part, item.channel))
+        return [r for r in (self.find(*k) for k in keys) if r is not None]
+
+    def find(self, post_id: str, account: str, part: int, channel: str) -> Row | None:
+        c = deliveries.c
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                select(deliveries).where(
+                    and_(
+                        c.post_id == post_id,
+                        c.account == account,
+                        c.part == part,
+                        c.channel == channel,
+                    )
+                )
+            ).first()
+        return _row(r) if r is not None else None
+
+    def get(self, row_id: int) -> Row:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(deliveries).where(deliveries.c.id == row_id)).one()
+        return _row(r)
+
+    def rows(
+        self,
+        post_id: str | None = None,
+        *,
+        channel: str | None = None,
+        states: Sequence[State] | None = None,
+    ) -> list[Row]:
+        c = deliveries.c
+        query = select(deliveries)
+        if post_id is not None:
+            query = query.where(c.post_id == post_id)
+        if channel is not None:
+            query = query.where(c.channel == channel)
+        if states is not None:
+            query = query.where(c.state.in_([s.value for s in states]))
+        query = query.order_by(c.due_at, c.post_id, c.account, c.part)
+        with self.engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query)]
+
+    def claim(self, row_id: int, now: datetime, owner: str | None = None) -> Row | None:
+        """PENDING → SENDING, committed; None when another process got it first or it is not
+        due for retry yet."""
+        c = deliveries.c
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    and_(
+                        c.id == row_id,
+                        c.state == State.PENDING.value,
+                        or_(c.retry_at.is_(None), c.retry_at <= _iso(now)),
+                    )
+                )
+                .values(
+                    state=State.SENDING.value,
+                    attempts=c.attempts + 1,
+                    claimed_at=_iso(now),
+                    claimed_by=owner or owner_id(),
+                    updated_at=_iso(now),
+                )
+            )
+            won = result.rowcount == 1
+        return self.get(row_id) if won else None
+
+    def transition(
+        self,
+        row_id: int,
+        to: State,
+        *,
+        expect: Sequence[State],
+        remote_id: str | None = None,
+        url: str | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """Move a row from one of ``expect`` to ``to``; False if it was in another state."""
+        c = deliveries.c
+        values: dict[str, Any] = {
+            "state": to.value,
+            "updated_at": utc_now_iso(),
+            "retry_at": _iso(retry_at) if retry_at else None,
+        }
+        if remote_id is not None:
+            values["remote_id"] = remote_id
+            values["url"] = url
+        if error is not None or to in (State.POSTED, State.PENDING):
+            values["last_error"] = error
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(and_(c.id == row_id, c.state.in_([s.value for s in expect])))
+                .values(**values)
+            )
+            return result.rowcount == 1
+
+    def stale_sending(self, now: datetime, lease: timedelta = DEFAULT_LEASE) -> list[Row]:
+        """SENDING rows whose owner is gone (same host) or whose lease has run out."""
+        stale = []
+        for row in self.rows(states=[State.SENDING]):
+            alive = _owner_alive(row.claimed_by)
+            expired = row.claimed_at is None or row.claimed_at + lease < now
+            if alive is False or (alive is None and expired):
+                stale.append(row)
+        return stale
