@@ -102,6 +102,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("accounts", parents=[common], help="account tools")
     p.add_argument("action", choices=("check",), help="check: credentials work, handles match")
 
+    p = sub.add_parser("run", parents=[common], help="the long-running service")
+    p.add_argument("--dry-run", action="store_true", help="publish every account to the outbox")
+
+    p = sub.add_parser(
+        "health", parents=[common], help="exit 0 when the running service answers /healthz"
+    )
+
+    for name, what in (("pause", "stop publishing"), ("resume", "publish again")):
+        p = sub.add_parser(name, parents=[common], help=f"{what} (one account, or all)")
+        p.add_argument("account", nargs="?", help="account id (default: every account)")
+        if name == "pause":
+            p.add_argument("--reason", default="", help="shown in status and the plan")
+
     p = sub.add_parser("schema", parents=[common], help="write the JSON Schemas editors' tools use")
     p.add_argument("directory", nargs="?", help="where to write (default: print post schema)")
     return parser
@@ -455,6 +468,89 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_INVALID
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from bot.http import serve
+    from bot.service import Service, ServiceSettings
+    from bot.store import open_store, state_url
+    from bot.sync import GitSource, LocalSource, Source
+
+    settings = ServiceSettings.from_env()
+    repo_url = os.environ.get("DIPLOBOT_REPO_URL")
+    url = state_url(Path(args.root), args.state)
+    state_dir = (
+        Path(url[len("sqlite:///") :]).parent
+        if url.startswith("sqlite:///")
+        else Path(args.root) / ".diplobot"
+    )
+    source: Source
+    if repo_url:
+        source = GitSource(
+            repo_url, os.environ.get("DIPLOBOT_REPO_BRANCH") or "main", state_dir / "repo"
+        )
+    else:
+        source = LocalSource(Path(args.root))
+    engine = open_store(url)
+    if args.dry_run:
+        for name in list(os.environ):
+            if name.startswith("DIPLOBOT_X_API_"):
+                del os.environ[name]
+    service = Service(source, engine, state_dir, settings)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server, _thread = serve(service, settings.http_addr)
+    try:
+        service.start()
+        stop.wait()
+    finally:
+        service.stop(timeout=8.0)
+        server.shutdown()
+        server.server_close()
+    return EXIT_OK
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    from bot.http import parse_addr
+
+    host, port = parse_addr(os.environ.get("DIPLOBOT_HTTP_ADDR") or "127.0.0.1:8080")
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5) as response:
+            ok = response.status == 200
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"diplobot health: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print("ok" if ok else "unhealthy")
+    return EXIT_OK if ok else EXIT_INVALID
+
+
+def _cmd_pause(args: argparse.Namespace, paused: bool = True) -> int:
+    from bot.content.loader import load
+    from bot.service import set_pause
+
+    content = load(args.root)
+    if args.account and args.account not in content.accounts.accounts:
+        raise ConfigError(
+            f"unknown account '{args.account}'; accounts: " + ", ".join(content.accounts.accounts)
+        )
+    engine = _store(args)
+    assert engine is not None
+    set_pause(engine, args.account, getattr(args, "reason", "") or "", paused)
+    who = args.account or "every account"
+    print(f"{'paused' if paused else 'resumed'}: {who}")
+    return EXIT_OK
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from bot.content.schema import schema_json, write_schemas
 
@@ -475,5 +571,9 @@ _COMMANDS = {
     "status": _cmd_status,
     "retract": _cmd_retract,
     "accounts": _cmd_accounts,
+    "run": _cmd_run,
+    "health": _cmd_health,
+    "pause": _cmd_pause,
+    "resume": lambda args: _cmd_pause(args, paused=False),
     "schema": _cmd_schema,
 }

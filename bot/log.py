@@ -15,6 +15,7 @@ import sys
 from loguru import logger
 
 QUIET_LOGGERS = ("urllib3", "requests", "oauthlib", "requests_oauthlib", "tweepy", "deepl")
+NOISY_LOGGERS = ("apscheduler",)  # one INFO line per job run: kept at WARNING
 
 
 class InterceptHandler(logging.Handler):
@@ -26,7 +27,7 @@ class InterceptHandler(logging.Handler):
         except ValueError:
             level = record.levelno
         logger.opt(exception=record.exc_info).bind(source=record.name).log(
-            level, "stdlib.{name}: {message}", name=record.name, message=record.getMessage()
+            level, "stdlib: {}", record.getMessage()
         )
 
 
@@ -46,5 +47,5 @@ def setup_logging(level: str | None = None, fmt: str | None = None) -> None:
             format="{time:YYYY-MM-DD HH:mm:ss} {level: <7} {message} {extra}",
         )
     logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
-    for name in QUIET_LOGGERS:
+    for name in (*QUIET_LOGGERS, *NOISY_LOGGERS):
         logging.getLogger(name).setLevel(logging.WARNING)

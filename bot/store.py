@@ -80,9 +80,24 @@ deliveries = Table(
     UniqueConstraint("post_id", "account", "part", "channel", name="uq_delivery"),
 )
 
+runtime_pauses = Table(
+    "runtime_pauses",
+    metadata,
+    Column("account", String, primary_key=True),  # "*" pauses every account
+    Column("reason", String, nullable=False),
+    Column("at", String, nullable=False),
+)
+heartbeat = Table(
+    "heartbeat",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("at", String, nullable=False),
+)
+
 MIGRATIONS: list[list[Table]] = [
     [slot_pins, translations],  # 1
     [deliveries],  # 2
+    [runtime_pauses, heartbeat],  # 3
 ]
 """Version N creates MIGRATIONS[N-1]. Append, never edit: a deployed database is at some N."""
 

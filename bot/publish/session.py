@@ -21,7 +21,7 @@ from bot.publish.prepare import prepare
 from bot.schedule.ledger import Ledger, Row, State
 from bot.translate.base import Translator
 from bot.translate.cache import TranslationCache
-from bot.translate.localize import localize
+from bot.translate.localize import Variant, localize
 
 
 @dataclass
@@ -110,31 +110,31 @@ class Publishing:
         """Resolve deliveries left SENDING by a process that died (see ledger.py)."""
         return recover(self.ledger, self.deliverers, now or datetime.now(UTC))
 
-    def publish_post(
+    def record(
         self,
         entry: PostEntry,
         accounts: list[str],
-        due: datetime | None = None,
-    ) -> list[AccountResult]:
-        """Localize, record and deliver ``entry`` to ``accounts``. What is already POSTED on an
-        account is not sent again; the result says so."""
-        now = datetime.now(UTC)
-        due = due or now
-        self.recover(now)
-        variants = localize(self.content, self.translator, self.cache, post_ids=[entry.id]).variants
-        results = []
+        due: datetime,
+        variants: list[Variant] | None = None,
+        *,
+        alert_held: bool = True,
+    ) -> dict[str, str]:
+        """Put ``entry``'s deliveries to ``accounts`` in the ledger (text stored before any
+        attempt). Returns, per account that will not get it, why."""
+        if variants is None:
+            variants = localize(
+                self.content, self.translator, self.cache, post_ids=[entry.id]
+            ).variants
         rev = revision(self.content.root)
+        why: dict[str, str] = {}
         for account in accounts:
             channel = self.channel_of[account]
-            result = AccountResult(account)
-            results.append(result)
             existing = [
                 r for r in self.ledger.rows(entry.id, channel=channel) if r.account == account
             ]
             if existing and all(r.state is State.POSTED for r in existing):
                 first = min(existing, key=lambda r: r.part)
-                result.rows = existing
-                result.message = (
+                why[account] = (
                     f"already published on {first.updated_at:%Y-%m-%d %H:%M} UTC"
                     f" ({first.url or first.remote_id}); nothing sent"
                 )
@@ -151,19 +151,40 @@ class Publishing:
                 revision=rev,
             )
             if account in prepared.refused:
-                if existing and any(r.state is State.POSTED for r in existing):
-                    prepared.rows = []  # resume the rows already recorded
-                else:
-                    result.message = f"not published: {prepared.refused[account]}"
+                if any(r.state is State.POSTED for r in existing):
+                    continue  # a thread already under way: resume the recorded rows
+                why[account] = f"not published: {prepared.refused[account]}"
+                if alert_held:
                     self.notifier.held(entry.id, account, prepared.refused[account])
-                    continue
+                continue
             self.ledger.ensure(prepared.rows)
-            rows = [r for r in self.ledger.rows(entry.id, channel=channel) if r.account == account]
-            result.rows = self.deliverers[channel].deliver_chain(rows)
-            # Rows after a part that did not go out are still PENDING: show them too.
-            shown = {r.id for r in result.rows}
-            result.rows += [r for r in rows if r.id not in shown]
-            logger.bind(
-                post=entry.id, account=account, states=[str(r.state) for r in result.rows]
-            ).info("post.delivered")
+        return why
+
+    def deliver(self, post_id: str, account: str) -> list[Row]:
+        """Deliver the recorded parts of one post to one account, as a reply chain."""
+        channel = self.channel_of[account]
+        rows = [r for r in self.ledger.rows(post_id, channel=channel) if r.account == account]
+        done = self.deliverers[channel].deliver_chain(rows)
+        shown = {r.id for r in done}
+        # Parts after one that did not go out are still PENDING: report them too.
+        result = done + [self.ledger.get(r.id) for r in rows if r.id not in shown]
+        logger.bind(post=post_id, account=account, states=[str(r.state) for r in result]).info(
+            "post.delivered"
+        )
+        return result
+
+    def publish_post(self, entry: PostEntry, accounts: list[str]) -> list[AccountResult]:
+        """``post-now``: record ``entry`` for ``accounts`` as due now, and deliver it. What is
+        already POSTED on an account is not sent again; the result says so."""
+        now = datetime.now(UTC)
+        self.recover(now)
+        why = self.record(entry, accounts, now)
+        results = []
+        for account in accounts:
+            result = AccountResult(account)
+            results.append(result)
+            if account in why:
+                result.message = why[account]
+                continue
+            result.rows = self.deliver(entry.id, account)
         return results

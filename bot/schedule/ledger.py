@@ -192,6 +192,22 @@ class Ledger:
                     updated_at=now,
                 )
                 conn.execute(stmt.on_conflict_do_nothing())
+                # A delivery cancelled because its post disappeared comes back with the post.
+                conn.execute(
+                    update(deliveries)
+                    .where(
+                        and_(
+                            deliveries.c.post_id == item.post_id,
+                            deliveries.c.account == item.account,
+                            deliveries.c.part == item.part,
+                            deliveries.c.channel == item.channel,
+                            deliveries.c.state == State.RETRACTED.value,
+                            deliveries.c.remote_id.is_(None),
+                            deliveries.c.last_error.like("cancelled:%"),
+                        )
+                    )
+                    .values(state=State.PENDING.value, last_error=None, updated_at=now)
+                )
                 conn.execute(
                     update(deliveries)
                     .where(
@@ -312,6 +328,17 @@ class Ledger:
                 update(deliveries)
                 .where(and_(c.id == row_id, c.state.in_([s.value for s in expect])))
                 .values(**values)
+            )
+            return result.rowcount == 1
+
+    def reschedule(self, row_id: int, due: datetime) -> bool:
+        """Move a PENDING delivery to a new due time (its post's time changed)."""
+        c = deliveries.c
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(and_(c.id == row_id, c.state == State.PENDING.value))
+                .values(due_at=_iso(due), updated_at=utc_now_iso())
             )
             return result.rowcount == 1
 

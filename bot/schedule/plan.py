@@ -94,6 +94,7 @@ def plan(
     days: int = 7,
     pinned: Mapping[str, Pin] | None = None,
     done: Set[tuple[str, str, int]] = frozenset(),
+    since: datetime | None = None,
 ) -> Plan:
     """Every delivery due in ``[now, now + days)``, with warnings and cost.
 
@@ -104,6 +105,9 @@ def plan(
         raise ValueError("now must be timezone-aware")
     now = now.astimezone(UTC)
     end = now + timedelta(days=days)
+    # Deliveries due in [since, now) are returned too (the service catches up after a stop);
+    # slot posts are still only ever given future occurrences.
+    window_start = since.astimezone(UTC) if since is not None else now
     result = Plan(start=now, end=end, currency=content.accounts.pricing.currency)
     pins = _assign_slots(content, now, dict(pinned or {}), result)
     blackouts = _blackouts(content)
@@ -118,10 +122,10 @@ def plan(
         for account_id, account in content.accounts.accounts.items():
             if account.lang not in entry.languages:
                 continue
-            due = _due(content, entry, account_id, pins)
+            due = due_for(content, entry, account_id, pins)
             if due is None:
                 continue
-            if due < now:
+            if due < window_start:
                 if entry.id not in warned_past and any(
                     (entry.id, account_id, p) not in done for p in range(1, entry.parts + 1)
                 ):
@@ -172,9 +176,10 @@ def plan(
     return result
 
 
-def _due(
+def due_for(
     content: ContentSet, entry: PostEntry, account_id: str, pins: Mapping[str, Pin]
 ) -> datetime | None:
+    """When ``entry`` goes out on ``account_id`` (None for drafts and unplaced slot posts)."""
     if entry.due is not None:
         return entry.due
     pin = pins.get(entry.id)

@@ -1,0 +1,119 @@
+"""Where the content comes from: a local folder (polled) or a git repository (cloned into the
+state volume, fetched at an interval and at once on a signed webhook)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import subprocess
+from pathlib import Path
+from typing import Protocol
+
+from bot.errors import ConfigError
+
+GIT_TIMEOUT = 120.0
+
+
+class Source(Protocol):
+    root: Path
+
+    def refresh(self) -> str:
+        """Bring the working tree up to date; return its revision (changes when content does).
+
+        Raises:
+            ConfigError: the source cannot be read (clone or fetch failed).
+        """
+        ...
+
+
+class LocalSource:
+    """A folder on disk. Its revision is git's HEAD when it is a clean checkout, otherwise a
+    fingerprint of the files' names, sizes and modification times."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def refresh(self) -> str:
+        digest = hashlib.sha256()
+        for top in ("content", "schedules"):
+            for dirpath, dirnames, filenames in os.walk(self.root / top):
+                dirnames.sort()
+                for name in sorted(filenames):
+                    path = os.path.join(dirpath, name)
+                    try:
+                        st = os.stat(path)
+                    except OSError:
+                        continue
+                    digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        head = _git(self.root, "rev-parse", "--short=12", "HEAD", check=False)
+        label = head.strip() if head else "local"
+        return f"{label}+{digest.hexdigest()[:10]}"
+
+
+class GitSource:
+    """A remote repository followed on one branch, checked out under the state folder."""
+
+    def __init__(self, url: str, branch: str, dest: Path) -> None:
+        self.url = url
+        self.branch = branch
+        self.root = dest
+
+    def refresh(self) -> str:
+        if not (self.root / ".git").is_dir():
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            _git(
+                None,
+                "clone",
+                "--quiet",
+                "--branch",
+                self.branch,
+                "--single-branch",
+                self.url,
+                str(self.root),
+            )
+        else:
+            _git(self.root, "fetch", "--quiet", "origin", self.branch)
+            _git(self.root, "reset", "--quiet", "--hard", "FETCH_HEAD")
+        return (_git(self.root, "rev-parse", "HEAD") or "").strip()
+
+
+def _git(cwd: Path | None, *args: str, check: bool = True) -> str | None:
+    command = ["git", *(["-C", str(cwd)] if cwd else []), *args]
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=GIT_TIMEOUT, env=env, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        if not check:
+            return None
+        raise ConfigError(f"git {args[0]} failed: {type(exc).__name__}") from None
+    if done.returncode != 0:
+        if not check:
+            return None
+        # git's message may contain the URL, which may contain a token: keep the first line
+        # and strip anything that looks like credentials in a URL.
+        first = (done.stderr.strip().splitlines() or [""])[0]
+        first = _strip_userinfo(first)
+        raise ConfigError(f"git {args[0]} failed: {first}")
+    return done.stdout
+
+
+def _strip_userinfo(text: str) -> str:
+    import re
+
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
+
+
+def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+    """GitHub's ``X-Hub-Signature-256: sha256=<hex HMAC of the body>``."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header[len("sha256=") :])
+
+
+def verify_token(secret: bytes, header: str | None) -> bool:
+    """GitLab's ``X-Gitlab-Token: <the shared secret>``."""
+    return bool(header) and hmac.compare_digest(secret, (header or "").encode())
