@@ -33,7 +33,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.config import Secret, read_secret
-from bot.content.loader import ContentSet, validate
+from bot.content.loader import ContentSet, LoadCache, validate
 from bot.errors import BotError, ConfigError, Problem
 from bot.publish.session import Publishing
 from bot.schedule.ledger import Ledger, Row, State
@@ -117,6 +117,10 @@ class Service:
         self.last_sweep: datetime | None = None
         self.warnings: list[str] = []
         self.held_alerted: set[tuple[str, str, str]] = set()
+        # (post, account) → (fingerprint, due) last recorded: unchanged posts are skipped.
+        self.recorded: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self.load_cache = LoadCache()
+        self.recorded_setup = ""
         self.stats = Stats()
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -176,7 +180,7 @@ class Service:
             self.seen_revision = rev
         if unchanged:
             return
-        content, problems = validate(self.source.root)
+        content, problems = validate(self.source.root, self.load_cache)
         if content is None:
             errors = [p for p in problems if p.severity == "error"]
             with self.lock:
@@ -214,24 +218,35 @@ class Service:
             if d.status == "blackout":
                 continue  # recorded below as SKIPPED
             wanted.setdefault((d.post, d.account), d.due)
-        post_ids = sorted({p for p, _a in wanted} | {d.post for d in result.deliveries})
+        # Only posts that are new or changed (file, due time, or the translation setup) need
+        # translating and recording again: a commit that changes one post of 10,000 costs
+        # one post's work.
+        setup = pub.translator.name + str(pub.channel_of)
+        if setup != self.recorded_setup:
+            self.recorded, self.recorded_setup = {}, setup
+        todo = {
+            key: due
+            for key, due in wanted.items()
+            if self.recorded.get(key) != (content.posts[key[0]].fingerprint, due)
+        }
+        post_ids = sorted({p for p, _a in todo})
         loc = localize(content, pub.translator, pub.cache, post_ids=post_ids, parallel=4)
         with self.lock:
             self.stats.engine_calls += loc.stats.engine_calls
             self.stats.cache_hits += loc.stats.cache_hits
-        by_post: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
-        for (post_id, account), due in wanted.items():
-            by_post[post_id].append((account, due))
-        for post_id, targets in by_post.items():
+        for (post_id, account), due in sorted(todo.items()):
             entry = content.posts[post_id]
-            for account, due in targets:
-                why = pub.record(entry, [account], due, loc.variants, alert_held=False)
-                reason = why.get(account, "")
-                if reason.startswith("not published"):
-                    key = (post_id, account, reason)
-                    if key not in self.held_alerted:
-                        self.held_alerted.add(key)
-                        pub.notifier.held(post_id, account, reason)
+            why = pub.record(entry, [account], due, loc.variants, alert_held=False)
+            reason = why.get(account, "")
+            if reason.startswith("not published"):
+                key = (post_id, account, reason)
+                if key not in self.held_alerted:
+                    self.held_alerted.add(key)
+                    pub.notifier.held(post_id, account, reason)
+            else:
+                self.recorded[(post_id, account)] = (entry.fingerprint, due)
+        for gone in set(self.recorded) - set(wanted):
+            del self.recorded[gone]
         for d in result.deliveries:
             if d.status == "blackout":
                 self._skip_blackout(pub, content, d.post, d.account, d.due, d.note)

@@ -64,6 +64,7 @@ class PostEntry:
     post: Post
     due: datetime | None  # UTC instant of publish_at; None for slot posts and drafts
     languages: tuple[str, ...]  # languages it is published in (each has an account)
+    fingerprint: str = ""  # changes whenever the file's bytes do
 
     @property
     def slot(self) -> str | None:
@@ -160,8 +161,44 @@ def load(root: str | os.PathLike[str]) -> ContentSet:
     return content
 
 
-def validate(root: str | os.PathLike[str]) -> tuple[ContentSet | None, list[Problem]]:
-    """Check the whole repository; return the content (None if any error) and all problems."""
+class LoadCache:
+    """What checking each post file found, reused while neither the file nor anything it is
+    checked against (accounts, slots, glossary, media) changed. The service keeps one, so a
+    commit that changes one post of 10,000 re-reads one file."""
+
+    def __init__(self) -> None:
+        self.context = ""
+        self.files: dict[str, tuple[tuple[int, int, int], PostEntry | None, list[Problem]]] = {}
+
+
+def _context_key(base: Path) -> str:
+    digest = hashlib.sha1()
+    for rel in (ACCOUNTS_FILE, SLOTS_FILE, GLOSSARY_FILE):
+        try:
+            digest.update((base / rel).read_bytes())
+        except OSError:
+            digest.update(b"-")
+    for dirpath, dirnames, filenames in os.walk(base / CONTENT_DIR):
+        dirnames[:] = sorted(
+            d for d in dirnames if os.path.join(dirpath, d) != str(base / POSTS_DIR)
+        )
+        for name in sorted(filenames):
+            try:
+                st = os.stat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            digest.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def validate(
+    root: str | os.PathLike[str], cache: LoadCache | None = None
+) -> tuple[ContentSet | None, list[Problem]]:
+    """Check the whole repository; return the content (None if any error) and all problems.
+
+    With a ``cache``, post files unchanged since the last call (same size, mtime and inode,
+    and the same accounts, slots, glossary and media) are not read again.
+    """
     base = Path(root)
     out = _Collector()
     accounts = _load_model(base, ACCOUNTS_FILE, AccountsFile, out, required=True)
@@ -180,8 +217,14 @@ def validate(root: str | os.PathLike[str]) -> tuple[ContentSet | None, list[Prob
     checker = _PostChecker(base, account_model, slots[1] if slots_known else None, out)
     posts: dict[str, PostEntry] = {}
     first_seen: dict[str, str] = {}
+    if cache is not None:
+        context = _context_key(base)
+        if context != cache.context:
+            cache.context, cache.files = context, {}
+    seen: set[str] = set()
     for rel in _post_files(base):
-        entry = checker.check(rel)
+        entry = _check_cached(checker, base, rel, cache, out) if cache else checker.check(rel)
+        seen.add(rel)
         if entry is None:
             continue
         if entry.id in posts:
@@ -196,6 +239,9 @@ def validate(root: str | os.PathLike[str]) -> tuple[ContentSet | None, list[Prob
             continue
         posts[entry.id] = entry
         first_seen[entry.id] = rel
+    if cache is not None:
+        for gone in set(cache.files) - seen:
+            del cache.files[gone]
     errors = out.errors
     if errors or account_model is None:
         return None, out.problems
@@ -215,6 +261,24 @@ def machine_mark(backend: str, text: str) -> str:
 
 def _is_marked(mark: str | None, text: str) -> bool:
     return mark is not None and mark.rsplit(":", 1)[-1] == machine_mark("", text)[1:]
+
+
+def _check_cached(
+    checker: _PostChecker, base: Path, rel: str, cache: LoadCache, out: _Collector
+) -> PostEntry | None:
+    try:
+        st = os.stat(base / rel)
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        return checker.check(rel)
+    hit = cache.files.get(rel)
+    if hit is not None and hit[0] == key:
+        out.problems.extend(hit[2])
+        return hit[1]
+    before = len(out.problems)
+    entry = checker.check(rel)
+    cache.files[rel] = (key, entry, out.problems[before:])
+    return entry
 
 
 def _post_files(base: Path) -> Iterator[str]:
@@ -616,7 +680,8 @@ class _PostChecker:
                 if post.languages is None or lang in post.languages
             )
         )
-        return PostEntry(post_id, rel, post, due, langs)
+        fingerprint = hashlib.sha1(doc.source.encode("utf-8")).hexdigest()
+        return PostEntry(post_id, rel, post, due, langs, fingerprint)
 
     def _check_texts(self, doc: YamlDoc, post: Post) -> None:
         out = self.out

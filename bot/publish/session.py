@@ -47,6 +47,7 @@ class Publishing:
     channel_of: dict[str, str]  # account → channel
     notifier: Notifier
     warnings: list[str] = field(default_factory=list)
+    revision: tuple[str | None, str | None] = (None, None)  # git commit and author of content
 
     @classmethod
     def build(
@@ -104,6 +105,7 @@ class Publishing:
             channel_of,
             notifier,
             warnings,
+            revision(content.root),
         )
 
     def recover(self, now: datetime | None = None) -> list[Row]:
@@ -125,7 +127,7 @@ class Publishing:
             variants = localize(
                 self.content, self.translator, self.cache, post_ids=[entry.id]
             ).variants
-        rev = revision(self.content.root)
+        rev = self.revision
         why: dict[str, str] = {}
         for account in accounts:
             channel = self.channel_of[account]
