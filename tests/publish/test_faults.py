@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from conftest import WebhookSink
+from publish.conftest import WebhookSink
 from servers.x import XServer
 
 from bot.cli import main

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import KEY, Backend, make_backend
 from servers.translate import FakeEngine
+from translate.conftest import KEY, Backend, make_backend
 
 from bot.errors import TranslationPermanent, TranslationTransient
 

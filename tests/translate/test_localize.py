@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import KEY, make_backend
 from servers.translate import FakeEngine, LibreServer
+from translate.conftest import KEY, make_backend
 
 from bot.content.loader import load
 from bot.store import open_store, state_url

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import KEY
 from servers.translate import FakeEngine, LibreServer
+from translate.conftest import KEY
 
 from bot.cli import main
 
