@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -163,13 +164,16 @@ def _iso(moment: datetime) -> str:
 class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Threads of one process take turns to write: SQLite would otherwise make them wait
+        # in its busy handler, which sleeps in steps of several milliseconds.
+        self._writing = threading.Lock()
 
     def ensure(self, items: Iterable[NewDelivery]) -> list[Row]:
         """Record deliveries that are not in the ledger yet; refresh PENDING ones whose text,
         media or due time changed. Rows in any other state are left as they are."""
         now = utc_now_iso()
         keys = []
-        with self.engine.begin() as conn:
+        with self._writing, self.engine.begin() as conn:
             for item in items:
                 media = json.dumps(
                     [{"file": m.file, "alt": m.alt} for m in item.media], ensure_ascii=False
@@ -279,7 +283,7 @@ class Ledger:
         """PENDING → SENDING, committed; None when another process got it first or it is not
         due for retry yet."""
         c = deliveries.c
-        with self.engine.begin() as conn:
+        with self._writing, self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
                 .where(
@@ -323,7 +327,7 @@ class Ledger:
             values["url"] = url
         if error is not None or to in (State.POSTED, State.PENDING):
             values["last_error"] = error
-        with self.engine.begin() as conn:
+        with self._writing, self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
                 .where(and_(c.id == row_id, c.state.in_([s.value for s in expect])))
@@ -334,7 +338,7 @@ class Ledger:
     def reschedule(self, row_id: int, due: datetime) -> bool:
         """Move a PENDING delivery to a new due time (its post's time changed)."""
         c = deliveries.c
-        with self.engine.begin() as conn:
+        with self._writing, self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
                 .where(and_(c.id == row_id, c.state == State.PENDING.value))

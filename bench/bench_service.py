@@ -1,0 +1,288 @@
+"""Benchmarks of the running service.
+
+Run:  .venv/bin/python bench/bench_service.py lag        # (a) 500 deliveries due at once
+      .venv/bin/python bench/bench_service.py idle       # (b) idle with 10,000 posts, 60 s
+      .venv/bin/python bench/bench_service.py commit     # (c) one changed post of 10,000
+
+(a) 63 posts due at the same instant on 8 accounts (504 deliveries), the fake X of the test
+    suite answering each request after 10 ms; the service runs in this process. Prints p50,
+    p99 and max lag from the due time to the moment the fake received the POST.
+(b) ``diplobot run`` as a real process on a generated 10,000-post repository (dry run: no
+    credentials, translations from the fake LibreTranslate); once ready, its resident memory
+    and CPU use over 60 s, read from /proc.
+(c) a git repository of 10,000 posts followed by the service (GitSource); one post inside the
+    planning window is edited and committed; prints the time of the sync that applies it
+    (fetch + reset + validate + plan + record), best and median of 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(HERE), str(HERE / "tests")]
+
+from servers.translate import LibreServer  # noqa: E402
+from servers.x import XServer  # noqa: E402
+
+from bench.genrepo import generate  # noqa: E402
+from bot.log import setup_logging  # noqa: E402
+
+ACCOUNTS = {f"fr_{i}": (f"tok-{i}", f"sec-{i}", f"francediplo_{i}") for i in range(8)}
+APP = ("bench-app-key", "bench-app-secret")
+
+
+class TimedX(XServer):
+    """The fake X, recording when each request arrived, and answering after ``latency``."""
+
+    def __init__(self, latency: float, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.latency = latency
+        self.arrivals: list[tuple[float, str, str]] = []
+        self._arrivals_lock = threading.Lock()
+
+    def _serve(self, handler: Any) -> None:
+        arrived = time.time()
+        with self._arrivals_lock:
+            self.arrivals.append((arrived, handler.command, handler.path))
+        time.sleep(self.latency)
+        super()._serve(handler)
+
+
+def serve_x(latency: float) -> None:
+    """Run the timed fake X in its own process (so it does not compete with the service for
+    this process's GIL): print its URL, serve until stdin closes, then print the arrival
+    times of POST /2/tweets and the number of posts on the timelines, as JSON."""
+    import json
+
+    with TimedX(latency, accounts=ACCOUNTS, consumer=APP) as x:
+        print(x.url, flush=True)
+        sys.stdin.read()
+        posted = [a[0] for a in x.arrivals if a[1] == "POST" and a[2] == "/2/tweets"]
+        print(
+            json.dumps({"posted": posted, "timelines": sum(len(x.timeline(a)) for a in ACCOUNTS)}),
+            flush=True,
+        )
+
+
+def bench_lag(posts: int = 63) -> None:
+    import json
+
+    from bot.service import Service, ServiceSettings
+    from bot.store import open_store, state_url
+    from bot.sync import LocalSource
+
+    fake = subprocess.Popen(
+        [sys.executable, __file__, "serve-x"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert fake.stdout is not None and fake.stdin is not None
+    x_url = fake.stdout.readline().strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "repo"
+        (root / "schedules").mkdir(parents=True)
+        accounts = "\n".join(
+            f"  {a}: {{lang: fr, handle: {h}}}" for a, (_t, _s, h) in ACCOUNTS.items()
+        )
+        (root / "schedules/accounts.yaml").write_text(
+            f"timezone: Europe/Paris\naccounts:\n{accounts}\n", encoding="utf-8"
+        )
+        due = (datetime.now(UTC) + timedelta(seconds=40)).replace(microsecond=0)
+        (root / "content/posts").mkdir(parents=True)
+        for i in range(posts):
+            (root / f"content/posts/p{i:03d}.yaml").write_text(
+                f"lang: fr\npublish_at: {due:%Y-%m-%dT%H:%M:%S}+00:00\n"
+                f'text: "Annonce numéro {i} de la journée, pour tous nos partenaires."\n',
+                encoding="utf-8",
+            )
+        os.environ.update(
+            {
+                "DIPLOBOT_X_API_URL": x_url,
+                "DIPLOBOT_X_API_KEY": APP[0],
+                "DIPLOBOT_X_API_SECRET": APP[1],
+                "DIPLOBOT_TRANSLATOR": "libre",
+                "DIPLOBOT_TRANSLATOR_URL": "http://127.0.0.1:9/",
+            }
+        )
+        for account, (token, secret, _h) in ACCOUNTS.items():
+            os.environ[f"DIPLOBOT_{account.upper()}_ACCESS_TOKEN"] = token
+            os.environ[f"DIPLOBOT_{account.upper()}_ACCESS_SECRET"] = secret
+        engine = open_store(state_url(root, None))
+        service = Service(
+            LocalSource(root),
+            engine,
+            root / ".diplobot",
+            ServiceSettings(sync_interval=300, sweep_interval=5),
+        )
+        started = time.perf_counter()
+        service.start()
+        ready_in = time.perf_counter() - started
+        expected = posts * len(ACCOUNTS)
+        from bot.schedule.ledger import State
+
+        deadline = due.timestamp() + 60
+        while time.time() < deadline:
+            if len(service.ledger.rows(states=[State.POSTED])) >= expected:
+                break
+            time.sleep(0.2)
+        service.stop()
+        out, _ = fake.communicate("", timeout=30)
+        result = json.loads(out.strip().splitlines()[-1])
+    lags = sorted(t - due.timestamp() for t in result["posted"])
+    q = statistics.quantiles(lags, n=100)
+    print(
+        f"deliveries due at once: {expected}; received by X: {len(lags)}; "
+        f"on the timelines: {result['timelines']}; start-up (recording all of them) took "
+        f"{ready_in:.1f} s, before the due time"
+    )
+    print(
+        f"lag due -> request received: p50 {q[49]:.3f} s, p99 {q[98]:.3f} s, "
+        f"max {lags[-1]:.3f} s, min {lags[0]:.3f} s"
+    )
+
+
+def _proc_stat(pid: int) -> tuple[float, int]:
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+    with open(f"/proc/{pid}/status") as handle:
+        rss = next(int(line.split()[1]) for line in handle if line.startswith("VmRSS"))
+    return cpu, rss
+
+
+def bench_idle(seconds: int = 60) -> None:
+    import urllib.request
+
+    with tempfile.TemporaryDirectory() as tmp, LibreServer() as libre:
+        root = generate(Path(tmp) / "repo", 10_000)
+        port = 18000 + os.getpid() % 1000
+        env = {
+            **os.environ,
+            "DIPLOBOT_HTTP_ADDR": f"127.0.0.1:{port}",
+            "DIPLOBOT_TRANSLATOR": "libre",
+            "DIPLOBOT_TRANSLATOR_URL": libre.url,
+            "DIPLOBOT_LOG_LEVEL": "WARNING",
+            "DIPLOBOT_LOG_FORMAT": "json",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--root", str(root)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            start = time.time()
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.time() - start > 300:
+                    raise SystemExit("service did not become ready in 300 s")
+                time.sleep(0.5)
+            ready = time.time() - start
+            time.sleep(5)  # let the start-up work settle
+            cpu0, _ = _proc_stat(proc.pid)
+            t0 = time.time()
+            peak = 0
+            while time.time() - t0 < seconds:
+                time.sleep(1)
+                peak = max(peak, _proc_stat(proc.pid)[1])
+            cpu1, rss = _proc_stat(proc.pid)
+            elapsed = time.time() - t0
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+    print(
+        f"10,000 posts; ready after {ready:.1f} s (first sync: validate, plan, translate "
+        f"and record the 7-day window)"
+    )
+    print(
+        f"idle {elapsed:.0f} s: CPU {100 * (cpu1 - cpu0) / elapsed:.2f} % of one core; "
+        f"RSS {rss / 1024:.0f} MB (peak while idle {peak / 1024:.0f} MB)"
+    )
+
+
+def bench_commit(repeat: int = 5) -> None:
+    from bot.service import Service, ServiceSettings
+    from bot.store import open_store, state_url
+    from bot.sync import GitSource
+
+    def git(cwd: Path, *args: str) -> None:
+        subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True)
+
+    with tempfile.TemporaryDirectory() as tmp, LibreServer() as libre:
+        origin = generate(Path(tmp) / "origin", 10_000)
+        git(origin, "init", "-q", "-b", "main")
+        git(origin, "add", "-A")
+        git(origin, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "start")
+        os.environ.update(DIPLOBOT_TRANSLATOR="libre", DIPLOBOT_TRANSLATOR_URL=libre.url)
+        state = Path(tmp) / "state"
+        engine = open_store(state_url(state, str(state / "state.sqlite")))
+        service = Service(
+            GitSource(str(origin), "main", state / "repo"),
+            engine,
+            state,
+            ServiceSettings(sync_interval=300),
+        )
+        t = time.perf_counter()
+        service.sync()
+        first = time.perf_counter() - t
+        content = service.content
+        assert content is not None
+        soon = sorted(
+            (e for e in content.posts.values() if e.due is not None and e.due > datetime.now(UTC)),
+            key=lambda e: e.due or 0,
+        )[:repeat]
+        times = []
+        for n, entry in enumerate(soon):
+            path = origin / entry.path
+            path.write_text(
+                path.read_text(encoding="utf-8").replace('text: "', f'text: "Mise à jour {n}. ', 1),
+                encoding="utf-8",
+            )
+            git(origin, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qam", "edit")
+            t = time.perf_counter()
+            service.sync()
+            times.append(time.perf_counter() - t)
+            assert service.seen_revision == service.revision, "the edit was not applied"
+        rows = service.ledger.rows(soon[-1].id)
+        assert rows and "Mise à jour" in rows[0].text
+        shutil.rmtree(state, ignore_errors=True)
+    print(f"first sync of 10,000 posts (clone, validate, plan, translate, record): {first:.1f} s")
+    print(
+        f"one edited post committed -> applied (fetch, reset, validate, plan, record): "
+        f"best {min(times):.3f} s, median {statistics.median(times):.3f} s "
+        f"over {len(times)} commits"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("which", choices=("lag", "idle", "commit", "serve-x"))
+    args = parser.parse_args()
+    setup_logging(level="ERROR", fmt="text")
+    if args.which == "serve-x":
+        serve_x(0.010)
+        return
+    {"lag": bench_lag, "idle": bench_idle, "commit": bench_commit}[args.which]()
+
+
+if __name__ == "__main__":
+    main()
