@@ -145,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.root = os.environ.get("DIPLOBOT_ROOT", ".")
     if not hasattr(args, "state"):
         args.state = os.environ.get("DIPLOBOT_STATE")
-    if not Path(args.root).is_dir():
+    # `run` may clone into a root that does not exist yet; `health` only talks HTTP.
+    if args.command not in ("run", "health") and not Path(args.root).is_dir():
         print(f"diplobot: --root {args.root}: no such directory", file=sys.stderr)
         return EXIT_USAGE
     from bot.log import setup_logging

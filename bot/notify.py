@@ -7,12 +7,12 @@ webhook that fails is logged, never raised: alerting must not stop publishing.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import requests
 from loguru import logger
 
+from bot.config import read_secret
 from bot.schedule.ledger import Row
 
 
@@ -29,7 +29,8 @@ class Notifier:
 
     @classmethod
     def from_env(cls, handles: dict[str, str]) -> Notifier:
-        return cls(os.environ.get("DIPLOBOT_ALERT_WEBHOOK") or None, handles=handles)
+        url = read_secret("DIPLOBOT_ALERT_WEBHOOK")  # or _FILE: a webhook URL is a secret
+        return cls(url.reveal() if url else None, handles=handles)
 
     def delivery(self, row: Row, reason: str) -> None:
         handle = self.handles.get(row.account, row.account)
