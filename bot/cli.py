@@ -430,23 +430,13 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     from bot.config import XSettings
     from bot.content.loader import load
     from bot.errors import PublishError
-    from bot.publish.x import XCredentials, XPublisher
+    from bot.publish.x import XPublisher
 
     content = load(args.root)
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
     x = XSettings.from_env(list(handles))
     ok = True
-    publisher = None
-    if x.tokens:
-        assert x.api_key is not None and x.api_secret is not None
-        publisher = XPublisher(
-            x.api_key,
-            x.api_secret,
-            {a: XCredentials(t, s) for a, (t, s) in x.tokens.items()},
-            handles,
-            api_url=x.api_url,
-            timeout=x.timeout,
-        )
+    publisher = XPublisher.from_settings(x, handles)
     for account, handle in handles.items():
         if publisher is None or account not in x.tokens:
             print(f"{account}: no credentials (set {x.missing[account]})")

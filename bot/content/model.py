@@ -10,7 +10,7 @@ language has an account, a media file is an image) live in :mod:`bot.content.loa
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,17 @@ LocalDateTime = Annotated[
         examples=["2026-11-24 09:00"],
     ),
 ]
+
+
+def _machine_translated() -> Any:
+    return Field(
+        default_factory=dict,
+        description=(
+            "Written by 'diplobot translate --write': marks translations that a machine wrote "
+            "and nobody has approved yet ('backend:hash'). Delete a line, or edit the "
+            "translation, to approve it."
+        ),
+    )
 
 
 class _Strict(BaseModel):
@@ -60,14 +71,7 @@ class Part(_Strict):
         default_factory=dict, description="Human translations of this part, per language"
     )
     media: list[Media] = Field(default_factory=list, description="Up to 4 images")
-    machine_translated: dict[Language, str] = Field(
-        default_factory=dict,
-        description=(
-            "Written by 'diplobot translate --write': marks translations that a machine wrote "
-            "and nobody has approved yet ('backend:hash'). Delete a line, or edit the "
-            "translation, to approve it."
-        ),
-    )
+    machine_translated: dict[Language, str] = _machine_translated()
 
 
 class Post(_Strict):
@@ -100,14 +104,7 @@ class Post(_Strict):
         default_factory=dict,
         description="Human translations per language; they always win over machine translation",
     )
-    machine_translated: dict[Language, str] = Field(
-        default_factory=dict,
-        description=(
-            "Written by 'diplobot translate --write': marks translations that a machine wrote "
-            "and nobody has approved yet ('backend:hash'). Delete a line, or edit the "
-            "translation, to approve it."
-        ),
-    )
+    machine_translated: dict[Language, str] = _machine_translated()
     languages: list[Language] | None = Field(
         default=None,
         description="Publish only in these languages (default: every account's language)",

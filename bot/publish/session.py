@@ -70,18 +70,12 @@ class Publishing:
         channel_of: dict[str, str] = {}
         warnings: list[str] = []
         x = XSettings.from_env(list(handles))
-        if not dry_run and x.tokens:
-            from bot.publish.x import XCredentials, XPublisher
+        if not dry_run:
+            from bot.publish.x import XPublisher
 
-            assert x.api_key is not None and x.api_secret is not None
-            publishers["x"] = XPublisher(
-                x.api_key,
-                x.api_secret,
-                {a: XCredentials(t, s) for a, (t, s) in x.tokens.items()},
-                handles,
-                api_url=x.api_url,
-                timeout=x.timeout,
-            )
+            x_publisher = XPublisher.from_settings(x, handles)
+            if x_publisher is not None:
+                publishers["x"] = x_publisher
         for account in handles:
             if not dry_run and account in x.tokens:
                 channel_of[account] = "x"

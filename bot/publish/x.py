@@ -25,7 +25,7 @@ import requests
 import tweepy
 from requests_oauthlib import OAuth1
 
-from bot.config import Secret
+from bot.config import Secret, XSettings
 from bot.errors import (
     ConfigError,
     PublishAmbiguous,
@@ -97,6 +97,14 @@ class XPublisher:
         self.timeout = timeout
         self._clients: dict[str, tweepy.Client] = {}
         self._user_ids: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls, x: XSettings, handles: dict[str, str]) -> XPublisher | None:
+        """A publisher for the accounts that have credentials; None when none has."""
+        if not x.tokens or x.api_key is None or x.api_secret is None:
+            return None
+        accounts = {a: XCredentials(t, s) for a, (t, s) in x.tokens.items()}
+        return cls(x.api_key, x.api_secret, accounts, handles, api_url=x.api_url, timeout=x.timeout)
 
     def client(self, account: str) -> tweepy.Client:
         if account not in self._clients:

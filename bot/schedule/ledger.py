@@ -157,6 +157,16 @@ def _row(r: Any) -> Row:
     )
 
 
+def _same_delivery(item: NewDelivery) -> Any:
+    c = deliveries.c
+    return and_(
+        c.post_id == item.post_id,
+        c.account == item.account,
+        c.part == item.part,
+        c.channel == item.channel,
+    )
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -201,10 +211,7 @@ class Ledger:
                     update(deliveries)
                     .where(
                         and_(
-                            deliveries.c.post_id == item.post_id,
-                            deliveries.c.account == item.account,
-                            deliveries.c.part == item.part,
-                            deliveries.c.channel == item.channel,
+                            _same_delivery(item),
                             deliveries.c.state == State.RETRACTED.value,
                             deliveries.c.remote_id.is_(None),
                             deliveries.c.last_error.like("cancelled:%"),
@@ -216,10 +223,7 @@ class Ledger:
                     update(deliveries)
                     .where(
                         and_(
-                            deliveries.c.post_id == item.post_id,
-                            deliveries.c.account == item.account,
-                            deliveries.c.part == item.part,
-                            deliveries.c.channel == item.channel,
+                            _same_delivery(item),
                             deliveries.c.state == State.PENDING.value,
                             or_(
                                 deliveries.c.content_hash != item.content_hash,
