@@ -351,6 +351,8 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
             continue
         for row in result.rows:
             detail = row.url or row.remote_id or row.last_error or ""
+            if row.state is State.PENDING and row.retry_at is not None:
+                detail = f"(retry after {row.retry_at:%Y-%m-%d %H:%M} UTC: {detail})"
             print(f"{where}: part {row.part} {row.state} {detail}".rstrip())
     return EXIT_OK if all(r.ok and not r.message for r in results) else EXIT_INVALID
 

@@ -40,6 +40,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = 30  # a client that stops sending does not hold a thread for ever
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.bind(path=self.path, client=self.client_address[0]).debug("http.request")
@@ -79,7 +80,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not secret:
             self._send(404, "webhook disabled: set DIPLOBOT_WEBHOOK_SECRET\n")
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:  # read(-1) would read until the client closes, past MAX_HOOK_BODY
+            self._send(400, "bad Content-Length\n")
+            return
         if length > MAX_HOOK_BODY:
             self._send(413, "too large\n")
             return

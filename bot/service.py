@@ -66,7 +66,8 @@ class ServiceSettings:
     sweep_interval: float = 5.0
     http_addr: str = "127.0.0.1:8080"
     webhook_secret: Secret | None = field(default=None, repr=False)
-    publish_parallel: int = 8
+    publish_parallel: int = 16  # chains delivered at once, all accounts together
+    per_account: int = 4  # chains delivered at once on one account
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -106,6 +107,8 @@ class Service:
         self.pins = PinStore(engine)
         self.lock = threading.RLock()
         self.publish_lock = threading.Lock()
+        self.sync_lock = threading.Lock()
+        self.sync_requested = threading.Event()
         self.stopping = threading.Event()
         self.content: ContentSet | None = None
         self.pub: Publishing | None = None
@@ -154,13 +157,27 @@ class Service:
         logger.bind(clean=not waiter.is_alive()).info("service.stopped")
 
     def trigger_sync(self) -> None:
-        """Sync at once (the webhook), on the scheduler's thread pool."""
-        if not self.stopping.is_set():
-            self.scheduler.add_job(self.sync, id="sync-now", replace_existing=True)
+        """Sync at once (the webhook), on the scheduler's thread pool. A webhook that arrives
+        while a sync runs is not lost: that sync runs once more when it ends."""
+        if self.stopping.is_set():
+            return
+        self.sync_requested.set()
+        self.scheduler.add_job(self.sync, id="sync-now", replace_existing=True)
 
     # -- sync and apply ------------------------------------------------------------------
 
     def sync(self) -> None:
+        """One sync at a time. The interval job and the webhook's ``sync-now`` are two jobs
+        and may overlap: an older revision still being applied (translating) must not finish
+        after, and over, a newer one (it would cancel the newer one's posts)."""
+        with self.sync_lock:
+            for _ in range(3):  # bounded: pushes arriving during a sync cost one more run
+                self.sync_requested.clear()
+                self._sync()
+                if not self.sync_requested.is_set():
+                    break
+
+    def _sync(self) -> None:
         if self.stopping.is_set():
             return
         now = datetime.now(UTC)
@@ -391,21 +408,32 @@ class Service:
         if not by_account:
             return
 
-        def deliver_account(items: list[tuple[str, list[Row]]]) -> None:
-            for post_id, rows in sorted(items, key=lambda i: min(r.due_at for r in i[1])):
-                if self.stopping.is_set():
-                    return
-                pub.deliver(post_id, rows[0].account)
+        # Each chain (one post's parts on one account) is sequential; chains run in parallel,
+        # in due order, at most ``per_account`` at a time on one account.
+        chains = sorted(
+            (
+                (min(r.due_at for r in rows), post_id, account)
+                for account, items in by_account.items()
+                for post_id, rows in items
+            ),
+        )
+        slots: dict[str, threading.Semaphore] = defaultdict(
+            lambda: threading.Semaphore(self.settings.per_account)
+        )
 
-        workers = max(1, min(self.settings.publish_parallel, len(by_account)))
+        def deliver_chain(item: tuple[datetime, str, str]) -> None:
+            _due, post_id, account = item
+            with slots[account]:
+                if not self.stopping.is_set():
+                    pub.deliver(post_id, account)
+
+        workers = max(1, min(self.settings.publish_parallel, len(chains)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish") as pool:
-            list(pool.map(deliver_account, by_account.values()))
+            list(pool.map(deliver_chain, chains))
 
     def _expire(self, pub: Publishing, rows: list[Row], late: timedelta) -> None:
-        minutes = int(late.total_seconds() // 60)
         reason = (
-            f"due {minutes} min ago, beyond the lateness window of "
-            f"{int(self.settings.max_late.total_seconds() // 60)} min"
+            f"due {_span(late)} ago, beyond the lateness window of {_span(self.settings.max_late)}"
         )
         for row in rows:
             if self.ledger.transition(row.id, State.EXPIRED, expect=[State.PENDING], error=reason):
@@ -487,6 +515,13 @@ class Service:
             f"{datetime.fromisoformat(next_due).timestamp() if next_due else 0}",
         ]
         return "\n".join(lines) + "\n"
+
+
+def _span(delta: timedelta) -> str:
+    """A duration as people read it in an alert: whole minutes from 2 min, else seconds (a
+    window of 90 s is not "1 min", and one of 30 s is not "0 min")."""
+    seconds = int(delta.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 120 else f"{seconds} s"
 
 
 def _row_json(r: Row) -> dict[str, Any]:

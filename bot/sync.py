@@ -73,6 +73,9 @@ class GitSource:
                 str(self.root),
             )
         else:
+            current = (_git(self.root, "remote", "get-url", "origin", check=False) or "").strip()
+            if current != self.url:  # DIPLOBOT_REPO_URL changed since the clone
+                _git(self.root, "remote", "set-url", "origin", self.url)
             _git(self.root, "fetch", "--quiet", "origin", self.branch)
             _git(self.root, "reset", "--quiet", "--hard", "FETCH_HEAD")
         return (_git(self.root, "rev-parse", "HEAD") or "").strip()
