@@ -279,7 +279,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging(level="ERROR", fmt="text")
     if args.which == "serve-x":
-        serve_x(0.010)
+        serve_x(float(os.environ.get("BENCH_X_LATENCY", "0.010")))
         return
     {"lag": bench_lag, "idle": bench_idle, "commit": bench_commit}[args.which]()
 

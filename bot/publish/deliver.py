@@ -8,7 +8,7 @@ data (``retry_at``), never a sleep here.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -62,7 +62,9 @@ class Deliverer:
         done: list[Row] = []
         reply_to: str | None = None
         for row in sorted(rows, key=lambda r: r.part):
-            current = self.ledger.get(row.id)
+            # ``rows`` was just read; a row another process changed since is caught by the
+            # claim, which only succeeds on a PENDING row.
+            current = row
             if current.state is State.UNKNOWN:
                 current = self.reconcile(current)
             if current.state is State.PENDING:
@@ -79,7 +81,7 @@ class Deliverer:
         if row.attempts >= MAX_ATTEMPTS:
             self._fail(row, [State.PENDING], f"gave up after {row.attempts} attempts")
             return self.ledger.get(row.id)
-        claimed = self.ledger.claim(row.id, now, owner_id())
+        claimed = self.ledger.claim(row.id, now, owner_id(), current=row)
         if claimed is None:
             log.info("publish.not_claimed")  # another process has it, or retry_at is later
             return self.ledger.get(row.id)
@@ -112,7 +114,7 @@ class Deliverer:
             self._retry_or_fail(row, str(exc))
             log.bind(error=str(exc)).error("publish.error")
         else:
-            self.ledger.transition(
+            recorded = self.ledger.transition(
                 row.id,
                 State.POSTED,
                 expect=[State.SENDING],
@@ -120,6 +122,15 @@ class Deliverer:
                 url=receipt.url,
             )
             log.bind(remote_id=receipt.remote_id).info("publish.sent")
+            if recorded:  # the common case: no need to read back what was just written
+                return replace(
+                    claimed,
+                    state=State.POSTED,
+                    remote_id=receipt.remote_id,
+                    url=receipt.url,
+                    last_error=None,
+                    retry_at=None,
+                )
         return self.ledger.get(row.id)
 
     def reconcile(self, row: Row, *, duplicate: bool = False) -> Row:

@@ -16,6 +16,7 @@ Three corrections to tweepy, made here:
 from __future__ import annotations
 
 import mimetypes
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,13 @@ class _RoutedSession(requests.Session):
         super().__init__()
         self.base = base.rstrip("/")
         self.timeout = timeout
+        # Proxy settings are read from the environment once, not on every request (requests
+        # does that per call, which costs more than signing the request).
+        self.proxies.update(requests.utils.get_environ_proxies(self.base))
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self.verify = bundle  # what trust_env would have read: an institution's own CA
+        self.trust_env = False
 
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any

@@ -23,12 +23,12 @@ import os
 import socket
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.store import deliveries, utc_now_iso
@@ -171,6 +171,61 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+# Statements built once and executed with parameters: building a SQLAlchemy statement costs
+# more than running it on SQLite, and these run several times per delivery.
+_c = deliveries.c
+_ORDER = (_c.due_at, _c.post_id, _c.account, _c.part)
+_GET = select(deliveries).where(_c.id == bindparam("row_id"))
+_FOR_POST = (
+    select(deliveries)
+    .where(and_(_c.post_id == bindparam("p_post"), _c.channel == bindparam("p_channel")))
+    .order_by(*_ORDER)
+)
+_CLAIM = (
+    update(deliveries)
+    .where(
+        and_(
+            _c.id == bindparam("row_id"),
+            _c.state == State.PENDING.value,
+            or_(_c.retry_at.is_(None), _c.retry_at <= bindparam("now_iso")),
+        )
+    )
+    .values(
+        state=State.SENDING.value,
+        attempts=_c.attempts + 1,
+        claimed_at=bindparam("now_iso"),
+        claimed_by=bindparam("owner"),
+        updated_at=bindparam("now_iso"),
+    )
+)
+
+
+def _transition_statement(with_remote: bool, with_error: bool) -> Any:
+    values: dict[str, Any] = {
+        "state": bindparam("to_state"),
+        "updated_at": bindparam("ts"),
+        "retry_at": bindparam("retry"),
+    }
+    if with_remote:
+        values["remote_id"] = bindparam("remote")
+        values["url"] = bindparam("remote_url")
+    if with_error:
+        values["last_error"] = bindparam("error")
+    return (
+        update(deliveries)
+        .where(
+            and_(
+                _c.id == bindparam("row_id"),
+                _c.state.in_(bindparam("expect", expanding=True)),
+            )
+        )
+        .values(**values)
+    )
+
+
+_TRANSITIONS = {(r, e): _transition_statement(r, e) for r in (False, True) for e in (False, True)}
+
+
 class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -261,7 +316,7 @@ class Ledger:
 
     def get(self, row_id: int) -> Row:
         with self.engine.connect() as conn:
-            r = conn.execute(select(deliveries).where(deliveries.c.id == row_id)).one()
+            r = conn.execute(_GET, {"row_id": row_id}).one()
         return _row(r)
 
     def rows(
@@ -272,6 +327,10 @@ class Ledger:
         states: Sequence[State] | None = None,
     ) -> list[Row]:
         c = deliveries.c
+        if post_id is not None and channel is not None and states is None:
+            with self.engine.connect() as conn:
+                found = conn.execute(_FOR_POST, {"p_post": post_id, "p_channel": channel})
+                return [_row(r) for r in found]
         query = select(deliveries)
         if post_id is not None:
             query = query.where(c.post_id == post_id)
@@ -283,30 +342,28 @@ class Ledger:
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(query)]
 
-    def claim(self, row_id: int, now: datetime, owner: str | None = None) -> Row | None:
+    def claim(
+        self, row_id: int, now: datetime, owner: str | None = None, current: Row | None = None
+    ) -> Row | None:
         """PENDING → SENDING, committed; None when another process got it first or it is not
-        due for retry yet."""
-        c = deliveries.c
+        due for retry yet. ``current`` (the row as last read) spares reading it back."""
+        owner = owner or owner_id()
+        params = {"row_id": row_id, "now_iso": _iso(now), "owner": owner}
         with self._writing, self.engine.begin() as conn:
-            result = conn.execute(
-                update(deliveries)
-                .where(
-                    and_(
-                        c.id == row_id,
-                        c.state == State.PENDING.value,
-                        or_(c.retry_at.is_(None), c.retry_at <= _iso(now)),
-                    )
-                )
-                .values(
-                    state=State.SENDING.value,
-                    attempts=c.attempts + 1,
-                    claimed_at=_iso(now),
-                    claimed_by=owner or owner_id(),
-                    updated_at=_iso(now),
-                )
-            )
+            result = conn.execute(_CLAIM, params)
             won = result.rowcount == 1
-        return self.get(row_id) if won else None
+        if not won:
+            return None
+        if current is None or current.state is not State.PENDING:
+            return self.get(row_id)
+        return replace(
+            current,
+            state=State.SENDING,
+            attempts=current.attempts + 1,
+            claimed_at=datetime.fromisoformat(_iso(now)),
+            claimed_by=owner,
+            updated_at=datetime.fromisoformat(_iso(now)),
+        )
 
     def transition(
         self,
@@ -320,23 +377,21 @@ class Ledger:
         retry_at: datetime | None = None,
     ) -> bool:
         """Move a row from one of ``expect`` to ``to``; False if it was in another state."""
-        c = deliveries.c
-        values: dict[str, Any] = {
-            "state": to.value,
-            "updated_at": utc_now_iso(),
-            "retry_at": _iso(retry_at) if retry_at else None,
+        with_remote = remote_id is not None
+        with_error = error is not None or to in (State.POSTED, State.PENDING)
+        params = {
+            "row_id": row_id,
+            "expect": [s.value for s in expect],
+            "to_state": to.value,
+            "ts": utc_now_iso(),
+            "retry": _iso(retry_at) if retry_at else None,
+            "remote": remote_id,
+            "remote_url": url,
+            "error": error,
         }
-        if remote_id is not None:
-            values["remote_id"] = remote_id
-            values["url"] = url
-        if error is not None or to in (State.POSTED, State.PENDING):
-            values["last_error"] = error
+        statement = _TRANSITIONS[(with_remote, with_error)]
         with self._writing, self.engine.begin() as conn:
-            result = conn.execute(
-                update(deliveries)
-                .where(and_(c.id == row_id, c.state.in_([s.value for s in expect])))
-                .values(**values)
-            )
+            result = conn.execute(statement, params)
             return result.rowcount == 1
 
     def reschedule(self, row_id: int, due: datetime) -> bool:
