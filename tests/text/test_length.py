@@ -346,3 +346,38 @@ def test_fragments_cover_every_entity_kind() -> None:
     """The random texts can hold URLs and emoji, so the parity tests test something."""
     text = " ".join(FRAGMENTS)
     assert library_url_spans(text) and library_emoji_spans(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    cases("WeightedTweetsWithDiscountedEmojiCounterTest")
+    + cases("UnicodeDirectionalMarkerCounterTest"),
+)
+def test_count_command_reports_the_conformance_lengths(
+    text: str, expected: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`diplobot count TEXT` prints the suite's weighted length and exits 0 only if valid."""
+    from bot.cli import main
+
+    code = main(["count", "--format", "json", text])
+    out = json.loads(capsys.readouterr().out)
+    assert out == {
+        "weighted_length": expected["weightedLength"],
+        "limit": 280,
+        "valid": expected["valid"],
+    }
+    assert code == (0 if expected["valid"] else 1)
+
+
+def test_count_command_text_output() -> None:
+    """The human output names the count, the limit and the verdict."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "count", "Voir https://x.com 🇫🇷"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "31/280 (fits)\n")  # 5 + URL 23 + 1 + flag 2
