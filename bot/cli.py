@@ -302,17 +302,12 @@ def _publishing(
     args: argparse.Namespace, content: ContentSet, *, dry_run: bool = False
 ) -> Publishing:
     from bot.publish.session import Publishing
-    from bot.store import state_url
+    from bot.store import state_dir, state_url
 
     engine = _store(args)
     assert engine is not None
-    url = state_url(Path(args.root), args.state)
-    state_dir = (
-        Path(url[len("sqlite:///") :]).parent
-        if url.startswith("sqlite:///")
-        else (Path(args.root) / ".diplobot")
-    )
-    pub = Publishing.build(content, engine, state_dir, dry_run=dry_run)
+    folder = state_dir(state_url(Path(args.root), args.state), Path(args.root))
+    pub = Publishing.build(content, engine, folder, dry_run=dry_run)
     for warning in pub.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return pub
@@ -467,21 +462,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from bot.http import serve
     from bot.service import Service, ServiceSettings
-    from bot.store import open_store, state_url
+    from bot.store import open_store, state_dir, state_url
     from bot.sync import GitSource, LocalSource, Source
 
     settings = ServiceSettings.from_env()
     repo_url = os.environ.get("DIPLOBOT_REPO_URL")
     url = state_url(Path(args.root), args.state)
-    state_dir = (
-        Path(url[len("sqlite:///") :]).parent
-        if url.startswith("sqlite:///")
-        else Path(args.root) / ".diplobot"
-    )
+    folder = state_dir(url, Path(args.root))
     source: Source
     if repo_url:
         source = GitSource(
-            repo_url, os.environ.get("DIPLOBOT_REPO_BRANCH") or "main", state_dir / "repo"
+            repo_url, os.environ.get("DIPLOBOT_REPO_BRANCH") or "main", folder / "repo"
         )
     else:
         source = LocalSource(Path(args.root))
@@ -490,7 +481,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for name in list(os.environ):
             if name.startswith("DIPLOBOT_X_API_"):
                 del os.environ[name]
-    service = Service(source, engine, state_dir, settings)
+    service = Service(source, engine, folder, settings)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -225,10 +225,9 @@ class Service:
         pub = Publishing.build(content, self.engine, self.state_dir, translator=self.translator)
         self.translator = pub.translator
         pub.recover(now)
-        result = plan(
-            content, now, self.settings.horizon_days, pinned=self.pins.load(), since=now - LOOKBACK
-        )
-        if result.new_pins or set(self.pins.load()) - set(result.pins):
+        pinned = self.pins.load()
+        result = plan(content, now, self.settings.horizon_days, pinned=pinned, since=now - LOOKBACK)
+        if result.new_pins or set(pinned) - set(result.pins):
             self.pins.save(result.pins, keep=set(result.pins))
         wanted: dict[tuple[str, str], datetime] = {}
         for d in result.deliveries:
@@ -247,7 +246,9 @@ class Service:
             if self.recorded.get(key) != (content.posts[key[0]].fingerprint, due)
         }
         post_ids = sorted({p for p, _a in todo})
-        loc = localize(content, pub.translator, pub.cache, post_ids=post_ids, parallel=4)
+        loc = localize(
+            content, pub.translator, pub.cache, post_ids=post_ids, parallel=pub.translate_parallel
+        )
         with self.lock:
             self.stats.engine_calls += loc.stats.engine_calls
             self.stats.cache_hits += loc.stats.cache_hits
@@ -392,8 +393,8 @@ class Service:
         now = datetime.now(UTC)
         paused = self.paused(content)
         groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
-        for row in self.ledger.rows(states=[State.PENDING, State.UNKNOWN]):
-            if row.due_at <= now and row.channel == pub.channel_of.get(row.account):
+        for row in self.ledger.rows(states=[State.PENDING, State.UNKNOWN], due_by=now):
+            if row.channel == pub.channel_of.get(row.account):
                 groups[(row.post_id, row.account)].append(row)
         by_account: dict[str, list[tuple[str, list[Row]]]] = defaultdict(list)
         for (post_id, account), rows in groups.items():

@@ -119,17 +119,27 @@ def state_url(root: Path, state: str | None) -> str:
     )
 
 
+def _sqlite_file(url: str) -> Path | None:
+    return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
+
+
+def state_dir(url: str, root: Path) -> Path:
+    """The folder for files kept beside the state: the outbox, the followed git clone."""
+    path = _sqlite_file(url)
+    return path.parent if path is not None else root / ".diplobot"
+
+
 def state_exists(url: str) -> bool:
     """Whether a SQLite state file is already there (other databases always exist)."""
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :]).exists()
-    return True
+    path = _sqlite_file(url)
+    return path is None or path.exists()
 
 
 def open_store(url: str) -> Engine:
     """Open (creating and migrating when needed) the state database at ``url``."""
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30})
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -24,6 +24,12 @@ def example_repo(tmp_path: Path) -> Path:
     return repo
 
 
+@pytest.fixture
+def repo(example_repo: Path) -> Path:
+    """The same copy of the example, under the short name the publishing tests use."""
+    return example_repo
+
+
 @dataclass(frozen=True)
 class CliResult:
     """What a user sees after one `diplobot` command."""

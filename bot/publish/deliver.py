@@ -40,7 +40,7 @@ def backoff(attempts: int) -> timedelta:
 Alert = Callable[[Row, str], None]
 
 
-def _no_alert(row: Row, reason: str) -> None:
+def _no_alert(_row: Row, _reason: str) -> None:
     return None
 
 

@@ -48,6 +48,7 @@ class Publishing:
     notifier: Notifier
     warnings: list[str] = field(default_factory=list)
     revision: tuple[str | None, str | None] = (None, None)  # git commit and author of content
+    translate_parallel: int = 4  # DIPLOBOT_TRANSLATOR_PARALLEL
 
     @classmethod
     def build(
@@ -100,6 +101,7 @@ class Publishing:
             notifier,
             warnings,
             revision(content.root),
+            settings.parallel,
         )
 
     def recover(self, now: datetime | None = None) -> list[Row]:

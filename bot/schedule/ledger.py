@@ -325,9 +325,10 @@ class Ledger:
         *,
         channel: str | None = None,
         states: Sequence[State] | None = None,
+        due_by: datetime | None = None,
     ) -> list[Row]:
         c = deliveries.c
-        if post_id is not None and channel is not None and states is None:
+        if post_id is not None and channel is not None and states is None and due_by is None:
             with self.engine.connect() as conn:
                 found = conn.execute(_FOR_POST, {"p_post": post_id, "p_channel": channel})
                 return [_row(r) for r in found]
@@ -338,6 +339,8 @@ class Ledger:
             query = query.where(c.channel == channel)
         if states is not None:
             query = query.where(c.state.in_([s.value for s in states]))
+        if due_by is not None:  # only what is due: the sweep runs every few seconds
+            query = query.where(c.due_at <= _iso(due_by))
         query = query.order_by(c.due_at, c.post_id, c.account, c.part)
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(query)]

@@ -4,7 +4,6 @@ LibreTranslate, and the environment that points diplobot at both."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,15 +23,6 @@ ACCOUNTS = {
     "francediplo_ES": ("tok-es-CANARY-7e8f", "sec-es-CANARY-9a0b", "francediplo_ES"),
 }
 SECRETS = [*APP, *(v for t in ACCOUNTS.values() for v in t[:2])]
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A copy of the bundled example repository."""
-    root = tmp_path / "repo"
-    for part in ("content", "schedules"):
-        shutil.copytree(ROOT / part, root / part)
-    return root
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ server, real state database, the bundled example's French diplomatic posts."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,14 +20,6 @@ from bot.translate.cache import TranslationCache
 from bot.translate.localize import localize
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A copy of the bundled example repository."""
-    for part in ("content", "schedules"):
-        shutil.copytree(ROOT / part, tmp_path / part)
-    return tmp_path
 
 
 @pytest.fixture

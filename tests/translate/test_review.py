@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +12,6 @@ from translate.conftest import KEY
 from bot.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    for part in ("content", "schedules"):
-        shutil.copytree(ROOT / part, tmp_path / part)
-    return tmp_path
 
 
 class VerboseEngine(FakeEngine):
