@@ -388,6 +388,7 @@ class _HTTPServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # kept-alive connections: no 40 ms delayed-ACK stalls
 
     def do_GET(self) -> None:
         self.server.fake._serve(self)
@@ -562,7 +563,8 @@ class FakeTranslationServer:
             handler.send_response(response.status)
             handler.send_header("Content-Type", response.content_type)
             handler.send_header("Content-Length", str(len(response.body)))
-            handler.send_header("Connection", "close")
+            if handler.close_connection:
+                handler.send_header("Connection", "close")
             for name, value in response.headers.items():
                 handler.send_header(name, value)
             handler.end_headers()

@@ -706,6 +706,7 @@ class XServer(FakeTranslationServer):
             handle = rest[0] if rest else name
             self._accounts[name] = XAccount(name, handle, str(1_000_000 + number), token, secret)
         self._tweets: dict[str, _Tweet] = {}
+        self._by_text: dict[tuple[str, str], list[_Tweet]] = {}  # (account, text): duplicates
         self._media: dict[str, _Media] = {}
         self._requests: list[XRequest] = []
         self._x_faults: list[_Fault] = []
@@ -799,7 +800,7 @@ class XServer(FakeTranslationServer):
         moment = created_at.timestamp() if created_at else time.time()
         with self._lock:
             tweet = _Tweet(self._next_id(moment), name, text, moment, reply_to, [])
-            self._tweets[tweet.id] = tweet
+            self._store(tweet)
             return self._describe(tweet, account)
 
     def fail_next(
@@ -849,7 +850,8 @@ class XServer(FakeTranslationServer):
                 params.update(logged_body)
             call = Call(incoming.method, incoming.path, params, logged_body, incoming.headers)
             self._calls.append(replace(call, fault=kind))
-        handler.close_connection = True
+        # Like X, answers keep the connection open (HTTP/1.1); faults that cut it close it.
+        handler.close_connection = kind in ("drop", "drop_before_store", "drop_after_store", "hang")
 
         def record(account: str | None, status: int | None, note: str | None = None) -> None:
             entry = XRequest(
@@ -887,6 +889,7 @@ class XServer(FakeTranslationServer):
             return
         record(account, response.status, note)
         if kind == "slow" and self._stopping.wait(fault.seconds if fault else 0):
+            handler.close_connection = True
             return
         response.headers.setdefault("api-version", self.spec.version)
         self._write(handler, response)
@@ -1093,17 +1096,20 @@ class XServer(FakeTranslationServer):
                     return _problem(403, "Forbidden", REPLY_GONE)
             now = time.time()
             if text and any(
-                t.account == ctx.account.account
-                and not t.deleted
-                and t.text == text
+                not t.deleted
                 and (self.duplicate_window is None or now - t.created_at <= self.duplicate_window)
-                for t in self._tweets.values()
+                for t in self._by_text.get((ctx.account.account, text), ())
             ):
                 return _problem(403, "Forbidden", DUPLICATE)
             tweet = _Tweet(self._next_id(), ctx.account.account, text, now, reply_to, media_ids)
-            self._tweets[tweet.id] = tweet
+            self._store(tweet)
         data = {"id": tweet.id, "text": text, "edit_history_tweet_ids": [tweet.id]}
         return _json({"data": data}, 201)
+
+    def _store(self, tweet: _Tweet) -> None:
+        """Under the lock: keep ``tweet``, indexed by id and by (account, text)."""
+        self._tweets[tweet.id] = tweet
+        self._by_text.setdefault((tweet.account, tweet.text), []).append(tweet)
 
     def _delete_post(self, ctx: _Ctx) -> Response:
         tweet_id = ctx.path_params["id"]
