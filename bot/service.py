@@ -426,7 +426,9 @@ class Service:
             _due, post_id, account = item
             with slots[account]:
                 if not self.stopping.is_set():
-                    pub.deliver(post_id, account)
+                    # A chain that starts at its first part has nothing POSTED yet: the rows
+                    # just read are all of it. One resuming a thread is read again.
+                    pub.deliver(post_id, account, groups[(post_id, account)])
 
         workers = max(1, min(self.settings.publish_parallel, len(chains)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish") as pool:

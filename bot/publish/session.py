@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,10 +159,13 @@ class Publishing:
             self.ledger.ensure(prepared.rows)
         return why
 
-    def deliver(self, post_id: str, account: str) -> list[Row]:
-        """Deliver the recorded parts of one post to one account, as a reply chain."""
+    def deliver(self, post_id: str, account: str, rows: Sequence[Row] | None = None) -> list[Row]:
+        """Deliver the recorded parts of one post to one account, as a reply chain. ``rows``:
+        the parts as just read when they run from the first on without a gap (else, or when
+        not given, they are read here)."""
         channel = self.channel_of[account]
-        rows = [r for r in self.ledger.rows(post_id, channel=channel) if r.account == account]
+        if rows is None or sorted(r.part for r in rows) != list(range(1, len(rows) + 1)):
+            rows = [r for r in self.ledger.rows(post_id, channel=channel) if r.account == account]
         done = self.deliverers[channel].deliver_chain(rows)
         shown = {r.id for r in done}
         # Parts after one that did not go out are still PENDING: report them too.

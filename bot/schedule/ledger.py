@@ -22,13 +22,15 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.store import deliveries, utc_now_iso
@@ -226,12 +228,52 @@ def _transition_statement(with_remote: bool, with_error: bool) -> Any:
 _TRANSITIONS = {(r, e): _transition_statement(r, e) for r in (False, True) for e in (False, True)}
 
 
+class _Hot:
+    """One connection per engine for the statements run several times per delivery (claim,
+    transition, get, a post's rows), and the lock every writer of this process takes.
+
+    Checking a connection out of the pool and back costs about twice the statement itself
+    (the pool rolls back on check-in), which mattered when 500 deliveries fall due at once.
+    The lock also makes threads take turns to write: SQLite would otherwise make them wait in
+    its busy handler, which sleeps in steps of several milliseconds."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.lock = threading.RLock()
+        self._conn: Connection | None = None
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """The shared connection, under the lock; what was run is committed on exit."""
+        with self.lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = self.engine.connect()
+            conn = self._conn
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+
+_HOT: weakref.WeakKeyDictionary[Engine, _Hot] = weakref.WeakKeyDictionary()
+_HOT_LOCK = threading.Lock()
+
+
+def _hot(engine: Engine) -> _Hot:
+    with _HOT_LOCK:
+        hot = _HOT.get(engine)
+        if hot is None:
+            hot = _HOT[engine] = _Hot(engine)
+        return hot
+
+
 class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # Threads of one process take turns to write: SQLite would otherwise make them wait
-        # in its busy handler, which sleeps in steps of several milliseconds.
-        self._writing = threading.Lock()
+        self._hot = _hot(engine)  # shared by every Ledger of this engine in the process
+        self._writing = self._hot.lock
 
     def ensure(self, items: Iterable[NewDelivery]) -> list[Row]:
         """Record deliveries that are not in the ledger yet; refresh PENDING ones whose text,
@@ -315,7 +357,7 @@ class Ledger:
         return _row(r) if r is not None else None
 
     def get(self, row_id: int) -> Row:
-        with self.engine.connect() as conn:
+        with self._hot.connection() as conn:
             r = conn.execute(_GET, {"row_id": row_id}).one()
         return _row(r)
 
@@ -329,7 +371,7 @@ class Ledger:
     ) -> list[Row]:
         c = deliveries.c
         if post_id is not None and channel is not None and states is None and due_by is None:
-            with self.engine.connect() as conn:
+            with self._hot.connection() as conn:
                 found = conn.execute(_FOR_POST, {"p_post": post_id, "p_channel": channel})
                 return [_row(r) for r in found]
         query = select(deliveries)
@@ -352,7 +394,7 @@ class Ledger:
         due for retry yet. ``current`` (the row as last read) spares reading it back."""
         owner = owner or owner_id()
         params = {"row_id": row_id, "now_iso": _iso(now), "owner": owner}
-        with self._writing, self.engine.begin() as conn:
+        with self._hot.connection() as conn:
             result = conn.execute(_CLAIM, params)
             won = result.rowcount == 1
         if not won:
@@ -393,7 +435,7 @@ class Ledger:
             "error": error,
         }
         statement = _TRANSITIONS[(with_remote, with_error)]
-        with self._writing, self.engine.begin() as conn:
+        with self._hot.connection() as conn:
             result = conn.execute(statement, params)
             return result.rowcount == 1
 
