@@ -1,29 +1,46 @@
-"""Publish to X through tweepy's v2 ``Client`` (OAuth 1.0a user context, one token per account).
+"""Publish to X through tweepy's v2 ``AsyncClient`` (OAuth 1.0a user context, one token per
+account), behind a synchronous interface.
 
-Three corrections to tweepy, made here:
+Why the asynchronous client: when hundreds of deliveries fall due together, the process is
+bound by the CPU cost of each HTTP request. aiohttp parses responses in C and one event loop
+carries every request; with ``requests`` and a thread per request, each post cost about twice
+the CPU (``docs/benchmarks.md``). The callers (the deliverer, ``post-now``, the service's
+workers) stay synchronous: each call runs on one event-loop thread shared by the process, and
+waits for its result.
 
-- tweepy hard-codes ``https://api.twitter.com`` and sets no timeout. :class:`_RoutedSession`
-  rewrites the host to ``DIPLOBOT_X_API_URL`` in ``request()``, *before* the request is
-  prepared and signed (a transport adapter would rewrite after signing and break OAuth 1.0a),
-  and gives every request a timeout.
+Corrections to tweepy, made here:
+
+- tweepy hard-codes ``https://api.twitter.com``. The OAuth client tweepy signs with is
+  replaced by one that signs for ``DIPLOBOT_X_API_URL`` instead, and returns that URL, so the
+  request goes where it was signed for (rewriting after signing would break OAuth 1.0a).
+- tweepy sets no timeout: the shared aiohttp session has one (connect and read).
 - tweepy 4.17 only has the retired v1.1 media upload: images go through the v2 endpoints
-  (``POST /2/media/upload``, then ``POST /2/media/metadata`` for the alt text), signed with the
-  same OAuth 1.0a credentials.
+  (``POST /2/media/upload``, then ``POST /2/media/metadata`` for the alt text), with
+  ``requests`` and the same OAuth 1.0a credentials.
 - ``wait_on_rate_limit`` would sleep inside the call: it stays off, and a 429 becomes
   :class:`PublishRateLimited` carrying ``retry_at``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import mimetypes
 import os
 import re
+import ssl
+import threading
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import requests
 import tweepy
+import tweepy.asynchronous.client as tweepy_async
+from oauthlib.oauth1 import Client as OAuthClient
 from requests_oauthlib import OAuth1
 
 from bot.config import Secret, XSettings
@@ -45,30 +62,113 @@ DEFAULT_API_URL = "https://api.x.com"
 RATE_LIMIT_FALLBACK = timedelta(minutes=15)  # X's rate-limit window, when no reset header
 FIND_PAGES = 3  # at most 300 recent posts are read when reconciling
 
+T = TypeVar("T")
 
-class _RoutedSession(requests.Session):
-    """Sends tweepy's requests to ``base`` with a timeout; signing sees the final URL."""
+_API_URL: ContextVar[str | None] = ContextVar("diplobot_x_api_url", default=None)
+"""The API base of the call being made (each call runs in its own task, with its own value)."""
+
+
+class _RoutedOAuthClient(OAuthClient):  # type: ignore[misc]
+    """The OAuth 1.0a client tweepy's AsyncClient signs with, signing for our API base."""
+
+    def sign(self, uri: str, *args: Any, **kwargs: Any) -> Any:
+        base = _API_URL.get()
+        if base is not None and uri.startswith(TWEEPY_HOST):
+            uri = base + uri[len(TWEEPY_HOST) :]
+        return super().sign(uri, *args, **kwargs)
+
+
+tweepy_async.OAuthClient = _RoutedOAuthClient  # tweepy builds one per request from this name
+
+
+def _ca_bundle() -> str | None:
+    """An institution's own CA, as requests would have read it."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+
+
+class _Loop:
+    """One event loop on a daemon thread for the whole process, with one aiohttp session
+    (a keep-alive connection pool) per API base and timeout. Closed at exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sessions: dict[tuple[str, float], aiohttp.ClientSession] = {}
+
+    def run(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Run ``make()`` on the loop and wait for its result (or exception)."""
+
+        async def call() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(call(), self._start()).result()
+
+    def session(self, base: str, timeout: float) -> aiohttp.ClientSession:
+        """On the loop thread: the session for ``base``, created on first use."""
+        key = (base, timeout)
+        session = self._sessions.get(key)
+        if session is None or session.closed:
+            bundle = _ca_bundle()
+            context = ssl.create_default_context(cafile=bundle) if bundle else True
+            # HTTPS_PROXY / NO_PROXY are read here, once: aiohttp's trust_env would read the
+            # whole environment (and ~/.netrc) again on every request.
+            proxies = requests.utils.get_environ_proxies(base)
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=context),
+                timeout=aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout),
+                proxy=proxies.get(base.split(":", 1)[0]) or proxies.get("all"),
+            )
+            self._sessions[key] = session
+        return session
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="x-api", daemon=True).start()
+                self._loop = loop
+                atexit.register(self.close)
+            return self._loop
+
+    def close(self) -> None:
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is None:
+            return
+
+        async def close_sessions() -> None:
+            for session in self._sessions.values():
+                await session.close()
+            self._sessions.clear()
+
+        try:
+            asyncio.run_coroutine_threadsafe(close_sessions(), loop).result(timeout=5)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+
+
+_LOOP = _Loop()
+
+
+class _MediaSession(requests.Session):
+    """``requests`` for the v2 media endpoints: a timeout on every request, and proxy
+    settings read from the environment once, not on every request (requests does that per
+    call, which costs more than signing the request)."""
 
     def __init__(self, base: str, timeout: float) -> None:
         super().__init__()
-        self.base = base.rstrip("/")
         self.timeout = timeout
-        # Proxy settings are read from the environment once, not on every request (requests
-        # does that per call, which costs more than signing the request).
-        self.proxies.update(requests.utils.get_environ_proxies(self.base))
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        self.proxies.update(requests.utils.get_environ_proxies(base))
+        bundle = _ca_bundle()
         if bundle:
-            self.verify = bundle  # what trust_env would have read: an institution's own CA
+            self.verify = bundle
         self.trust_env = False
 
     def request(
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
-        text = url.decode() if isinstance(url, bytes) else url
-        if text.startswith(TWEEPY_HOST):
-            text = self.base + text[len(TWEEPY_HOST) :]
         kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, text, *args, **kwargs)
+        return super().request(method, url, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -103,7 +203,8 @@ class XPublisher:
         self.handles = handles
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
-        self._clients: dict[str, tweepy.Client] = {}
+        self._clients: dict[str, tweepy_async.AsyncClient] = {}
+        self._media_session: _MediaSession | None = None
         self._user_ids: dict[str, str] = {}
 
     @classmethod
@@ -114,19 +215,50 @@ class XPublisher:
         accounts = {a: XCredentials(t, s) for a, (t, s) in x.tokens.items()}
         return cls(x.api_key, x.api_secret, accounts, handles, api_url=x.api_url, timeout=x.timeout)
 
-    def client(self, account: str) -> tweepy.Client:
+    def client(self, account: str) -> tweepy_async.AsyncClient:
         if account not in self._clients:
             creds = self._creds(account)
-            client = tweepy.Client(
+            self._clients[account] = tweepy_async.AsyncClient(
                 consumer_key=self.api_key.reveal(),
                 consumer_secret=self.api_secret.reveal(),
                 access_token=creds.access_token.reveal(),
                 access_token_secret=creds.access_secret.reveal(),
                 wait_on_rate_limit=False,
             )
-            client.session = _RoutedSession(self.api_url, self.timeout)
-            self._clients[account] = client
         return self._clients[account]
+
+    def _call(
+        self, account: str, call: Callable[[tweepy_async.AsyncClient], Awaitable[T]], *, sent: bool
+    ) -> T:
+        """Run one tweepy call for ``account`` on the shared loop; failures become ours.
+        ``sent``: whether the request, once written, may have had an effect."""
+        client = self.client(account)
+
+        async def run() -> T:
+            _API_URL.set(self.api_url)
+            client.session = _LOOP.session(self.api_url, self.timeout)
+            try:
+                return await call(client)
+            except tweepy.HTTPException as exc:
+                response = exc.response
+                try:
+                    body = await response.json(content_type=None)
+                except (ValueError, aiohttp.ClientError):
+                    body = None
+                raise _from_status(response.status, response.headers, _detail(body)) from exc
+            except aiohttp.ClientResponseError as exc:  # an answer that is not JSON
+                if 200 <= exc.status < 300:
+                    raise PublishAmbiguous(
+                        f"X answered {exc.status} with a body that could not be read"
+                    ) from exc
+                raise _from_status(exc.status, exc.headers, "") from exc
+
+        try:
+            return _LOOP.run(run)
+        except PublishError:
+            raise
+        except Exception as exc:
+            raise _classify(exc, sent=sent) from exc
 
     def _creds(self, account: str) -> XCredentials:
         try:
@@ -142,15 +274,16 @@ class XPublisher:
 
     def publish(self, item: Outgoing) -> Receipt:
         media_ids = [self._upload(item.account, m) for m in item.media]
-        try:
-            response = self.client(item.account).create_tweet(
+        response = self._call(
+            item.account,
+            lambda client: client.create_tweet(
                 text=item.text,
                 in_reply_to_tweet_id=item.reply_to,
                 media_ids=media_ids or None,
                 user_auth=True,
-            )
-        except Exception as exc:
-            raise _classify(exc, sent=True) from exc
+            ),
+            sent=True,
+        )
         tweet_id = str(response.data["id"])
         return Receipt(tweet_id, self._url(item.account, tweet_id))
 
@@ -163,7 +296,9 @@ class XPublisher:
             creds.access_token.reveal(),
             creds.access_secret.reveal(),
         )
-        session = self.client(account).session
+        if self._media_session is None:
+            self._media_session = _MediaSession(self.api_url, self.timeout)
+        session = self._media_session
         mime = mimetypes.guess_type(media.path.name)[0] or "application/octet-stream"
         try:
             with open(media.path, "rb") as handle:
@@ -197,18 +332,22 @@ class XPublisher:
         return media_id
 
     def find(self, account: str, text: str, since: datetime) -> Receipt | None:
-        client = self.client(account)
         try:
             user_id = self._user_id(account)
             token = None
             for _ in range(FIND_PAGES):
-                response = client.get_users_tweets(
-                    user_id,
-                    max_results=100,
-                    start_time=since.astimezone(UTC),
-                    pagination_token=token,
-                    tweet_fields=["created_at"],
-                    user_auth=True,
+                page_token = token
+                response = self._call(
+                    account,
+                    lambda client: client.get_users_tweets(
+                        user_id,
+                        max_results=100,
+                        start_time=since.astimezone(UTC),
+                        pagination_token=page_token,  # noqa: B023 (awaited in this iteration)
+                        tweet_fields=["created_at"],
+                        user_auth=True,
+                    ),
+                    sent=False,
                 )
                 for tweet in response.data or []:
                     if same_post_text(tweet.text, text):
@@ -216,27 +355,25 @@ class XPublisher:
                 token = (response.meta or {}).get("next_token")
                 if not token:
                     return None
-        except Exception as exc:
+        except PublishError as exc:
             raise PublishError(
-                f"reading @{self.handles.get(account, account)}'s timeline "
-                f"failed: {_classify(exc, sent=False)}"
+                f"reading @{self.handles.get(account, account)}'s timeline failed: {exc}"
             ) from exc
         return None
 
     def delete(self, account: str, remote_id: str) -> None:
         try:
-            self.client(account).delete_tweet(remote_id, user_auth=True)
-        except tweepy.NotFound:
-            return  # already gone
-        except Exception as exc:
-            raise _classify(exc, sent=False) from exc
+            self._call(
+                account, lambda client: client.delete_tweet(remote_id, user_auth=True), sent=False
+            )
+        except PublishRejected as exc:
+            if isinstance(exc.__cause__, tweepy.NotFound):
+                return  # already gone
+            raise
 
     def whoami(self, account: str) -> str:
         """The handle the account's credentials belong to (``accounts check``)."""
-        try:
-            response = self.client(account).get_me(user_auth=True)
-        except Exception as exc:
-            raise _classify(exc, sent=False) from exc
+        response = self._call(account, lambda client: client.get_me(user_auth=True), sent=False)
         self._user_ids[account] = str(response.data.id)
         return str(response.data.username)
 
@@ -251,16 +388,15 @@ class XPublisher:
 
 def _raise_for(response: requests.Response) -> None:
     if response.status_code >= 400:
-        raise _from_status(response.status_code, response.headers, _detail(response))
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        raise _from_status(response.status_code, response.headers, _detail(body))
 
 
-def _detail(response: requests.Response | None) -> str:
-    if response is None:
-        return ""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
+def _detail(body: Any) -> str:
+    """The message of an X error body (a problem document, or a list of errors)."""
     if not isinstance(body, dict):
         return ""
     detail = body.get("detail") or body.get("title") or ""
@@ -270,18 +406,17 @@ def _detail(response: requests.Response | None) -> str:
     return str(detail)[:300]
 
 
-def _classify(exc: Exception, *, sent: bool) -> PublishError:
-    """Map tweepy's and requests' exceptions to ours. ``sent``: the request may have arrived."""
+def _classify(exc: BaseException, *, sent: bool) -> PublishError:
+    """Map aiohttp's and requests' exceptions to ours. ``sent``: the request may have arrived."""
     if isinstance(exc, PublishError):
         return exc
-    if isinstance(exc, tweepy.HTTPException):
-        response = exc.response
-        return _from_status(response.status_code, response.headers, _detail(response))
-    if isinstance(exc, requests.ConnectTimeout):
+    if isinstance(exc, requests.ConnectTimeout | aiohttp.ConnectionTimeoutError):
         return PublishError("could not connect to X in time (nothing was sent)")
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return PublishError(f"could not connect to X (nothing was sent): {exc.os_error}")
+    if isinstance(exc, requests.Timeout | TimeoutError):
         return (PublishAmbiguous if sent else PublishError)("X did not answer in time")
-    if isinstance(exc, requests.ConnectionError):
+    if isinstance(exc, requests.ConnectionError | aiohttp.ClientError | ConnectionError):
         return (PublishAmbiguous if sent else PublishError)("the connection to X was lost")
     return PublishError(f"unexpected error talking to X ({type(exc).__name__})")
 
