@@ -79,8 +79,10 @@ def serve_x(latency: float) -> None:
 def bench_lag(posts: int = 63) -> None:
     import json
 
+    from sqlalchemy import func, select
+
     from bot.service import Service, ServiceSettings
-    from bot.store import open_store, state_url
+    from bot.store import deliveries, open_store, state_url
     from bot.sync import LocalSource
 
     fake = subprocess.Popen(
@@ -100,7 +102,7 @@ def bench_lag(posts: int = 63) -> None:
         (root / "schedules/accounts.yaml").write_text(
             f"timezone: Europe/Paris\naccounts:\n{accounts}\n", encoding="utf-8"
         )
-        due = (datetime.now(UTC) + timedelta(seconds=40)).replace(microsecond=0)
+        due = (datetime.now(UTC) + timedelta(seconds=15)).replace(microsecond=0)
         (root / "content/posts").mkdir(parents=True)
         for i in range(posts):
             (root / f"content/posts/p{i:03d}.yaml").write_text(
@@ -125,7 +127,12 @@ def bench_lag(posts: int = 63) -> None:
             LocalSource(root),
             engine,
             root / ".diplobot",
-            ServiceSettings(sync_interval=300, sweep_interval=5),
+            ServiceSettings(
+                sync_interval=300,
+                sweep_interval=5,
+                publish_parallel=int(os.environ.get("BENCH_PARALLEL", "16")),
+                per_account=int(os.environ.get("BENCH_PER_ACCOUNT", "4")),
+            ),
         )
         started = time.perf_counter()
         service.start()
@@ -133,11 +140,28 @@ def bench_lag(posts: int = 63) -> None:
         expected = posts * len(ACCOUNTS)
         from bot.schedule.ledger import State
 
+        # Polled with a COUNT, not by reading the rows: the poll shares this process's CPU
+        # with the service, and must not slow down what it measures.
+        posted = (
+            select(func.count()).select_from(deliveries).where(deliveries.c.state == State.POSTED)
+        )
+        time.sleep(max(0.0, due.timestamp() - time.time() - 1))
+        import resource
+
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu0, fake_cpu0 = time.process_time(), _proc_stat(fake.pid)[0]
         deadline = due.timestamp() + 60
         while time.time() < deadline:
-            if len(service.ledger.rows(states=[State.POSTED])) >= expected:
-                break
-            time.sleep(0.2)
+            with engine.connect() as conn:
+                if conn.execute(posted).scalar_one() >= expected:
+                    break
+            time.sleep(0.25)
+        cpu, fake_cpu = time.process_time() - cpu0, _proc_stat(fake.pid)[0] - fake_cpu0
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        print(
+            f"user {ru1.ru_utime - ru0.ru_utime:.2f} s sys {ru1.ru_stime - ru0.ru_stime:.2f} s "
+            f"vol ctx {ru1.ru_nvcsw - ru0.ru_nvcsw} invol {ru1.ru_nivcsw - ru0.ru_nivcsw}"
+        )
         service.stop()
         out, _ = fake.communicate("", timeout=30)
         result = json.loads(out.strip().splitlines()[-1])
@@ -151,6 +175,10 @@ def bench_lag(posts: int = 63) -> None:
     print(
         f"lag due -> request received: p50 {q[49]:.3f} s, p99 {q[98]:.3f} s, "
         f"max {lags[-1]:.3f} s, min {lags[0]:.3f} s"
+    )
+    print(
+        f"CPU during the burst: service {cpu:.2f} s ({1000 * cpu / expected:.2f} ms a delivery), "
+        f"fake X {fake_cpu:.2f} s ({1000 * fake_cpu / expected:.2f} ms a request)"
     )
 
 
