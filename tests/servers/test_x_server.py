@@ -22,8 +22,9 @@ import requests
 import time_machine
 import tweepy
 from requests_oauthlib import OAuth1
+from twitter_text import parse_tweet
 
-from servers.x import DUPLICATE, INVALID_MEDIA, SPEC_PATH, SpecViolation, XServer
+from servers.x import DUPLICATE, INVALID_MEDIA, SPEC_PATH, SpecViolation, XServer, _may_exceed
 
 X_API = "https://api.twitter.com"
 FR, EN = "francediplo", "francediplo_EN"
@@ -218,6 +219,24 @@ def test_text_over_280_weighted_characters_is_a_bad_request(srv: XServer) -> Non
     assert caught.value.api_messages[0].startswith("Your Tweet text is too long.")
     assert len(srv.timeline(FR)) == 1
     assert not srv.errors  # a rule of X's, not a spec violation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a.co " * 5,  # short URLs weigh 23 each, more than their length
+        "x.co b.co c.co " + "é" * 90,
+        "👨‍👩‍👧‍👦" * 30,  # one emoji of 7 code points weighs 2
+        "日本" * 60 + " t.co",
+        "e\u0301" * 70,  # combining accents, composed by NFC
+        "\u0344" * 70,  # grows under NFC
+    ],
+)
+def test_the_fakes_length_shortcut_never_skips_a_text_over_the_limit(text: str) -> None:
+    """The fake counts only texts that may exceed the limit; the rest surely do not."""
+    for limit in range(0, 300, 7):
+        if not _may_exceed(text, limit):
+            assert parse_tweet(text).weightedLength <= limit, (text, limit)
 
 
 # -- authentication --------------------------------------------------------------------------
