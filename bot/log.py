@@ -3,7 +3,7 @@
 Human lines on a terminal, one JSON object per line otherwise (``DIPLOBOT_LOG_FORMAT=json``).
 The standard library's loggers (requests, urllib3, deep-translator, tweepy, apscheduler) are
 routed into loguru; those whose DEBUG lines carry credentials or post text in URLs (urllib3,
-requests, oauthlib, requests_oauthlib, tweepy) are held at WARNING whatever the level.
+requests, oauthlib, requests_oauthlib, tweepy, aiohttp) are held at WARNING whatever the level.
 """
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ import sys
 
 from loguru import logger
 
-QUIET_LOGGERS = ("urllib3", "requests", "oauthlib", "requests_oauthlib", "tweepy", "deepl")
+QUIET_LOGGERS = (
+    "urllib3",
+    "requests",
+    "oauthlib",
+    "requests_oauthlib",
+    "tweepy",
+    "aiohttp",
+    "deepl",
+)
 NOISY_LOGGERS = ("apscheduler",)  # one INFO line per job run: kept at WARNING
 
 
