@@ -4,9 +4,9 @@ account), behind a synchronous interface.
 Why the asynchronous client: when hundreds of deliveries fall due together, the process is
 bound by the CPU cost of each HTTP request. aiohttp parses responses in C and one event loop
 carries every request: 0.9 ms of CPU a post, against 1.4 ms with ``requests`` one at a time
-and more from many threads (``docs/benchmarks.md``). The callers (the deliverer, ``post-now``, the service's
-workers) stay synchronous: each call runs on one event-loop thread shared by the process, and
-waits for its result.
+and more from many threads (``docs/benchmarks.md``). The callers (the deliverer, ``post-now``,
+the service's workers) stay synchronous: each call runs on one event-loop thread shared by the
+process, and waits for its result.
 
 Corrections to tweepy, made here:
 
