@@ -429,14 +429,13 @@ class XPublisher:
         return None
 
     def delete(self, account: str, remote_id: str) -> None:
-        try:
-            self._call(
-                account, lambda client: client.delete_tweet(remote_id, user_auth=True), sent=False
-            )
-        except PublishRejected as exc:
-            if isinstance(exc.__cause__, tweepy.NotFound):
+        async def delete(client: tweepy_async.AsyncClient) -> None:
+            try:
+                await client.delete_tweet(remote_id, user_auth=True)
+            except tweepy.NotFound:
                 return  # already gone
-            raise
+
+        self._call(account, delete, sent=False)
 
     def whoami(self, account: str) -> str:
         """The handle the account's credentials belong to (``accounts check``)."""

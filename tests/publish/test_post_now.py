@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import requests
+from publish.conftest import ACCOUNTS, APP
+from requests_oauthlib import OAuth1
 from servers.x import XServer
 
 from bot.cli import main
@@ -98,6 +101,23 @@ def test_status_and_retract(repo: Path, live: XServer, capsys: pytest.CaptureFix
     assert main(["retract", "--root", str(repo), "conference-soudan", "--yes"]) == 0
     assert live.timeline("francediplo") == []
     capsys.readouterr()
+    main(["status", "--root", str(repo), "conference-soudan"])
+    assert capsys.readouterr().out.count("RETRACTED") == 3
+
+
+def test_retract_of_a_post_already_deleted_on_x(
+    repo: Path, live: XServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A part someone already deleted on X (404 on delete) counts as retracted."""
+    assert main(["post-now", "--root", str(repo), "conference-soudan", "--lang", "fr"]) == 0
+    first = live.timeline("francediplo")[0]["id"]
+    token, secret, _handle = ACCOUNTS["francediplo"]
+    requests.delete(
+        f"{live.url}/2/tweets/{first}", auth=OAuth1(*APP, token, secret), timeout=5
+    ).raise_for_status()
+    capsys.readouterr()
+    assert main(["retract", "--root", str(repo), "conference-soudan", "--yes"]) == 0
+    assert live.timeline("francediplo") == []
     main(["status", "--root", str(repo), "conference-soudan"])
     assert capsys.readouterr().out.count("RETRACTED") == 3
 
