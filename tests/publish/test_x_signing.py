@@ -32,10 +32,17 @@ KEYS = ("consumer key", "consumer+secret/é", "123-token~x", "token secret&=")
         ("post", "http://localhost/2/tweets?b=2&a=1&a=0"),
     ],
 )
-def test_fast_path_header_equals_oauthlibs(method: str, url: str) -> None:
+def test_fast_path_header_equals_oauthlibs(
+    method: str, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fixed = {"nonce": "4572616e48616d6d65724c61686176", "timestamp": "1732392000"}
-    ours = _RoutedOAuthClient(*KEYS, **fixed).sign(url, method, headers={"User-Agent": "t"})
     theirs = OAuthClient(*KEYS, **fixed).sign(url, method, headers={"User-Agent": "t"})
+
+    def not_here(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the fast path handed this request to oauthlib")
+
+    monkeypatch.setattr(OAuthClient, "sign", not_here)  # ours must not fall back
+    ours = _RoutedOAuthClient(*KEYS, **fixed).sign(url, method, headers={"User-Agent": "t"})
     assert ours == theirs
 
 
