@@ -1,13 +1,17 @@
-"""Fixtures every test suite may use: the bundled example repository, and the CLI run in-process."""
+"""Fixtures every test suite may use: the bundled example repository, the CLI run in-process,
+and the fake X (the example's four accounts) and fake LibreTranslate."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from publish.conftest import ACCOUNTS, APP
+from servers.translate import LibreServer
+from servers.x import XServer
 
 from bot.cli import main
 
@@ -28,6 +32,19 @@ def example_repo(tmp_path: Path) -> Path:
 def repo(example_repo: Path) -> Path:
     """The same copy of the example, under the short name the publishing tests use."""
     return example_repo
+
+
+@pytest.fixture
+def x() -> Iterator[XServer]:
+    """The fake X API with the example's four accounts and their canary credentials."""
+    with XServer(accounts=ACCOUNTS, consumer=APP) as server:
+        yield server
+
+
+@pytest.fixture
+def libre() -> Iterator[LibreServer]:
+    with LibreServer() as server:
+        yield server
 
 
 @dataclass(frozen=True)

@@ -25,18 +25,6 @@ ACCOUNTS = {
 SECRETS = [*APP, *(v for t in ACCOUNTS.values() for v in t[:2])]
 
 
-@pytest.fixture
-def x() -> Iterator[XServer]:
-    with XServer(accounts=ACCOUNTS, consumer=APP) as server:
-        yield server
-
-
-@pytest.fixture
-def libre() -> Iterator[LibreServer]:
-    with LibreServer() as server:
-        yield server
-
-
 def env_for(x: XServer, libre: LibreServer, **extra: str) -> dict[str, str]:
     env = {
         "DIPLOBOT_X_API_URL": x.url,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from publish.conftest import ACCOUNTS, APP, WebhookSink, env_for
+from publish.conftest import ACCOUNTS, WebhookSink, env_for
 from servers.translate import LibreServer
 from servers.x import XServer
 
@@ -127,18 +127,6 @@ def content_repo(tmp_path: Path) -> ContentRepo:
     repo.git("config", "commit.gpgsign", "false")
     repo.commit("example accounts, slots and glossary")
     return repo
-
-
-@pytest.fixture
-def x() -> Iterator[XServer]:
-    with XServer(accounts=ACCOUNTS, consumer=APP) as server:
-        yield server
-
-
-@pytest.fixture
-def libre() -> Iterator[LibreServer]:
-    with LibreServer() as server:
-        yield server
 
 
 @pytest.fixture
