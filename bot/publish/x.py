@@ -33,7 +33,7 @@ import os
 import re
 import ssl
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -151,13 +151,9 @@ class _Loop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sessions: dict[tuple[str, float], aiohttp.ClientSession] = {}
 
-    def run(self, make: Callable[[], Awaitable[T]]) -> T:
+    def run(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run ``make()`` on the loop and wait for its result (or exception)."""
-
-        async def call() -> T:
-            return await make()
-
-        return asyncio.run_coroutine_threadsafe(call(), self._start()).result()
+        return asyncio.run_coroutine_threadsafe(make(), self._start()).result()
 
     def session(self, base: str, timeout: float) -> aiohttp.ClientSession:
         """On the loop thread: the session for ``base``, created on first use."""

@@ -273,14 +273,13 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._hot = _hot(engine)  # shared by every Ledger of this engine in the process
-        self._writing = self._hot.lock
 
     def ensure(self, items: Iterable[NewDelivery]) -> list[Row]:
         """Record deliveries that are not in the ledger yet; refresh PENDING ones whose text,
         media or due time changed. Rows in any other state are left as they are."""
         now = utc_now_iso()
         keys = []
-        with self._writing, self.engine.begin() as conn:
+        with self._hot.lock, self.engine.begin() as conn:
             for item in items:
                 media = json.dumps(
                     [{"file": m.file, "alt": m.alt} for m in item.media], ensure_ascii=False
@@ -442,7 +441,7 @@ class Ledger:
     def reschedule(self, row_id: int, due: datetime) -> bool:
         """Move a PENDING delivery to a new due time (its post's time changed)."""
         c = deliveries.c
-        with self._writing, self.engine.begin() as conn:
+        with self._hot.lock, self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
                 .where(and_(c.id == row_id, c.state == State.PENDING.value))
