@@ -122,13 +122,35 @@ def read_yaml(abs_path: str | os.PathLike[str], rel_path: str) -> YamlDoc:
 
 def parse_yaml(text: str, rel_path: str) -> YamlDoc:
     """Parse YAML text (see :func:`read_yaml` for what is refused)."""
-    loader = yaml.CSafeLoader(text)
     try:
-        return _Builder(YamlDoc(rel_path, None, source=text), loader).run()
+        return _parse(text, rel_path, yaml.CSafeLoader)
     except yaml.MarkedYAMLError as exc:
-        raise YamlProblem(_syntax_problem(exc, text, rel_path)) from None
+        if exc.problem != _LIBYAML_TOO_DEEP:
+            raise YamlProblem(_syntax_problem(exc, text, rel_path)) from None
     except yaml.YAMLError as exc:
         raise YamlProblem(Problem(rel_path, 0, 0, f"YAML syntax error: {exc}")) from None
+    # libyaml 0.2.5 as built into PyYAML >= 6.0.4 stops at its own nesting limit (1,000 levels)
+    # while *scanning ahead*, before the events reach our limit, and reports the place where it
+    # gave up. PyYAML's pure-Python parser has no such limit and yields the same events, so it
+    # takes the file again: it meets MAX_DEPTH where it opens, after a few dozen events, and the
+    # editor gets the same message on every PyYAML (it looks at most 1,024 characters ahead).
+    try:
+        return _parse(text, rel_path, yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise YamlProblem(_syntax_problem(exc, text, rel_path)) from None
+    except yaml.YAMLError as exc:  # pragma: no cover - the pure parser raises marked errors
+        raise YamlProblem(Problem(rel_path, 0, 0, f"YAML syntax error: {exc}")) from None
+
+
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
+
+
+def _parse(
+    text: str, rel_path: str, loader_class: type[yaml.CSafeLoader | yaml.SafeLoader]
+) -> YamlDoc:
+    loader = loader_class(text)
+    try:
+        return _Builder(YamlDoc(rel_path, None, source=text), loader).run()
     finally:
         loader.dispose()
 
@@ -201,7 +223,7 @@ class _Builder:
 
     __slots__ = ("doc", "loader")
 
-    def __init__(self, doc: YamlDoc, loader: yaml.CSafeLoader) -> None:
+    def __init__(self, doc: YamlDoc, loader: yaml.CSafeLoader | yaml.SafeLoader) -> None:
         self.doc = doc
         self.loader = loader
 
