@@ -21,13 +21,20 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements/runtime.txt requirements/
 COPY bot/ bot/
 
-# setuptools arrives as a declared dependency (twitter-text-parser imports pkg_resources, and a
+# The dependencies come from the committed lock, every file checked against its sha256, so the
+# image built on any day has the same bytes (scripts/lock regenerates it). The wheel is then
+# built with the locked setuptools (no build isolation: nothing newer is downloaded for it).
+# setuptools is also a declared dependency (twitter-text-parser imports pkg_resources, and a
 # Python 3.12 venv has no setuptools of its own): see pyproject.toml.
 RUN python -m venv /opt/diplobot \
-    && /opt/diplobot/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist . \
-    && /opt/diplobot/bin/pip install --no-cache-dir /tmp/dist/diplobot-*.whl
+    && /opt/diplobot/bin/pip install --no-cache-dir --require-hashes --no-deps \
+        -r requirements/runtime.txt \
+    && /opt/diplobot/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation \
+        --wheel-dir /tmp/dist . \
+    && /opt/diplobot/bin/pip install --no-cache-dir --no-deps /tmp/dist/diplobot-*.whl
 
 # ---- runtime
 FROM ${PYTHON_IMAGE}

@@ -172,8 +172,11 @@ def _image_python(stage: Stage) -> str:
     match = re.match(r"python:(\d+\.\d+)", stage.base)
     assert match, f"expected an official python base image, found {stage.base}"
     want = match.group(1)
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = Path(folder) / f"python{want}"
+    candidates = [Path(f) / f"python{want}" for f in os.environ.get("PATH", "").split(os.pathsep)]
+    # pyenv's shims only run the versions it has selected; its installed versions run directly.
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates += sorted(pyenv.glob(f"{want}.*/bin/python{want}"), reverse=True)
+    for candidate in candidates:
         if not candidate.is_file():
             continue
         probe = subprocess.run(
