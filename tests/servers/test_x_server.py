@@ -979,3 +979,15 @@ def test_answer_next_sends_exactly_the_scripted_answer(srv: XServer, process: bo
     assert response.headers["Content-Type"] == "text/weird" and response.headers["X-A"] == "b"
     assert texts(srv) == (["Bonjour"] if process else [])
     assert srv.requests[-1].fault == "answer"
+
+
+def test_a_fault_can_wait_for_matching_requests_to_pass_first(srv: XServer) -> None:
+    """after=1: the first matching request is served, the second gets the fault."""
+    srv.fail_next("503", path="/2/tweets", after=1)
+    api = client(srv)
+    api.create_tweet(text="Un")
+    with pytest.raises(tweepy.TwitterServerError):
+        api.create_tweet(text="Deux")
+    api.create_tweet(text="Trois")
+
+    assert texts(srv) == ["Un", "Trois"]

@@ -107,9 +107,10 @@ post on a timeline directly; ``srv.reset()`` forgets requests and pending faults
 Faults
 ------
 
-``srv.fail_next(kind, count=1, *, method=None, path=None, seconds=10.0, reset=None)`` queues a
-fault for the next ``count`` requests matching ``method`` and ``path`` (an ``fnmatch`` pattern
-such as ``"/2/tweets"`` or ``"/2/media/*"``); faults are consumed in order, one per request.
+``srv.fail_next(kind, count=1, *, method=None, path=None, seconds=10.0, reset=None, after=0)``
+queues a fault for the next ``count`` requests matching ``method`` and ``path`` (an ``fnmatch``
+pattern such as ``"/2/tweets"`` or ``"/2/media/*"``), once ``after`` matching requests went
+through unharmed; faults are consumed in order, one per request.
 
 ========================  =====================================================================
 ``"429"``                 429 with ``x-rate-limit-limit``, ``x-rate-limit-remaining: 0`` and
@@ -264,6 +265,7 @@ class _Fault:
     reset: int | None
     answer: Response | None = None  # "answer": what to send instead of X's answer
     process: bool = False  # "answer": act on the request (store the post) first
+    after: int = 0  # matching requests to let through before this one strikes
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -858,14 +860,18 @@ class XServer(FakeTranslationServer):
         path: str | None = None,
         seconds: float = 10.0,
         reset: int | None = None,
+        after: int = 0,
     ) -> None:
-        """Answer the next ``count`` requests matching ``method``/``path`` with fault ``kind``."""
+        """Answer the next ``count`` requests matching ``method``/``path`` with fault ``kind``,
+        once ``after`` matching requests have been served normally (part 2 of a thread)."""
         if kind not in self.FAULTS and not (kind.isdigit() and 400 <= int(kind) <= 599):
             valid = ", ".join(sorted(self.FAULTS))
             raise ValueError(f"unknown fault {kind!r}: use one of {valid} or a status code")
-        fault = _Fault(kind, method.upper() if method else None, path, seconds, reset)
+        method = method.upper() if method else None
+        faults = [_Fault(kind, method, path, seconds, reset, after=after)]
+        faults += [_Fault(kind, method, path, seconds, reset)] * (count - 1)
         with self._lock:
-            self._x_faults.extend([fault] * count)
+            self._x_faults.extend(faults)
 
     def answer_next(
         self,
@@ -908,7 +914,12 @@ class XServer(FakeTranslationServer):
                 (f for f in self._x_faults if f.matches(incoming.method, incoming.path)), None
             )
             if fault is not None:
-                self._x_faults.remove(fault)
+                index = self._x_faults.index(fault)
+                if fault.after:  # not yet: this request goes through, one fewer to wait for
+                    self._x_faults[index] = replace(fault, after=fault.after - 1)
+                    fault = None
+                else:
+                    del self._x_faults[index]
         kind = fault.kind if fault else None
         try:
             logged_body = _parse_body(incoming.raw, incoming.headers.get("Content-Type", ""))
