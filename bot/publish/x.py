@@ -89,6 +89,7 @@ DEADLINE_FACTOR = 3
 TIMELINE_FIELDS = ["created_at", "entities", "attachments", "referenced_tweets"]
 """What reconciliation reads of each post: t.co links expanded, media, the post replied to."""
 _POST_ID = re.compile(r"[0-9]{1,20}")
+_MEDIA_PAGE = re.compile(r"/status/[0-9]+/(?:photo|video)/[0-9]+$")  # a media link's target
 
 T = TypeVar("T")
 
@@ -609,7 +610,9 @@ def _seen(post: Any) -> _Seen:
         link, expanded = url.get("url"), url.get("expanded_url")
         if not isinstance(link, str) or not link:
             continue
-        if url.get("media_key") is not None:  # the media link X appends: not part of our text
+        if url.get("media_key") is not None or (
+            isinstance(expanded, str) and _MEDIA_PAGE.search(expanded) and text.endswith(link)
+        ):  # the media link X appends: not part of our text
             text = text.replace(f" {link}", "").replace(link, "")
         elif isinstance(expanded, str) and expanded:
             text = text.replace(link, expanded)

@@ -6,6 +6,7 @@ another account (issue 15, items 3, 4, 6, 9 and 13)."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -273,6 +274,44 @@ def test_trickled_timeline_is_cut_at_the_deadline(x: XServer, publisher: XPublis
         publisher.find(Outgoing(FR, FR, "Bonjour"), datetime.now(UTC) - timedelta(minutes=5))
     assert not isinstance(caught.value, PublishAmbiguous)
     assert time.monotonic() - started < 3 * 1.0 + 2  # the deadline, plus the user look-up
+
+
+@pytest.mark.parametrize("kind", ["drop_after_store", "slow", "trickle"])
+def test_create_written_but_not_answered_is_ambiguous(
+    x: XServer, publisher: XPublisher, kind: str
+) -> None:
+    """Once the request is written, a lost connection, a read timeout or the deadline leaves
+    the post maybe stored: ambiguous (reconcile), never a plain retry."""
+    publisher.whoami(FR)  # the account check, done before the fault
+    x.fail_next(kind, method="POST", path="/2/tweets", seconds=0.5 if kind == "trickle" else 5)
+    with pytest.raises(PublishAmbiguous):
+        publisher.publish(Outgoing(FR, FR, "Peut-être publié"))
+    assert len(x.timeline(FR)) == 1
+
+
+def test_request_that_never_reaches_x_is_retryable_not_ambiguous(publisher: XPublisher) -> None:
+    """X's listen queue is full, the connection never opens: nothing was sent, so the
+    delivery is simply retried (no reconciliation needed)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(3):  # fill the accept queue: later connection attempts hang
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    publisher.api_url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    try:
+        with pytest.raises(PublishError, match="nothing was sent") as caught:
+            publisher.publish(Outgoing(FR, FR, "Jamais parti"))
+    finally:
+        for sock in [server, *fillers]:
+            sock.close()
+    assert not isinstance(caught.value, PublishAmbiguous)
+    assert time.monotonic() - started < 3 * 1.0
 
 
 # -- item 9: the credentials must be the account's -------------------------------------------
