@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from publish.conftest import ACCOUNTS, APP, ROOT, env_for
 from servers.translate import LibreServer
@@ -261,8 +261,15 @@ def cli_env(fuzz_x: XServer, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield {"repo": repo, "env": env, "states": itertools.count()}
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _answer(status: int, body: bytes) -> dict[str, Any]:
+    return {"status": status, "body": body, "headers": {}, "content_type": "application/json"}
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(answer=answers())
+@example(answer=_answer(201, b"{}"))  # X has answered this
+@example(answer=_answer(200, b'{"data": null}'))
+@example(answer=_answer(500, b"null"))  # tweepy leaves a coroutine unawaited
 def test_post_now_shows_a_message_not_a_traceback_whatever_x_answers(
     fuzz_x: XServer, cli_env: dict[str, Any], answer: dict[str, Any]
 ) -> None:
