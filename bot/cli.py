@@ -531,10 +531,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _exit_now(event: str | None = None) -> None:
+    import faulthandler
+
     from loguru import logger
 
-    if event:
+    if event:  # something blocked the stop: show where every thread was, for a bug report
         logger.error(event)
+        faulthandler.dump_traceback(all_threads=True)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(EXIT_OK)

@@ -124,8 +124,13 @@ class GitSource:
         self._runner.cancel()
 
     def _usable(self) -> bool:
-        head = self._git(self.root, "rev-parse", "--verify", "--quiet", "HEAD", check=False)
-        return bool(head and head.strip())
+        """False only when git says the clone has no commit: a git that cannot run says
+        nothing about the clone, which is then kept."""
+        command = ["git", "-C", str(self.root), "rev-parse", "--verify", "--quiet", "HEAD"]
+        try:
+            return self._runner.run(command, _env()).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return True
 
     def _git(
         self, cwd: Path | None, *args: str, check: bool = True, remote: bool = False
@@ -240,11 +245,8 @@ def _git(
     runner: _Runner | None = None,
 ) -> str | None:
     command = ["git", *(["-C", str(cwd)] if cwd else []), *args]
-    # Not the service's own settings (DIPLOBOT_REPO_URL holds the token): git needs none.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIPLOBOT_")}
-    env.update(GIT_TERMINAL_PROMPT="0", **(extra_env or {}))
     try:
-        done = (runner or _Runner()).run(command, env)
+        done = (runner or _Runner()).run(command, _env(extra_env))
     except (OSError, subprocess.TimeoutExpired) as exc:
         if not check:
             return None
@@ -261,6 +263,13 @@ def _git(
         first = (done.stderr.strip().splitlines() or [""])[0]
         raise ConfigError(f"git {args[0]} failed: {strip_userinfo(first)}")
     return done.stdout
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    # Not the service's own settings (DIPLOBOT_REPO_URL holds the token): git needs none.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIPLOBOT_")}
+    env.update(GIT_TERMINAL_PROMPT="0", **(extra or {}))
+    return env
 
 
 def strip_userinfo(text: str) -> str:

@@ -28,7 +28,7 @@ import pytest
 from service.conftest import wait_for
 
 from bot.config import Secret
-from bot.http import serve
+from bot.http import ReplayGuard, serve
 from bot.schedule.ledger import Ledger, NewDelivery, State
 from bot.service import Service, ServiceSettings
 from bot.store import deliveries, open_store, state_url
@@ -373,3 +373,21 @@ def test_metrics_escapes_quote_backslash_and_newline_in_label_values(live: LiveF
             unescaped = re.sub(r"\\(.)", lambda m: "\n" if m[1] == "n" else m[1], labels["account"])
             found.add(unescaped)
     assert found == set(odd)
+
+
+def test_replay_memory_is_bounded_in_time_and_size() -> None:
+    """Delivery ids are forgotten after the window, and only the newest ``size`` are kept:
+    the memory of a long-running service does not grow with its webhooks."""
+    now = [0.0]
+    guard = ReplayGuard(window=3600, size=3, clock=lambda: now[0])
+    assert guard.first_time(["a", "body:1"])
+    assert not guard.first_time(["b", "body:1"])  # one known key refuses the delivery...
+    assert guard.first_time(["b"])  # ...and remembered none of its keys
+    now[0] = 3599
+    assert not guard.first_time(["a"])  # still within the window
+    now[0] = 3601
+    assert guard.first_time(["a"])  # forgotten after it
+    for key in ("c", "d", "e"):
+        assert guard.first_time([key])
+    assert not guard.first_time(["e"])
+    assert guard.first_time(["a"])  # the oldest of four, beyond the three kept
