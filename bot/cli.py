@@ -456,17 +456,25 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_INVALID
 
 
+STOP_BUDGET = 7.5
+"""Seconds from SIGTERM for work in flight to finish; the process ends by STOP_BUDGET + 1 s
+whatever happens, within Docker's 10 s before SIGKILL."""
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import signal
     import threading
+    import time
 
+    from bot.config import read_secret
     from bot.http import serve
     from bot.service import Service, ServiceSettings
     from bot.store import open_store, state_dir, state_url
     from bot.sync import GitSource, LocalSource, Source
 
     settings = ServiceSettings.from_env()
-    repo_url = os.environ.get("DIPLOBOT_REPO_URL")
+    repo = read_secret("DIPLOBOT_REPO_URL")  # or _FILE: it may carry a token
+    repo_url = repo.reveal() if repo else None
     url = state_url(Path(args.root), args.state)
     folder = state_dir(url, Path(args.root))
     source: Source
@@ -483,21 +491,56 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 del os.environ[name]
     service = Service(source, engine, folder, settings)
     stop = threading.Event()
+    failed: list[BaseException] = []
 
     def on_signal(signum: int, _frame: object) -> None:
         stop.set()
 
+    def start() -> None:
+        # Off the main thread, so that a signal during the first sync (a slow clone, a
+        # translation) is acted on at once rather than when that sync ends.
+        try:
+            service.start()
+        except BaseException as exc:
+            failed.append(exc)
+            stop.set()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server, _thread = serve(service, settings.http_addr)
-    try:
-        service.start()
-        stop.wait()
-    finally:
-        service.stop(timeout=8.0)
-        server.shutdown()
-        server.server_close()
+    threading.Thread(target=start, name="start", daemon=True).start()
+    while not stop.wait(0.5):  # a timed wait: the handler's set() is seen even if missed
+        pass
+    deadline = time.monotonic() + STOP_BUDGET
+    # Whatever blocks below (a database lock, a client), the process is gone before Docker's
+    # SIGKILL: what it was doing is safe to abandon, as after a crash.
+    watchdog = threading.Timer(STOP_BUDGET + 1.0, _exit_now, args=("stop.overdue",))
+    watchdog.daemon = True
+    watchdog.start()
+    server.shutdown()  # no new request, no new webhook
+    server.server_close()
+    clean = service.stop(timeout=max(0.0, deadline - time.monotonic()))
+    if failed:
+        raise failed[0]
+    if not clean:
+        # A thread still waits on X or a translator (their own timeouts are longer): the
+        # interpreter would wait for it at exit. The ledger is made for this (a claimed
+        # delivery is reconciled at the next start), so end the process now.
+        _exit_now()
     return EXIT_OK
+
+
+def _exit_now(event: str | None = None) -> None:
+    import faulthandler
+
+    from loguru import logger
+
+    if event:  # something blocked the stop: show where every thread was, for a bug report
+        logger.error(event)
+        faulthandler.dump_traceback(all_threads=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_OK)
 
 
 def _cmd_health(args: argparse.Namespace) -> int:

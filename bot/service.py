@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from bot.config import Secret, read_secret
 from bot.content.loader import ContentSet, LoadCache, validate
 from bot.errors import BotError, ConfigError, Problem
+from bot.notify import Notifier
 from bot.publish.session import Publishing
 from bot.schedule.ledger import Ledger, Row, State
 from bot.schedule.pins import PinStore
@@ -117,6 +119,9 @@ class Service:
         self.problems: list[Problem] = []  # errors of seen_revision when it is invalid
         self.sync_error: str | None = None
         self.last_sync: datetime | None = None
+        self.sync_failing_since: datetime | None = None  # set while the source cannot be read
+        self.last_good_sync: datetime | None = None
+        self.notifier = Notifier.from_env({})  # alerts about the service itself
         self.last_sweep: datetime | None = None
         self.warnings: list[str] = []
         self.held_alerted: set[tuple[str, str, str]] = set()
@@ -130,6 +135,7 @@ class Service:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
         self.sync_now = threading.Event()
+        self.lifecycle = threading.Lock()  # start() and stop() agree on whether to run
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -142,19 +148,38 @@ class Service:
         self.scheduler.add_job(
             self.sweep, IntervalTrigger(seconds=self.settings.sweep_interval), id="sweep"
         )
-        self.scheduler.start()
+        with self.lifecycle:  # stop() may have come during the first sync: start nothing
+            if self.stopping.is_set():
+                return
+            self.scheduler.start()
         self._schedule_due()
         logger.bind(revision=self.revision).info("service.started")
 
-    def stop(self, timeout: float = 8.0) -> None:
-        """Take no new work; let an in-flight publish finish (bounded by ``timeout``)."""
-        self.stopping.set()
-        waiter = threading.Thread(
-            target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True
-        )
-        waiter.start()
-        waiter.join(timeout)
-        logger.bind(clean=not waiter.is_alive()).info("service.stopped")
+    def stop(self, timeout: float = 8.0) -> bool:
+        """Take no new work, interrupt a git command in progress, and let work in flight (a
+        publish, an apply) finish until ``timeout``. Returns whether it all finished; what
+        did not is safe to abandon (a claimed delivery is reconciled at the next start)."""
+        deadline = time.monotonic() + timeout
+        with self.lifecycle:
+            self.stopping.set()
+            running = self.scheduler.running
+        self.source.cancel()
+        clean = True
+        if running:
+            waiter = threading.Thread(
+                target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True
+            )
+            waiter.start()
+            waiter.join(max(0.0, deadline - time.monotonic()))
+            clean = not waiter.is_alive()
+        # The first sync runs before the scheduler does: wait for it and for a publish.
+        for busy in (self.sync_lock, self.publish_lock):
+            if busy.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                busy.release()
+            else:
+                clean = False
+        logger.bind(clean=clean).info("service.stopped")
+        return clean
 
     def trigger_sync(self) -> None:
         """Sync at once (the webhook), on the scheduler's thread pool. A webhook that arrives
@@ -184,14 +209,11 @@ class Service:
         try:
             rev = self.source.refresh()
         except (BotError, OSError) as exc:
-            with self.lock:
-                self.sync_error = str(exc)
-                self.last_sync = now
-            logger.bind(error=str(exc)).error("sync.failed")
+            if not self.stopping.is_set():  # a fetch interrupted by stop() is no failure
+                self._sync_failed(now, str(exc))
             return
+        self._sync_succeeded(now)
         with self.lock:
-            self.last_sync = now
-            self.sync_error = None
             self.stats.syncs += 1
             unchanged = rev == self.seen_revision
             self.seen_revision = rev
@@ -220,9 +242,34 @@ class Service:
             self.problems = []
         self.apply(content, rev)
 
+    def _sync_failed(self, now: datetime, error: str) -> None:
+        """Log every failed sync; alert once, when syncing starts failing."""
+        with self.lock:
+            self.sync_error = error
+            self.last_sync = now
+            first = self.sync_failing_since is None
+            if first:
+                self.sync_failing_since = now
+            rev = self.revision
+        logger.bind(error=error).error("sync.failed")
+        if first:
+            self.notifier.sync_failed(error, rev)
+
+    def _sync_succeeded(self, now: datetime) -> None:
+        with self.lock:
+            since = self.sync_failing_since
+            self.sync_failing_since = None
+            self.sync_error = None
+            self.last_sync = self.last_good_sync = now
+        if since is not None:
+            logger.bind(failed_for=_span(now - since)).info("sync.recovered")
+            self.notifier.sync_recovered(_span(now - since))
+
     def apply(self, content: ContentSet, rev: str) -> None:
         now = datetime.now(UTC)
         pub = Publishing.build(content, self.engine, self.state_dir, translator=self.translator)
+        for deliverer in pub.deliverers.values():  # a thread's next part waits after SIGTERM
+            deliverer.stopping = self.stopping.is_set
         self.translator = pub.translator
         pub.recover(now)
         pinned = self.pins.load()
@@ -451,20 +498,44 @@ class Service:
         return last is not None and datetime.now(UTC) - last < limit
 
     def ready(self) -> bool:
-        with self.lock:
-            return self.content is not None
+        return self.not_ready() is None
 
-    def status(self) -> dict[str, Any]:
+    def not_ready(self) -> str | None:
+        """Why the content is not in sync (no valid content yet, or the source cannot be read
+        now), for ``/readyz``; None when it is."""
+        with self.lock:
+            if self.sync_failing_since is not None:
+                return (
+                    f"cannot read the content source since "
+                    f"{self.sync_failing_since.isoformat(timespec='seconds')}: {self.sync_error}"
+                )
+            if self.content is None:
+                return "no valid content loaded yet"
+            return None
+
+    def status(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """What ``/status`` shows. Its cost does not grow with the ledger: counts come from
+        one aggregate query, and each list is one page (``limit`` rows after ``offset``)."""
         now = datetime.now(UTC)
-        rows = self.ledger.rows()
-        upcoming = [r for r in rows if r.state is State.PENDING][:50]
-        recent = sorted(
-            (r for r in rows if r.state is not State.PENDING),
-            key=lambda r: r.updated_at,
-            reverse=True,
-        )[:50]
+        counts: dict[str, dict[str, int]] = {}
+        for (state, account), n in sorted(self.ledger.counts().items()):
+            counts.setdefault(str(state), {})[account] = n
+
+        def page(states: list[State], recent_first: bool = False) -> list[dict[str, Any]]:
+            rows = self.ledger.page(states, limit=limit, offset=offset, recent_first=recent_first)
+            return [_row_json(r) for r in rows]
+
         with self.lock:
             content = self.content
+        paused = self.paused(content) if content else {}
+        upcoming = page([State.PENDING])
+        # Being sent, or being checked against the account's timeline.
+        in_flight = page([State.SENDING, State.UNKNOWN])
+        # Ended without being published, most recent first.
+        problems = page([State.FAILED, State.EXPIRED], recent_first=True)
+        recent = page([s for s in State if s is not State.PENDING], recent_first=True)
+        with self.lock:
+            since = self.sync_failing_since
             return {
                 "now": now.isoformat(timespec="seconds"),
                 "revision": self.revision,
@@ -472,13 +543,21 @@ class Service:
                 "content_valid": not self.problems,
                 "content_errors": [str(p) for p in self.problems],
                 "sync_error": self.sync_error,
-                "last_sync": self.last_sync.isoformat(timespec="seconds")
-                if self.last_sync
-                else None,
+                "last_sync": _iso(self.last_sync),
+                "sync": {
+                    "ok": since is None and self.last_good_sync is not None,
+                    "failing_since": _iso(since),
+                    "last_success": _iso(self.last_good_sync),
+                    "error": self.sync_error,
+                },
                 "warnings": self.warnings,
-                "paused": self.paused(content) if content else {},
-                "upcoming": [_row_json(r) for r in upcoming],
-                "recent": [_row_json(r) for r in recent],
+                "paused": paused,
+                "counts": counts,
+                "page": {"limit": limit, "offset": offset},
+                "upcoming": upcoming,
+                "open": in_flight,
+                "problems": problems,
+                "recent": recent,
             }
 
     def metrics(self) -> str:
@@ -487,21 +566,21 @@ class Service:
             "# TYPE diplobot_deliveries gauge",
         ]
         with self.engine.connect() as conn:
-            counts = conn.execute(
-                select(deliveries.c.state, deliveries.c.account, func.count()).group_by(
-                    deliveries.c.state, deliveries.c.account
-                )
-            ).all()
             next_due = conn.execute(
                 select(func.min(deliveries.c.due_at)).where(
                     deliveries.c.state == State.PENDING.value
                 )
             ).scalar()
-        for state, account, count in sorted(counts):
-            lines.append(f'diplobot_deliveries{{state="{state}",account="{account}"}} {count}')
+        for (state, account), count in sorted(self.ledger.counts().items()):
+            lines.append(
+                f'diplobot_deliveries{{state="{_label(state)}",account="{_label(account)}"}} '
+                f"{count}"
+            )
         with self.lock:
             stats, last_sync, rev = self.stats, self.last_sync, self.revision
             valid = not self.problems
+            failing = self.sync_failing_since is not None
+            good = self.last_good_sync
         lines += [
             "# TYPE diplobot_translation_engine_calls_total counter",
             f"diplobot_translation_engine_calls_total {stats.engine_calls}",
@@ -509,8 +588,14 @@ class Service:
             f"diplobot_translation_cache_hits_total {stats.cache_hits}",
             "# TYPE diplobot_last_sync_timestamp_seconds gauge",
             f"diplobot_last_sync_timestamp_seconds {last_sync.timestamp() if last_sync else 0}",
+            "# HELP diplobot_last_successful_sync_timestamp_seconds Last time the source was read.",
+            "# TYPE diplobot_last_successful_sync_timestamp_seconds gauge",
+            f"diplobot_last_successful_sync_timestamp_seconds {good.timestamp() if good else 0}",
+            "# HELP diplobot_sync_failing 1 while the content source cannot be read.",
+            "# TYPE diplobot_sync_failing gauge",
+            f"diplobot_sync_failing {1 if failing else 0}",
             "# TYPE diplobot_content_revision_info gauge",
-            f'diplobot_content_revision_info{{revision="{rev or ""}"}} 1',
+            f'diplobot_content_revision_info{{revision="{_label(rev or "")}"}} 1',
             "# TYPE diplobot_content_valid gauge",
             f"diplobot_content_valid {1 if valid else 0}",
             "# TYPE diplobot_next_due_timestamp_seconds gauge",
@@ -518,6 +603,16 @@ class Service:
             f"{datetime.fromisoformat(next_due).timestamp() if next_due else 0}",
         ]
         return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and line feed escaped, as the text
+    exposition format requires (an account id may hold any of them)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
 
 
 def _span(delta: timedelta) -> str:

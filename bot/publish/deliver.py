@@ -54,6 +54,7 @@ class Deliverer:
     handles: dict[str, str]  # account id → handle
     alert: Alert = _no_alert
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    stopping: Callable[[], bool] = lambda: False  # the service is shutting down
 
     def deliver_chain(self, rows: Sequence[Row]) -> list[Row]:
         """Deliver one account's parts of one post, in order, as a reply chain. Stops at the
@@ -68,6 +69,8 @@ class Deliverer:
             if current.state is State.UNKNOWN:
                 current = self.reconcile(current)
             if current.state is State.PENDING:
+                if self.stopping():
+                    break  # not started after SIGTERM: it waits for the next start
                 current = self.deliver(current, reply_to)
             done.append(current)
             if current.state is not State.POSTED:
