@@ -12,6 +12,7 @@ from typing import Protocol
 class MediaItem:
     path: Path  # absolute
     alt: str | None
+    data: bytes | None = None  # the bytes of the validated revision; None: read ``path``
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ import atexit
 import base64
 import hashlib
 import hmac
+import io
 import mimetypes
 import os
 import re
@@ -364,7 +365,7 @@ class XPublisher:
         session = self._media_session
         mime = mimetypes.guess_type(media.path.name)[0] or "application/octet-stream"
         try:
-            with open(media.path, "rb") as handle:
+            with open(media.path, "rb") if media.data is None else io.BytesIO(media.data) as handle:
                 response = session.post(
                     f"{self.api_url}/2/media/upload",
                     files={"media": (media.path.name, handle, mime)},
