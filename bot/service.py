@@ -301,7 +301,7 @@ class Service:
             self.notifier.send(
                 {
                     "text": f"diplobot: content revision {rev} could not be applied ({error}); "
-                    f"still running {running}. Details in the service log.",
+                    f"still running {running or 'nothing'}. Details in the service log.",
                     "event": "content.failed",
                     "revision": rev,
                     "reason": error,
@@ -505,7 +505,7 @@ class Service:
             elif entry.is_draft:
                 reason = "the post became a draft"
             elif new_due is not None:
-                if new_due != row.due_at and row.state is State.PENDING:
+                if new_due != row.due_at and row.state in (State.PENDING, State.HELD):
                     self.ledger.reschedule(row.id, new_due)
                 continue
             else:

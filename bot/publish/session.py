@@ -20,10 +20,21 @@ from bot.publish.deliver import Deliverer, recover
 from bot.publish.media import FolderMedia, MediaSource, ValidatedMedia
 from bot.publish.outbox import OutboxPublisher
 from bot.publish.prepare import prepare
-from bot.schedule.ledger import Ledger, Row, State
+from bot.schedule.ledger import FINAL, Ledger, Row, State
 from bot.translate.base import Translator
 from bot.translate.cache import TranslationCache
 from bot.translate.localize import Variant, localize
+
+
+def _ended(row: Row) -> bool:
+    """In a final state that recording the post again does not reopen (a cancellation
+    because the post had gone does: see ``Ledger.ensure``)."""
+    reopened = (
+        row.state is State.RETRACTED
+        and row.remote_id is None
+        and (row.last_error or "").startswith("cancelled:")
+    )
+    return row.state in FINAL and not reopened
 
 
 @dataclass
@@ -173,6 +184,9 @@ class Publishing:
                 if any(r.state is State.POSTED for r in existing):
                     continue  # a thread already under way: resume the recorded rows
                 if hold_until is not None and account in prepared.waiting:
+                    if existing and all(_ended(r) for r in existing):
+                        why[account] = "ended: its deliveries are in a final state"
+                        continue  # expired while waiting for its translation: nothing to hold
                     held, reason = prepared.waiting[account]
                     self.ledger.hold(held, reason, hold_until)
                     self._drop_parts(existing, len(held))

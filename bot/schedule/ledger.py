@@ -389,12 +389,21 @@ class Ledger:
                     )
                     .on_conflict_do_nothing()
                 )
+                c = deliveries.c
                 conn.execute(
                     update(deliveries)
                     .where(
                         and_(
                             _same_delivery(item),
-                            deliveries.c.state.in_([State.PENDING.value, State.HELD.value]),
+                            or_(
+                                c.state.in_([State.PENDING.value, State.HELD.value]),
+                                # cancelled because its post disappeared: back with the post
+                                and_(
+                                    c.state == State.RETRACTED.value,
+                                    c.remote_id.is_(None),
+                                    c.last_error.like("cancelled:%"),
+                                ),
+                            ),
                         )
                     )
                     .values(**values)
@@ -499,12 +508,12 @@ class Ledger:
             return result.rowcount == 1
 
     def reschedule(self, row_id: int, due: datetime) -> bool:
-        """Move a PENDING delivery to a new due time (its post's time changed)."""
+        """Move a PENDING (or HELD) delivery to a new due time (its post's time changed)."""
         c = deliveries.c
         with self._hot.lock, self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
-                .where(and_(c.id == row_id, c.state == State.PENDING.value))
+                .where(and_(c.id == row_id, c.state.in_([State.PENDING.value, State.HELD.value])))
                 .values(due_at=_iso(due), updated_at=utc_now_iso())
             )
             return result.rowcount == 1

@@ -34,6 +34,8 @@ from service.conftest import (
 )
 
 from bot.content import loader
+from bot.errors import PublishRejected
+from bot.publish.media import RevisionMedia
 from bot.service import Service, ServiceSettings
 from bot.store import open_store
 from bot.sync import GitSource
@@ -453,8 +455,10 @@ def test_image_of_a_refused_revision_is_never_uploaded(
         image.write_bytes(other)
         content_repo.write("content/posts/casse.yaml", "id: casse\nlang: fr\ntext: [\n")
     bad = content_repo.commit(f"refused: {change}")
-    wait_for("the refused revision", lambda: svc.status()["seen_revision"] == bad)
-    assert svc.status()["content_valid"] is False
+    wait_for(
+        "the revision refused",
+        lambda: (svc.status()["seen_revision"], svc.status()["content_valid"]) == (bad, False),
+    )
 
     wait_for("the post on every account", lambda: all(map(x.timeline, HANDLES)), timeout=15)
     sleep_until(due + timedelta(seconds=2))
@@ -493,8 +497,10 @@ def test_mounted_folder_image_replaced_by_a_link_out_is_not_uploaded(
     outside.write_bytes(png(2))
     (media / "photo.png").unlink()
     os.symlink(outside, media / "photo.png")
-    wait_for("the refused revision", lambda: svc.status()["seen_revision"] != first)
-    assert svc.status()["content_valid"] is False
+    wait_for(
+        "the change refused",
+        lambda: svc.status()["seen_revision"] != first and not svc.status()["content_valid"],
+    )
 
     wait_for(
         "four FAILED deliveries",
@@ -512,3 +518,34 @@ def test_mounted_folder_image_replaced_by_a_link_out_is_not_uploaded(
     assert tweet_posts(x) == 0
     failed = wait_for("four alerts", lambda: len(alerts_of(alerts, "delivery.failed")) == 4)
     assert failed
+
+
+def test_revision_media_follows_links_inside_the_revision_only(
+    tmp_path: Path, content_repo: ContentRepo
+) -> None:
+    """Images read by revision: a link inside the repository gives its target's committed bytes
+    (not the working tree's); a link out, a missing file and a folder are refused with a
+    message an editor can act on."""
+    media = content_repo.path / "content/media"
+    media.mkdir(parents=True, exist_ok=True)
+    (media / "vraie.png").write_bytes(png(1))
+    os.symlink("vraie.png", media / "lien.png")
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png(2))
+    os.symlink(secret, media / "dehors.png")
+    rev = content_repo.commit("images and links")
+    (media / "vraie.png").write_bytes(png(3))  # the working tree moves on; the revision does not
+
+    reader = RevisionMedia(content_repo.path, rev)
+    assert reader.read("content/media/lien.png") == png(1)
+    assert reader.read("content/media/vraie.png") == png(1)
+    refused = {
+        "content/media/dehors.png": "image media/dehors.png is a link to a place outside the "
+        "repository: copy the image into content/media/",
+        "content/media/absente.png": f"image media/absente.png is not in revision {rev[:12]}",
+        "content/media": f"image media is not a file in revision {rev[:12]}",
+    }
+    for file, message in refused.items():
+        with pytest.raises(PublishRejected) as caught:
+            reader.read(file)
+        assert str(caught.value) == message
