@@ -218,17 +218,20 @@ class Service:
                 failed is None or failed[0] != rev or now < failed[2]
             ):
                 return  # done with (applied, or refused), or waiting to try it again
+        error: Exception | None = None
         try:
             content, problems = validate(self.source.root, self.load_cache)
-            if content is None:
-                self._refused(rev, problems)
-            else:
+            if content is not None:
                 self.apply(content, rev)
                 return
         except Exception as exc:  # whatever it is, the last good revision keeps running
-            self._raised(rev, exc)
-        if self.content is None:
+            error = exc
+        if self.content is None:  # just started: nothing runs yet
             self._run_last_good(rev)
+        if error is None:
+            self._refused(rev, problems)
+        else:
+            self._raised(rev, error)
 
     def _run_last_good(self, refused: str) -> None:
         """Started on a revision that cannot run: run the last good one instead, read from
@@ -266,7 +269,8 @@ class Service:
         self.notifier.send(
             {
                 "text": f"diplobot: content revision {rev} is invalid ({len(errors)} "
-                f"error(s)); still running {running}. First: {errors[0] if errors else ''}",
+                f"error(s)); still running {running or 'nothing'}. First: "
+                f"{errors[0] if errors else ''}",
                 "event": "content.invalid",
                 "revision": rev,
                 "reason": str(errors[0]) if errors else "",

@@ -206,6 +206,7 @@ class Publishing:
         for the service to settle (see ``removed``)."""
         for row in existing:
             if row.part <= keep:
+                self.removed.pop(row.id, None)  # in the post again
                 continue
             reason = f"part {row.part} was removed from the post"
             if row.state in (State.SENDING, State.UNKNOWN):
