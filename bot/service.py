@@ -132,6 +132,8 @@ class Service:
         # Deliveries awaiting translation (HELD): (post, account) → (tries, next try at).
         self.awaiting: dict[tuple[str, str], tuple[int, datetime]] = {}
         self.wanted: dict[tuple[str, str], datetime] = {}  # of the running revision
+        # Removed deliveries still UNKNOWN: row id → (look-ups tried, next one at).
+        self.settling: dict[int, tuple[int, datetime]] = {}
         self.sync_error: str | None = None
         self.last_sync: datetime | None = None
         self.last_sweep: datetime | None = None
@@ -527,12 +529,17 @@ class Service:
     def _settle_removed(self, pub: Publishing) -> None:
         """Deliveries of removed content that were SENDING or UNKNOWN: reconciled against the
         account's timeline, never sent again. Found: POSTED, and reported (it is public);
-        not found: cancelled; the timeline unreadable: tried again on the next round."""
+        not found: cancelled; the timeline unreadable: tried again after a growing wait (the
+        look-up holds the sync lock)."""
+        now = datetime.now(UTC)
         for row_id, reason in list(pub.removed.items()):
             row = self.ledger.get(row_id)
             deliverer = pub.deliverers.get(row.channel)
-            if row.state is State.UNKNOWN and deliverer is not None:
+            tries, at = self.settling.get(row_id, (0, now))
+            if row.state is State.UNKNOWN and deliverer is not None and at <= now:
                 row = deliverer.reconcile(row)
+                wait = self.settings.sweep_interval * 2**tries
+                self.settling[row_id] = (tries + 1, now + min(timedelta(seconds=wait), MAX_WAIT))
                 if row.state is State.POSTED:
                     pub.notifier.delivery(
                         row,
@@ -552,6 +559,7 @@ class Service:
                 row = self.ledger.get(row.id)
             if row.state not in (State.SENDING, State.UNKNOWN):
                 del pub.removed[row_id]
+                self.settling.pop(row_id, None)
 
     def _schedule_due(self) -> None:
         now = datetime.now(UTC)
