@@ -402,7 +402,7 @@ def _cmd_retract(args: argparse.Namespace) -> int:
     pub = _publishing(args, content)
     rows = [r for r in pub.ledger.rows(args.id) if r.account in accounts]
     live = [r for r in rows if r.state is State.POSTED]
-    pending = [r for r in rows if r.state in (State.PENDING, State.UNKNOWN)]
+    pending = [r for r in rows if r.state in (State.PENDING, State.HELD, State.UNKNOWN)]
     if not live and not pending:
         print(f"nothing to retract for {args.id}")
         return EXIT_OK

@@ -139,6 +139,97 @@ class GitSource:
         return _git(cwd, *args, check=check, extra_env=extra, runner=self._runner)
 
 
+class BlobUnreadable(Exception):
+    """A file cannot be read from a revision; ``kind`` says why: ``missing``, ``link-out``
+    (a symbolic link leading out of the repository), ``not-a-file`` or ``git``."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+
+
+def read_blob(repo: Path, revision: str, path: str) -> bytes:
+    """The bytes of ``path`` (relative to the repository's top) as committed in ``revision``,
+    whatever the working tree holds now. Symbolic links are followed inside the revision's
+    tree only (git's ``--follow-symlinks``): one that leads out is refused, never read.
+
+    Raises:
+        BlobUnreadable: the path is missing, a link out, not a file, or git failed.
+    """
+    if "\n" in path or "\n" in revision:
+        raise BlobUnreadable("missing", "a path with a line break")
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(repo), "cat-file", "--batch", "--follow-symlinks"],
+            input=f"{revision}:{path}\n".encode(),
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+            env=_env(),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BlobUnreadable("git", type(exc).__name__) from None
+    header, _, rest = done.stdout.partition(b"\n")
+    fields = header.decode("utf-8", "replace").split()
+    if done.returncode != 0 or not fields:
+        first = (done.stderr.decode("utf-8", "replace").strip().splitlines() or [""])[0]
+        raise BlobUnreadable("git", strip_userinfo(first))
+    # "<oid> blob <size>", "<name> missing", "symlink <size>" (the link leads out of the
+    # tree), "dangling|loop|notdir <size>" (see git-cat-file(1), --follow-symlinks).
+    if len(fields) == 3 and fields[1] == "blob" and fields[2].isdigit():
+        size = int(fields[2])
+        if len(rest) < size:
+            raise BlobUnreadable("git", "short read")
+        return rest[:size]
+    if fields[0] == "symlink":
+        raise BlobUnreadable("link-out")
+    if fields[0] in ("dangling", "loop", "notdir"):
+        raise BlobUnreadable("missing", f"a {fields[0]} link")
+    if len(fields) == 3:  # a tree or a submodule
+        raise BlobUnreadable("not-a-file", fields[1])
+    raise BlobUnreadable("missing")
+
+
+def export_revision(repo: Path, revision: str, dest: Path) -> None:
+    """Write the files of ``revision`` into ``dest`` (emptied first), leaving the repository's
+    working tree and index alone: to run a revision older than the one checked out.
+
+    Raises:
+        ConfigError: git failed, or this Python cannot extract an archive safely.
+    """
+    import io
+    import shutil
+    import tarfile
+
+    data_filter = getattr(tarfile, "data_filter", None)  # Python 3.11.4+
+    if data_filter is None:
+        raise ConfigError("this Python cannot extract a revision safely (3.11.4 or later needed)")
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(repo), "archive", "--format=tar", revision],
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+            env=_env(),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"git archive failed: {type(exc).__name__}") from None
+    if done.returncode != 0:
+        first = (done.stderr.decode("utf-8", "replace").strip().splitlines() or [""])[0]
+        raise ConfigError(f"git archive failed: {strip_userinfo(first)}")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+
+    def only_safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        try:  # the data filter refuses links and paths leading out of ``dest``: left out
+            return data_filter(member, path)  # type: ignore[no-any-return]
+        except tarfile.FilterError:
+            return None
+
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        archive.extractall(dest, filter=only_safe)
+
+
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     """``https://user:token@host/x.git`` → (``https://host/x.git``, (user, token)).
 

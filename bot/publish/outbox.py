@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -29,7 +30,12 @@ class OutboxPublisher:
             "handle": item.handle,
             "text": item.text,
             "reply_to": item.reply_to,
-            "media": [{"file": str(m.path), "alt": m.alt} for m in item.media],
+            "media": [
+                # With the bytes of the validated revision, their digest says what would go.
+                {"file": str(m.path), "alt": m.alt}
+                | ({"sha256": hashlib.sha256(m.data).hexdigest()} if m.data is not None else {})
+                for m in item.media
+            ],
         }
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)

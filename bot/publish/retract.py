@@ -20,7 +20,7 @@ def retract(pub: Publishing, rows: list[Row]) -> Retraction:
     # Replies first, so a thread is never left hanging from a deleted first part.
     for row in sorted(rows, key=lambda r: -r.part):
         where = f"{row.post_id} part {row.part} {row.account} [{row.channel}]"
-        if row.state in (State.PENDING, State.UNKNOWN):
+        if row.state in (State.PENDING, State.HELD, State.UNKNOWN):
             if pub.ledger.transition(
                 row.id, State.RETRACTED, expect=[row.state], error="cancelled by retract"
             ):

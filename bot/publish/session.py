@@ -17,12 +17,24 @@ from bot.content.loader import ContentSet, PostEntry
 from bot.notify import Notifier
 from bot.publish.base import Publisher
 from bot.publish.deliver import Deliverer, recover
+from bot.publish.media import FolderMedia, MediaSource, ValidatedMedia
 from bot.publish.outbox import OutboxPublisher
 from bot.publish.prepare import prepare
-from bot.schedule.ledger import Ledger, Row, State
+from bot.schedule.ledger import FINAL, Ledger, Row, State
 from bot.translate.base import Translator
 from bot.translate.cache import TranslationCache
 from bot.translate.localize import Variant, localize
+
+
+def _ended(row: Row) -> bool:
+    """In a final state that recording the post again does not reopen (a cancellation
+    because the post had gone does: see ``Ledger.ensure``)."""
+    reopened = (
+        row.state is State.RETRACTED
+        and row.remote_id is None
+        and (row.last_error or "").startswith("cancelled:")
+    )
+    return row.state in FINAL and not reopened
 
 
 @dataclass
@@ -50,6 +62,9 @@ class Publishing:
     warnings: list[str] = field(default_factory=list)
     revision: tuple[str | None, str | None] = (None, None)  # git commit and author of content
     translate_parallel: int = 4  # DIPLOBOT_TRANSLATOR_PARALLEL
+    # Rows never to be sent by this publishing (row id → why): their part or post was removed
+    # while they were SENDING or UNKNOWN. The service settles them (reconciles, cancels).
+    removed: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -60,7 +75,10 @@ class Publishing:
         *,
         dry_run: bool = False,
         translator: Translator | None = None,
+        media: MediaSource | None = None,
     ) -> Publishing:
+        """``media``: where images are read from when published (default: the content folder,
+        checked again as each file is read); the service passes its validated revision."""
         from bot.translate.registry import make_translator
 
         handles = {a: acct.handle for a, acct in content.accounts.accounts.items()}
@@ -88,8 +106,15 @@ class Publishing:
                         f"no X credentials for account '{account}': DRY RUN to the outbox "
                         f"{state_dir / 'outbox.jsonl'} (set {x.missing.get(account, '')})"
                     )
+        media = media or FolderMedia(content.root)
         deliverers = {
-            name: Deliverer(ledger, pub, content.root, handles, alert=notifier.delivery)
+            name: Deliverer(
+                ledger,
+                ValidatedMedia(pub, media, content.root),
+                content.root,
+                handles,
+                alert=notifier.delivery,
+            )
             for name, pub in publishers.items()
         }
         return cls(
@@ -117,9 +142,15 @@ class Publishing:
         variants: list[Variant] | None = None,
         *,
         alert_held: bool = True,
+        hold_until: datetime | None = None,
     ) -> dict[str, str]:
         """Put ``entry``'s deliveries to ``accounts`` in the ledger (text stored before any
-        attempt). Returns, per account that will not get it, why."""
+        attempt); parts no longer in the post are cancelled. Returns, per account that will
+        not get it now, why.
+
+        ``hold_until``: an account whose translation failed gets HELD rows (awaiting
+        translation, next try at ``hold_until``) instead of nothing; its reason starts with
+        "awaiting translation". Without it (``post-now``), such an account is only refused."""
         if variants is None:
             variants = localize(
                 self.content, self.translator, self.cache, post_ids=[entry.id]
@@ -152,12 +183,40 @@ class Publishing:
             if account in prepared.refused:
                 if any(r.state is State.POSTED for r in existing):
                     continue  # a thread already under way: resume the recorded rows
+                if hold_until is not None and account in prepared.waiting:
+                    if existing and all(_ended(r) for r in existing):
+                        why[account] = "ended: its deliveries are in a final state"
+                        continue  # expired while waiting for its translation: nothing to hold
+                    held, reason = prepared.waiting[account]
+                    self.ledger.hold(held, reason, hold_until)
+                    self._drop_parts(existing, len(held))
+                    why[account] = reason
+                    continue
                 why[account] = f"not published: {prepared.refused[account]}"
                 if alert_held:
                     self.notifier.held(entry.id, account, prepared.refused[account])
                 continue
             self.ledger.ensure(prepared.rows)
+            self._drop_parts(existing, sum(1 for r in prepared.rows if r.account == account))
         return why
+
+    def _drop_parts(self, existing: list[Row], keep: int) -> None:
+        """Cancel the recorded parts after the first ``keep``: the post has fewer parts now.
+        One already SENDING or UNKNOWN may be on the platform: never sent again, it is left
+        for the service to settle (see ``removed``)."""
+        for row in existing:
+            if row.part <= keep:
+                self.removed.pop(row.id, None)  # in the post again
+                continue
+            reason = f"part {row.part} was removed from the post"
+            if row.state in (State.SENDING, State.UNKNOWN):
+                self.removed[row.id] = reason
+            elif row.state in (State.PENDING, State.HELD) and self.ledger.transition(
+                row.id, State.RETRACTED, expect=[row.state], error=f"cancelled: {reason}"
+            ):
+                logger.bind(post=row.post_id, account=row.account, part=row.part).info(
+                    "delivery.cancelled"
+                )
 
     def deliver(self, post_id: str, account: str, rows: Sequence[Row] | None = None) -> list[Row]:
         """Deliver the recorded parts of one post to one account, as a reply chain. ``rows``:
@@ -166,6 +225,10 @@ class Publishing:
         channel = self.channel_of[account]
         if rows is None or sorted(r.part for r in rows) != list(range(1, len(rows) + 1)):
             rows = [r for r in self.ledger.rows(post_id, channel=channel) if r.account == account]
+        # What was removed from the content is never sent, even if a row of it is still open.
+        rows = [r for r in rows if r.id not in self.removed]
+        if not rows:
+            return []
         done = self.deliverers[channel].deliver_chain(rows)
         shown = {r.id for r in done}
         # Parts after one that did not go out are still PENDING: report them too.

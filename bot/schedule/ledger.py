@@ -8,6 +8,8 @@ One row per (post, account, part, channel). States::
        └──── retry_at ◀───┘              └────────────▶ PENDING (not found: retry)
     PENDING ──▶ SKIPPED (policy) | EXPIRED (too late) | RETRACTED (cancelled)
     POSTED ──retract──▶ RETRACTED
+    HELD ──text ready──▶ PENDING        recorded, but its translation failed: retried, never
+       └──▶ EXPIRED | RETRACTED         claimed; EXPIRED when the lateness window closes first
 
 The claim (PENDING → SENDING) is committed before any API call, with a conditional UPDATE, so
 two processes claiming the same row cannot both win. A SENDING row whose owner died (same host,
@@ -45,6 +47,7 @@ class State(StrEnum):
     SKIPPED = "SKIPPED"
     EXPIRED = "EXPIRED"
     RETRACTED = "RETRACTED"
+    HELD = "HELD"  # awaiting its text (translation failed, retried); never claimed
 
 
 FINAL = frozenset({State.POSTED, State.FAILED, State.SKIPPED, State.EXPIRED, State.RETRACTED})
@@ -315,6 +318,18 @@ class Ledger:
                     )
                     .values(state=State.PENDING.value, last_error=None, updated_at=now)
                 )
+                # A delivery that waited for its translation has its text now.
+                conn.execute(
+                    update(deliveries)
+                    .where(and_(_same_delivery(item), deliveries.c.state == State.HELD.value))
+                    .values(
+                        state=State.PENDING.value,
+                        retry_at=None,
+                        last_error=None,
+                        content_hash="",  # so that the text is written just below
+                        updated_at=now,
+                    )
+                )
                 conn.execute(
                     update(deliveries)
                     .where(
@@ -339,6 +354,60 @@ class Ledger:
                 )
                 keys.append((item.post_id, item.account, item.part, item.channel))
         return [r for r in (self.find(*k) for k in keys) if r is not None]
+
+    def hold(self, items: Iterable[NewDelivery], reason: str, retry_at: datetime) -> None:
+        """Record deliveries whose text is not ready (their translation failed) as HELD: in
+        the ledger, with ``reason`` and the next try at ``retry_at``, but never claimed. A
+        PENDING one (its post changed and the new text failed) is held too, so that the old
+        text is not published; rows in any other state are left as they are."""
+        now = utc_now_iso()
+        with self._hot.lock, self.engine.begin() as conn:
+            for item in items:
+                values = {
+                    "state": State.HELD.value,
+                    "due_at": _iso(item.due_at),
+                    "last_error": reason,
+                    "retry_at": _iso(retry_at),
+                    "updated_at": now,
+                }
+                conn.execute(
+                    sqlite_insert(deliveries)
+                    .values(
+                        post_id=item.post_id,
+                        account=item.account,
+                        part=item.part,
+                        channel=item.channel,
+                        lang=item.lang,
+                        text=item.text,
+                        media="[]",
+                        content_hash="",
+                        attempts=0,
+                        revision=item.revision,
+                        author=item.author,
+                        created_at=now,
+                        **values,
+                    )
+                    .on_conflict_do_nothing()
+                )
+                c = deliveries.c
+                conn.execute(
+                    update(deliveries)
+                    .where(
+                        and_(
+                            _same_delivery(item),
+                            or_(
+                                c.state.in_([State.PENDING.value, State.HELD.value]),
+                                # cancelled because its post disappeared: back with the post
+                                and_(
+                                    c.state == State.RETRACTED.value,
+                                    c.remote_id.is_(None),
+                                    c.last_error.like("cancelled:%"),
+                                ),
+                            ),
+                        )
+                    )
+                    .values(**values)
+                )
 
     def find(self, post_id: str, account: str, part: int, channel: str) -> Row | None:
         c = deliveries.c
@@ -439,12 +508,12 @@ class Ledger:
             return result.rowcount == 1
 
     def reschedule(self, row_id: int, due: datetime) -> bool:
-        """Move a PENDING delivery to a new due time (its post's time changed)."""
+        """Move a PENDING (or HELD) delivery to a new due time (its post's time changed)."""
         c = deliveries.c
         with self._hot.lock, self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
-                .where(and_(c.id == row_id, c.state == State.PENDING.value))
+                .where(and_(c.id == row_id, c.state.in_([State.PENDING.value, State.HELD.value])))
                 .values(due_at=_iso(due), updated_at=utc_now_iso())
             )
             return result.rowcount == 1
