@@ -397,14 +397,12 @@ class Service:
             if row.channel == pub.channel_of.get(row.account):
                 groups[(row.post_id, row.account)].append(row)
         by_account: dict[str, list[tuple[str, list[Row]]]] = defaultdict(list)
+        max_late = self.settings.max_late
         for (post_id, account), rows in groups.items():
-            first_due = min(r.due_at for r in rows)
-            started = any(r.state is not State.PENDING or r.attempts for r in rows)
-            if now - first_due > self.settings.max_late and not started:
-                self._expire(pub, rows, now - first_due)
-                continue
             if account in paused:
-                continue  # waits visibly; expires by the lateness rule above
+                # Waits visibly; the lateness window still applies (nothing is sent).
+                pub.hold(post_id, account, rows, max_late)
+                continue
             by_account[account].append((post_id, rows))
         if not by_account:
             return
@@ -428,19 +426,13 @@ class Service:
                 if not self.stopping.is_set():
                     # A chain that starts at its first part has nothing POSTED yet: the rows
                     # just read are all of it. One resuming a thread is read again.
-                    pub.deliver(post_id, account, groups[(post_id, account)])
+                    # The lateness window applies to every attempt, first or retry (see
+                    # bot/publish/deliver.py); a thread under way is completed.
+                    pub.deliver(post_id, account, groups[(post_id, account)], max_late=max_late)
 
         workers = max(1, min(self.settings.publish_parallel, len(chains)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish") as pool:
             list(pool.map(deliver_chain, chains))
-
-    def _expire(self, pub: Publishing, rows: list[Row], late: timedelta) -> None:
-        reason = (
-            f"due {_span(late)} ago, beyond the lateness window of {_span(self.settings.max_late)}"
-        )
-        for row in rows:
-            if self.ledger.transition(row.id, State.EXPIRED, expect=[State.PENDING], error=reason):
-                pub.notifier.delivery(self.ledger.get(row.id), reason)
 
     # -- what the HTTP endpoints show ----------------------------------------------------
 
@@ -518,13 +510,6 @@ class Service:
             f"{datetime.fromisoformat(next_due).timestamp() if next_due else 0}",
         ]
         return "\n".join(lines) + "\n"
-
-
-def _span(delta: timedelta) -> str:
-    """A duration as people read it in an alert: whole minutes from 2 min, else seconds (a
-    window of 90 s is not "1 min", and one of 30 s is not "0 min")."""
-    seconds = int(delta.total_seconds())
-    return f"{seconds // 60} min" if seconds >= 120 else f"{seconds} s"
 
 
 def _row_json(r: Row) -> dict[str, Any]:

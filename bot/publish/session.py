@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from loguru import logger
@@ -16,7 +16,7 @@ from bot.content.gitinfo import revision
 from bot.content.loader import ContentSet, PostEntry
 from bot.notify import Notifier
 from bot.publish.base import Publisher
-from bot.publish.deliver import Deliverer, recover
+from bot.publish.deliver import REARMABLE, Deliverer, recover
 from bot.publish.outbox import OutboxPublisher
 from bot.publish.prepare import prepare
 from bot.schedule.ledger import Ledger, Row, State
@@ -30,6 +30,7 @@ class AccountResult:
     account: str
     rows: list[Row] = field(default_factory=list)
     message: str = ""
+    rearmed: list[Row] = field(default_factory=list)  # ended rows sent again, as they were
 
     @property
     def ok(self) -> bool:
@@ -159,14 +160,22 @@ class Publishing:
             self.ledger.ensure(prepared.rows)
         return why
 
-    def deliver(self, post_id: str, account: str, rows: Sequence[Row] | None = None) -> list[Row]:
+    def deliver(
+        self,
+        post_id: str,
+        account: str,
+        rows: Sequence[Row] | None = None,
+        *,
+        max_late: timedelta | None = None,
+        by_hand: bool = False,
+    ) -> list[Row]:
         """Deliver the recorded parts of one post to one account, as a reply chain. ``rows``:
         the parts as just read when they run from the first on without a gap (else, or when
-        not given, they are read here)."""
+        not given, they are read here). ``max_late`` and ``by_hand``: see
+        :meth:`Deliverer.deliver_chain`."""
+        rows = self._chain(post_id, account, rows)
         channel = self.channel_of[account]
-        if rows is None or sorted(r.part for r in rows) != list(range(1, len(rows) + 1)):
-            rows = [r for r in self.ledger.rows(post_id, channel=channel) if r.account == account]
-        done = self.deliverers[channel].deliver_chain(rows)
+        done = self.deliverers[channel].deliver_chain(rows, max_late=max_late, by_hand=by_hand)
         shown = {r.id for r in done}
         # Parts after one that did not go out are still PENDING: report them too.
         result = done + [self.ledger.get(r.id) for r in rows if r.id not in shown]
@@ -175,18 +184,52 @@ class Publishing:
         )
         return result
 
+    def hold(self, post_id: str, account: str, rows: Sequence[Row], max_late: timedelta) -> None:
+        """A paused account's chain: nothing is sent, but the lateness window still applies."""
+        rows = self._chain(post_id, account, rows)
+        self.deliverers[self.channel_of[account]].deliver_chain(rows, max_late=max_late, send=False)
+
+    def _chain(self, post_id: str, account: str, rows: Sequence[Row] | None) -> Sequence[Row]:
+        if rows is None or sorted(r.part for r in rows) != list(range(1, len(rows) + 1)):
+            channel = self.channel_of[account]
+            rows = [r for r in self.ledger.rows(post_id, channel=channel) if r.account == account]
+        return rows
+
+    def rearm(self, post_id: str, account: str, now: datetime) -> list[Row]:
+        """``post-now`` on deliveries that ended FAILED, EXPIRED or SKIPPED: each is sent again
+        (once looked up, if it was attempted before: see :meth:`Deliverer.rearm`). Returns
+        them as they were. POSTED and RETRACTED ones are never touched."""
+        channel = self.channel_of[account]
+        deliverer = self.deliverers[channel]
+        ended = [
+            r
+            for r in self.ledger.rows(post_id, channel=channel)
+            if r.account == account and r.state in REARMABLE
+        ]
+        for row in ended:
+            deliverer.rearm(row, now)
+        return ended
+
     def publish_post(self, entry: PostEntry, accounts: list[str]) -> list[AccountResult]:
         """``post-now``: record ``entry`` for ``accounts`` as due now, and deliver it. What is
-        already POSTED on an account is not sent again; the result says so."""
+        already POSTED on an account is not sent again; the result says so. What ended
+        FAILED, EXPIRED or SKIPPED is sent again; a thread resumes from its last posted part.
+        No lateness window: a person asked for it now."""
         now = datetime.now(UTC)
         self.recover(now)
+        rearmed = {account: self.rearm(entry.id, account, now) for account in accounts}
         why = self.record(entry, accounts, now)
         results = []
         for account in accounts:
-            result = AccountResult(account)
+            result = AccountResult(account, rearmed=rearmed[account])
             results.append(result)
             if account in why:
                 result.message = why[account]
                 continue
-            result.rows = self.deliver(entry.id, account)
+            result.rows = self.deliver(entry.id, account, by_hand=True)
+            for row in result.rows:
+                # X made it wait (429, back-off): it is due when X allows it, so the running
+                # service sends it then, with its lateness window counted from that moment.
+                if row.state is State.PENDING and row.retry_at and row.retry_at > row.due_at:
+                    self.ledger.reschedule(row.id, row.retry_at)
         return results
