@@ -344,7 +344,7 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
         for row in result.rearmed:
             print(
                 f"{where}: part {row.part} was {row.state} ({row.last_error or 'no reason'}): "
-                "sending it again"
+                "trying again"
             )
         if result.message:
             print(f"{where}: {result.message}")
