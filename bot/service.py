@@ -356,7 +356,11 @@ class Service:
         pub = self.pub
         if pub is not None:
             pub.recover(now)
-        self.run_due()
+        with self.lock:
+            first = self.last_sweep is None
+        # The first sweep of a (re)started service looks every UNKNOWN delivery up at once,
+        # whatever its back-off: the restart may be what fixed the look-ups.
+        self.run_due(look_now=first)
         with self.lock:
             self.last_sweep = datetime.now(UTC)
 
@@ -376,16 +380,17 @@ class Service:
                     out.setdefault(target, reason or "paused with 'diplobot pause'")
         return out
 
-    def run_due(self) -> None:
-        """Deliver every PENDING row that is due, one chain per (post, account)."""
+    def run_due(self, look_now: bool = False) -> None:
+        """Deliver every PENDING row that is due, one chain per (post, account); look UNKNOWN
+        ones up when their ``retry_at`` has come (``look_now``: all of them)."""
         if self.stopping.is_set() or not self.publish_lock.acquire(blocking=False):
             return
         try:
-            self._run_due()
+            self._run_due(look_now)
         finally:
             self.publish_lock.release()
 
-    def _run_due(self) -> None:
+    def _run_due(self, look_now: bool = False) -> None:
         with self.lock:
             pub, content = self.pub, self.content
         if pub is None or content is None:
@@ -428,7 +433,13 @@ class Service:
                     # just read are all of it. One resuming a thread is read again.
                     # The lateness window applies to every attempt, first or retry (see
                     # bot/publish/deliver.py); a thread under way is completed.
-                    pub.deliver(post_id, account, groups[(post_id, account)], max_late=max_late)
+                    pub.deliver(
+                        post_id,
+                        account,
+                        groups[(post_id, account)],
+                        max_late=max_late,
+                        look_now=look_now,
+                    )
 
         workers = max(1, min(self.settings.publish_parallel, len(chains)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish") as pool:

@@ -19,7 +19,7 @@ Policies that are the same for every channel:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -102,7 +102,8 @@ class Deliverer:
         rows: Sequence[Row],
         *,
         max_late: timedelta | None = None,
-        by_hand: bool = False,
+        look_now: bool = False,
+        send_now: Collection[int] = (),
         send: bool = True,
     ) -> list[Row]:
         """Deliver one account's parts of one post, in order, as a reply chain. Stops at the
@@ -110,9 +111,10 @@ class Deliverer:
         its last posted part).
 
         ``max_late``: the service's lateness window (see the module's docstring); None for
-        ``post-now``. ``by_hand``: ``post-now`` looks an UNKNOWN row up now, whatever its
-        ``retry_at``, and sends it at once if the look-up says X does not have it. ``send``:
-        False while the account is paused: only the lateness window is applied."""
+        ``post-now``. ``look_now``: look UNKNOWN rows up now, whatever their ``retry_at``
+        (``post-now``, and the service's first sweep). ``send_now``: ids of rows ``post-now``
+        re-armed: sent at once when the look-up says X does not have them, without the
+        back-off. ``send``: False while the account is paused: only the window applies."""
         done: list[Row] = []
         reply_to: str | None = None
         ordered = sorted(rows, key=lambda r: r.part)
@@ -123,9 +125,10 @@ class Deliverer:
             deadline = None
             if max_late is not None and reply_to is None:  # not a reply to a live part
                 deadline = row.due_at + max_late
-            if send and current.state is State.UNKNOWN and (by_hand or self._due(current)):
+            if send and current.state is State.UNKNOWN and (look_now or self._due(current)):
                 current = self.reconcile(current)
-                if by_hand and current.state is State.PENDING and current.retry_at is not None:
+                absent = current.state is State.PENDING and current.retry_at is not None
+                if absent and current.id in send_now:
                     # Absent, by a look-up that worked: a person asked for it now.
                     current = self._ready_now(current)
             if send and current.state is State.PENDING and not self._late(current, deadline):

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,15 +167,18 @@ class Publishing:
         rows: Sequence[Row] | None = None,
         *,
         max_late: timedelta | None = None,
-        by_hand: bool = False,
+        look_now: bool = False,
+        send_now: Collection[int] = (),
     ) -> list[Row]:
         """Deliver the recorded parts of one post to one account, as a reply chain. ``rows``:
         the parts as just read when they run from the first on without a gap (else, or when
-        not given, they are read here). ``max_late`` and ``by_hand``: see
+        not given, they are read here). ``max_late``, ``look_now``, ``send_now``: see
         :meth:`Deliverer.deliver_chain`."""
         rows = self._chain(post_id, account, rows)
         channel = self.channel_of[account]
-        done = self.deliverers[channel].deliver_chain(rows, max_late=max_late, by_hand=by_hand)
+        done = self.deliverers[channel].deliver_chain(
+            rows, max_late=max_late, look_now=look_now, send_now=send_now
+        )
         shown = {r.id for r in done}
         # Parts after one that did not go out are still PENDING: report them too.
         result = done + [self.ledger.get(r.id) for r in rows if r.id not in shown]
@@ -226,7 +229,8 @@ class Publishing:
             if account in why:
                 result.message = why[account]
                 continue
-            result.rows = self.deliver(entry.id, account, by_hand=True)
+            again = {r.id for r in result.rearmed}
+            result.rows = self.deliver(entry.id, account, look_now=True, send_now=again)
             for row in result.rows:
                 # X made it wait (429, back-off): it is due when X allows it, so the running
                 # service sends it then, with its lateness window counted from that moment.
