@@ -341,11 +341,8 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
     for result in results:
         where = f"@{handles[result.account]} ({pub.channel_of[result.account]})"
-        for row in result.rearmed:
-            print(
-                f"{where}: part {row.part} was {row.state} ({row.last_error or 'no reason'}): "
-                "trying again"
-            )
+        for line in result.rearmed:
+            print(f"{where}: {line}")
         if result.message:
             print(f"{where}: {result.message}")
             continue

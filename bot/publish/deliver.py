@@ -19,7 +19,7 @@ Policies that are the same for every channel:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,7 +103,6 @@ class Deliverer:
         *,
         max_late: timedelta | None = None,
         look_now: bool = False,
-        send_now: Collection[int] = (),
         send: bool = True,
     ) -> list[Row]:
         """Deliver one account's parts of one post, in order, as a reply chain. Stops at the
@@ -112,9 +111,8 @@ class Deliverer:
 
         ``max_late``: the service's lateness window (see the module's docstring); None for
         ``post-now``. ``look_now``: look UNKNOWN rows up now, whatever their ``retry_at``
-        (``post-now``, and the service's first sweep). ``send_now``: ids of rows ``post-now``
-        re-armed: sent at once when the look-up says X does not have them, without the
-        back-off. ``send``: False while the account is paused: only the window applies."""
+        (``post-now``, and the service's first sweep). ``send``: False while the account is
+        paused: only the window applies."""
         done: list[Row] = []
         reply_to: str | None = None
         ordered = sorted(rows, key=lambda r: r.part)
@@ -127,10 +125,6 @@ class Deliverer:
                 deadline = row.due_at + max_late
             if send and current.state is State.UNKNOWN and (look_now or self._due(current)):
                 current = self.reconcile(current)
-                absent = current.state is State.PENDING and current.retry_at is not None
-                if absent and current.id in send_now:
-                    # Absent, by a look-up that worked: a person asked for it now.
-                    current = self._ready_now(current)
             if send and current.state is State.PENDING and not self._late(current, deadline):
                 current = self.deliver(current, reply_to)
             late = current.state is State.PENDING and self._late(current, deadline)
@@ -172,10 +166,6 @@ class Deliverer:
                 "publish.expired"
             )
             self.alert(self.ledger.get(row.id), reason)
-        return self.ledger.get(row.id)
-
-    def _ready_now(self, row: Row) -> Row:
-        self.ledger.transition(row.id, State.PENDING, expect=[State.PENDING], error=row.last_error)
         return self.ledger.get(row.id)
 
     def deliver(self, row: Row, reply_to: str | None) -> Row:
@@ -306,20 +296,37 @@ class Deliverer:
             )
         return self.ledger.get(row.id)
 
-    def rearm(self, row: Row, due: datetime) -> Row:
-        """``post-now`` on a FAILED, EXPIRED or SKIPPED row: due ``due`` (now), with at least
-        one attempt left. One that was attempted before may be on X (an outcome that was never
-        confirmed): it becomes UNKNOWN, so it is looked up before anything is sent."""
-        if row.state not in REARMABLE:
-            return row
-        to = State.UNKNOWN if row.attempts else State.PENDING
-        self.ledger.rearm(
-            row.id, to, expect=[row.state], due=due, attempts_at_most=MAX_ATTEMPTS - 1
-        )
-        logger.bind(post=row.post_id, account=row.account, part=row.part, was=str(row.state)).info(
-            "publish.rearmed"
-        )
-        return self.ledger.get(row.id)
+    def rearm(self, rows: Sequence[Row], due: datetime) -> list[str]:
+        """``post-now`` on rows that ended FAILED, EXPIRED or SKIPPED: each becomes PENDING,
+        due ``due``, with at least one attempt left. One that was attempted before may be on X
+        (an outcome that was never confirmed), so all such rows are looked up first: found, it
+        is recorded POSTED and not sent. Returns a line per row saying what was done.
+
+        Raises:
+            PublishError: a look-up failed; nothing was changed.
+        """
+        found = {row.id: self.lookup(row) for row in rows if row.attempts}
+        lines = []
+        for row in rows:
+            was = f"part {row.part} was {row.state} ({row.last_error or 'no reason'})"
+            log = logger.bind(post=row.post_id, account=row.account, part=row.part, was=row.state)
+            receipt = found.get(row.id)
+            if receipt is not None:
+                self.ledger.transition(
+                    row.id,
+                    State.POSTED,
+                    expect=[row.state],
+                    remote_id=receipt.remote_id,
+                    url=receipt.url,
+                )
+                log.bind(remote_id=receipt.remote_id).info("publish.rearm_found")
+                lines.append(f"{was}: it is on X ({receipt.url or receipt.remote_id}): POSTED")
+            elif self.ledger.rearm(
+                row.id, expect=[row.state], due=due, attempts_at_most=MAX_ATTEMPTS - 1
+            ):
+                log.info("publish.rearmed")
+                lines.append(f"{was}: trying again")
+        return lines
 
     def _retry_or_fail(
         self, row: Row, error: str, expect: Sequence[State] = (State.SENDING,)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from bot.config import TranslatorSettings, XSettings
 from bot.content.gitinfo import revision
 from bot.content.loader import ContentSet, PostEntry
+from bot.errors import PublishError
 from bot.notify import Notifier
 from bot.publish.base import Publisher
 from bot.publish.deliver import REARMABLE, Deliverer, recover
@@ -30,7 +31,7 @@ class AccountResult:
     account: str
     rows: list[Row] = field(default_factory=list)
     message: str = ""
-    rearmed: list[Row] = field(default_factory=list)  # ended rows sent again, as they were
+    rearmed: list[str] = field(default_factory=list)  # what post-now did with ended rows
 
     @property
     def ok(self) -> bool:
@@ -118,9 +119,14 @@ class Publishing:
         variants: list[Variant] | None = None,
         *,
         alert_held: bool = True,
+        rearm: dict[str, list[str]] | None = None,
     ) -> dict[str, str]:
         """Put ``entry``'s deliveries to ``accounts`` in the ledger (text stored before any
-        attempt). Returns, per account that will not get it, why."""
+        attempt). Returns, per account that will not get it, why.
+
+        ``rearm`` (``post-now``): deliveries that ended FAILED, EXPIRED or SKIPPED on an account
+        that will get the post are made ready again (see :meth:`Deliverer.rearm`) before the
+        current text is stored; what was done is listed there per account."""
         if variants is None:
             variants = localize(
                 self.content, self.translator, self.cache, post_ids=[entry.id]
@@ -150,14 +156,26 @@ class Publishing:
                 cache=self.cache,
                 revision=rev,
             )
-            if account in prepared.refused:
-                if any(r.state is State.POSTED for r in existing):
-                    continue  # a thread already under way: resume the recorded rows
-                why[account] = f"not published: {prepared.refused[account]}"
+            refused = prepared.refused.get(account)
+            # A thread already under way resumes from its recorded rows, even if refused now.
+            resuming = refused is not None and any(r.state is State.POSTED for r in existing)
+            if refused is not None and not resuming:
+                why[account] = f"not published: {refused}"
                 if alert_held:
-                    self.notifier.held(entry.id, account, prepared.refused[account])
+                    self.notifier.held(entry.id, account, refused)
                 continue
-            self.ledger.ensure(prepared.rows)
+            ended = [r for r in existing if r.state in REARMABLE]
+            if rearm is not None and ended:
+                try:
+                    rearm[account] = self.deliverers[channel].rearm(ended, due)
+                except PublishError as exc:
+                    why[account] = (
+                        "nothing sent: it may be on X from an earlier attempt, and the "
+                        f"timeline could not be read to check ({exc}); try again later"
+                    )
+                    continue
+            if not resuming:
+                self.ledger.ensure(prepared.rows)  # re-armed rows get the current text too
         return why
 
     def deliver(
@@ -168,17 +186,14 @@ class Publishing:
         *,
         max_late: timedelta | None = None,
         look_now: bool = False,
-        send_now: Collection[int] = (),
     ) -> list[Row]:
         """Deliver the recorded parts of one post to one account, as a reply chain. ``rows``:
         the parts as just read when they run from the first on without a gap (else, or when
-        not given, they are read here). ``max_late``, ``look_now``, ``send_now``: see
+        not given, they are read here). ``max_late``, ``look_now``: see
         :meth:`Deliverer.deliver_chain`."""
         rows = self._chain(post_id, account, rows)
         channel = self.channel_of[account]
-        done = self.deliverers[channel].deliver_chain(
-            rows, max_late=max_late, look_now=look_now, send_now=send_now
-        )
+        done = self.deliverers[channel].deliver_chain(rows, max_late=max_late, look_now=look_now)
         shown = {r.id for r in done}
         # Parts after one that did not go out are still PENDING: report them too.
         result = done + [self.ledger.get(r.id) for r in rows if r.id not in shown]
@@ -198,39 +213,23 @@ class Publishing:
             rows = [r for r in self.ledger.rows(post_id, channel=channel) if r.account == account]
         return rows
 
-    def rearm(self, post_id: str, account: str, now: datetime) -> list[Row]:
-        """``post-now`` on deliveries that ended FAILED, EXPIRED or SKIPPED: each is sent again
-        (once looked up, if it was attempted before: see :meth:`Deliverer.rearm`). Returns
-        them as they were. POSTED and RETRACTED ones are never touched."""
-        channel = self.channel_of[account]
-        deliverer = self.deliverers[channel]
-        ended = [
-            r
-            for r in self.ledger.rows(post_id, channel=channel)
-            if r.account == account and r.state in REARMABLE
-        ]
-        for row in ended:
-            deliverer.rearm(row, now)
-        return ended
-
     def publish_post(self, entry: PostEntry, accounts: list[str]) -> list[AccountResult]:
         """``post-now``: record ``entry`` for ``accounts`` as due now, and deliver it. What is
         already POSTED on an account is not sent again; the result says so. What ended
-        FAILED, EXPIRED or SKIPPED is sent again; a thread resumes from its last posted part.
-        No lateness window: a person asked for it now."""
+        FAILED, EXPIRED or SKIPPED is tried again; a thread resumes from its last posted part.
+        No lateness window, and UNKNOWN rows are looked up now: a person asked for it."""
         now = datetime.now(UTC)
         self.recover(now)
-        rearmed = {account: self.rearm(entry.id, account, now) for account in accounts}
-        why = self.record(entry, accounts, now)
+        rearmed: dict[str, list[str]] = {}
+        why = self.record(entry, accounts, now, rearm=rearmed)
         results = []
         for account in accounts:
-            result = AccountResult(account, rearmed=rearmed[account])
+            result = AccountResult(account, rearmed=rearmed.get(account, []))
             results.append(result)
             if account in why:
                 result.message = why[account]
                 continue
-            again = {r.id for r in result.rearmed}
-            result.rows = self.deliver(entry.id, account, look_now=True, send_now=again)
+            result.rows = self.deliver(entry.id, account, look_now=True)
             for row in result.rows:
                 # X made it wait (429, back-off): it is due when X allows it, so the running
                 # service sends it then, with its lateness window counted from that moment.

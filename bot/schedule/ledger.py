@@ -439,24 +439,18 @@ class Ledger:
             return result.rowcount == 1
 
     def rearm(
-        self,
-        row_id: int,
-        to: State,
-        *,
-        expect: Sequence[State],
-        due: datetime,
-        attempts_at_most: int,
+        self, row_id: int, *, expect: Sequence[State], due: datetime, attempts_at_most: int
     ) -> bool:
-        """``post-now`` on a delivery that ended (FAILED, EXPIRED, SKIPPED): back to ``to``
-        (PENDING, or UNKNOWN to be looked up first), due ``due``, no ``retry_at``, with its
-        attempts lowered to ``attempts_at_most`` so that at least one is left."""
+        """``post-now`` on a delivery that ended (FAILED, EXPIRED, SKIPPED): PENDING again, due
+        ``due``, no ``retry_at``, its attempts lowered to ``attempts_at_most`` so that at least
+        one is left."""
         c = deliveries.c
         with self._hot.lock, self.engine.begin() as conn:
             result = conn.execute(
                 update(deliveries)
                 .where(and_(c.id == row_id, c.state.in_([s.value for s in expect])))
                 .values(
-                    state=to.value,
+                    state=State.PENDING.value,
                     due_at=_iso(due),
                     retry_at=None,
                     attempts=case(

@@ -54,6 +54,22 @@ def test_post_now_sends_a_failed_delivery_again(
     assert x_posts(live) == 2  # the refused one, then the one that went out
 
 
+def test_post_now_sends_nothing_again_when_it_cannot_check_the_timeline_first(
+    repo: Path, live: XServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FAILED delivery that was attempted may be on X: when the timeline cannot be read,
+    ``post-now`` sends nothing, leaves it FAILED with its reason, says why and exits 1."""
+    live.fail_next("401", method="POST", path="/2/tweets")
+    assert cli(capsys, repo, "post-now", POST, "--lang", "fr")[0] == 1
+    live.fail_next("503", method="GET", path=TIMELINE)
+    code, out = cli(capsys, repo, "post-now", POST, "--lang", "fr")
+    assert code == 1
+    assert "nothing sent: it may be on X from an earlier attempt, and the timeline could not" in out
+    (row,) = rows(capsys, repo, POST)
+    assert row["state"] == "FAILED" and "(401)" in row["last_error"] and row["attempts"] == 1
+    assert x_posts(live) == 1 and live.timeline(FR) == []
+
+
 def test_post_now_sends_an_expired_delivery_again(
     repo: Path,
     x: XServer,

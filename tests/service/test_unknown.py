@@ -102,6 +102,8 @@ def test_an_unknown_delivery_is_given_up_after_six_hours_with_one_alert_and_neve
     x.reset()  # X's timeline answers again
     code, out = svc.cli(capsys, due + timedelta(hours=7), "post-now", "doute")
     assert code == 0, out
+    assert "part 1 was FAILED (could not confirm whether X has it" in out
+    assert "it is on X (https://x.com/francediplo/status/" in out
     row = svc.row("doute")
     assert row.state is State.POSTED and row.remote_id == x.timeline(FR)[0]["id"]
     assert x_posts(x) == 0  # (requests forgotten by reset): found, not sent again
