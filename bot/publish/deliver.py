@@ -65,10 +65,15 @@ def lookup_wait(unknown_for: timedelta) -> timedelta:
 
 
 def span(delta: timedelta) -> str:
-    """A duration as people read it in an alert: whole minutes from 2 min, else seconds (a
-    window of 90 s is not "1 min", and one of 30 s is not "0 min")."""
+    """A duration as people read it in an alert: seconds below 2 min (a window of 90 s is not
+    "1 min", and one of 30 s is not "0 min"), whole minutes below 5 h, then hours."""
     seconds = int(delta.total_seconds())
-    return f"{seconds // 60} min" if seconds >= 120 else f"{seconds} s"
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 5 * 3600:
+        return f"{seconds // 60} min"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def may_be_live(row: Row) -> bool:
