@@ -232,12 +232,12 @@ class Deliverer:
         return self.ledger.get(row.id)
 
     def reconcile(self, row: Row, *, duplicate: bool = False) -> Row:
-        """UNKNOWN → POSTED if the text is on the account's timeline, else back to PENDING
-        (or FAILED when out of attempts). A failed look-up leaves it UNKNOWN, alerted."""
+        """UNKNOWN → POSTED if this delivery is on the account's timeline (its text, its
+        images, replying to the previous part), else back to PENDING (or FAILED when out of
+        attempts). A failed look-up leaves it UNKNOWN (see :meth:`_lookup_failed`)."""
         log = logger.bind(post=row.post_id, account=row.account, part=row.part)
-        since = (row.claimed_at or row.updated_at) - RECONCILE_SLACK
         try:
-            found = self.publisher.find(row.account, row.text, since)
+            found = self.lookup(row)
         except PublishError as exc:
             log.bind(error=str(exc)).error("reconcile.failed")
             return self._lookup_failed(row, exc)
@@ -265,14 +265,28 @@ class Deliverer:
         return self.ledger.get(row.id)
 
     def lookup(self, row: Row) -> Receipt | None:
-        """Is ``row`` on its account's timeline? The search ``reconcile`` makes, without
-        changing the ledger (``retract``, ``post-now``).
+        """Is ``row`` on its account's timeline (its text, its images, replying to the
+        previous part)? The search of ``reconcile``, also used without changing the ledger
+        (``retract``, ``post-now``).
 
         Raises:
             PublishError: the timeline could not be read.
         """
         since = (row.claimed_at or row.updated_at) - RECONCILE_SLACK
-        return self.publisher.find(row.account, row.text, since)
+        # A later part was only ever sent as the reply to the previous part, once POSTED.
+        previous = (
+            self.ledger.find(row.post_id, row.account, row.part - 1, row.channel)
+            if row.part > 1
+            else None
+        )
+        wanted = Outgoing(
+            account=row.account,
+            handle=self.handles.get(row.account, row.account),
+            text=row.text,
+            reply_to=previous.remote_id if previous is not None else None,
+            media=tuple(MediaItem(self.root / m.file, m.alt) for m in row.media),
+        )
+        return self.publisher.find(wanted, since)
 
     def _lookup_failed(self, row: Row, exc: PublishError) -> Row:
         """UNKNOWN stays UNKNOWN, looked for again later (``retry_at``), alerted once; after
