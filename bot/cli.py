@@ -341,6 +341,8 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
     for result in results:
         where = f"@{handles[result.account]} ({pub.channel_of[result.account]})"
+        for line in result.rearmed:
+            print(f"{where}: {line}")
         if result.message:
             print(f"{where}: {result.message}")
             continue
@@ -395,6 +397,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_retract(args: argparse.Namespace) -> int:
     from bot.content.loader import load
+    from bot.publish.deliver import may_be_live
     from bot.publish.retract import retract
 
     content = load(args.root)
@@ -402,16 +405,20 @@ def _cmd_retract(args: argparse.Namespace) -> int:
     pub = _publishing(args, content)
     rows = [r for r in pub.ledger.rows(args.id) if r.account in accounts]
     live = [r for r in rows if r.state is State.POSTED]
-    pending = [r for r in rows if r.state in (State.PENDING, State.HELD, State.UNKNOWN)]
-    if not live and not pending:
+    pending = [r for r in rows if r.state in (State.PENDING, State.HELD)]
+    unsure = [r for r in rows if may_be_live(r)]
+    if not live and not pending and not unsure:
         print(f"nothing to retract for {args.id}")
         return EXIT_OK
     if not args.yes:
         if not sys.stdin.isatty():
             print("retract deletes published posts: add --yes to confirm", file=sys.stderr)
             return EXIT_USAGE
+        unsure_part = (
+            f", look up {len(unsure)} that X may hold (deleted if found)" if unsure else ""
+        )
         answer = input(
-            f"Delete {len(live)} published post(s) and cancel {len(pending)} "
+            f"Delete {len(live)} published post(s){unsure_part} and cancel {len(pending)} "
             f"pending one(s) of {args.id}? [y/N] "
         )
         if answer.strip().lower() not in ("y", "yes", "o", "oui"):

@@ -634,7 +634,11 @@ class Service:
         pub = self.pub
         if pub is not None:
             pub.recover(now)
-        self.run_due()
+        with self.lock:
+            first = self.last_sweep is None
+        # The first sweep of a (re)started service looks every UNKNOWN delivery up at once,
+        # whatever its back-off: the restart may be what fixed the look-ups.
+        self.run_due(look_now=first)
         with self.lock:
             self.last_sweep = datetime.now(UTC)
 
@@ -654,16 +658,17 @@ class Service:
                     out.setdefault(target, reason or "paused with 'diplobot pause'")
         return out
 
-    def run_due(self) -> None:
-        """Deliver every PENDING row that is due, one chain per (post, account)."""
+    def run_due(self, look_now: bool = False) -> None:
+        """Deliver every PENDING row that is due, one chain per (post, account); look UNKNOWN
+        ones up when their ``retry_at`` has come (``look_now``: all of them)."""
         if self.stopping.is_set() or not self.publish_lock.acquire(blocking=False):
             return
         try:
-            self._run_due()
+            self._run_due(look_now)
         finally:
             self.publish_lock.release()
 
-    def _run_due(self) -> None:
+    def _run_due(self, look_now: bool = False) -> None:
         with self.lock:
             pub, content = self.pub, self.content
         if pub is None or content is None:
@@ -675,14 +680,12 @@ class Service:
             if row.channel == pub.channel_of.get(row.account):
                 groups[(row.post_id, row.account)].append(row)
         by_account: dict[str, list[tuple[str, list[Row]]]] = defaultdict(list)
+        max_late = self.settings.max_late
         for (post_id, account), rows in groups.items():
-            first_due = min(r.due_at for r in rows)
-            started = any(r.state is not State.PENDING or r.attempts for r in rows)
-            if now - first_due > self.settings.max_late and not started:
-                self._expire(pub, rows, now - first_due)
-                continue
             if account in paused:
-                continue  # waits visibly; expires by the lateness rule above
+                # Waits visibly; the lateness window still applies (nothing is sent).
+                pub.hold(post_id, account, rows, max_late)
+                continue
             by_account[account].append((post_id, rows))
         if not by_account:
             return
@@ -706,19 +709,19 @@ class Service:
                 if not self.stopping.is_set():
                     # A chain that starts at its first part has nothing POSTED yet: the rows
                     # just read are all of it. One resuming a thread is read again.
-                    pub.deliver(post_id, account, groups[(post_id, account)])
+                    # The lateness window applies to every attempt, first or retry (see
+                    # bot/publish/deliver.py); a thread under way is completed.
+                    pub.deliver(
+                        post_id,
+                        account,
+                        groups[(post_id, account)],
+                        max_late=max_late,
+                        look_now=look_now,
+                    )
 
         workers = max(1, min(self.settings.publish_parallel, len(chains)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish") as pool:
             list(pool.map(deliver_chain, chains))
-
-    def _expire(self, pub: Publishing, rows: list[Row], late: timedelta) -> None:
-        reason = (
-            f"due {_span(late)} ago, beyond the lateness window of {_span(self.settings.max_late)}"
-        )
-        for row in rows:
-            if self.ledger.transition(row.id, State.EXPIRED, expect=[State.PENDING], error=reason):
-                pub.notifier.delivery(self.ledger.get(row.id), reason)
 
     # -- what the HTTP endpoints show ----------------------------------------------------
 

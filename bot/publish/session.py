@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from loguru import logger
@@ -14,9 +14,10 @@ from sqlalchemy import Engine
 from bot.config import TranslatorSettings, XSettings
 from bot.content.gitinfo import revision
 from bot.content.loader import ContentSet, PostEntry
+from bot.errors import PublishError
 from bot.notify import Notifier
 from bot.publish.base import Publisher
-from bot.publish.deliver import Deliverer, recover
+from bot.publish.deliver import REARMABLE, Deliverer, recover
 from bot.publish.media import FolderMedia, MediaSource, ValidatedMedia
 from bot.publish.outbox import OutboxPublisher
 from bot.publish.prepare import prepare
@@ -42,6 +43,7 @@ class AccountResult:
     account: str
     rows: list[Row] = field(default_factory=list)
     message: str = ""
+    rearmed: list[str] = field(default_factory=list)  # what post-now did with ended rows
 
     @property
     def ok(self) -> bool:
@@ -143,6 +145,7 @@ class Publishing:
         *,
         alert_held: bool = True,
         hold_until: datetime | None = None,
+        rearm: dict[str, list[str]] | None = None,
     ) -> dict[str, str]:
         """Put ``entry``'s deliveries to ``accounts`` in the ledger (text stored before any
         attempt); parts no longer in the post are cancelled. Returns, per account that will
@@ -150,7 +153,11 @@ class Publishing:
 
         ``hold_until``: an account whose translation failed gets HELD rows (awaiting
         translation, next try at ``hold_until``) instead of nothing; its reason starts with
-        "awaiting translation". Without it (``post-now``), such an account is only refused."""
+        "awaiting translation". Without it (``post-now``), such an account is only refused.
+
+        ``rearm`` (``post-now``): deliveries that ended FAILED, EXPIRED or SKIPPED on an account
+        that will get the post are made ready again (see :meth:`Deliverer.rearm`) before the
+        current text is stored; what was done is listed there per account."""
         if variants is None:
             variants = localize(
                 self.content, self.translator, self.cache, post_ids=[entry.id]
@@ -180,9 +187,10 @@ class Publishing:
                 cache=self.cache,
                 revision=rev,
             )
-            if account in prepared.refused:
-                if any(r.state is State.POSTED for r in existing):
-                    continue  # a thread already under way: resume the recorded rows
+            refused = prepared.refused.get(account)
+            # A thread already under way resumes from its recorded rows, even if refused now.
+            resuming = refused is not None and any(r.state is State.POSTED for r in existing)
+            if refused is not None and not resuming:
                 if hold_until is not None and account in prepared.waiting:
                     if existing and all(_ended(r) for r in existing):
                         why[account] = "ended: its deliveries are in a final state"
@@ -192,12 +200,23 @@ class Publishing:
                     self._drop_parts(existing, len(held))
                     why[account] = reason
                     continue
-                why[account] = f"not published: {prepared.refused[account]}"
+                why[account] = f"not published: {refused}"
                 if alert_held:
-                    self.notifier.held(entry.id, account, prepared.refused[account])
+                    self.notifier.held(entry.id, account, refused)
                 continue
-            self.ledger.ensure(prepared.rows)
-            self._drop_parts(existing, sum(1 for r in prepared.rows if r.account == account))
+            ended = [r for r in existing if r.state in REARMABLE]
+            if rearm is not None and ended:
+                try:
+                    rearm[account] = self.deliverers[channel].rearm(ended, due)
+                except PublishError as exc:
+                    why[account] = (
+                        "nothing sent: it may be on X from an earlier attempt, and the "
+                        f"timeline could not be read to check ({exc}); try again later"
+                    )
+                    continue
+            if not resuming:
+                self.ledger.ensure(prepared.rows)  # re-armed rows get the current text too
+                self._drop_parts(existing, sum(1 for r in prepared.rows if r.account == account))
         return why
 
     def _drop_parts(self, existing: list[Row], keep: int) -> None:
@@ -218,18 +237,26 @@ class Publishing:
                     "delivery.cancelled"
                 )
 
-    def deliver(self, post_id: str, account: str, rows: Sequence[Row] | None = None) -> list[Row]:
+    def deliver(
+        self,
+        post_id: str,
+        account: str,
+        rows: Sequence[Row] | None = None,
+        *,
+        max_late: timedelta | None = None,
+        look_now: bool = False,
+    ) -> list[Row]:
         """Deliver the recorded parts of one post to one account, as a reply chain. ``rows``:
         the parts as just read when they run from the first on without a gap (else, or when
-        not given, they are read here)."""
+        not given, they are read here). ``max_late``, ``look_now``: see
+        :meth:`Deliverer.deliver_chain`."""
+        rows = self._chain(post_id, account, rows)
         channel = self.channel_of[account]
-        if rows is None or sorted(r.part for r in rows) != list(range(1, len(rows) + 1)):
-            rows = [r for r in self.ledger.rows(post_id, channel=channel) if r.account == account]
         # What was removed from the content is never sent, even if a row of it is still open.
         rows = [r for r in rows if r.id not in self.removed]
         if not rows:
             return []
-        done = self.deliverers[channel].deliver_chain(rows)
+        done = self.deliverers[channel].deliver_chain(rows, max_late=max_late, look_now=look_now)
         shown = {r.id for r in done}
         # Parts after one that did not go out are still PENDING: report them too.
         result = done + [self.ledger.get(r.id) for r in rows if r.id not in shown]
@@ -238,18 +265,37 @@ class Publishing:
         )
         return result
 
+    def hold(self, post_id: str, account: str, rows: Sequence[Row], max_late: timedelta) -> None:
+        """A paused account's chain: nothing is sent, but the lateness window still applies."""
+        rows = self._chain(post_id, account, rows)
+        self.deliverers[self.channel_of[account]].deliver_chain(rows, max_late=max_late, send=False)
+
+    def _chain(self, post_id: str, account: str, rows: Sequence[Row] | None) -> Sequence[Row]:
+        if rows is None or sorted(r.part for r in rows) != list(range(1, len(rows) + 1)):
+            channel = self.channel_of[account]
+            rows = [r for r in self.ledger.rows(post_id, channel=channel) if r.account == account]
+        return rows
+
     def publish_post(self, entry: PostEntry, accounts: list[str]) -> list[AccountResult]:
         """``post-now``: record ``entry`` for ``accounts`` as due now, and deliver it. What is
-        already POSTED on an account is not sent again; the result says so."""
+        already POSTED on an account is not sent again; the result says so. What ended
+        FAILED, EXPIRED or SKIPPED is tried again; a thread resumes from its last posted part.
+        No lateness window, and UNKNOWN rows are looked up now: a person asked for it."""
         now = datetime.now(UTC)
         self.recover(now)
-        why = self.record(entry, accounts, now)
+        rearmed: dict[str, list[str]] = {}
+        why = self.record(entry, accounts, now, rearm=rearmed)
         results = []
         for account in accounts:
-            result = AccountResult(account)
+            result = AccountResult(account, rearmed=rearmed.get(account, []))
             results.append(result)
             if account in why:
                 result.message = why[account]
                 continue
-            result.rows = self.deliver(entry.id, account)
+            result.rows = self.deliver(entry.id, account, look_now=True)
+            for row in result.rows:
+                # X made it wait (429, back-off): it is due when X allows it, so the running
+                # service sends it then, with its lateness window counted from that moment.
+                if row.state is State.PENDING and row.retry_at and row.retry_at > row.due_at:
+                    self.ledger.reschedule(row.id, row.retry_at)
         return results

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.store import deliveries, utc_now_iso
@@ -505,6 +505,29 @@ class Ledger:
         statement = _TRANSITIONS[(with_remote, with_error)]
         with self._hot.connection() as conn:
             result = conn.execute(statement, params)
+            return result.rowcount == 1
+
+    def rearm(
+        self, row_id: int, *, expect: Sequence[State], due: datetime, attempts_at_most: int
+    ) -> bool:
+        """``post-now`` on a delivery that ended (FAILED, EXPIRED, SKIPPED): PENDING again, due
+        ``due``, no ``retry_at``, its attempts lowered to ``attempts_at_most`` so that at least
+        one is left."""
+        c = deliveries.c
+        with self._hot.lock, self.engine.begin() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(and_(c.id == row_id, c.state.in_([s.value for s in expect])))
+                .values(
+                    state=State.PENDING.value,
+                    due_at=_iso(due),
+                    retry_at=None,
+                    attempts=case(
+                        (c.attempts > attempts_at_most, attempts_at_most), else_=c.attempts
+                    ),
+                    updated_at=utc_now_iso(),
+                )
+            )
             return result.rowcount == 1
 
     def reschedule(self, row_id: int, due: datetime) -> bool:
