@@ -309,6 +309,7 @@ class _Incoming:
     query: dict[str, str]
     headers: CaseInsensitiveDict[str]
     raw: bytes
+    complete: bool = True  # False: the connection ended before Content-Length bytes came
 
     @property
     def content_type(self) -> str:
@@ -909,6 +910,12 @@ class XServer(FakeTranslationServer):
 
     def _serve(self, handler: _Handler) -> None:
         incoming = self._read_incoming(handler)
+        if not incoming.complete:
+            # The client went away in the middle of its request (killed between writing the
+            # head and the body): like any HTTP server, X never sees a request it did not
+            # receive whole. Nothing is processed, recorded or answered.
+            handler.close_connection = True
+            return
         with self._lock:
             fault = next(
                 (f for f in self._x_faults if f.matches(incoming.method, incoming.path)), None
@@ -1027,7 +1034,13 @@ class XServer(FakeTranslationServer):
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(dict(handler.headers.items()))
         host = headers.get("Host") or f"127.0.0.1:{handler.server.server_address[1]}"
         return _Incoming(
-            handler.command, split.path, f"http://{host}{handler.path}", query, headers, raw
+            handler.command,
+            split.path,
+            f"http://{host}{handler.path}",
+            query,
+            headers,
+            raw,
+            complete=len(raw) == max(length, 0),
         )
 
     def _fault_response(self, fault: _Fault) -> Response:

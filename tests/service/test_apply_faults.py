@@ -367,7 +367,7 @@ def test_post_deleted_while_unknown_is_reconciled_and_never_sent_again(
     content_repo.commit("efface")
     x.fail_next("slow", count=2, method="POST", path="/2/tweets", seconds=3)
     x.fail_next("503", count=2, method="POST", path="/2/tweets")
-    x.fail_next("503", count=100_000, method="GET", path="/2/users/*")
+    x.fail_next("503", count=100_000, method="GET", path="/2/users/*/tweets")
     svc = service(DIPLOBOT_ALERT_WEBHOOK=alerts.url)
     svc.start()
     wait_for(

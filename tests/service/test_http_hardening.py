@@ -232,7 +232,11 @@ def test_slow_connections_are_bounded_and_a_health_check_still_gets_through(
     limit (64 threads, not 300); a health check arriving meanwhile is answered; every slow
     connection is closed by the server once its request deadline has passed."""
     svc = live(request_deadline=3.0)
-    base = threading.active_count()
+
+    def handlers() -> int:  # the server's connection threads (the service has others too)
+        return sum("process_request_thread" in t.name for t in threading.enumerate())
+
+    base = handlers()
     slow: list[socket.socket] = []
     for _ in range(300):
         sock = socket.create_connection(("127.0.0.1", svc.port), timeout=5)
@@ -258,7 +262,7 @@ def test_slow_connections_are_bounded_and_a_health_check_still_gets_through(
                     sock.setblocking(True)
             except OSError:
                 closed.add(i)
-        peak = max(peak, threading.active_count() - base)
+        peak = max(peak, handlers() - base)
         if not checked:
             asked = time.monotonic()
             code, body = svc.get("/readyz")
@@ -269,7 +273,8 @@ def test_slow_connections_are_bounded_and_a_health_check_still_gets_through(
     for sock in slow:
         sock.close()
     assert checked
-    assert peak <= 64 + 2, f"{peak} threads for 300 slow connections"
+    # 64 held, plus the health check's own, plus one evicted that is still ending.
+    assert 0 < peak <= 64 + 2, f"{peak} connection threads for 300 slow connections"
     assert len(closed) == 300, f"{300 - len(closed)} slow connections still open after 6 s"
 
 
