@@ -19,6 +19,12 @@ _DT = re.compile(
 )
 
 
+MIN_YEAR = 1970
+MAX_YEAR = 2999
+"""Dates diplobot schedules. Outside, arithmetic meets datetime's own limits (year 1 in a zone
+east of UTC, year 9999 west of it, raise OverflowError) and no real post is meant."""
+
+
 class TimeProblem(ValueError):
     """A local time could not be turned into one instant; the message says why and what to do."""
 
@@ -39,7 +45,7 @@ def zone(name: str) -> ZoneInfo:
         raise TimeProblem(f"'{name}' is not a time zone", "use an IANA name like Europe/Paris")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. a name too long
         raise TimeProblem(
             f"unknown time zone '{name}'", "use an IANA name like Europe/Paris or Asia/Dubai"
         ) from None
@@ -51,7 +57,8 @@ def parse_local(value: str, tz: ZoneInfo) -> datetime:
     Without an offset the time is read in ``tz`` and must exist exactly once there.
 
     Raises:
-        TimeProblem: malformed, impossible date, or a local time skipped/repeated by DST.
+        TimeProblem: malformed, impossible date, a year outside ``MIN_YEAR..MAX_YEAR``, or a
+            local time skipped/repeated by DST.
     """
     match = _DT.match(value.strip())
     if not match:
@@ -65,15 +72,25 @@ def parse_local(value: str, tz: ZoneInfo) -> datetime:
         )
     except ValueError as exc:
         raise TimeProblem(f"'{value}' is not a valid date and time: {exc}") from None
+    if not MIN_YEAR <= naive.year <= MAX_YEAR:
+        raise TimeProblem(
+            f"'{value.strip()}' is out of range: diplobot schedules dates from {MIN_YEAR} "
+            f"to {MAX_YEAR}",
+            "check the year",
+        )
     offset = match["tz"]
     if offset:
         if offset == "Z":
             return naive.replace(tzinfo=UTC)
         sign = 1 if offset[0] == "+" else -1
         digits = offset[1:].replace(":", "")
-        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        if delta >= timedelta(hours=24):
-            raise TimeProblem(f"offset {offset} in '{value}' is not valid")
+        hours, minutes = int(digits[:2]), int(digits[2:])
+        if hours >= 24 or minutes >= 60:
+            raise TimeProblem(
+                f"offset {offset} in '{value}' is not valid",
+                "write it as +HH:MM with hours below 24 and minutes below 60, e.g. +01:00",
+            )
+        delta = timedelta(hours=hours, minutes=minutes)
         return naive.replace(tzinfo=timezone(sign * delta)).astimezone(UTC)
     return resolve_strict(naive, tz, shown=value.strip())
 
