@@ -987,26 +987,32 @@ def _check_chars(doc: YamlDoc, loc: tuple[Any, ...], text: str, out: _Collector)
     bad = find_bad_char(text)
     if bad is None:
         return False
-    line, col = doc.char_position(loc, text, bad.index)
-    out.problems.append(
-        Problem(doc.path, line, col, bad.message, bad.hint.replace("{col}", str(col)))
-    )
+    line, col, typed = doc.char_position(loc, text, bad.index)
+    hint = bad.hint_with(_how_to_delete(text[bad.index], typed, col))
+    out.problems.append(Problem(doc.path, line, col, bad.message, hint))
     return True
+
+
+def _how_to_delete(ch: str, typed: str, col: int) -> str:
+    if typed == ch:
+        return f"delete it: put the cursor just after column {col} and press Backspace"
+    if typed:
+        return f"delete the escape {typed} at column {col}"
+    return "delete it"
 
 
 def _check_path_chars(doc: YamlDoc, loc: tuple[Any, ...], path: str, out: _Collector) -> bool:
     """Report a control character (a NUL...) in a file path; True if there is one."""
     for index, ch in enumerate(path):
         if unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS or ch == "\ufeff":
-            line, col = doc.char_position(loc, path, index)
+            line, col, typed = doc.char_position(loc, path, index)
             out.problems.append(
                 Problem(
                     doc.path,
                     line,
                     col,
                     f"media path contains the invisible character {char_name(ch)}",
-                    f"delete it: put the cursor just after column {col} and press Backspace, "
-                    "or retype the path",
+                    _how_to_delete(ch, typed, col) + ", or retype the path",
                 )
             )
             return True

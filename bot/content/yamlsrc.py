@@ -82,20 +82,19 @@ class YamlDoc:
             table = self.values
         return self.values.get((), (1, 1))
 
-    def char_position(self, loc: Path, text: str, index: int) -> tuple[int, int]:
-        """Line and column of ``text[index]`` in the source, ``text`` being the value at ``loc``.
+    def char_position(self, loc: Path, text: str, index: int) -> tuple[int, int, str]:
+        """Line, column and typed form of ``text[index]``, ``text`` being the value at ``loc``.
 
         The character is looked for from where the value starts, typed as itself or as a
-        double-quoted escape (``\\0``, ``\\x1b``, ``\\u202e``...); the value's own position when
-        it cannot be found.
+        double-quoted escape (``\\0``, ``\\x1b``, ``\\u202e``...), which is returned; when it
+        cannot be found, the value's own position and ''.
         """
         start = self.values.get(loc)
         if start is None or not 0 <= index < len(text):
-            return self.where(loc)
-        breaks = [m.end() for m in _LINE_BREAK.finditer(self.source)]
-        line_starts = [0, *breaks]
+            return (*self.where(loc), "")
+        line_starts = [0, *(m.end() for m in _LINE_BREAK.finditer(self.source))]
         if start[0] - 1 >= len(line_starts):
-            return start
+            return (*start, "")
         offset = line_starts[start[0] - 1] + start[1] - 1
         ch = text[index]
         wanted = text.count(ch, 0, index)
@@ -103,8 +102,8 @@ class YamlDoc:
             if i == wanted:
                 pos = match.start()
                 line = bisect.bisect_right(line_starts, pos)
-                return line, pos - line_starts[line - 1] + 1
-        return start
+                return line, pos - line_starts[line - 1] + 1, match.group()
+        return (*start, "")
 
 
 # The line breaks libyaml counts lines by (its marks are what locations are made of).
@@ -234,8 +233,8 @@ def _control_problem(text: str, index: int, rel_path: str) -> Problem:
         col,
         f"the file contains the invisible control character {char_name(text[index])}, "
         "which YAML does not allow",
-        "delete it: put the cursor just after it and press Backspace (most editors do not show "
-        "it; it often comes from copying text out of a PDF or a web page)",
+        f"delete it: put the cursor just after column {col} and press Backspace; most editors "
+        "do not show it, and it often comes from copying text out of a PDF or a web page",
     )
 
 

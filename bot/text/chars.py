@@ -83,9 +83,15 @@ _BLANK: Final = frozenset(
     + "".join(chr(c) for c in range(0xFE00, 0xFE10))  # variation selectors
 )
 
-_DELETE_HINT: Final = (
-    "delete it: put the cursor just after column {col} and press Backspace, or retype the "
-    "words around it (inside double quotes it may be written as an escape such as {escape})"
+DELETE = "{delete}"
+"""Placeholder in hints for how to delete the character, which only the caller knows: it
+depends on whether the file holds the character itself or an escape such as ``\\e``."""
+
+
+_BIDI_ADVICE: Final = (
+    ". To keep a Latin word in order inside Arabic text, use U+200F RIGHT-TO-LEFT MARK or "
+    "U+200E LEFT-TO-RIGHT MARK next to it, or wrap it between U+2068 FIRST STRONG ISOLATE and "
+    "U+2069 POP DIRECTIONAL ISOLATE"
 )
 
 
@@ -95,7 +101,10 @@ class BadChar:
 
     index: int  # position in the text
     message: str
-    hint: str  # may contain {col}: the caller fills in the column it reports
+    hint: str  # contains DELETE where the caller says how to delete the character
+
+    def hint_with(self, delete: str = "delete it") -> str:
+        return self.hint.replace(DELETE, delete)
 
 
 def char_name(ch: str) -> str:
@@ -110,11 +119,6 @@ def char_name(ch: str) -> str:
         elif cp >= 0xFDD0 and (0xFDD0 <= cp <= 0xFDEF or cp & 0xFFFE == 0xFFFE):
             name = "(not a character)"
     return f"U+{cp:04X} {name}".rstrip()
-
-
-def _escape(ch: str) -> str:
-    cp = ord(ch)
-    return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}"
 
 
 def find_bad_char(text: str) -> BadChar | None:
@@ -136,7 +140,7 @@ def find_bad_char(text: str) -> BadChar | None:
             return BadChar(
                 i,
                 f"the text contains {char_name(ch)}, which closes an isolate that was never opened",
-                "delete it: put the cursor just after column {col} and press Backspace",
+                DELETE,
             )
         return _refused(i, ch)
     if open_isolates:
@@ -146,23 +150,19 @@ def find_bad_char(text: str) -> BadChar | None:
 
 def _refused(index: int, ch: str) -> BadChar:
     name = char_name(ch)
-    escape = _escape(ch)
     if ch in _OVERRIDES or ch in _EMBEDDINGS:
         return BadChar(
             index,
             f"the text contains {name}, a bidirectional control that changes the order in "
             "which letters are shown, so readers would not see what the text says",
-            "delete it: put the cursor just after column {col} and press Backspace. To keep a "
-            "Latin word in order inside Arabic text, use U+200F RIGHT-TO-LEFT MARK or "
-            "U+200E LEFT-TO-RIGHT MARK next to it, or wrap it between U+2068 FIRST STRONG "
-            "ISOLATE and U+2069 POP DIRECTIONAL ISOLATE",
+            DELETE + _BIDI_ADVICE,
         )
     if ch in "\ufeff\ufffe\uffff":
         what = "a byte order mark" if ch == "\ufeff" else "not a character"
         return BadChar(
             index,
             f"the text contains {name} ({what}); X refuses posts that contain it",
-            _DELETE_HINT.replace("{escape}", escape),
+            DELETE,
         )
     if "\ud800" <= ch <= "\udfff":
         return BadChar(
@@ -174,9 +174,9 @@ def _refused(index: int, ch: str) -> BadChar:
         return BadChar(
             index,
             f"the text contains {name}, which is not a character",
-            _DELETE_HINT.replace("{escape}", escape),
+            DELETE,
         )
-    hint = _DELETE_HINT.replace("{escape}", escape)
+    hint = DELETE
     if ch == "\r":
         hint += "; for a new line, use a real line break, or \\n inside double quotes"
     return BadChar(
@@ -193,8 +193,7 @@ def _unclosed(index: int, text: str) -> BadChar:
         f"the text contains {char_name(text[index])}, which is not closed by "
         "U+2069 POP DIRECTIONAL ISOLATE on the same line, so the rest of the post may be "
         "shown in the wrong direction",
-        "add U+2069 where the isolated words end, or delete it: put the cursor just after "
-        "column {col} and press Backspace",
+        "add U+2069 where the isolated words end, or " + DELETE,
     )
 
 
@@ -221,6 +220,6 @@ def _only_invisible(text: str) -> BadChar | None:
     return BadChar(
         first,
         "the text has no visible character: it holds only " + ", ".join(names),
-        "write the text, or delete these invisible characters (they often come from copying "
-        "text out of a web page)",
+        "write the text, or delete these invisible characters; they often come from copying "
+        "text out of a web page",
     )

@@ -126,8 +126,8 @@ def test_a_nul_in_a_media_path_is_an_error_at_the_character(check: Check) -> Non
     assert result.code == 1, result.out + result.err
     assert result.only_error() == (
         f"{POST}:4:21",
-        "media path contains the invisible character U+0000 NULL (delete it: put the cursor "
-        "just after column 21 and press Backspace, or retype the path)",
+        "media path contains the invisible character U+0000 NULL (delete the escape \\0 at "
+        "column 21, or retype the path)",
     )
 
 
@@ -292,7 +292,7 @@ def test_every_command_that_loads_reports_hostile_content_without_a_traceback(
         "content/posts/digits.yaml:3:4: this number is 5000 characters long; diplobot reads "
         'numbers of at most 100 (if it is meant as text, put it in quotes, e.g. text: "123...")',
         "content/posts/nul.yaml:4:19: media path contains the invisible character U+0000 NULL "
-        "(delete it: put the cursor just after column 19 and press Backspace, or retype the path)",
+        "(delete the escape \\0 at column 19, or retype the path)",
         "content/posts/path.yaml:4:11: media path is 6000 characters long; diplobot reads paths "
         "of at most 1024 (use a path relative to content/, like media/photo.jpg)",
         *ODD_FILE_ERRORS[:2],
