@@ -33,6 +33,7 @@ from bot.content.model import (
     Post,
     SlotsFile,
 )
+from bot.content.report import printable
 from bot.content.timeparse import TimeProblem, local_time_exists, parse_local, zone
 from bot.content.yamlsrc import YamlDoc, YamlProblem, read_yaml
 from bot.envname import env_name
@@ -204,12 +205,15 @@ def validate(
     base = Path(root)
     out = _Collector()
     try:
-        return _validate(base, cache, out)
+        content, problems = _validate(base, cache, out)
     except Exception as exc:  # a defect of diplobot must not stop the service: say so, once
         if cache is not None:
             cache.context, cache.files = "", {}
         out.problems.append(_internal_problem(".", exc))
-        return None, out.problems
+        content, problems = None, out.problems
+    # Messages quote editors' values: a newline or an escape sequence in one must not break
+    # the one-line format (or a terminal, or a log line).
+    return content, [printable(p) for p in problems]
 
 
 def _validate(
@@ -466,7 +470,8 @@ _PATTERN_HINTS = {
 
 def _explain(err: Any, loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[str, str, bool]:
     kind = err["type"]
-    name = next((s for s in reversed(loc) if isinstance(s, str)), "value")
+    key = next((s for s in reversed(loc) if isinstance(s, str)), "value")
+    name = _shown(key)
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
@@ -483,13 +488,13 @@ def _explain(err: Any, loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[st
         return f"missing required key '{missing}'", "see docs/content.md for an example", False
     got = _describe(err.get("input"))
     if kind in _TYPE_WORDS:
-        hint = _LIST_HINTS.get(str(name), _LIST_HINT) if kind == "list_type" else ""
+        hint = _LIST_HINTS.get(key, _LIST_HINT) if kind == "list_type" else ""
         return f"'{name}' {_TYPE_WORDS[kind]}, not {got}", hint, False
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         return f"'{name}' must be one of {expected}, not {got}", "", False
     if kind == "string_pattern_mismatch":
-        return f"'{name}' has an invalid value {got}", _PATTERN_HINTS.get(str(name), ""), False
+        return f"'{name}' has an invalid value {got}", _PATTERN_HINTS.get(key, ""), False
     return f"'{name}': {err['msg'].lower()}", "", False
 
 

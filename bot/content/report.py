@@ -19,7 +19,7 @@ def render_problems(problems: Sequence[Problem], fmt: str = "text") -> str:
     surrogate pairs from file names that are not UTF-8) are shown as escapes such as ``\\x1b``.
     """
     ordered = sorted(
-        (_printable(p) for p in problems),
+        (printable(p) for p in problems),
         key=lambda p: (p.severity != "error", p.path, p.line, p.column),
     )
     if fmt == "json":
@@ -57,7 +57,8 @@ def _escape_char(match: re.Match[str]) -> str:
     return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}"
 
 
-def _printable(p: Problem) -> Problem:
+def printable(p: Problem) -> Problem:
+    """``p`` with control, bidi and surrogate characters in its texts shown as escapes."""
     fields = (p.path, p.message, p.hint)
     if not any(_UNPRINTABLE.search(f) for f in fields):
         return p

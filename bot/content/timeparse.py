@@ -41,13 +41,14 @@ def zone(name: str) -> ZoneInfo:
     Raises:
         TimeProblem: the name is not a known zone.
     """
+    shown = name if len(name) <= 60 else name[:57] + "..."
     if not name or name != name.strip():
-        raise TimeProblem(f"'{name}' is not a time zone", "use an IANA name like Europe/Paris")
+        raise TimeProblem(f"'{shown}' is not a time zone", "use an IANA name like Europe/Paris")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. a name too long
         raise TimeProblem(
-            f"unknown time zone '{name}'", "use an IANA name like Europe/Paris or Asia/Dubai"
+            f"unknown time zone '{shown}'", "use an IANA name like Europe/Paris or Asia/Dubai"
         ) from None
 
 

@@ -85,6 +85,25 @@ def test_blackout_in_year_9999_is_an_error_not_an_overflow(check: Check) -> None
     assert "out of range" in result.out
 
 
+def test_an_infinite_price_is_an_error_not_an_infinite_cost(check: Check) -> None:
+    """`.inf` in accounts.yaml's pricing made every cost in `plan` (and its JSON) infinite."""
+    accounts = (
+        "timezone: Europe/Paris\n"
+        "pricing: {post: .inf}\n"
+        "accounts:\n"
+        "  francediplo: {lang: fr, handle: francediplo}\n"
+        "  francediplo_EN: {lang: en, handle: francediplo_EN}\n"
+        "  francediplo_AR: {lang: ar, handle: francediplo_AR}\n"
+        "  francediplo_ES: {lang: es, handle: francediplo_ES}\n"
+    )
+    result = check({"schedules/accounts.yaml": accounts})
+    assert result.code == 1
+    assert result.only_error() == (
+        "schedules/accounts.yaml:2:17",
+        "'post': input should be a finite number",
+    )
+
+
 @pytest.mark.parametrize(
     ("line", "where"),
     [
