@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DT = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[ T](?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?"
-    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?\Z"
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?\Z",
+    re.ASCII,  # digits 0-9 only: int() would quietly read Arabic-Indic or full-width ones
 )
 
 

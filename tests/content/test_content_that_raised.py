@@ -85,6 +85,18 @@ def test_blackout_in_year_9999_is_an_error_not_an_overflow(check: Check) -> None
     assert "out of range" in result.out
 
 
+@pytest.mark.parametrize("value", ["2026-11-24 0\u0669:00", "2026-11-24 09:00+0\uff11:00"])
+def test_digits_other_than_0_to_9_in_a_date_are_refused(check: Check, value: str) -> None:
+    """int() reads Arabic-Indic and full-width digits; a date must be typed with 0-9."""
+    result = check({POST: f'lang: fr\ntext: Bonjour\npublish_at: "{value}"\n'})
+    assert result.code == 1
+    assert result.only_error() == (
+        f"{POST}:3:13",
+        f"publish_at '{value}' is not a date and time (write it as YYYY-MM-DD HH:MM, "
+        "e.g. 2026-11-24 09:00)",
+    )
+
+
 def test_an_infinite_price_is_an_error_not_an_infinite_cost(check: Check) -> None:
     """`.inf` in accounts.yaml's pricing made every cost in `plan` (and its JSON) infinite."""
     accounts = (
