@@ -211,10 +211,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     content = load(args.root)
     if args.start:
+        from bot.content.timeparse import MAX_YEAR, MIN_YEAR
+
         try:
             now = datetime.fromisoformat(args.start.replace(" ", "T"))
         except ValueError:
             raise ConfigError(f"--from '{args.start}' is not YYYY-MM-DD HH:MM") from None
+        if not MIN_YEAR <= now.year <= MAX_YEAR:  # beyond, date arithmetic overflows
+            raise ConfigError(f"--from '{args.start}': give a year from {MIN_YEAR} to {MAX_YEAR}")
         now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
     else:
         now = datetime.now(UTC)
