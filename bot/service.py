@@ -463,6 +463,8 @@ class Service:
             key=lambda r: r.updated_at,
             reverse=True,
         )[:50]
+        # SENDING rows whose owner is gone (ledger.py): the next sweep reconciles them.
+        stale = self.ledger.stale_sending(now)
         with self.lock:
             content = self.content
             return {
@@ -479,6 +481,7 @@ class Service:
                 "paused": self.paused(content) if content else {},
                 "upcoming": [_row_json(r) for r in upcoming],
                 "recent": [_row_json(r) for r in recent],
+                "stale": [{**_row_json(r), "stale": why} for r, why in stale],
             }
 
     def metrics(self) -> str:
