@@ -14,7 +14,9 @@ commits on power loss, and a rolled-back claim is how a post goes out twice.
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -163,6 +165,7 @@ def open_store(url: str) -> Engine:
     path = _sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _check_sqlite_file(path)
     engine = create_engine(url, connect_args={"timeout": 30})
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -175,6 +178,22 @@ def open_store(url: str) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse an existing file that is not a diplobot state database *before* the first
+    connection of the engine writes to it (it turns on WAL mode)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with closing(sqlite3.connect(path, timeout=30)) as conn:
+            tables = {
+                n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+    except sqlite3.DatabaseError as exc:
+        raise StateError(damaged(path, str(exc))) from None
+    if tables and schema_version.name not in tables:
+        raise StateError(damaged(path, f"it holds other tables: {', '.join(sorted(tables))}"))
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
