@@ -1,6 +1,7 @@
 """The ``diplobot`` command: parses arguments, calls the core, maps errors to exit codes.
 
-Exit codes: 0 success, 1 the content (or the text) is invalid, 2 usage or configuration error.
+Exit codes: 0 success, 1 the content (or the text) is invalid, or a delivery or the state
+database needs attention, 2 usage or configuration error.
 """
 
 from __future__ import annotations

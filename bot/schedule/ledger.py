@@ -72,9 +72,10 @@ class State(StrEnum):
 
 FINAL = frozenset({State.POSTED, State.FAILED, State.SKIPPED, State.EXPIRED, State.RETRACTED})
 DEFAULT_LEASE = timedelta(seconds=60)
-"""How long a claim outlives its owner's last sign of life (its heartbeat, or the claim).
-Above the X timeout (20 s by default), so that even an owner whose heartbeat cannot be written
-(the disk is full) has finished or abandoned its request before the claim is taken from it."""
+"""How long a claim outlives its owner's last sign of life (its heartbeat, or the claim). Well
+above the X timeout (20 s by default): the heartbeat is what keeps a long request's claim, and
+an owner whose heartbeat cannot be written (a full disk) has most likely finished its request
+by the time its claim is taken."""
 LEASE_VARIABLE = "DIPLOBOT_LEASE"
 INSTANCES_KEPT = timedelta(days=7)
 """Heartbeats older than this are deleted (a claim that old is stale whatever they say)."""
