@@ -11,15 +11,16 @@ from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import CliResult
 
 from bot.schedule.ledger import Ledger, NewDelivery
 from bot.store import open_store, state_url
 
 ROOT = Path(__file__).resolve().parents[2]
 ADVICE = "Restore the last backup (docs/deploy.md, 'State, and backing it up')"
+CliRun = Callable[..., Any]  # the `run_cli` fixture of tests/conftest.py
 STATE_COMMANDS = [
     ("plan",),
     ("translate", "entretien-liban"),
@@ -38,7 +39,7 @@ def state_file(repo: Path) -> Path:
     return path
 
 
-def assert_told(result: CliResult, path: Path, what: str) -> None:
+def assert_told(result: Any, path: Path, what: str) -> None:
     assert result.code == 1, result
     assert result.err.startswith(f"diplobot: the state database {path} {what}"), result.err
     assert "Traceback" not in result.err and "sqlalchemy" not in result.err.lower()
@@ -46,7 +47,7 @@ def assert_told(result: CliResult, path: Path, what: str) -> None:
 
 @pytest.mark.parametrize("argv", STATE_COMMANDS, ids=lambda a: " ".join(a))
 def test_state_file_that_is_not_a_database_is_named_with_what_to_do(
-    repo: Path, run_cli: Callable[..., CliResult], argv: tuple[str, ...]
+    repo: Path, run_cli: CliRun, argv: tuple[str, ...]
 ) -> None:
     """Garbage in state.sqlite: exit 1, the file, 'damaged or not a diplobot state
     database', and the way out (restore the backup, or move it aside), from every command
@@ -59,9 +60,7 @@ def test_state_file_that_is_not_a_database_is_named_with_what_to_do(
     assert ADVICE in result.err and "move the file aside, with its -wal and -shm" in result.err
 
 
-def test_damage_inside_the_file_is_reported_when_it_is_read(
-    repo: Path, run_cli: Callable[..., CliResult]
-) -> None:
+def test_damage_inside_the_file_is_reported_when_it_is_read(repo: Path, run_cli: CliRun) -> None:
     """The header is intact, a page of the ledger is not: found only when `status` reads
     the ledger, and told the same way."""
     path = state_file(repo)
@@ -82,7 +81,7 @@ def test_damage_inside_the_file_is_reported_when_it_is_read(
 
 
 def test_database_of_another_program_is_refused_and_left_untouched(
-    repo: Path, run_cli: Callable[..., CliResult]
+    repo: Path, run_cli: CliRun
 ) -> None:
     """A SQLite file with someone else's tables (a wrong --state): refused, not filled with
     diplobot's tables."""
@@ -96,9 +95,7 @@ def test_database_of_another_program_is_refused_and_left_untouched(
     assert path.read_bytes() == before
 
 
-def test_state_migrated_by_a_newer_diplobot_is_refused(
-    repo: Path, run_cli: Callable[..., CliResult]
-) -> None:
+def test_state_migrated_by_a_newer_diplobot_is_refused(repo: Path, run_cli: CliRun) -> None:
     """A schema version this diplobot does not know: run the newer one, or restore."""
     path = state_file(repo)
     open_store(state_url(repo, None)).dispose()
