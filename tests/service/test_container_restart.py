@@ -24,7 +24,7 @@ def start_as_pid_1(svc: ServiceProcess) -> None:
         as_pid_1(svc.command("run")), env=env, cwd=svc.state_dir, stdout=log, stderr=log
     )
     log.close()
-    wait_for("the service to load its content", lambda: svc.get("/readyz")[0] == 200)
+    wait_for("the service to load its content", lambda: svc.get("/readyz")[0] == 200, timeout=60)
 
 
 def only_row(svc: ServiceProcess, post: str) -> dict[str, object]:
@@ -51,7 +51,7 @@ def test_restarted_container_recovers_a_claim_held_by_pid_1(
     x.fail_next("slow", method="POST", path="/2/tweets", seconds=120)
     svc = service(DIPLOBOT_X_TIMEOUT="60", DIPLOBOT_LEASE="600", DIPLOBOT_ALERT_WEBHOOK=alerts.url)
     start_as_pid_1(svc)
-    wait_for("X to store the post and hold its answer", lambda: x.timeline(FR), timeout=20)
+    wait_for("X to store the post and hold its answer", lambda: x.timeline(FR), timeout=60)
     row = only_row(svc, "relance")
     assert row["state"] == "SENDING" and str(row["claimed_by"]).endswith(":1")
     assert svc.proc is not None
@@ -87,9 +87,9 @@ def test_restarted_container_recovers_a_claim_held_by_pid_1(
     wait_for(
         "the restarted service to settle the claim",
         lambda: only_row(svc, "relance")["state"] == "POSTED",
-        timeout=30,
+        timeout=120,
     )
-    assert time.monotonic() - restarted < 30  # not after the 600 s lease
+    assert time.monotonic() - restarted < 120  # at start, not after the 600 s lease
     row = only_row(svc, "relance")
     (tweet,) = x.timeline(FR)
     assert row["remote_id"] == tweet["id"] and row["attempts"] == 1
