@@ -357,11 +357,6 @@ _ABANDON = (
         state=State.UNKNOWN.value, last_error=bindparam("error"), updated_at=bindparam("now_iso")
     )
 )
-_RENEW = (
-    update(instances)
-    .where(instances.c.instance == bindparam("b_instance"))
-    .values(seen_at=bindparam("now_iso"))
-)
 
 
 def _transition_statement(with_remote: bool, with_error: bool) -> Any:
@@ -440,6 +435,13 @@ class _Heartbeat:
         """Write the instance's row (in the transaction of its first claim)."""
         if self.registered:
             return
+        self.beat(conn, now_iso)
+        old = _iso(datetime.fromisoformat(now_iso) - INSTANCES_KEPT)
+        conn.execute(delete(instances).where(instances.c.seen_at < old))
+
+    def beat(self, conn: Connection, now_iso: str) -> None:
+        """Write or renew the row (an upsert: another process may have pruned it after a
+        long idle time)."""
         me = self.instance
         stmt = sqlite_insert(instances).values(
             instance=me.id,
@@ -454,8 +456,6 @@ class _Heartbeat:
                 index_elements=[instances.c.instance], set_={"seen_at": stmt.excluded.seen_at}
             )
         )
-        old = _iso(datetime.fromisoformat(now_iso) - INSTANCES_KEPT)
-        conn.execute(delete(instances).where(instances.c.seen_at < old))
 
     def hold(self, row_id: int) -> None:
         self.registered = True  # the claim that registered it is committed
@@ -479,9 +479,7 @@ class _Heartbeat:
                     return
             try:
                 with self.hot.connection() as conn:
-                    conn.execute(
-                        _RENEW, {"b_instance": self.instance.id, "now_iso": _iso(datetime.now(UTC))}
-                    )
+                    self.beat(conn, _iso(datetime.now(UTC)))
             except Exception as exc:
                 # The next beat tries again; a lease spans six of them.
                 logger.bind(error=str(exc)).warning("ledger.heartbeat_failed")

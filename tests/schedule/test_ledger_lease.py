@@ -150,6 +150,22 @@ def test_heartbeat_is_renewed_while_a_claim_is_held_and_stops_after(engine: Engi
     assert heartbeat_of(engine, owner) == seen  # and not after
 
 
+def test_heartbeat_row_deleted_while_a_claim_is_held_is_written_again(engine: Engine) -> None:
+    """Another process prunes heartbeats idle for a week; an instance that was idle that long
+    and claims again writes its row back with its next beat, so its claim stays held."""
+    owner = other()
+    lease = timedelta(seconds=0.6)
+    theirs = Ledger(engine, lease=lease, instance=owner)
+    (row,) = theirs.ensure([delivery()])
+    assert theirs.claim(row.id, datetime.now(UTC)) is not None
+    with closing(sqlite3.connect(engine.url.database or "")) as conn, conn:
+        conn.execute("DELETE FROM instances")
+    time.sleep(1.0)  # more than the lease
+    assert Ledger(engine, lease=lease).stale_claims(datetime.now(UTC)) == {}
+    assert datetime.now(UTC) - heartbeat_of(engine, owner) < lease
+    assert theirs.transition(row.id, State.POSTED, expect=[State.SENDING], remote_id="1")
+
+
 def heartbeat_of(engine: Engine, instance: Instance) -> datetime:
     with closing(sqlite3.connect(engine.url.database or "")) as conn:
         (seen,) = conn.execute(
