@@ -4,13 +4,24 @@ name, with a claim left SENDING by the previous start (DESIGN.md, invariant 8)."
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import sys
 import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
 
 from pidns import as_pid_1, kill_pid_1, need_pid_namespaces, stop_pid_1
 from publish.conftest import WebhookSink
 from servers.x import XServer
 from service.conftest import ContentRepo, ServiceFactory, ServiceProcess, due_in, wait_for
+
+from bot.http import serve
+from bot.schedule.ledger import Instance, Ledger, NewDelivery, this_instance
+from bot.service import Service, ServiceSettings
+from bot.store import open_store, state_url
+from bot.sync import LocalSource
 
 FR = "francediplo"
 
@@ -102,3 +113,28 @@ def test_restarted_container_recovers_a_claim_held_by_pid_1(
     assert svc.proc is not None and stop_pid_1(svc.proc) == 0
     assert [a for a in alerts.received if a.get("post") == "relance"] == []  # resolved
     assert x.errors == []
+
+
+def test_status_endpoint_lists_a_claim_whose_owner_is_gone(tmp_path: Path) -> None:
+    """/status of a service (not started: nothing settles the claim meanwhile) lists under
+    ``stale`` a SENDING row whose owner's process is gone, with why."""
+    engine = open_store(state_url(tmp_path, None))
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()  # a process of this host and pid namespace that is gone
+    dead = Instance("previous0000", socket.gethostname(), proc.pid, this_instance().pid_space)
+    ledger = Ledger(engine, instance=dead)
+    due = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    (row,) = ledger.ensure([NewDelivery("relance", FR, 1, "x", "fr", due, "Relance")])
+    assert ledger.claim(row.id, datetime.now(UTC)) is not None
+    service = Service(LocalSource(tmp_path), engine, tmp_path, ServiceSettings())
+    server, _thread = serve(service, "127.0.0.1:0")
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/status"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            shown = json.loads(response.read())
+    finally:
+        server.shutdown()
+        server.server_close()
+    (stale,) = shown["stale"]
+    assert (stale["post"], stale["account"], stale["state"]) == ("relance", FR, "SENDING")
+    assert stale["stale"] == f"process {proc.pid} on {socket.gethostname()} is gone"
