@@ -1,6 +1,7 @@
 """The ``diplobot`` command: parses arguments, calls the core, maps errors to exit codes.
 
-Exit codes: 0 success, 1 the content (or the text) is invalid, 2 usage or configuration error.
+Exit codes: 0 success, 1 the content (or the text) is invalid, or a delivery or the state
+database needs attention, 2 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -166,6 +167,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BotError as exc:
         print(f"diplobot: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except Exception as exc:
+        problem = _state_problem(exc, args)
+        if problem is None:
+            raise
+        print(f"diplobot: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _state_problem(exc: Exception, args: argparse.Namespace) -> str | None:
+    """The message for a database error met after the state was opened (a page damaged in
+    the middle of the file is only found when it is read); None for other errors."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy.exc import DatabaseError
+
+    if not isinstance(exc, DatabaseError):
+        return None
+    from bot.store import state_error, state_url
+
+    try:
+        url = state_url(Path(args.root), args.state)
+    except ConfigError:
+        url = str(args.state)
+    return str(state_error(exc, url))
 
 
 def _store(args: argparse.Namespace, *, create: bool = True) -> Engine | None:
@@ -364,12 +389,21 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from bot.schedule.ledger import Ledger
 
     engine = _store(args, create=False)
-    rows = Ledger(engine).rows(args.id) if engine is not None else []
+    ledger = Ledger(engine) if engine is not None else None
+    rows = ledger.rows(args.id) if ledger is not None else []
+    # A SENDING row whose owner is gone: the next start of the service or post-now
+    # reconciles it; until then it needs a look.
+    stale = ledger.stale_claims(datetime.now(UTC), rows) if ledger is not None else {}
     if args.format == "json":
         print(
             json.dumps(
                 [
-                    {**asdict(r), "state": str(r.state), "media": [asdict(m) for m in r.media]}
+                    {
+                        **asdict(r),
+                        "state": str(r.state),
+                        "media": [asdict(m) for m in r.media],
+                        "stale": stale.get(r.id),
+                    }
                     for r in rows
                 ],
                 default=str,
@@ -385,16 +419,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
         tail = r.url or r.remote_id or ""
         if r.last_error and r.state is not State.POSTED:
             tail = r.last_error
+        if r.id in stale:
+            tail = f"STALE: {stale[r.id]}; reconciled at the next start of the service or post-now"
         retry = f" retry at {r.retry_at:%Y-%m-%d %H:%M} UTC" if r.retry_at else ""
         print(
             f"{r.due_at:%Y-%m-%d %H:%M} UTC  {r.post_id} part {r.part}  {r.account} "
             f"[{r.channel}]  {r.state}  attempts {r.attempts}{retry}  {tail}".rstrip()
         )
-    problems = [r for r in rows if r.state in (State.FAILED, State.UNKNOWN, State.EXPIRED)]
+    problems = [
+        r for r in rows if r.state in (State.FAILED, State.UNKNOWN, State.EXPIRED) or r.id in stale
+    ]
     if problems:
         print(
-            f"{len(problems)} delivery(ies) need attention (FAILED, UNKNOWN or EXPIRED): "
-            "see docs/operations.md"
+            f"{len(problems)} delivery(ies) need attention (FAILED, UNKNOWN, EXPIRED or stale "
+            "SENDING): see docs/operations.md"
         )
     return EXIT_OK
 

@@ -759,6 +759,8 @@ class Service:
             rows = self.ledger.page(states, limit=limit, offset=offset, recent_first=recent_first)
             return [_row_json(r) for r in rows]
 
+        # SENDING rows whose owner is gone (ledger.py): the next sweep reconciles them.
+        stale = self.ledger.stale_sending(now)
         with self.lock:
             content = self.content
         paused = self.paused(content) if content else {}
@@ -792,6 +794,7 @@ class Service:
                 "open": in_flight,
                 "problems": problems,
                 "recent": recent,
+                "stale": [{**_row_json(r), "stale": why} for r, why in stale],
             }
 
     def metrics(self) -> str:

@@ -36,7 +36,7 @@ from bot.errors import (
     PublishRejected,
 )
 from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt
-from bot.schedule.ledger import Ledger, Row, State, owner_id
+from bot.schedule.ledger import Ledger, Row, State
 
 MAX_ATTEMPTS = 5
 """Attempts (claims) per delivery before it is FAILED: no retry loop is unbounded."""
@@ -182,16 +182,18 @@ class Deliverer:
         if row.attempts >= MAX_ATTEMPTS:
             self._fail(row, [State.PENDING], f"gave up after {row.attempts} attempts")
             return self.ledger.get(row.id)
-        claimed = self.ledger.claim(row.id, now, owner_id(), current=row)
+        claimed = self.ledger.claim(row.id, now)
         if claimed is None:
             log.info("publish.not_claimed")  # another process has it, or retry_at is later
             return self.ledger.get(row.id)
+        # The claimed copy, never ``row``: an edit may have refreshed the PENDING row since
+        # ``row`` was read, and X must receive what the ledger records.
         item = Outgoing(
-            account=row.account,
-            handle=self.handles.get(row.account, row.account),
-            text=row.text,
+            account=claimed.account,
+            handle=self.handles.get(claimed.account, claimed.account),
+            text=claimed.text,
             reply_to=reply_to,
-            media=tuple(MediaItem(self.root / m.file, m.alt) for m in row.media),
+            media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
         )
         try:
             receipt = self.publisher.publish(item)
@@ -371,12 +373,14 @@ class Deliverer:
 
 
 def recover(ledger: Ledger, deliverers: dict[str, Deliverer], now: datetime) -> list[Row]:
-    """After a crash: SENDING rows whose owner is gone become UNKNOWN and are reconciled."""
+    """After a crash: SENDING rows whose owner is gone (ledger.py says how that is known)
+    become UNKNOWN and are reconciled against the timeline."""
     recovered = []
-    for row in ledger.stale_sending(now):
-        if ledger.transition(
-            row.id, State.UNKNOWN, expect=[State.SENDING], error="the process stopped while sending"
-        ):
+    for row, why in ledger.stale_sending(now):
+        if ledger.abandon(row, f"the process that was sending it stopped ({why})"):
+            logger.bind(
+                post=row.post_id, account=row.account, part=row.part, owner=row.claimed_by
+            ).warning("publish.recovered")
             deliverer = deliverers.get(row.channel)
             current = ledger.get(row.id)
             recovered.append(deliverer.reconcile(current) if deliverer else current)
