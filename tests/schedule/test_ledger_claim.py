@@ -44,8 +44,9 @@ def test_claim_returns_the_row_as_the_ledger_holds_it_when_claimed(engine: Engin
     assert claimed == ledger.get(read.id)
 
 
+# HELD is left out: it awaits its text (the translation failed), and ensure() gives it.
 @pytest.mark.parametrize(
-    "state", [s for s in State if s not in (State.PENDING, State.RETRACTED)], ids=str
+    "state", [s for s in State if s not in (State.PENDING, State.HELD, State.RETRACTED)], ids=str
 )
 def test_ensure_never_changes_the_text_of_a_row_that_is_not_pending(
     engine: Engine, state: State
