@@ -1,6 +1,7 @@
 """The ``diplobot`` command: parses arguments, calls the core, maps errors to exit codes.
 
-Exit codes: 0 success, 1 the content (or the text) is invalid, 2 usage or configuration error.
+Exit codes: 0 success, 1 the content (or the text) is invalid, or a delivery or the state
+database needs attention, 2 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -166,6 +167,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BotError as exc:
         print(f"diplobot: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except Exception as exc:
+        problem = _state_problem(exc, args)
+        if problem is None:
+            raise
+        print(f"diplobot: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def _state_problem(exc: Exception, args: argparse.Namespace) -> str | None:
+    """The message for a database error met after the state was opened (a page damaged in
+    the middle of the file is only found when it is read); None for other errors."""
+    if "sqlalchemy" not in sys.modules:
+        return None
+    from sqlalchemy.exc import DatabaseError
+
+    if not isinstance(exc, DatabaseError):
+        return None
+    from bot.store import state_error, state_url
+
+    try:
+        url = state_url(Path(args.root), args.state)
+    except ConfigError:
+        url = str(args.state)
+    return str(state_error(exc, url))
 
 
 def _store(args: argparse.Namespace, *, create: bool = True) -> Engine | None:
@@ -211,10 +236,14 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     content = load(args.root)
     if args.start:
+        from bot.content.timeparse import MAX_YEAR, MIN_YEAR
+
         try:
             now = datetime.fromisoformat(args.start.replace(" ", "T"))
         except ValueError:
             raise ConfigError(f"--from '{args.start}' is not YYYY-MM-DD HH:MM") from None
+        if not MIN_YEAR <= now.year <= MAX_YEAR:  # beyond, date arithmetic overflows
+            raise ConfigError(f"--from '{args.start}': give a year from {MIN_YEAR} to {MAX_YEAR}")
         now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
     else:
         now = datetime.now(UTC)
@@ -341,6 +370,8 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
     for result in results:
         where = f"@{handles[result.account]} ({pub.channel_of[result.account]})"
+        for line in result.rearmed:
+            print(f"{where}: {line}")
         if result.message:
             print(f"{where}: {result.message}")
             continue
@@ -358,12 +389,21 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from bot.schedule.ledger import Ledger
 
     engine = _store(args, create=False)
-    rows = Ledger(engine).rows(args.id) if engine is not None else []
+    ledger = Ledger(engine) if engine is not None else None
+    rows = ledger.rows(args.id) if ledger is not None else []
+    # A SENDING row whose owner is gone: the next start of the service or post-now
+    # reconciles it; until then it needs a look.
+    stale = ledger.stale_claims(datetime.now(UTC), rows) if ledger is not None else {}
     if args.format == "json":
         print(
             json.dumps(
                 [
-                    {**asdict(r), "state": str(r.state), "media": [asdict(m) for m in r.media]}
+                    {
+                        **asdict(r),
+                        "state": str(r.state),
+                        "media": [asdict(m) for m in r.media],
+                        "stale": stale.get(r.id),
+                    }
                     for r in rows
                 ],
                 default=str,
@@ -379,22 +419,27 @@ def _cmd_status(args: argparse.Namespace) -> int:
         tail = r.url or r.remote_id or ""
         if r.last_error and r.state is not State.POSTED:
             tail = r.last_error
+        if r.id in stale:
+            tail = f"STALE: {stale[r.id]}; reconciled at the next start of the service or post-now"
         retry = f" retry at {r.retry_at:%Y-%m-%d %H:%M} UTC" if r.retry_at else ""
         print(
             f"{r.due_at:%Y-%m-%d %H:%M} UTC  {r.post_id} part {r.part}  {r.account} "
             f"[{r.channel}]  {r.state}  attempts {r.attempts}{retry}  {tail}".rstrip()
         )
-    problems = [r for r in rows if r.state in (State.FAILED, State.UNKNOWN, State.EXPIRED)]
+    problems = [
+        r for r in rows if r.state in (State.FAILED, State.UNKNOWN, State.EXPIRED) or r.id in stale
+    ]
     if problems:
         print(
-            f"{len(problems)} delivery(ies) need attention (FAILED, UNKNOWN or EXPIRED): "
-            "see docs/operations.md"
+            f"{len(problems)} delivery(ies) need attention (FAILED, UNKNOWN, EXPIRED or stale "
+            "SENDING): see docs/operations.md"
         )
     return EXIT_OK
 
 
 def _cmd_retract(args: argparse.Namespace) -> int:
     from bot.content.loader import load
+    from bot.publish.deliver import may_be_live
     from bot.publish.retract import retract
 
     content = load(args.root)
@@ -402,16 +447,20 @@ def _cmd_retract(args: argparse.Namespace) -> int:
     pub = _publishing(args, content)
     rows = [r for r in pub.ledger.rows(args.id) if r.account in accounts]
     live = [r for r in rows if r.state is State.POSTED]
-    pending = [r for r in rows if r.state in (State.PENDING, State.UNKNOWN)]
-    if not live and not pending:
+    pending = [r for r in rows if r.state in (State.PENDING, State.HELD)]
+    unsure = [r for r in rows if may_be_live(r)]
+    if not live and not pending and not unsure:
         print(f"nothing to retract for {args.id}")
         return EXIT_OK
     if not args.yes:
         if not sys.stdin.isatty():
             print("retract deletes published posts: add --yes to confirm", file=sys.stderr)
             return EXIT_USAGE
+        unsure_part = (
+            f", look up {len(unsure)} that X may hold (deleted if found)" if unsure else ""
+        )
         answer = input(
-            f"Delete {len(live)} published post(s) and cancel {len(pending)} "
+            f"Delete {len(live)} published post(s){unsure_part} and cancel {len(pending)} "
             f"pending one(s) of {args.id}? [y/N] "
         )
         if answer.strip().lower() not in ("y", "yes", "o", "oui"):
@@ -456,17 +505,25 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_INVALID
 
 
+STOP_BUDGET = 7.5
+"""Seconds from SIGTERM for work in flight to finish; the process ends by STOP_BUDGET + 1 s
+whatever happens, within Docker's 10 s before SIGKILL."""
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import signal
     import threading
+    import time
 
+    from bot.config import read_secret
     from bot.http import serve
     from bot.service import Service, ServiceSettings
     from bot.store import open_store, state_dir, state_url
     from bot.sync import GitSource, LocalSource, Source
 
     settings = ServiceSettings.from_env()
-    repo_url = os.environ.get("DIPLOBOT_REPO_URL")
+    repo = read_secret("DIPLOBOT_REPO_URL")  # or _FILE: it may carry a token
+    repo_url = repo.reveal() if repo else None
     url = state_url(Path(args.root), args.state)
     folder = state_dir(url, Path(args.root))
     source: Source
@@ -483,21 +540,56 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 del os.environ[name]
     service = Service(source, engine, folder, settings)
     stop = threading.Event()
+    failed: list[BaseException] = []
 
     def on_signal(signum: int, _frame: object) -> None:
         stop.set()
 
+    def start() -> None:
+        # Off the main thread, so that a signal during the first sync (a slow clone, a
+        # translation) is acted on at once rather than when that sync ends.
+        try:
+            service.start()
+        except BaseException as exc:
+            failed.append(exc)
+            stop.set()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server, _thread = serve(service, settings.http_addr)
-    try:
-        service.start()
-        stop.wait()
-    finally:
-        service.stop(timeout=8.0)
-        server.shutdown()
-        server.server_close()
+    threading.Thread(target=start, name="start", daemon=True).start()
+    while not stop.wait(0.5):  # a timed wait: the handler's set() is seen even if missed
+        pass
+    deadline = time.monotonic() + STOP_BUDGET
+    # Whatever blocks below (a database lock, a client), the process is gone before Docker's
+    # SIGKILL: what it was doing is safe to abandon, as after a crash.
+    watchdog = threading.Timer(STOP_BUDGET + 1.0, _exit_now, args=("stop.overdue",))
+    watchdog.daemon = True
+    watchdog.start()
+    server.shutdown()  # no new request, no new webhook
+    server.server_close()
+    clean = service.stop(timeout=max(0.0, deadline - time.monotonic()))
+    if failed:
+        raise failed[0]
+    if not clean:
+        # A thread still waits on X or a translator (their own timeouts are longer): the
+        # interpreter would wait for it at exit. The ledger is made for this (a claimed
+        # delivery is reconciled at the next start), so end the process now.
+        _exit_now()
     return EXIT_OK
+
+
+def _exit_now(event: str | None = None) -> None:
+    import faulthandler
+
+    from loguru import logger
+
+    if event:  # something blocked the stop: show where every thread was, for a bug report
+        logger.error(event)
+        faulthandler.dump_traceback(all_threads=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_OK)
 
 
 def _cmd_health(args: argparse.Namespace) -> int:

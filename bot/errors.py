@@ -5,6 +5,8 @@
     BotError                      anything diplobot raises on purpose
     ├── ContentError              the content repository is invalid; carries every Problem found
     ├── ConfigError               environment or settings are wrong (missing credentials, bad URL)
+    ├── StateError                the state database cannot be used: damaged, not diplobot's,
+    │                             or made by a newer version
     ├── TranslationError          a translation backend failed
     │   ├── TranslationTransient  worth retrying later (429, 5xx, connection); may carry retry_at
     │   └── TranslationPermanent  retrying will not help (auth, unsupported language)
@@ -65,6 +67,10 @@ class ContentError(BotError):
 
 class ConfigError(BotError):
     """The environment or settings are wrong; the message says which variable to set."""
+
+
+class StateError(BotError):
+    """The state database cannot be used; the message names the file and what to do."""
 
 
 class TranslationError(BotError):

@@ -60,6 +60,29 @@ class Notifier:
             }
         )
 
+    def sync_failed(self, error: str, revision: str | None) -> None:
+        """The content source cannot be read (told once, until it can be again)."""
+        running = f"still running revision {revision}" if revision else "no content loaded yet"
+        self.send(
+            {
+                "text": f"diplobot: cannot read the content repository ({error}); {running}. "
+                "Changes pushed now are not applied until it can be read again.",
+                "event": "sync.failed",
+                "revision": revision,
+                "reason": error,
+            }
+        )
+
+    def sync_recovered(self, failed_for: str) -> None:
+        self.send(
+            {
+                "text": f"diplobot: the content repository can be read again "
+                f"(it could not for {failed_for}).",
+                "event": "sync.recovered",
+                "reason": f"failed for {failed_for}",
+            }
+        )
+
     def send(self, payload: dict[str, Any]) -> None:
         log = logger.bind(
             event=payload["event"], post=payload.get("post"), account=payload.get("account")

@@ -1,18 +1,42 @@
 """Where the content comes from: a local folder (polled) or a git repository (cloned into the
-state volume, fetched at an interval and at once on a signed webhook)."""
+state volume, fetched at an interval and at once on a signed webhook).
+
+Credentials in ``DIPLOBOT_REPO_URL`` (``https://user:token@host/…``) never reach the clone's
+``.git/config`` nor a log line: the remote is stored without them, and each git command that
+talks to it receives them in its own environment, through a credential helper that answers
+for that host only (see :func:`split_credentials`).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import os
+import re
+import shutil
+import signal
 import subprocess
+import threading
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bot.errors import ConfigError
 
 GIT_TIMEOUT = 120.0
+GRACE = 0.5
+"""How long a git command asked to stop may clean up (a clone removes its partial folder)."""
+
+# Run by git as ``sh -c '<this> get'``: prints the credentials from the git command's own
+# environment, and only when git asks for the repository's host (not one it was redirected to).
+_HELPER = (
+    '!f() { test "$1" = get || exit 0; ok=; '
+    'while IFS= read -r line; do case "$line" in '
+    '"host=$DIPLOBOT_GIT_HOST") ok=1;; esac; done; '
+    'test -n "$ok" || exit 0; '
+    'printf \'username=%s\\npassword=%s\\n\' "$DIPLOBOT_GIT_USERNAME" "$DIPLOBOT_GIT_PASSWORD"; '
+    "}; f"
+)
 
 
 class Source(Protocol):
@@ -22,8 +46,12 @@ class Source(Protocol):
         """Bring the working tree up to date; return its revision (changes when content does).
 
         Raises:
-            ConfigError: the source cannot be read (clone or fetch failed).
+            ConfigError: the source cannot be read (clone or fetch failed, or :meth:`cancel`).
         """
+        ...
+
+    def cancel(self) -> None:
+        """Interrupt a refresh in progress, and refuse later ones (the service is stopping)."""
         ...
 
 
@@ -50,19 +78,26 @@ class LocalSource:
         label = head.strip() if head else "local"
         return f"{label}+{digest.hexdigest()[:10]}"
 
+    def cancel(self) -> None:
+        """Reading a folder takes no time worth interrupting."""
+
 
 class GitSource:
     """A remote repository followed on one branch, checked out under the state folder."""
 
     def __init__(self, url: str, branch: str, dest: Path) -> None:
-        self.url = url
+        self.url, self._auth = split_credentials(url)  # url: what git stores and logs show
         self.branch = branch
         self.root = dest
+        self._runner = _Runner()
 
     def refresh(self) -> str:
+        if (self.root / ".git").is_dir() and not self._usable():
+            # A clone interrupted by a kill leaves a .git without a commit: start again.
+            shutil.rmtree(self.root)
         if not (self.root / ".git").is_dir():
             self.root.parent.mkdir(parents=True, exist_ok=True)
-            _git(
+            self._git(
                 None,
                 "clone",
                 "--quiet",
@@ -71,52 +106,283 @@ class GitSource:
                 "--single-branch",
                 self.url,
                 str(self.root),
+                remote=True,
             )
         else:
-            current = (_git(self.root, "remote", "get-url", "origin", check=False) or "").strip()
-            if current != self.url:  # DIPLOBOT_REPO_URL changed since the clone
-                _git(self.root, "remote", "set-url", "origin", self.url)
-            _git(self.root, "fetch", "--quiet", "origin", self.branch)
-            _git(self.root, "reset", "--quiet", "--hard", "FETCH_HEAD")
-        return (_git(self.root, "rev-parse", "HEAD") or "").strip()
+            current = (
+                self._git(self.root, "remote", "get-url", "origin", check=False) or ""
+            ).strip()
+            # DIPLOBOT_REPO_URL changed since the clone, or the clone was made by a version
+            # that stored a token in .git/config: store the URL without it.
+            if current != self.url:
+                self._git(self.root, "remote", "set-url", "origin", self.url)
+            self._git(self.root, "fetch", "--quiet", "origin", self.branch, remote=True)
+            self._git(self.root, "reset", "--quiet", "--hard", "FETCH_HEAD")
+        return (self._git(self.root, "rev-parse", "HEAD") or "").strip()
+
+    def cancel(self) -> None:
+        self._runner.cancel()
+
+    def _usable(self) -> bool:
+        """False only when git says the clone has no commit: a git that cannot run says
+        nothing about the clone, which is then kept."""
+        command = ["git", "-C", str(self.root), "rev-parse", "--verify", "--quiet", "HEAD"]
+        try:
+            return self._runner.run(command, _env()).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            return True
+
+    def _git(
+        self, cwd: Path | None, *args: str, check: bool = True, remote: bool = False
+    ) -> str | None:
+        extra = _credential_env(self.url, self._auth) if remote and self._auth else {}
+        return _git(cwd, *args, check=check, extra_env=extra, runner=self._runner)
 
 
-def _git(cwd: Path | None, *args: str, check: bool = True) -> str | None:
-    command = ["git", *(["-C", str(cwd)] if cwd else []), *args]
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+class BlobUnreadable(Exception):
+    """A file cannot be read from a revision; ``kind`` says why: ``missing``, ``link-out``
+    (a symbolic link leading out of the repository), ``not-a-file`` or ``git``."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+
+
+def read_blob(repo: Path, revision: str, path: str) -> bytes:
+    """The bytes of ``path`` (relative to the repository's top) as committed in ``revision``,
+    whatever the working tree holds now. Symbolic links are followed inside the revision's
+    tree only (git's ``--follow-symlinks``): one that leads out is refused, never read.
+
+    Raises:
+        BlobUnreadable: the path is missing, a link out, not a file, or git failed.
+    """
+    if "\n" in path or "\n" in revision:
+        raise BlobUnreadable("missing", "a path with a line break")
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=GIT_TIMEOUT, env=env, check=False
+            ["git", "-C", str(repo), "cat-file", "--batch", "--follow-symlinks"],
+            input=f"{revision}:{path}\n".encode(),
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+            env=_env(),
         )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BlobUnreadable("git", type(exc).__name__) from None
+    header, _, rest = done.stdout.partition(b"\n")
+    fields = header.decode("utf-8", "replace").split()
+    if done.returncode != 0 or not fields:
+        first = (done.stderr.decode("utf-8", "replace").strip().splitlines() or [""])[0]
+        raise BlobUnreadable("git", strip_userinfo(first))
+    # "<oid> blob <size>", "<name> missing", "symlink <size>" (the link leads out of the
+    # tree), "dangling|loop|notdir <size>" (see git-cat-file(1), --follow-symlinks).
+    if len(fields) == 3 and fields[1] == "blob" and fields[2].isdigit():
+        size = int(fields[2])
+        if len(rest) < size:
+            raise BlobUnreadable("git", "short read")
+        return rest[:size]
+    if fields[0] == "symlink":
+        raise BlobUnreadable("link-out")
+    if fields[0] in ("dangling", "loop", "notdir"):
+        raise BlobUnreadable("missing", f"a {fields[0]} link")
+    if len(fields) == 3:  # a tree or a submodule
+        raise BlobUnreadable("not-a-file", fields[1])
+    raise BlobUnreadable("missing")
+
+
+def export_revision(repo: Path, revision: str, dest: Path) -> None:
+    """Write the files of ``revision`` into ``dest`` (emptied first), leaving the repository's
+    working tree and index alone: to run a revision older than the one checked out.
+
+    Raises:
+        ConfigError: git failed, or this Python cannot extract an archive safely.
+    """
+    import io
+    import shutil
+    import tarfile
+
+    data_filter = getattr(tarfile, "data_filter", None)  # Python 3.11.4+
+    if data_filter is None:
+        raise ConfigError("this Python cannot extract a revision safely (3.11.4 or later needed)")
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(repo), "archive", "--format=tar", revision],
+            capture_output=True,
+            timeout=GIT_TIMEOUT,
+            check=False,
+            env=_env(),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"git archive failed: {type(exc).__name__}") from None
+    if done.returncode != 0:
+        first = (done.stderr.decode("utf-8", "replace").strip().splitlines() or [""])[0]
+        raise ConfigError(f"git archive failed: {strip_userinfo(first)}")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+
+    def only_safe(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        try:  # the data filter refuses links and paths leading out of ``dest``: left out
+            return data_filter(member, path)  # type: ignore[no-any-return]
+        except tarfile.FilterError:
+            return None
+
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        archive.extractall(dest, filter=only_safe)
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``https://user:token@host/x.git`` → (``https://host/x.git``, (user, token)).
+
+    Only http(s) URLs carry a password or token this way; others (ssh, paths) are returned
+    as they are. A URL with a token and no password (``https://TOKEN@host/…``, as GitHub
+    accepts) gives (TOKEN, "").
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    bare = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return bare, (unquote(user), unquote(password))
+
+
+def _credential_env(url: str, auth: tuple[str, str]) -> dict[str, str]:
+    """Configuration for one git command, through the environment (GIT_CONFIG_COUNT, git ≥
+    2.31), never the command line (``ps`` shows it) nor a file: the credential helpers
+    configured elsewhere are cleared (``store`` would write the token to disk), then ours."""
+    base = int(os.environ.get("GIT_CONFIG_COUNT") or 0)
+    env = {
+        "GIT_CONFIG_COUNT": str(base + 2),
+        f"GIT_CONFIG_KEY_{base}": "credential.helper",
+        f"GIT_CONFIG_VALUE_{base}": "",
+        f"GIT_CONFIG_KEY_{base + 1}": "credential.helper",
+        f"GIT_CONFIG_VALUE_{base + 1}": _HELPER,
+        "DIPLOBOT_GIT_HOST": urlsplit(url).netloc,
+        "DIPLOBOT_GIT_USERNAME": auth[0],
+        "DIPLOBOT_GIT_PASSWORD": auth[1],
+    }
+    return env
+
+
+class _Runner:
+    """Runs git commands one at a time, each in its own process group, so that
+    :meth:`cancel` can end the command and the helpers it started (git-remote-https)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self.cancelled = threading.Event()
+
+    def run(self, command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        """Raises OSError, subprocess.TimeoutExpired, or ConfigError once cancelled."""
+        with self._lock:
+            if self.cancelled.is_set():
+                raise ConfigError("git stopped: the service is shutting down")
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                start_new_session=True,
+            )
+            self._proc = proc
+        try:
+            try:
+                out, err = proc.communicate(timeout=GIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                _end(proc)
+                proc.communicate()
+                raise
+        finally:
+            with self._lock:
+                self._proc = None
+        if self.cancelled.is_set():
+            raise ConfigError("git stopped: the service is shutting down")
+        return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled.set()
+            proc = self._proc
+        if proc is not None:
+            threading.Thread(target=_end, args=(proc,), name="git-stop", daemon=True).start()
+
+
+def _end(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM to the command's process group (git removes a partial clone), SIGKILL after
+    :data:`GRACE`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            proc.wait(GRACE)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _git(
+    cwd: Path | None,
+    *args: str,
+    check: bool = True,
+    extra_env: dict[str, str] | None = None,
+    runner: _Runner | None = None,
+) -> str | None:
+    command = ["git", *(["-C", str(cwd)] if cwd else []), *args]
+    try:
+        done = (runner or _Runner()).run(command, _env(extra_env))
     except (OSError, subprocess.TimeoutExpired) as exc:
         if not check:
             return None
         raise ConfigError(f"git {args[0]} failed: {type(exc).__name__}") from None
+    except ConfigError:
+        if not check:
+            return None
+        raise
     if done.returncode != 0:
         if not check:
             return None
-        # git's message may contain the URL, which may contain a token: keep the first line
-        # and strip anything that looks like credentials in a URL.
+        # git's message may contain a URL with credentials (one given by an older clone's
+        # config): keep the first line and strip them.
         first = (done.stderr.strip().splitlines() or [""])[0]
-        first = _strip_userinfo(first)
-        raise ConfigError(f"git {args[0]} failed: {first}")
+        raise ConfigError(f"git {args[0]} failed: {strip_userinfo(first)}")
     return done.stdout
 
 
-def _strip_userinfo(text: str) -> str:
-    import re
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    # Not the service's own settings (DIPLOBOT_REPO_URL holds the token): git needs none.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIPLOBOT_")}
+    env.update(GIT_TERMINAL_PROMPT="0", **(extra or {}))
+    return env
 
+
+def strip_userinfo(text: str) -> str:
+    """Mask the ``user:password@`` of every URL in ``text``."""
     return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
 
 
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
-    """GitHub's ``X-Hub-Signature-256: sha256=<hex HMAC of the body>``."""
+    """GitHub's ``X-Hub-Signature-256: sha256=<hex HMAC of the body>``. Compared as bytes:
+    a header may carry any byte (http.server decodes it as Latin-1), and ``compare_digest``
+    refuses str with non-ASCII characters."""
     if not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header[len("sha256=") :])
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest().encode("ascii")
+    return hmac.compare_digest(expected, _raw(header[len("sha256=") :]))
 
 
 def verify_token(secret: bytes, header: str | None) -> bool:
     """GitLab's ``X-Gitlab-Token: <the shared secret>``."""
-    return bool(header) and hmac.compare_digest(secret, (header or "").encode())
+    return bool(header) and hmac.compare_digest(secret, _raw(header or ""))
+
+
+def _raw(value: str) -> bytes:
+    """A header's value as bytes, whatever it holds (no exception for any input)."""
+    return value.encode("utf-8", "surrogatepass")

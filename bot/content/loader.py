@@ -14,6 +14,7 @@ import os
 import re
 import types
 import typing
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
+from bot.content.files import NotReadable, read_regular, walk
 from bot.content.languages import ISO_639_1
 from bot.content.model import (
     AccountsFile,
@@ -31,10 +33,13 @@ from bot.content.model import (
     Post,
     SlotsFile,
 )
+from bot.content.report import printable
 from bot.content.timeparse import TimeProblem, local_time_exists, parse_local, zone
 from bot.content.yamlsrc import YamlDoc, YamlProblem, read_yaml
+from bot.envname import env_name
 from bot.errors import ContentError, Problem
 from bot.text import MAX_WEIGHTED_LENGTH, normalize, weighted_length
+from bot.text.chars import char_name, find_bad_char
 
 POSTS_DIR = "content/posts"
 CONTENT_DIR = "content"
@@ -42,9 +47,11 @@ GLOSSARY_FILE = "content/glossary.yaml"
 ACCOUNTS_FILE = "schedules/accounts.yaml"
 SLOTS_FILE = "schedules/slots.yaml"
 
+MAX_SCHEDULE_BYTES = 1024 * 1024 + 1  # yamlsrc.MAX_FILE_BYTES refuses more
 MAX_MEDIA = 4
 MAX_MEDIA_BYTES = 5 * 1024 * 1024
 MAX_ALT = 1000
+MAX_MEDIA_PATH = 1024
 _IMAGE_MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -175,19 +182,15 @@ def _context_key(base: Path) -> str:
     digest = hashlib.sha1()
     for rel in (ACCOUNTS_FILE, SLOTS_FILE, GLOSSARY_FILE):
         try:
-            digest.update((base / rel).read_bytes())
-        except OSError:
+            digest.update(read_regular(base / rel, MAX_SCHEDULE_BYTES)[0])
+        except NotReadable:
             digest.update(b"-")
-    for dirpath, dirnames, filenames in os.walk(base / CONTENT_DIR):
-        dirnames[:] = sorted(
-            d for d in dirnames if os.path.join(dirpath, d) != str(base / POSTS_DIR)
-        )
-        for name in sorted(filenames):
-            try:
-                st = os.stat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            digest.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    for found in walk(str(base), CONTENT_DIR, skip=POSTS_DIR):
+        try:
+            st = os.stat(base / found.rel)
+        except (OSError, ValueError):
+            continue
+        digest.update(f"{found.rel}:{st.st_size}:{st.st_mtime_ns}".encode("utf-8", "replace"))
     return digest.hexdigest()
 
 
@@ -201,19 +204,41 @@ def validate(
     """
     base = Path(root)
     out = _Collector()
-    accounts = _load_model(base, ACCOUNTS_FILE, AccountsFile, out, required=True)
-    if accounts is not None:
-        _check_accounts(accounts, out)
-    loaded_slots = _load_model(base, SLOTS_FILE, SlotsFile, out)
+    try:
+        content, problems = _validate(base, cache, out)
+    except Exception as exc:  # a defect of diplobot must not stop the service: say so, once
+        if cache is not None:
+            cache.context, cache.files = "", {}
+        out.problems.append(_internal_problem(".", exc))
+        content, problems = None, out.problems
+    # Messages quote editors' values: a newline or an escape sequence in one must not break
+    # the one-line format (or a terminal, or a log line).
+    return content, [printable(p) for p in problems]
+
+
+def _validate(
+    base: Path, cache: LoadCache | None, out: _Collector
+) -> tuple[ContentSet | None, list[Problem]]:
+    accounts = slots_loaded = glossary_loaded = None
+    with _guard(out, ACCOUNTS_FILE):
+        accounts = _load_model(base, ACCOUNTS_FILE, AccountsFile, out, required=True)
+        if accounts is not None:
+            _check_accounts(accounts, out)
+    with _guard(out, SLOTS_FILE):
+        slots_loaded = _load_model(base, SLOTS_FILE, SlotsFile, out)
     # A broken slots.yaml is reported once; its slot names are then unknown, not missing.
-    slots_known = loaded_slots is not None or not (base / SLOTS_FILE).is_file()
-    slots = loaded_slots or (None, SlotsFile())
-    glossary = _load_model(base, GLOSSARY_FILE, GlossaryFile, out) or (None, GlossaryFile())
+    slots_known = slots_loaded is not None or not _exists(base / SLOTS_FILE)
+    slots = slots_loaded or (None, SlotsFile())
+    with _guard(out, GLOSSARY_FILE):
+        glossary_loaded = _load_model(base, GLOSSARY_FILE, GlossaryFile, out)
+    glossary = glossary_loaded or (None, GlossaryFile())
     account_model = accounts[1] if accounts else None
     if accounts is not None and slots[0] is not None:
-        _check_slots(slots[0], slots[1], accounts[1], out)
+        with _guard(out, SLOTS_FILE):
+            _check_slots(slots[0], slots[1], accounts[1], out)
     if glossary[0] is not None:
-        _check_glossary(glossary[0], glossary[1], out)
+        with _guard(out, GLOSSARY_FILE):
+            _check_glossary(glossary[0], glossary[1], out)
     checker = _PostChecker(base, account_model, slots[1] if slots_known else None, out)
     posts: dict[str, PostEntry] = {}
     first_seen: dict[str, str] = {}
@@ -222,8 +247,10 @@ def validate(
         if context != cache.context:
             cache.context, cache.files = context, {}
     seen: set[str] = set()
-    for rel in _post_files(base):
-        entry = _check_cached(checker, base, rel, cache, out) if cache else checker.check(rel)
+    for rel in _post_files(base, out):
+        entry = None
+        with _guard(out, rel):
+            entry = _check_cached(checker, base, rel, cache, out) if cache else checker.check(rel)
         seen.add(rel)
         if entry is None:
             continue
@@ -250,6 +277,38 @@ def validate(
         ContentSet(base, account_model, slots[1], glossary[1], posts, warnings),
         out.problems,
     )
+
+
+INTERNAL_ERROR = "diplobot failed while checking this file"
+"""Start of the message of a defect caught by :func:`validate` (tests look for it)."""
+
+
+def _internal_problem(rel: str, exc: BaseException) -> Problem:
+    detail = str(exc).split("\n", 1)[0][:200]
+    return Problem(
+        rel,
+        0,
+        0,
+        f"{INTERNAL_ERROR} ({type(exc).__name__}: {detail}); the file is treated as invalid",
+        "this is a defect of diplobot: please report it with the file",
+    )
+
+
+@contextlib.contextmanager
+def _guard(out: _Collector, rel: str) -> Iterator[None]:
+    """Turn a defect met while checking ``rel`` into one problem about ``rel``."""
+    try:
+        yield
+    except Exception as exc:
+        out.problems.append(_internal_problem(rel, exc))
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def machine_mark(backend: str, text: str) -> str:
@@ -281,16 +340,15 @@ def _check_cached(
     return entry
 
 
-def _post_files(base: Path) -> Iterator[str]:
-    """Every post file under content/posts, sorted, as root-relative posix paths."""
-    top = base / POSTS_DIR
+def _post_files(base: Path, out: _Collector) -> Iterator[str]:
+    """Every post file under content/posts, sorted, as root-relative posix paths; folders
+    that cannot be read and names that are not UTF-8 are reported to ``out``."""
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = os.path.relpath(dirpath, base).replace(os.sep, "/")
-        for name in filenames:
-            if name.endswith((".yaml", ".yml")) and not name.startswith("."):
-                found.append(f"{rel_dir}/{name}")
+    for entry in walk(str(base), POSTS_DIR):
+        if entry.problem:
+            out.add(entry.rel, (), entry.problem, entry.hint)
+        elif entry.rel.endswith((".yaml", ".yml")):
+            found.append(entry.rel)
     found.sort()
     return iter(found)
 
@@ -315,7 +373,7 @@ def _read(base: Path, rel: str, out: _Collector) -> YamlDoc | None:
 def _load_model(
     base: Path, rel: str, model: type[M], out: _Collector, *, required: bool = False
 ) -> tuple[YamlDoc | None, M] | None:
-    if not (base / rel).is_file():
+    if not _exists(base / rel):
         if required:
             out.add(rel, (), "file is missing", "every repository needs it: see docs/content.md")
         return None
@@ -412,7 +470,8 @@ _PATTERN_HINTS = {
 
 def _explain(err: Any, loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[str, str, bool]:
     kind = err["type"]
-    name = next((s for s in reversed(loc) if isinstance(s, str)), "value")
+    key = next((s for s in reversed(loc) if isinstance(s, str)), "value")
+    name = _shown(key)
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
@@ -423,19 +482,19 @@ def _explain(err: Any, loc: tuple[Any, ...], model: type[BaseModel]) -> tuple[st
             if allowed
             else ""
         )
-        return f"unknown key '{loc[-1]}'", hint, True
+        return f"unknown key '{_shown(loc[-1])}'", hint, True
     if kind == "missing":
         missing = err["loc"][-1]
         return f"missing required key '{missing}'", "see docs/content.md for an example", False
     got = _describe(err.get("input"))
     if kind in _TYPE_WORDS:
-        hint = _LIST_HINTS.get(str(name), _LIST_HINT) if kind == "list_type" else ""
+        hint = _LIST_HINTS.get(key, _LIST_HINT) if kind == "list_type" else ""
         return f"'{name}' {_TYPE_WORDS[kind]}, not {got}", hint, False
     if kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         return f"'{name}' must be one of {expected}, not {got}", "", False
     if kind == "string_pattern_mismatch":
-        return f"'{name}' has an invalid value {got}", _PATTERN_HINTS.get(str(name), ""), False
+        return f"'{name}' has an invalid value {got}", _PATTERN_HINTS.get(key, ""), False
     return f"'{name}': {err['msg'].lower()}", "", False
 
 
@@ -487,14 +546,25 @@ def _describe(value: Any) -> str:
         return "empty"
     if isinstance(value, bool):
         return f"{str(value).lower()}"
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return "a very large number"  # also: str() of an int over 4,300 digits raises
     if isinstance(value, int | float):
         return f"the number {value}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
         return "a block of keys"
-    text = str(value)
-    return repr(text if len(text) <= 40 else text[:37] + "...")
+    return repr(_shown(str(value), 40))
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """An editor's value fit for a one-line message: invisible characters escaped, cut short."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
 def _check_zone(doc: YamlDoc, loc: tuple[Any, ...], name: str | None, out: _Collector) -> bool:
@@ -515,7 +585,7 @@ def _check_lang(
         return True
     lower = lang.lower().split("-")[0].split("_")[0]
     hint = f"use '{lower}'" if lower in ISO_639_1 else "use a two-letter ISO 639-1 code, e.g. fr"
-    out.add(doc, loc, f"unknown language '{lang}'", hint, key=key)
+    out.add(doc, loc, f"unknown language '{_shown(lang)}'", hint, key=key)
     return False
 
 
@@ -523,9 +593,25 @@ def _check_accounts(loaded: tuple[YamlDoc | None, AccountsFile], out: _Collector
     doc, accounts = loaded
     assert doc is not None
     _check_zone(doc, ("timezone",), accounts.timezone, out)
+    by_variable: dict[str, str] = {}
     for aid, account in accounts.accounts.items():
         _check_lang(doc, ("accounts", aid, "lang"), account.lang, out)
         _check_zone(doc, ("accounts", aid, "timezone"), account.timezone, out)
+        # Credentials are found by variable name: two ids naming the same variables would
+        # both publish with one account's token (the English text on the French account).
+        name = env_name(str(aid))
+        first = by_variable.setdefault(name, str(aid))
+        if first != aid:
+            line = doc.where(("accounts", first), key=True)[0]
+            out.add(
+                doc,
+                ("accounts", aid),
+                f"account '{_shown(aid)}' reads the same credentials as account "
+                f"'{_shown(first)}' (line {line}): both are DIPLOBOT_{name}_ACCESS_TOKEN and "
+                f"DIPLOBOT_{name}_ACCESS_SECRET, so both would publish as the same account",
+                "rename one of them: account ids must differ in more than case, '-' or '_'",
+                key=True,
+            )
 
 
 def _check_slots(doc: YamlDoc, slots: SlotsFile, accounts: AccountsFile, out: _Collector) -> None:
@@ -615,14 +701,20 @@ def _check_account_refs(
     for i, ref in enumerate(refs):
         if ref not in known:
             out.add(
-                doc, (*loc, i), f"unknown account '{ref}'", "accounts: " + ", ".join(sorted(known))
+                doc,
+                (*loc, i),
+                f"unknown account '{_shown(ref)}'",
+                "accounts: " + ", ".join(sorted(known)),
             )
 
 
 def _check_glossary(doc: YamlDoc, glossary: GlossaryFile, out: _Collector) -> None:
     for i, term in enumerate(glossary.terms):
-        for lang in term.translations:
-            _check_lang(doc, ("terms", i, "translations", lang), lang, out, key=True)
+        _check_chars(doc, ("terms", i, "term"), term.term, out)
+        for lang, rendering in term.translations.items():
+            loc = ("terms", i, "translations", lang)
+            _check_lang(doc, loc, lang, out, key=True)
+            _check_chars(doc, loc, rendering, out)  # it is written into posts as it stands
 
 
 class _PostChecker:
@@ -665,7 +757,7 @@ class _PostChecker:
             out.add(
                 doc,
                 (),
-                f"the file name cannot serve as the post's id ('{post_id}')",
+                f"the file name cannot serve as the post's id ('{_shown(post_id)}')",
                 "add a line 'id: some-name' using letters, digits, '.', '_', '-'",
             )
         self._check_texts(doc, post)
@@ -753,6 +845,8 @@ class _PostChecker:
             hint = "write the text" if loc[-1] == "text" else "write the text, or remove the key"
             self.out.add(doc, loc, "text is empty", hint)
             return
+        if _check_chars(doc, loc, text, self.out):
+            return
         cut = _comment_cut(doc, loc, text)
         if cut:
             self.out.add(
@@ -796,7 +890,7 @@ class _PostChecker:
                 if known
                 else "define it in schedules/slots.yaml"
             )
-            out.add(doc, ("slot",), f"unknown slot '{post.slot}'", hint)
+            out.add(doc, ("slot",), f"unknown slot '{_shown(post.slot)}'", hint)
             return None
         tz = zone(post.timezone) if post.timezone is not None else self.default_tz
         if post.publish_at is None or tz is None:
@@ -819,15 +913,20 @@ class _PostChecker:
                     "move the others to a thread part",
                 )
             for i, item in enumerate(items):
-                found = self._media_problem(item.file)
-                if found is not None:
-                    self.out.add(doc, (*loc, i, "file"), *found)
+                if not _check_path_chars(doc, (*loc, i, "file"), item.file, self.out):
+                    found = self._media_problem(item.file)
+                    if found is not None:
+                        self.out.add(doc, (*loc, i, "file"), *found)
                 alts = item.alt.items() if isinstance(item.alt, dict) else [(None, item.alt)]
                 for lang, alt in alts:
                     where = (*loc, i, "alt") if lang is None else (*loc, i, "alt", lang)
                     if lang is not None:
                         _check_lang(doc, where, lang, self.out, key=True)
-                    if alt is not None and len(alt) > MAX_ALT:
+                    if alt is None:
+                        continue
+                    if _check_chars(doc, where, alt, self.out):
+                        continue
+                    if len(alt) > MAX_ALT:
                         self.out.add(
                             doc,
                             where,
@@ -842,42 +941,90 @@ class _PostChecker:
 
     def _inspect_media(self, file: str) -> tuple[str, str] | None:
         hint_rel = "use a path relative to content/, like media/photo.jpg"
+        shown = _shown(file)
         if not file.strip():
             return "media file path is empty", hint_rel
+        if len(file) > MAX_MEDIA_PATH:
+            return (
+                f"media path is {len(file)} characters long; diplobot reads paths of at most "
+                f"{MAX_MEDIA_PATH}",
+                hint_rel,
+            )
         if os.path.isabs(file) or file.startswith(("/", "\\")) or ":" in file[:3]:
-            return f"media path '{file}' is absolute", hint_rel
+            return f"media path '{shown}' is absolute", hint_rel
         joined = os.path.normpath(os.path.join(self.root_abs, CONTENT_DIR, file))
         if not _inside(joined, self.root_abs):
-            return f"media path '{file}' leaves the repository", hint_rel
+            return f"media path '{shown}' leaves the repository", hint_rel
         if not _inside(joined, self.content_abs):
-            return f"media path '{file}' leaves content/", hint_rel
+            return f"media path '{shown}' leaves content/", hint_rel
         real = os.path.realpath(joined)
         if not _inside(real, self.root_real):
             return (
-                f"media file '{file}' is a link to a place outside the repository",
+                f"media file '{shown}' is a link to a place outside the repository",
                 "copy the image into content/media/",
             )
         try:
-            size = os.stat(real).st_size
-            if not os.path.isfile(real):
-                return f"media '{file}' is not a file", hint_rel
-            with open(real, "rb") as handle:
-                head = handle.read(16)
-        except OSError:
+            head, size = read_regular(real, 16)
+        except NotReadable as exc:
+            if exc.missing:
+                return (
+                    f"media file '{shown}' not found",
+                    "check the spelling; paths are relative to content/",
+                )
             return (
-                f"media file '{file}' not found",
-                "check the spelling; paths are relative to content/",
+                f"media '{shown}' cannot be used: {exc.reason}",
+                "replace it with an image file",
             )
         if size > MAX_MEDIA_BYTES:
             return (
-                f"image '{file}' is {size / 1_048_576:.1f} MB; X accepts at most 5 MB",
+                f"image '{shown}' is {size / 1_048_576:.1f} MB; X accepts at most 5 MB",
                 "export it smaller, e.g. 2048 px wide JPEG",
             )
         if not any(head.startswith(magic) for magic, _ in _IMAGE_MAGIC) and not (
             head[:4] == b"RIFF" and head[8:12] == b"WEBP"
         ):
-            return (f"'{file}' is not an image X accepts", "use a JPEG, PNG, GIF or WEBP file")
+            return (f"'{shown}' is not an image X accepts", "use a JPEG, PNG, GIF or WEBP file")
         return None
+
+
+def _check_chars(doc: YamlDoc, loc: tuple[Any, ...], text: str, out: _Collector) -> bool:
+    """Report the first character of ``text`` that may not be published; True if one was."""
+    bad = find_bad_char(text)
+    if bad is None:
+        return False
+    line, col, typed = doc.char_position(loc, text, bad.index)
+    hint = bad.hint_with(_how_to_delete(text[bad.index], typed, col))
+    out.problems.append(Problem(doc.path, line, col, bad.message, hint))
+    return True
+
+
+def _how_to_delete(ch: str, typed: str, col: int) -> str:
+    if typed == ch:
+        return f"delete it: put the cursor just after column {col} and press Backspace"
+    if typed:
+        return f"delete the escape {typed} at column {col}"
+    return "delete it"
+
+
+def _check_path_chars(doc: YamlDoc, loc: tuple[Any, ...], path: str, out: _Collector) -> bool:
+    """Report a control character (a NUL...) in a file path; True if there is one."""
+    for index, ch in enumerate(path):
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS or ch == "\ufeff":
+            line, col, typed = doc.char_position(loc, path, index)
+            out.problems.append(
+                Problem(
+                    doc.path,
+                    line,
+                    col,
+                    f"media path contains the invisible character {char_name(ch)}",
+                    _how_to_delete(ch, typed, col) + ", or retype the path",
+                )
+            )
+            return True
+    return False
+
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _comment_cut(doc: YamlDoc, loc: tuple[Any, ...], text: str) -> str:

@@ -147,8 +147,11 @@ class Account(_Strict):
 class Pricing(_Strict):
     """The X API's pay-per-use prices, used for the cost estimate in ``diplobot plan``."""
 
-    post: float = Field(default=0.015, ge=0, description="Price of one post")
-    post_with_url: float = Field(default=0.20, ge=0, description="Price of a post with a URL")
+    # Finite: `.inf` would make every cost in `plan` (and its JSON) infinite.
+    post: float = Field(default=0.015, ge=0, allow_inf_nan=False, description="Price of one post")
+    post_with_url: float = Field(
+        default=0.20, ge=0, allow_inf_nan=False, description="Price of a post with a URL"
+    )
     currency: str = Field(default="USD")
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from bot.errors import Problem
 
@@ -12,8 +13,15 @@ FORMATS = ("text", "json", "github")
 
 
 def render_problems(problems: Sequence[Problem], fmt: str = "text") -> str:
-    """Render ``problems`` (errors first, then warnings, each in file order)."""
-    ordered = sorted(problems, key=lambda p: (p.severity != "error", p.path, p.line, p.column))
+    """Render ``problems`` (errors first, then warnings, each in file order).
+
+    Characters that would garble a terminal or a log line (controls, bidi overrides, halves of
+    surrogate pairs from file names that are not UTF-8) are shown as escapes such as ``\\x1b``.
+    """
+    ordered = sorted(
+        (printable(p) for p in problems),
+        key=lambda p: (p.severity != "error", p.path, p.line, p.column),
+    )
     if fmt == "json":
         errors = sum(p.severity == "error" for p in ordered)
         return json.dumps(
@@ -39,6 +47,23 @@ def render_problems(problems: Sequence[Problem], fmt: str = "text") -> str:
     else:
         lines.append(f"valid ({warnings} warning(s))" if warnings else "valid")
     return "\n".join(lines)
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    cp = ord(match.group())
+    return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}"
+
+
+def printable(p: Problem) -> Problem:
+    """``p`` with control, bidi and surrogate characters in its texts shown as escapes."""
+    fields = (p.path, p.message, p.hint)
+    if not any(_UNPRINTABLE.search(f) for f in fields):
+        return p
+    path, message, hint = (_UNPRINTABLE.sub(_escape_char, f) for f in fields)
+    return replace(p, path=path, message=message, hint=hint)
 
 
 def _annotation(p: Problem) -> str:

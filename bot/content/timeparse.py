@@ -15,8 +15,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DT = re.compile(
     r"(?P<date>\d{4}-\d{2}-\d{2})[ T](?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}))?"
-    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?\Z"
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?\Z",
+    re.ASCII,  # digits 0-9 only: int() would quietly read Arabic-Indic or full-width ones
 )
+
+
+MIN_YEAR = 1970
+MAX_YEAR = 2999
+"""Dates diplobot schedules. Outside, arithmetic meets datetime's own limits (year 1 in a zone
+east of UTC, year 9999 west of it, raise OverflowError) and no real post is meant."""
 
 
 class TimeProblem(ValueError):
@@ -35,13 +42,14 @@ def zone(name: str) -> ZoneInfo:
     Raises:
         TimeProblem: the name is not a known zone.
     """
+    shown = name if len(name) <= 60 else name[:57] + "..."
     if not name or name != name.strip():
-        raise TimeProblem(f"'{name}' is not a time zone", "use an IANA name like Europe/Paris")
+        raise TimeProblem(f"'{shown}' is not a time zone", "use an IANA name like Europe/Paris")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. a name too long
         raise TimeProblem(
-            f"unknown time zone '{name}'", "use an IANA name like Europe/Paris or Asia/Dubai"
+            f"unknown time zone '{shown}'", "use an IANA name like Europe/Paris or Asia/Dubai"
         ) from None
 
 
@@ -51,7 +59,8 @@ def parse_local(value: str, tz: ZoneInfo) -> datetime:
     Without an offset the time is read in ``tz`` and must exist exactly once there.
 
     Raises:
-        TimeProblem: malformed, impossible date, or a local time skipped/repeated by DST.
+        TimeProblem: malformed, impossible date, a year outside ``MIN_YEAR..MAX_YEAR``, or a
+            local time skipped/repeated by DST.
     """
     match = _DT.match(value.strip())
     if not match:
@@ -65,15 +74,25 @@ def parse_local(value: str, tz: ZoneInfo) -> datetime:
         )
     except ValueError as exc:
         raise TimeProblem(f"'{value}' is not a valid date and time: {exc}") from None
+    if not MIN_YEAR <= naive.year <= MAX_YEAR:
+        raise TimeProblem(
+            f"'{value.strip()}' is out of range: diplobot schedules dates from {MIN_YEAR} "
+            f"to {MAX_YEAR}",
+            "check the year",
+        )
     offset = match["tz"]
     if offset:
         if offset == "Z":
             return naive.replace(tzinfo=UTC)
         sign = 1 if offset[0] == "+" else -1
         digits = offset[1:].replace(":", "")
-        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        if delta >= timedelta(hours=24):
-            raise TimeProblem(f"offset {offset} in '{value}' is not valid")
+        hours, minutes = int(digits[:2]), int(digits[2:])
+        if hours >= 24 or minutes >= 60:
+            raise TimeProblem(
+                f"offset {offset} in '{value}' is not valid",
+                "write it as +HH:MM with hours below 24 and minutes below 60, e.g. +01:00",
+            )
+        delta = timedelta(hours=hours, minutes=minutes)
         return naive.replace(tzinfo=timezone(sign * delta)).astimezone(UTC)
     return resolve_strict(naive, tz, shown=value.strip())
 

@@ -18,6 +18,7 @@ aliases (the "billion laughs" bomb) are refused at the first anchor, and nesting
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import re
@@ -27,12 +28,16 @@ from typing import Any
 
 import yaml
 
+from bot.content.files import NotReadable, TooLarge, read_regular
 from bot.errors import Problem
 
 MAX_FILE_BYTES = 1024 * 1024
 """A post is a few kilobytes; anything this large is a mistake (or an attack)."""
 MAX_DEPTH = 32
 """Blocks inside blocks: a post needs 4 levels (thread > part > media > alt)."""
+MAX_NUMBER_CHARS = 100
+"""No value in these files needs a longer number; Python refuses to convert integers of more
+than 4,300 digits (and printing a huge one in a message would raise the same)."""
 
 Path = tuple[str | int, ...]
 
@@ -77,6 +82,65 @@ class YamlDoc:
             table = self.values
         return self.values.get((), (1, 1))
 
+    def char_position(self, loc: Path, text: str, index: int) -> tuple[int, int, str]:
+        """Line, column and typed form of ``text[index]``, ``text`` being the value at ``loc``.
+
+        The character is looked for from where the value starts, typed as itself or as a
+        double-quoted escape (``\\0``, ``\\x1b``, ``\\u202e``...), which is returned; when it
+        cannot be found, the value's own position and ''.
+        """
+        start = self.values.get(loc)
+        if start is None or not 0 <= index < len(text):
+            return (*self.where(loc), "")
+        line_starts = [0, *(m.end() for m in _LINE_BREAK.finditer(self.source))]
+        if start[0] - 1 >= len(line_starts):
+            return (*start, "")
+        offset = line_starts[start[0] - 1] + start[1] - 1
+        ch = text[index]
+        wanted = text.count(ch, 0, index)
+        for i, match in enumerate(_char_forms(ch).finditer(self.source, offset)):
+            if i == wanted:
+                pos = match.start()
+                line = bisect.bisect_right(line_starts, pos)
+                return line, pos - line_starts[line - 1] + 1, match.group()
+        return (*start, "")
+
+
+# The line breaks libyaml counts lines by (its marks are what locations are made of).
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_NAMED_ESCAPES = {
+    0x00: "0",
+    0x07: "a",
+    0x08: "b",
+    0x09: "t",
+    0x0B: "v",
+    0x0C: "f",
+    0x0D: "r",
+    0x1B: "e",
+    0x85: "N",
+    0xA0: "_",
+    0x2028: "L",
+    0x2029: "P",
+}
+
+
+def _char_forms(ch: str) -> re.Pattern[str]:
+    """``ch`` as typed in a YAML file: itself, or one of its double-quoted escapes."""
+    cp = ord(ch)
+    forms = [re.escape(ch), "\\\\U" + _hex(cp, 8)]
+    if cp < 0x10000:
+        forms.append("\\\\u" + _hex(cp, 4))
+    if cp < 0x100:
+        forms.append("\\\\x" + _hex(cp, 2))
+    if cp in _NAMED_ESCAPES:
+        forms.append(re.escape("\\" + _NAMED_ESCAPES[cp]))
+    return re.compile("|".join(forms))
+
+
+def _hex(cp: int, digits: int) -> str:
+    """A pattern for ``cp`` in ``digits`` hex digits, either case."""
+    return "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{cp:0{digits}x}")
+
 
 class YamlProblem(Exception):
     """A file could not be read as YAML; ``problem`` says where and why."""
@@ -94,41 +158,49 @@ def read_yaml(abs_path: str | os.PathLike[str], rel_path: str) -> YamlDoc:
             documents, uses anchors/aliases, duplicate keys or unsupported tags.
     """
     try:
-        size = os.stat(abs_path).st_size
-        if size > MAX_FILE_BYTES:
-            raise YamlProblem(
-                Problem(
-                    rel_path,
-                    0,
-                    0,
-                    f"file is {size / 1_048_576:.1f} MB; diplobot files are limited to "
-                    f"{MAX_FILE_BYTES // 1_048_576} MB",
-                    "a post is a few KB of text; put images under content/media/",
-                )
+        raw, _ = read_regular(abs_path, MAX_FILE_BYTES + 1, max_size=MAX_FILE_BYTES)
+    except TooLarge as exc:
+        raise YamlProblem(
+            Problem(
+                rel_path,
+                0,
+                0,
+                f"file is {exc.size / 1_048_576:.1f} MB; diplobot files are limited to "
+                f"{MAX_FILE_BYTES // 1_048_576} MB",
+                "a post is a few KB of text; put images under content/media/",
             )
-        with open(abs_path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise YamlProblem(Problem(rel_path, 0, 0, f"cannot read file: {exc.strerror}")) from None
+        ) from None
+    except NotReadable as exc:
+        hint = "" if exc.missing else "replace it with an ordinary text file, or delete it"
+        raise YamlProblem(
+            Problem(rel_path, 0, 0, f"cannot read this file: {exc.reason}", hint)
+        ) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
+        col = len(raw[: exc.start].rsplit(b"\n", 1)[-1].decode("utf-8", "replace")) + 1
         raise YamlProblem(
-            Problem(rel_path, line, 0, "file is not UTF-8 text", "save it as UTF-8")
+            Problem(rel_path, line, col, "file is not UTF-8 text", "save it as UTF-8")
         ) from None
     return parse_yaml(text, rel_path)
 
 
 def parse_yaml(text: str, rel_path: str) -> YamlDoc:
     """Parse YAML text (see :func:`read_yaml` for what is refused)."""
+    bad = _RAW_CONTROL.search(text)
+    if bad is not None:
+        raise YamlProblem(_control_problem(text, bad.start(), rel_path))
     try:
         return _parse(text, rel_path, yaml.CSafeLoader)
     except yaml.MarkedYAMLError as exc:
         if exc.problem != _LIBYAML_TOO_DEEP:
             raise YamlProblem(_syntax_problem(exc, text, rel_path)) from None
+    except yaml.reader.ReaderError as exc:  # pragma: no cover - the scan above finds these
+        raise YamlProblem(_control_problem(text, exc.position, rel_path)) from None
     except yaml.YAMLError as exc:
-        raise YamlProblem(Problem(rel_path, 0, 0, f"YAML syntax error: {exc}")) from None
+        first = str(exc).split("\n", 1)[0]
+        raise YamlProblem(Problem(rel_path, 1, 1, f"YAML syntax error: {first}")) from None
     # libyaml 0.2.5 as built into PyYAML >= 6.0.4 stops at its own nesting limit (1,000 levels)
     # while *scanning ahead*, before the events reach our limit, and reports the place where it
     # gave up. PyYAML's pure-Python parser has no such limit and yields the same events, so it
@@ -139,7 +211,31 @@ def parse_yaml(text: str, rel_path: str) -> YamlDoc:
     except yaml.MarkedYAMLError as exc:
         raise YamlProblem(_syntax_problem(exc, text, rel_path)) from None
     except yaml.YAMLError as exc:  # pragma: no cover - the pure parser raises marked errors
-        raise YamlProblem(Problem(rel_path, 0, 0, f"YAML syntax error: {exc}")) from None
+        first = str(exc).split("\n", 1)[0]
+        raise YamlProblem(Problem(rel_path, 1, 1, f"YAML syntax error: {first}")) from None
+
+
+# Characters YAML refuses in a file (C0 controls but tab and line breaks, DEL, C1 controls),
+# and NEL (U+0085), which YAML 1.1 reads as a line break where editors show nothing: libyaml
+# reports these with no line (or as a puzzling indentation error), so they are found first.
+_RAW_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _control_problem(text: str, index: int, rel_path: str) -> Problem:
+    from bot.text.chars import char_name
+
+    index = max(0, min(index, len(text) - 1))
+    line = text.count("\n", 0, index) + 1
+    col = index - (text.rfind("\n", 0, index) + 1) + 1
+    return Problem(
+        rel_path,
+        line,
+        col,
+        f"the file contains the invisible control character {char_name(text[index])}, "
+        "which YAML does not allow",
+        f"delete it: put the cursor just after column {col} and press Backspace; most editors "
+        "do not show it, and it often comes from copying text out of a PDF or a web page",
+    )
 
 
 _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
@@ -161,7 +257,16 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, rel_path: str) -> Prob
     what = exc.problem or "invalid YAML"
     mark = problem_mark or context_mark
     hint = _syntax_hint(what)
-    if "quoted scalar" in str(exc.context or "") and context_mark is not None:
+    if "escape" in what:
+        hint = (
+            "inside double quotes a backslash starts an escape such as \\n; write \\\\ for a "
+            "backslash, or write the character itself instead of its \\u code"
+        )
+    elif (
+        "quoted scalar" in str(exc.context or "")
+        and "end of stream" in what
+        and context_mark is not None
+    ):
         # libyaml reports the end of the file; the quote that is never closed is what to fix.
         mark, what = context_mark, "this quoted text is never closed"
         hint = "add the closing quote at the end of the text"
@@ -322,21 +427,41 @@ class _Builder:
         value = event.value
         tag = event.tag
         if tag is None:
-            return _plain(value) if event.implicit[0] else value
+            return self.plain(event) if event.implicit[0] else value
         if tag in (_STR, "!"):
             return value
-        convert = _CONVERT.get(tag.rsplit(":", 1)[-1])
+        kind = tag.rsplit(":", 1)[-1]
+        convert = _CONVERT.get(kind)
         if convert is None or not tag.startswith("tag:yaml.org,2002:"):
             raise self.fail(event, f"unsupported YAML tag {tag}", "remove the tag")
+        if kind in ("int", "float") and len(value) > MAX_NUMBER_CHARS:
+            raise self.fail(event, *_too_long_number(value))
         try:
             return convert(value)
         except ValueError:
-            raise self.fail(event, f"'{value}' is not a valid {tag.rsplit(':', 1)[-1]}") from None
+            shown = value if len(value) <= 40 else value[:37] + "..."
+            raise self.fail(event, f"'{shown}' is not a valid {kind}") from None
+
+    def plain(self, event: yaml.ScalarEvent) -> Any:
+        value = event.value
+        if len(value) > MAX_NUMBER_CHARS and any(
+            form.match(value) for form in (_INT, _HEX, _OCT, _FLOAT)
+        ):
+            raise self.fail(event, *_too_long_number(value))
+        return _plain(value)
 
 
 def _where(event: yaml.Event) -> tuple[int, int]:
     mark = event.start_mark
     return (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+
+
+def _too_long_number(value: str) -> tuple[str, str]:
+    return (
+        f"this number is {len(value)} characters long; diplobot reads numbers of at most "
+        f"{MAX_NUMBER_CHARS}",
+        'if it is meant as text, put it in quotes, e.g. text: "123..."',
+    )
 
 
 def _plain(value: str) -> Any:

@@ -12,6 +12,7 @@ from typing import Protocol
 class MediaItem:
     path: Path  # absolute
     alt: str | None
+    data: bytes | None = None  # the file's bytes, when already read (else read from ``path``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +49,15 @@ class Publisher(Protocol):
         """
         ...
 
-    def find(self, account: str, text: str, since: datetime) -> Receipt | None:
-        """The account's post with this text published after ``since``, if any (reconcile)."""
+    def find(self, item: Outgoing, since: datetime) -> Receipt | None:
+        """The post of ``item.account`` that is ``item``, published after ``since``, if any
+        (reconcile). It is ``item`` when it has its text (as the channel gives text back: links
+        shortened, characters escaped), as many images, and replies to ``item.reply_to``
+        (nothing, for a first part): two posts that differ only by a link are two posts.
+
+        Raises:
+            PublishError: the channel could not be read; the delivery stays UNKNOWN.
+        """
         ...
 
     def delete(self, account: str, remote_id: str) -> None:

@@ -3,6 +3,18 @@
 For each row: claim it (committed), publish, record the outcome. Ambiguous outcomes are
 reconciled against the account's timeline before any retry; retries are bounded; back-off is
 data (``retry_at``), never a sleep here.
+
+Policies that are the same for every channel:
+
+- *lateness* (the service only: ``max_late``): every attempt, first or retry, is made by
+  ``due_at + max_late`` or not at all: a row past it, or whose next try (a 429's reset, a
+  back-off) would fall past it, ends EXPIRED with an alert. A thread already under way (an
+  earlier part POSTED) is completed whatever the delay: a half-published thread is worse than
+  a late reply. ``post-now`` (a person's explicit act) has no window.
+- *UNKNOWN* (X may have the post): looked up on the timeline before anything else; a failed
+  look-up is tried again later (``retry_at``, growing), alerted once, and after
+  :data:`UNKNOWN_GIVE_UP` the row ends FAILED. An UNKNOWN row is never sent again unless a
+  look-up that worked said it is not there.
 """
 
 from __future__ import annotations
@@ -23,18 +35,53 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
-from bot.publish.base import MediaItem, Outgoing, Publisher
-from bot.schedule.ledger import Ledger, Row, State, owner_id
+from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt
+from bot.schedule.ledger import Ledger, Row, State
 
 MAX_ATTEMPTS = 5
 """Attempts (claims) per delivery before it is FAILED: no retry loop is unbounded."""
 RECONCILE_SLACK = timedelta(minutes=2)
 """How far before the claim the timeline is searched (clock skew between us and X)."""
+LOOKUP_WAIT = (timedelta(minutes=1), timedelta(minutes=15))
+"""Shortest and longest wait before looking again for an UNKNOWN row whose look-up failed."""
+UNKNOWN_GIVE_UP = timedelta(hours=6)
+"""How long after its ambiguous attempt an UNKNOWN row is looked for before it ends FAILED."""
+REARMABLE = (State.FAILED, State.EXPIRED, State.SKIPPED)
+"""End states ``post-now`` sends again (never POSTED, never RETRACTED)."""
+UNCONFIRMED = "could not confirm whether X has it"
+"""How the reason of a row that ended FAILED while UNKNOWN begins (see :func:`may_be_live`)."""
 
 
 def backoff(attempts: int) -> timedelta:
     """Wait before retry number ``attempts`` when the platform gave no time: 1, 2, 4… ≤ 15 min."""
     return min(timedelta(minutes=2 ** max(0, attempts - 1)), timedelta(minutes=15))
+
+
+def lookup_wait(unknown_for: timedelta) -> timedelta:
+    """Wait before the next look-up of a row UNKNOWN for ``unknown_for``: as long again, from
+    1 to 15 min (1, 2, 4, 8, 15, 15… min: no counter needed, the claim time is enough)."""
+    shortest, longest = LOOKUP_WAIT
+    return min(max(unknown_for, shortest), longest)
+
+
+def span(delta: timedelta) -> str:
+    """A duration as people read it in an alert: seconds below 2 min (a window of 90 s is not
+    "1 min", and one of 30 s is not "0 min"), whole minutes below 5 h, then hours."""
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 5 * 3600:
+        return f"{seconds // 60} min"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def may_be_live(row: Row) -> bool:
+    """Whether X may hold this row's post without the ledger knowing its id: UNKNOWN, or
+    FAILED because the timeline could never be read. ``retract`` looks such rows up."""
+    if row.state is State.UNKNOWN:
+        return True
+    return row.state is State.FAILED and (row.last_error or "").startswith(UNCONFIRMED)
 
 
 Alert = Callable[[Row, str], None]
@@ -54,26 +101,80 @@ class Deliverer:
     handles: dict[str, str]  # account id → handle
     alert: Alert = _no_alert
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    stopping: Callable[[], bool] = lambda: False  # the service is shutting down
 
-    def deliver_chain(self, rows: Sequence[Row]) -> list[Row]:
+    def deliver_chain(
+        self,
+        rows: Sequence[Row],
+        *,
+        max_late: timedelta | None = None,
+        look_now: bool = False,
+        send: bool = True,
+    ) -> list[Row]:
         """Deliver one account's parts of one post, in order, as a reply chain. Stops at the
         first part that does not end POSTED: later parts wait for it (a thread resumes from
-        its last posted part)."""
+        its last posted part).
+
+        ``max_late``: the service's lateness window (see the module's docstring); None for
+        ``post-now``. ``look_now``: look UNKNOWN rows up now, whatever their ``retry_at``
+        (``post-now``, and the service's first sweep). ``send``: False while the account is
+        paused: only the window applies."""
         done: list[Row] = []
         reply_to: str | None = None
-        for row in sorted(rows, key=lambda r: r.part):
+        ordered = sorted(rows, key=lambda r: r.part)
+        for index, row in enumerate(ordered):
             # ``rows`` was just read; a row another process changed since is caught by the
             # claim, which only succeeds on a PENDING row.
             current = row
-            if current.state is State.UNKNOWN:
+            deadline = None
+            if max_late is not None and reply_to is None:  # not a reply to a live part
+                deadline = row.due_at + max_late
+            if send and current.state is State.UNKNOWN and (look_now or self._due(current)):
                 current = self.reconcile(current)
-            if current.state is State.PENDING:
+            if send and current.state is State.PENDING and not self._late(current, deadline):
+                if self.stopping():
+                    break  # not started after SIGTERM: it waits for the next start
                 current = self.deliver(current, reply_to)
+            late = current.state is State.PENDING and self._late(current, deadline)
+            if late and max_late is not None:
+                done.append(self._expire(current, max_late))
+                # Later parts cannot go out without this one: they end with it.
+                why = f"part {current.part} expired"
+                done += [self._expire(r, max_late, why) for r in ordered[index + 1 :]]
+                return done
             done.append(current)
             if current.state is not State.POSTED:
                 break
             reply_to = current.remote_id
         return done
+
+    def _due(self, row: Row) -> bool:
+        return row.retry_at is None or row.retry_at <= self.clock()
+
+    def _late(self, row: Row, deadline: datetime | None) -> bool:
+        """Past the window now, or its next try (``retry_at``) would be."""
+        if deadline is None:
+            return False
+        return self.clock() > deadline or (row.retry_at is not None and row.retry_at > deadline)
+
+    def _expire(self, row: Row, max_late: timedelta, why: str | None = None) -> Row:
+        now = self.clock()
+        window = f"beyond the lateness window of {span(max_late)}"
+        if why is not None:
+            reason = f"{why}: {window}"
+        elif row.retry_at is not None and row.retry_at > row.due_at + max_late >= now:
+            reason = (
+                f"{row.last_error or 'retry'}: the next try ({row.retry_at:%Y-%m-%d %H:%M:%S} "
+                f"UTC) would be {span(row.retry_at - row.due_at)} after its due time, {window}"
+            )
+        else:
+            reason = f"due {span(now - row.due_at)} ago, {window}"
+        if self.ledger.transition(row.id, State.EXPIRED, expect=[State.PENDING], error=reason):
+            logger.bind(post=row.post_id, account=row.account, part=row.part).warning(
+                "publish.expired"
+            )
+            self.alert(self.ledger.get(row.id), reason)
+        return self.ledger.get(row.id)
 
     def deliver(self, row: Row, reply_to: str | None) -> Row:
         now = self.clock()
@@ -81,16 +182,18 @@ class Deliverer:
         if row.attempts >= MAX_ATTEMPTS:
             self._fail(row, [State.PENDING], f"gave up after {row.attempts} attempts")
             return self.ledger.get(row.id)
-        claimed = self.ledger.claim(row.id, now, owner_id(), current=row)
+        claimed = self.ledger.claim(row.id, now)
         if claimed is None:
             log.info("publish.not_claimed")  # another process has it, or retry_at is later
             return self.ledger.get(row.id)
+        # The claimed copy, never ``row``: an edit may have refreshed the PENDING row since
+        # ``row`` was read, and X must receive what the ledger records.
         item = Outgoing(
-            account=row.account,
-            handle=self.handles.get(row.account, row.account),
-            text=row.text,
+            account=claimed.account,
+            handle=self.handles.get(claimed.account, claimed.account),
+            text=claimed.text,
             reply_to=reply_to,
-            media=tuple(MediaItem(self.root / m.file, m.alt) for m in row.media),
+            media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
         )
         try:
             receipt = self.publisher.publish(item)
@@ -134,16 +237,15 @@ class Deliverer:
         return self.ledger.get(row.id)
 
     def reconcile(self, row: Row, *, duplicate: bool = False) -> Row:
-        """UNKNOWN → POSTED if the text is on the account's timeline, else back to PENDING
-        (or FAILED when out of attempts). A failed look-up leaves it UNKNOWN, alerted."""
+        """UNKNOWN → POSTED if this delivery is on the account's timeline (its text, its
+        images, replying to the previous part), else back to PENDING (or FAILED when out of
+        attempts). A failed look-up leaves it UNKNOWN (see :meth:`_lookup_failed`)."""
         log = logger.bind(post=row.post_id, account=row.account, part=row.part)
-        since = (row.claimed_at or row.updated_at) - RECONCILE_SLACK
         try:
-            found = self.publisher.find(row.account, row.text, since)
+            found = self.lookup(row)
         except PublishError as exc:
-            self.alert(row, f"still UNKNOWN: could not read the timeline ({exc})")
             log.bind(error=str(exc)).error("reconcile.failed")
-            return self.ledger.get(row.id)
+            return self._lookup_failed(row, exc)
         if found is not None:
             self.ledger.transition(
                 row.id,
@@ -167,6 +269,89 @@ class Deliverer:
             log.info("reconcile.absent")
         return self.ledger.get(row.id)
 
+    def lookup(self, row: Row) -> Receipt | None:
+        """Is ``row`` on its account's timeline (its text, its images, replying to the
+        previous part)? The search of ``reconcile``, also used without changing the ledger
+        (``retract``, ``post-now``).
+
+        Raises:
+            PublishError: the timeline could not be read.
+        """
+        since = (row.claimed_at or row.updated_at) - RECONCILE_SLACK
+        # A later part was only ever sent as the reply to the previous part, once POSTED.
+        previous = (
+            self.ledger.find(row.post_id, row.account, row.part - 1, row.channel)
+            if row.part > 1
+            else None
+        )
+        wanted = Outgoing(
+            account=row.account,
+            handle=self.handles.get(row.account, row.account),
+            text=row.text,
+            reply_to=previous.remote_id if previous is not None else None,
+            media=tuple(MediaItem(self.root / m.file, m.alt) for m in row.media),
+        )
+        return self.publisher.find(wanted, since)
+
+    def _lookup_failed(self, row: Row, exc: PublishError) -> Row:
+        """UNKNOWN stays UNKNOWN, looked for again later (``retry_at``), alerted once; after
+        :data:`UNKNOWN_GIVE_UP`, FAILED with an alert: it is never sent blindly."""
+        now = self.clock()
+        unknown_for = now - (row.claimed_at or row.updated_at)
+        if unknown_for >= UNKNOWN_GIVE_UP:
+            handle = self.handles.get(row.account, row.account)
+            self._fail(
+                row,
+                [State.UNKNOWN],
+                f"{UNCONFIRMED}: its timeline could not be read for {span(unknown_for)} ({exc}). "
+                f"Check @{handle}, then run 'diplobot post-now {row.post_id} --lang {row.lang}' "
+                "(it looks again and sends the post only if it is not there) or "
+                f"'diplobot retract {row.post_id} --lang {row.lang}'",
+            )
+            return self.ledger.get(row.id)
+        first = row.retry_at is None  # a failed look-up sets it: the next ones are quiet
+        retry_at = now + lookup_wait(unknown_for)
+        self.ledger.transition(row.id, State.UNKNOWN, expect=[State.UNKNOWN], retry_at=retry_at)
+        if first:
+            self.alert(
+                row,
+                f"still UNKNOWN: could not read the timeline ({exc}); looking again from "
+                f"{retry_at:%H:%M} UTC, for up to {span(UNKNOWN_GIVE_UP)}",
+            )
+        return self.ledger.get(row.id)
+
+    def rearm(self, rows: Sequence[Row], due: datetime) -> list[str]:
+        """``post-now`` on rows that ended FAILED, EXPIRED or SKIPPED: each becomes PENDING,
+        due ``due``, with at least one attempt left. One that was attempted before may be on X
+        (an outcome that was never confirmed), so all such rows are looked up first: found, it
+        is recorded POSTED and not sent. Returns a line per row saying what was done.
+
+        Raises:
+            PublishError: a look-up failed; nothing was changed.
+        """
+        found = {row.id: self.lookup(row) for row in rows if row.attempts}
+        lines = []
+        for row in rows:
+            was = f"part {row.part} was {row.state} ({row.last_error or 'no reason'})"
+            log = logger.bind(post=row.post_id, account=row.account, part=row.part, was=row.state)
+            receipt = found.get(row.id)
+            if receipt is not None:
+                self.ledger.transition(
+                    row.id,
+                    State.POSTED,
+                    expect=[row.state],
+                    remote_id=receipt.remote_id,
+                    url=receipt.url,
+                )
+                log.bind(remote_id=receipt.remote_id).info("publish.rearm_found")
+                lines.append(f"{was}: it is on X ({receipt.url or receipt.remote_id}): POSTED")
+            elif self.ledger.rearm(
+                row.id, expect=[row.state], due=due, attempts_at_most=MAX_ATTEMPTS - 1
+            ):
+                log.info("publish.rearmed")
+                lines.append(f"{was}: trying again")
+        return lines
+
     def _retry_or_fail(
         self, row: Row, error: str, expect: Sequence[State] = (State.SENDING,)
     ) -> None:
@@ -188,12 +373,14 @@ class Deliverer:
 
 
 def recover(ledger: Ledger, deliverers: dict[str, Deliverer], now: datetime) -> list[Row]:
-    """After a crash: SENDING rows whose owner is gone become UNKNOWN and are reconciled."""
+    """After a crash: SENDING rows whose owner is gone (ledger.py says how that is known)
+    become UNKNOWN and are reconciled against the timeline."""
     recovered = []
-    for row in ledger.stale_sending(now):
-        if ledger.transition(
-            row.id, State.UNKNOWN, expect=[State.SENDING], error="the process stopped while sending"
-        ):
+    for row, why in ledger.stale_sending(now):
+        if ledger.abandon(row, f"the process that was sending it stopped ({why})"):
+            logger.bind(
+                post=row.post_id, account=row.account, part=row.part, owner=row.claimed_by
+            ).warning("publish.recovered")
             deliverer = deliverers.get(row.channel)
             current = ledger.get(row.id)
             recovered.append(deliverer.reconcile(current) if deliverer else current)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.publish.base import Outgoing, Receipt
-from bot.publish.match import same_post_text
+from bot.publish.match import same_text
 
 
 class OutboxPublisher:
@@ -28,7 +30,12 @@ class OutboxPublisher:
             "handle": item.handle,
             "text": item.text,
             "reply_to": item.reply_to,
-            "media": [{"file": str(m.path), "alt": m.alt} for m in item.media],
+            "media": [
+                # With the bytes of the validated revision, their digest says what would go.
+                {"file": str(m.path), "alt": m.alt}
+                | ({"sha256": hashlib.sha256(m.data).hexdigest()} if m.data is not None else {})
+                for m in item.media
+            ],
         }
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,14 +47,16 @@ class OutboxPublisher:
                 os.fsync(handle.fileno())
         return Receipt(str(record["id"]), None)
 
-    def find(self, account: str, text: str, since: datetime) -> Receipt | None:
+    def find(self, item: Outgoing, since: datetime) -> Receipt | None:
         for record in reversed(self.records()):
             if (
-                record["account"] == account
-                and same_post_text(record["text"], text)
-                and (datetime.fromisoformat(record["at"]) >= since.replace(microsecond=0))
+                record["account"] == item.account
+                and record.get("reply_to") == item.reply_to
+                and len(record.get("media") or []) == len(item.media)
+                and same_text(str(record["text"]), item.text)
+                and (datetime.fromisoformat(str(record["at"])) >= since.replace(microsecond=0))
             ):
-                return Receipt(record["id"], None)
+                return Receipt(str(record["id"]), None)
         return None
 
     def delete(self, account: str, remote_id: str) -> None:
@@ -63,7 +72,7 @@ class OutboxPublisher:
                 + "\n"
             )
 
-    def records(self) -> list[dict[str, str]]:
+    def records(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
         with open(self.path, encoding="utf-8") as handle:

@@ -27,6 +27,9 @@ from bot.translate.localize import Variant, translate_cached
 class Prepared:
     rows: list[NewDelivery] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # account → why it cannot go
+    # Accounts refused only because a translation failed (worth trying again): the rows to
+    # hold in the ledger meanwhile (one per part, no text yet), and why.
+    waiting: dict[str, tuple[list[NewDelivery], str]] = field(default_factory=dict)
 
 
 def prepare(
@@ -56,6 +59,23 @@ def prepare(
         if not_ready:
             v = not_ready[0]
             result.refused[account_id] = f"part {v.part} in {lang} is {v.state}: {v.reason}"
+            if all(n.state == "failed" for n in not_ready):
+                held = [
+                    NewDelivery(
+                        post_id=entry.id,
+                        account=account_id,
+                        part=p.part,
+                        channel=channel,
+                        lang=lang,
+                        due_at=due,
+                        text="",
+                        revision=revision[0],
+                        author=revision[1],
+                    )
+                    for p in parts
+                ]
+                why = v.reason.removesuffix(" (will retry)")
+                result.waiting[account_id] = (held, f"awaiting translation into {lang}: {why}")
             continue
         seq = 0
         for v in parts:

@@ -1,10 +1,17 @@
-"""Retract a post: delete every published part, cancel the ones not yet published."""
+"""Retract a post: delete every published part, cancel the ones not yet published.
+
+A delivery whose outcome is not known (UNKNOWN, or FAILED because X's timeline could never be
+read) may be live on X: it is looked up first. Found: deleted, like a published one. Not
+found: cancelled. The look-up fails: nothing is changed and the retraction is reported as
+incomplete, since marking it RETRACTED would hide a post that may be live.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from bot.errors import PublishError
+from bot.publish.deliver import may_be_live
 from bot.publish.session import Publishing
 from bot.schedule.ledger import Row, State
 
@@ -20,15 +27,46 @@ def retract(pub: Publishing, rows: list[Row]) -> Retraction:
     # Replies first, so a thread is never left hanging from a deleted first part.
     for row in sorted(rows, key=lambda r: -r.part):
         where = f"{row.post_id} part {row.part} {row.account} [{row.channel}]"
-        if row.state in (State.PENDING, State.UNKNOWN):
+        if row.state in (State.PENDING, State.HELD):
             if pub.ledger.transition(
                 row.id, State.RETRACTED, expect=[row.state], error="cancelled by retract"
             ):
                 out.lines.append(f"{where}: cancelled")
             continue
+        deliverer = pub.deliverers.get(row.channel)
+        if may_be_live(row):
+            if deliverer is None:
+                out.lines.append(
+                    f"{where}: NOT retracted: X may have it and {row.channel} is not configured"
+                )
+                out.ok = False
+                continue
+            try:
+                found = deliverer.lookup(row)
+            except PublishError as exc:
+                out.lines.append(
+                    f"{where}: NOT retracted: X may have it, and the timeline could not be read "
+                    f"({exc}); left {row.state}, run retract again later"
+                )
+                out.ok = False
+                continue
+            if found is None:
+                if pub.ledger.transition(
+                    row.id,
+                    State.RETRACTED,
+                    expect=[row.state],
+                    error="cancelled by retract (not on the timeline)",
+                ):
+                    out.lines.append(f"{where}: cancelled (not on the timeline)")
+                continue
+            # It is live: record it as such, then delete it like any published post.
+            if not pub.ledger.transition(
+                row.id, State.POSTED, expect=[row.state], remote_id=found.remote_id, url=found.url
+            ):
+                continue
+            row = pub.ledger.get(row.id)
         if row.state is not State.POSTED or row.remote_id is None:
             continue
-        deliverer = pub.deliverers.get(row.channel)
         if deliverer is None:
             out.lines.append(f"{where}: cannot delete ({row.channel} is not configured)")
             out.ok = False

@@ -13,12 +13,26 @@ Corrections to tweepy, made here:
 - tweepy hard-codes ``https://api.twitter.com``. The OAuth client tweepy signs with is
   replaced by one that signs for ``DIPLOBOT_X_API_URL`` instead, and returns that URL, so the
   request goes where it was signed for (rewriting after signing would break OAuth 1.0a).
-- tweepy sets no timeout: the shared aiohttp session has one (connect and read).
+- tweepy sets no timeout: the shared aiohttp session has one (connect and read), and every
+  request also has an overall deadline, ``DEADLINE_FACTOR`` × the timeout: an answer trickling
+  one byte at a time never trips a read timeout, and would hold the publish lock.
 - tweepy 4.17 only has the retired v1.1 media upload: images go through the v2 endpoints
-  (``POST /2/media/upload``, then ``POST /2/media/metadata`` for the alt text), with
-  ``requests`` and the same OAuth 1.0a credentials.
+  (``POST /2/media/upload``, then ``POST /2/media/metadata`` for the alt text), on the same
+  session and loop, signed by the same OAuth 1.0a client.
 - ``wait_on_rate_limit`` would sleep inside the call: it stays off, and a 429 becomes
   :class:`PublishRateLimited` carrying ``retry_at``.
+- tweepy's ``HTTPException`` calls aiohttp's ``json()`` without awaiting it when an error
+  answer's JSON is ``null`` (and fails on the coroutine): the failure is classified by status
+  below, and the "never awaited" warning that would reach the user's terminal is silenced.
+- tweepy builds its ``Response`` objects by indexing the JSON, and raises ``TypeError`` or
+  ``KeyError`` on answers X is not meant to send (``201 {}``, ``{"data": null}``), or
+  ``AttributeError`` on an error answer whose JSON is not an object. The clients return the
+  raw JSON (``return_type=dict``), read here field by field; and a failure is classified by
+  the status X answered (seen through aiohttp's tracing), not by tweepy's exception.
+
+Every outcome is a :class:`Receipt` or a :class:`PublishError`. A create that X may have acted
+on (written, then no usable answer: a timeout, a lost connection, a 5xx, a 2xx without the
+post's id) is :class:`PublishAmbiguous`; everything else is either final or retried.
 """
 
 from __future__ import annotations
@@ -28,15 +42,18 @@ import atexit
 import base64
 import hashlib
 import hmac
+import json
 import mimetypes
 import os
 import re
 import ssl
 import threading
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -47,7 +64,6 @@ import tweepy.asynchronous.client as tweepy_async
 from oauthlib.common import generate_nonce, generate_timestamp
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_AUTH_HEADER
 from oauthlib.oauth1 import Client as OAuthClient
-from requests_oauthlib import OAuth1
 
 from bot.config import Secret, XSettings
 from bot.errors import (
@@ -61,17 +77,51 @@ from bot.errors import (
     PublishRejected,
 )
 from bot.publish.base import MediaItem, Outgoing, Receipt
-from bot.publish.match import same_post_text
+from bot.publish.match import same_text
 
 TWEEPY_HOST = "https://api.twitter.com"
 DEFAULT_API_URL = "https://api.x.com"
 RATE_LIMIT_FALLBACK = timedelta(minutes=15)  # X's rate-limit window, when no reset header
+RATE_LIMIT_LONGEST = timedelta(hours=24)  # X's longest window (the daily post cap)
 FIND_PAGES = 3  # at most 300 recent posts are read when reconciling
+DEADLINE_FACTOR = 3
+"""An X request ends after this many times ``DIPLOBOT_X_TIMEOUT``, whatever happens."""
+TIMELINE_FIELDS = ["created_at", "entities", "attachments", "referenced_tweets"]
+"""What reconciliation reads of each post: t.co links expanded, media, the post replied to."""
+_POST_ID = re.compile(r"[0-9]{1,20}")
+_MEDIA_PAGE = re.compile(r"/status/[0-9]+/(?:photo|video)/[0-9]+$")  # a media link's target
 
 T = TypeVar("T")
 
 _API_URL: ContextVar[str | None] = ContextVar("diplobot_x_api_url", default=None)
 """The API base of the call being made (each call runs in its own task, with its own value)."""
+
+
+@dataclass
+class _Progress:
+    """How far the call's request got: written (X may act on it), answered (status)."""
+
+    sent: bool = False
+    response: aiohttp.ClientResponse | None = None
+
+
+_PROGRESS: ContextVar[_Progress | None] = ContextVar("diplobot_x_progress", default=None)
+
+
+async def _on_sent(_session: aiohttp.ClientSession, _ctx: SimpleNamespace, _params: Any) -> None:
+    """aiohttp trace: the request's head is being written (buffered, maybe not yet sent)."""
+    progress = _PROGRESS.get()
+    if progress is not None:
+        progress.sent = True
+
+
+async def _on_answer(
+    _session: aiohttp.ClientSession, _ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+) -> None:
+    """aiohttp trace: X's status line and headers arrived (the body may still be coming)."""
+    progress = _PROGRESS.get()
+    if progress is not None:
+        progress.response = params.response
 
 
 class _RoutedOAuthClient(OAuthClient):  # type: ignore[misc]
@@ -135,6 +185,9 @@ def _pct(value: str) -> str:
 
 
 tweepy_async.OAuthClient = _RoutedOAuthClient  # tweepy builds one per request from this name
+warnings.filterwarnings(
+    "ignore", "coroutine 'ClientResponse.json' was never awaited", RuntimeWarning
+)
 
 
 def _ca_bundle() -> str | None:
@@ -167,10 +220,15 @@ class _Loop:
             # HTTPS_PROXY / NO_PROXY are read here, once: aiohttp's trust_env would read the
             # whole environment (and ~/.netrc) again on every request.
             proxies = requests.utils.get_environ_proxies(base)
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(_on_sent)
+            trace.on_request_chunk_sent.append(_on_sent)
+            trace.on_request_end.append(_on_answer)
             session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=context),
                 timeout=aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout),
                 proxy=proxies.get(base.split(":", 1)[0]) or proxies.get("all"),
+                trace_configs=[trace],
             )
             self._sessions[key] = session
         return session
@@ -212,27 +270,6 @@ class _Loop:
 _LOOP = _Loop()
 
 
-class _MediaSession(requests.Session):
-    """``requests`` for the v2 media endpoints: a timeout on every request, and proxy
-    settings read from the environment once, not on every request (requests does that per
-    call, which costs more than signing the request)."""
-
-    def __init__(self, base: str, timeout: float) -> None:
-        super().__init__()
-        self.timeout = timeout
-        self.proxies.update(requests.utils.get_environ_proxies(base))
-        bundle = _ca_bundle()
-        if bundle:
-            self.verify = bundle
-        self.trust_env = False
-
-    def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        kwargs.setdefault("timeout", self.timeout)
-        return super().request(method, url, *args, **kwargs)
-
-
 @dataclass(frozen=True)
 class XCredentials:
     access_token: Secret
@@ -265,9 +302,10 @@ class XPublisher:
         self.handles = handles
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        self.deadline = DEADLINE_FACTOR * timeout
         self._clients: dict[str, tweepy_async.AsyncClient] = {}
-        self._media_session: _MediaSession | None = None
         self._user_ids: dict[str, str] = {}
+        self._usernames: dict[str, str] = {}  # account → @username its credentials belong to
         _LOOP.warm(self.api_url, self.timeout)
 
     @classmethod
@@ -286,35 +324,30 @@ class XPublisher:
                 consumer_secret=self.api_secret.reveal(),
                 access_token=creds.access_token.reveal(),
                 access_token_secret=creds.access_secret.reveal(),
+                return_type=dict,  # the JSON as X sent it, checked here (see the module doc)
                 wait_on_rate_limit=False,
             )
         return self._clients[account]
 
-    def _call(
-        self, account: str, call: Callable[[tweepy_async.AsyncClient], Awaitable[T]], *, sent: bool
-    ) -> T:
-        """Run one tweepy call for ``account`` on the shared loop; failures become ours.
-        ``sent``: whether the request, once written, may have had an effect."""
-        client = self.client(account)
+    def _run(self, work: Callable[[aiohttp.ClientSession], Awaitable[T]], *, sent: bool) -> T:
+        """Run one request on the shared loop, within the deadline; failures become ours.
+        ``sent``: whether the request, once written, may have had an effect (a create)."""
 
         async def run() -> T:
             _API_URL.set(self.api_url)
-            client.session = _LOOP.session(self.api_url, self.timeout)
+            progress = _Progress()
+            _PROGRESS.set(progress)
+            deadline = asyncio.timeout(self.deadline)
             try:
-                return await call(client)
-            except tweepy.HTTPException as exc:
-                response = exc.response
-                try:
-                    body = await response.json(content_type=None)
-                except (ValueError, aiohttp.ClientError):
-                    body = None
-                raise _from_status(response.status, response.headers, _detail(body)) from exc
-            except aiohttp.ClientResponseError as exc:  # an answer that is not JSON
-                if 200 <= exc.status < 300:
-                    raise PublishAmbiguous(
-                        f"X answered {exc.status} with a body that could not be read"
-                    ) from exc
-                raise _from_status(exc.status, exc.headers, "") from exc
+                async with deadline:
+                    return await work(_LOOP.session(self.api_url, self.timeout))
+            except PublishError:
+                raise
+            except Exception as exc:
+                failure = await _failure(
+                    exc, progress, sent=sent, expired=deadline.expired(), seconds=self.deadline
+                )
+                raise failure from exc
 
         try:
             return _LOOP.run(run)
@@ -322,6 +355,18 @@ class XPublisher:
             raise
         except Exception as exc:
             raise _classify(exc, sent=sent) from exc
+
+    def _call(
+        self, account: str, call: Callable[[tweepy_async.AsyncClient], Awaitable[T]], *, sent: bool
+    ) -> T:
+        """One tweepy call for ``account`` (see :meth:`_run`)."""
+        client = self.client(account)
+
+        async def work(session: aiohttp.ClientSession) -> T:
+            client.session = session
+            return await call(client)
+
+        return self._run(work, sent=sent)
 
     def _creds(self, account: str) -> XCredentials:
         try:
@@ -336,8 +381,9 @@ class XPublisher:
     # -- publishing ----------------------------------------------------------------------
 
     def publish(self, item: Outgoing) -> Receipt:
+        self._check_account(item.account)
         media_ids = [self._upload(item.account, m) for m in item.media]
-        response = self._call(
+        body = self._call(
             item.account,
             lambda client: client.create_tweet(
                 text=item.text,
@@ -347,75 +393,102 @@ class XPublisher:
             ),
             sent=True,
         )
-        tweet_id = str(response.data["id"])
+        tweet_id = _field(body, "data", "id")
+        if not isinstance(tweet_id, str) or not _POST_ID.fullmatch(tweet_id):
+            # X accepted the request: the post may well exist. Only the timeline can tell.
+            raise PublishAmbiguous("X accepted the post but its answer gives no post id")
         return Receipt(tweet_id, self._url(item.account, tweet_id))
 
+    def _check_account(self, account: str) -> None:
+        """Before the first post to ``account`` from this publisher: its credentials must
+        belong to the handle accounts.yaml gives it (two account ids may share variables)."""
+        expected = self.handles.get(account)
+        if expected is None:
+            return
+        actual = self._usernames.get(account) or self.whoami(account)
+        if actual.lstrip("@").lower() != expected.lstrip("@").lower():
+            name = env_name(account)
+            raise PublishAuthFailed(
+                f"the X credentials of account '{account}' belong to @{actual}, but "
+                f"schedules/accounts.yaml gives it the handle @{expected}; nothing was sent: "
+                f"set DIPLOBOT_{name}_ACCESS_TOKEN and DIPLOBOT_{name}_ACCESS_SECRET to "
+                f"@{expected}'s tokens (or correct the handle)"
+            )
+
     def _upload(self, account: str, media: MediaItem) -> str:
-        """Upload one image (v2), then set its alt text; return the media id."""
+        """Upload one image (v2), then set its alt text; return the media id.
+
+        Nothing is public until the post is created, so a failed upload is never ambiguous:
+        it is retried (or final, when X refuses the image)."""
+        name = media.path.name
+        try:
+            data = media.data if media.data is not None else media.path.read_bytes()
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise PublishRejected(f"cannot read image {name}: {reason}") from exc
         creds = self._creds(account)
-        auth = OAuth1(
+        signer = _RoutedOAuthClient(
             self.api_key.reveal(),
             self.api_secret.reveal(),
             creds.access_token.reveal(),
             creds.access_secret.reveal(),
         )
-        if self._media_session is None:
-            self._media_session = _MediaSession(self.api_url, self.timeout)
-        session = self._media_session
-        mime = mimetypes.guess_type(media.path.name)[0] or "application/octet-stream"
+        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+        async def upload(session: aiohttp.ClientSession) -> Any:
+            form = aiohttp.FormData()
+            form.add_field("media", data, filename=name, content_type=mime)
+            form.add_field("media_category", "tweet_image")
+            return await _post(session, signer, f"{self.api_url}/2/media/upload", data=form)
+
         try:
-            with open(media.path, "rb") as handle:
-                response = session.post(
-                    f"{self.api_url}/2/media/upload",
-                    files={"media": (media.path.name, handle, mime)},
-                    data={"media_category": "tweet_image"},
-                    auth=auth,
-                )
-            _raise_for(response)
-            media_id = str(response.json()["data"]["id"])
+            media_id = _field(self._run(upload, sent=False), "data", "id")
+            if not isinstance(media_id, str) or not _POST_ID.fullmatch(media_id):
+                raise PublishError("X's answer gives no media id")
             if media.alt:
-                response = session.post(
-                    f"{self.api_url}/2/media/metadata",
-                    json={"id": media_id, "metadata": {"alt_text": {"text": media.alt}}},
-                    auth=auth,
-                )
-                _raise_for(response)
-        except OSError as exc:
-            raise PublishRejected(f"cannot read image {media.path.name}: {exc.strerror}") from exc
-        except PublishError:
+                metadata = {"id": media_id, "metadata": {"alt_text": {"text": media.alt}}}
+
+                async def describe(session: aiohttp.ClientSession) -> Any:
+                    url = f"{self.api_url}/2/media/metadata"
+                    return await _post(session, signer, url, json=metadata)
+
+                self._run(describe, sent=False)
+        except PublishRateLimited:
             raise
-        except Exception as exc:
-            # Nothing is public until the post is created: an upload failure is retryable.
-            err = _classify(exc, sent=False)
-            raise (
-                err
-                if not isinstance(err, PublishAmbiguous)
-                else PublishError(f"media upload failed: {err}")
-            ) from exc
+        except PublishError as exc:
+            raise type(exc)(f"uploading image {name} to X failed: {exc}") from exc
         return media_id
 
-    def find(self, account: str, text: str, since: datetime) -> Receipt | None:
+    def find(self, item: Outgoing, since: datetime) -> Receipt | None:
+        """The account's post that is this delivery, published after ``since``: the same text
+        (t.co links expanded, HTML unescaped, the trailing media link dropped), the same
+        number of images, replying to the same post."""
+        account = item.account
         try:
             user_id = self._user_id(account)
             token = None
             for _ in range(FIND_PAGES):
                 page_token = token
-                response = self._call(
+                body = self._call(
                     account,
                     lambda client: client.get_users_tweets(
                         user_id,
                         max_results=100,
                         start_time=since.astimezone(UTC),
                         pagination_token=page_token,  # noqa: B023 (awaited in this iteration)
-                        tweet_fields=["created_at"],
+                        tweet_fields=TIMELINE_FIELDS,
                         user_auth=True,
                     ),
                     sent=False,
                 )
-                for tweet in response.data or []:
-                    if same_post_text(tweet.text, text):
-                        return Receipt(str(tweet.id), self._url(account, str(tweet.id)))
-                token = (response.meta or {}).get("next_token")
+                posts, token = _timeline_page(body)
+                for post in posts:
+                    if (
+                        post.reply_to == item.reply_to
+                        and post.media == len(item.media)
+                        and same_text(post.text, item.text)
+                    ):
+                        return Receipt(post.id, self._url(account, post.id))
                 if not token:
                     return None
         except PublishError as exc:
@@ -425,19 +498,29 @@ class XPublisher:
         return None
 
     def delete(self, account: str, remote_id: str) -> None:
-        async def delete(client: tweepy_async.AsyncClient) -> None:
+        async def delete(client: tweepy_async.AsyncClient) -> Any:
             try:
-                await client.delete_tweet(remote_id, user_auth=True)
+                return await client.delete_tweet(remote_id, user_auth=True)
             except tweepy.NotFound:
-                return  # already gone
+                return {"data": {"deleted": True}}  # already gone
 
-        self._call(account, delete, sent=False)
+        if _field(self._call(account, delete, sent=False), "data", "deleted") is not True:
+            raise PublishError(
+                f"X did not confirm the deletion of {self._url(account, remote_id)}: check it"
+            )
 
     def whoami(self, account: str) -> str:
-        """The handle the account's credentials belong to (``accounts check``)."""
-        response = self._call(account, lambda client: client.get_me(user_auth=True), sent=False)
-        self._user_ids[account] = str(response.data.id)
-        return str(response.data.username)
+        """The handle the account's credentials belong to (``accounts check``, and the check
+        before the first post)."""
+        body = self._call(account, lambda client: client.get_me(user_auth=True), sent=False)
+        user_id, username = _field(body, "data", "id"), _field(body, "data", "username")
+        if not isinstance(user_id, str) or not _POST_ID.fullmatch(user_id):
+            raise PublishError("X's answer to GET /2/users/me gives no user id")
+        if not isinstance(username, str) or not username:
+            raise PublishError("X's answer to GET /2/users/me gives no username")
+        self._user_ids[account] = user_id
+        self._usernames[account] = username
+        return username
 
     def _user_id(self, account: str) -> str:
         if account not in self._user_ids:
@@ -448,13 +531,94 @@ class XPublisher:
         return f"https://x.com/{self.handles.get(account, account)}/status/{tweet_id}"
 
 
-def _raise_for(response: requests.Response) -> None:
-    if response.status_code >= 400:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        raise _from_status(response.status_code, response.headers, _detail(body))
+async def _post(session: aiohttp.ClientSession, signer: OAuthClient, url: str, **body: Any) -> Any:
+    """POST to X signed with OAuth 1.0a (a JSON or multipart body is not part of the
+    signature); the JSON answer, or None when the answer is not JSON."""
+    _, headers, _ = signer.sign(url, "POST")
+    async with session.post(url, headers=headers, **body) as response:
+        raw = await response.read()
+    answer = _loads(raw)
+    if not 200 <= response.status < 300:
+        raise _from_status(response.status, response.headers, _detail(answer), sent=False)
+    return answer
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:  # not JSON, cut off, or not UTF-8
+        return None
+
+
+def _field(body: Any, *path: str) -> Any:
+    """``body[path[0]][path[1]]…`` when each step is an object that has it; else None."""
+    for key in path:
+        if not isinstance(body, dict):
+            return None
+        body = body.get(key)
+    return body
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """A post of the timeline, as it was sent: what identifies a delivery."""
+
+    id: str
+    text: str
+    reply_to: str | None
+    media: int
+
+
+_UNREADABLE = "X's timeline answer is not what its API documents"
+
+
+def _timeline_page(body: Any) -> tuple[list[_Seen], str | None]:
+    """The posts of one timeline page, and the token of the next page."""
+    data = _field(body, "data")
+    if not isinstance(body, dict) or not isinstance(data, list | None):
+        raise PublishError(_UNREADABLE)
+    token = _field(body, "meta", "next_token")
+    return [_seen(post) for post in data or []], token if isinstance(token, str) else None
+
+
+def _seen(post: Any) -> _Seen:
+    """One post of the timeline as it was sent.
+
+    X gives ``text`` HTML-escaped (``&amp;``, ``&lt;``, ``&gt;``), with every URL as a t.co
+    link (``entities.urls[].expanded_url`` gives it back) and, on a post with media, a t.co
+    link to the media appended (its entity has a ``media_key``). A post that cannot be read
+    is an error, not a miss: a miss would send the post again."""
+    if not isinstance(post, dict):
+        raise PublishError(_UNREADABLE)
+    post_id, text = post.get("id"), post.get("text")
+    urls = _field(post, "entities", "urls") or []
+    refs = post.get("referenced_tweets") or []
+    keys = _field(post, "attachments", "media_keys") or []
+    if not (
+        isinstance(post_id, str)
+        and _POST_ID.fullmatch(post_id)
+        and isinstance(text, str)
+        and isinstance(urls, list)
+        and all(isinstance(u, dict) for u in urls)
+        and isinstance(refs, list)
+        and all(isinstance(r, dict) for r in refs)
+        and isinstance(keys, list)
+    ):
+        raise PublishError(_UNREADABLE)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    for url in urls:
+        link, expanded = url.get("url"), url.get("expanded_url")
+        if not isinstance(link, str) or not link:
+            continue
+        if url.get("media_key") is not None or (
+            isinstance(expanded, str) and _MEDIA_PAGE.search(expanded) and text.endswith(link)
+        ):  # the media link X appends: not part of our text
+            text = text.replace(f" {link}", "").replace(link, "")
+        elif isinstance(expanded, str) and expanded:
+            text = text.replace(link, expanded)
+    replied = [r.get("id") for r in refs if r.get("type") == "replied_to"]
+    reply_to = replied[0] if replied and isinstance(replied[0], str) else None
+    return _Seen(post_id, text, reply_to, len(keys))
 
 
 def _detail(body: Any) -> str:
@@ -468,30 +632,65 @@ def _detail(body: Any) -> str:
     return str(detail)[:300]
 
 
+async def _failure(
+    exc: Exception, progress: _Progress, *, sent: bool, expired: bool, seconds: float
+) -> PublishError:
+    """What a failed request means, from how far it got: X's status when it answered one
+    (whatever tweepy made of the body), else the deadline, else the network error."""
+    response = progress.response
+    if response is not None and not 200 <= response.status < 300:
+        answer = None
+        if not expired:  # the body was read (tweepy reads it whole); else do not wait for it
+            try:  # json(), not read(): read() refuses once the connection is released
+                answer = await response.json(content_type=None)
+            except Exception:  # not JSON, or the connection is gone: the status says enough
+                answer = None
+        return _from_status(response.status, response.headers, _detail(answer), sent=sent)
+    if response is not None:  # a 2xx whose body could not be read (cut off, not JSON, late)
+        problem = (
+            f"X did not finish its answer within {seconds:g} s"
+            if expired
+            else f"X answered {response.status} with a body diplobot cannot read"
+        )
+        return PublishAmbiguous(f"{problem}: the post may exist") if sent else PublishError(problem)
+    if expired:
+        if not progress.sent:
+            return PublishError(f"could not reach X within {seconds:g} s (nothing was sent)")
+        return (PublishAmbiguous if sent else PublishError)(
+            f"X did not answer within {seconds:g} s"
+        )
+    return _classify(exc, sent=sent)
+
+
 def _classify(exc: BaseException, *, sent: bool) -> PublishError:
-    """Map aiohttp's and requests' exceptions to ours. ``sent``: the request may have arrived."""
+    """Map a network error to ours. ``sent``: the request may have arrived and had an effect."""
     if isinstance(exc, PublishError):
         return exc
-    if isinstance(exc, requests.ConnectTimeout | aiohttp.ConnectionTimeoutError):
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return PublishError("could not connect to X in time (nothing was sent)")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return PublishError(f"could not connect to X (nothing was sent): {exc.os_error}")
-    if isinstance(exc, requests.Timeout | TimeoutError):
+    if isinstance(exc, TimeoutError):
         return (PublishAmbiguous if sent else PublishError)("X did not answer in time")
-    if isinstance(exc, requests.ConnectionError | aiohttp.ClientError | ConnectionError):
+    if isinstance(exc, aiohttp.ClientError | ConnectionError):
         return (PublishAmbiguous if sent else PublishError)("the connection to X was lost")
-    return PublishError(f"unexpected error talking to X ({type(exc).__name__})")
+    # Anything else (a library's own bug on an odd answer): X may have acted on a create.
+    return (PublishAmbiguous if sent else PublishError)(
+        f"unexpected error talking to X ({type(exc).__name__})"
+    )
 
 
-def _from_status(status: int, headers: Any, detail: str) -> PublishError:
+def _from_status(status: int, headers: Any, detail: str, *, sent: bool = True) -> PublishError:
+    """The error an HTTP status means; ``sent``: the request may have had an effect."""
     if status == 429:
         reset = headers.get("x-rate-limit-reset") if headers is not None else None
         now = datetime.now(UTC)
         try:
-            retry_at = (
-                datetime.fromtimestamp(int(reset), UTC) if reset else now + (RATE_LIMIT_FALLBACK)
-            )
-        except (TypeError, ValueError, OverflowError):
+            retry_at = datetime.fromtimestamp(int(reset), UTC) if reset else None
+        except (TypeError, ValueError, OverflowError, OSError):
+            retry_at = None
+        # A reset that is missing, unreadable or beyond X's longest window is not believed.
+        if retry_at is None or retry_at > now + RATE_LIMIT_LONGEST:
             retry_at = now + RATE_LIMIT_FALLBACK
         return PublishRateLimited("X rate limit reached (429)", max(retry_at, now))
     if status == 402:
@@ -507,7 +706,9 @@ def _from_status(status: int, headers: Any, detail: str) -> PublishError:
             return PublishDuplicate("X refused the text as a duplicate (403)")
         return PublishAuthFailed(f"X refused the request (403): {detail or 'forbidden'}")
     if status >= 500:
-        return PublishAmbiguous(f"X answered {status}: the post may or may not exist")
+        if sent:
+            return PublishAmbiguous(f"X answered {status}: the post may or may not exist")
+        return PublishError(f"X answered {status}: try again later")
     if 400 <= status < 500:
         return PublishRejected(f"X refused the post ({status}): {detail or 'bad request'}")
     return PublishError(f"X answered {status}")

@@ -151,7 +151,7 @@ def test_unquoted_date_and_number_like_text_stay_text(example_repo: Path, check:
 
 
 def test_file_that_is_not_utf8_is_reported_at_its_line(check: Check) -> None:
-    """A Latin-1 file is refused with the line of the first bad byte and how to fix it."""
+    """A Latin-1 file is refused at the line and column of the first bad byte, with the fix."""
     result = check({POST: "lang: fr\ntext: caf\xe9\n".encode("latin-1")})
     assert result.code == 1
-    assert result.only_error() == (f"{POST}:2", "file is not UTF-8 text (save it as UTF-8)")
+    assert result.only_error() == (f"{POST}:2:10", "file is not UTF-8 text (save it as UTF-8)")

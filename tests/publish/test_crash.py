@@ -466,7 +466,8 @@ def test_no_secret_in_debug_logs_output_outbox_or_state(
     refused = diplobot("post-now", "entretien-liban", "--lang", "fr", code=1)
     assert "FAILED X refused the credentials (401)" in refused.stdout
     x.fail_next("500", method="POST", path="/2/tweets")
-    x.fail_next("401", method="GET", path="/2/users/*")  # and reconciliation cannot read
+    # and reconciliation cannot read the timeline (the account check before it went through)
+    x.fail_next("401", method="GET", path="/2/users/*/tweets")
     unknown = diplobot("post-now", "bilan-cop31", "--lang", "es", code=1)
     assert "UNKNOWN" in unknown.stdout
     diplobot("post-now", "entretien-liban", "--lang", "en", "--dry-run", code=0)

@@ -819,3 +819,175 @@ def test_fail_next_rejects_unknown_faults(srv: XServer) -> None:
     """A misspelt fault is an error in the test, not a silent no-op."""
     with pytest.raises(ValueError, match="unknown fault 'drop-after-store'"):
         srv.fail_next("drop-after-store")
+
+
+# -- what X's read endpoints return ----------------------------------------------------------
+
+
+def timeline_page(srv: XServer, account: str = FR, **params: str) -> dict[str, Any]:
+    """GET /2/users/:id/tweets as raw JSON (tweepy would hide the entities' details)."""
+    response = requests.get(
+        f"{srv.url}/2/users/{srv.account(account).user_id}/tweets",
+        params=params,
+        auth=signed(srv, account),
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    page: dict[str, Any] = response.json()
+    return page
+
+
+def test_timeline_text_has_t_co_links_and_entities_give_the_urls_as_written(
+    srv: XServer,
+) -> None:
+    """Every URL in a read post is a t.co link; entities.urls maps it back to the URL written
+    (with http:// added to a URL written without a scheme)."""
+    sent = "Lire https://www.diplomatie.gouv.fr/fr/cop31?a=1&b=2 et diplomatie.gouv.fr/liban."
+    client(srv).create_tweet(text=sent)
+
+    post = timeline_page(srv, **{"tweet.fields": "entities"})["data"][0]
+
+    assert "diplomatie.gouv.fr" not in post["text"]
+    links = [u["url"] for u in post["entities"]["urls"]]
+    assert len(links) == 2 and all(link.startswith("https://t.co/") for link in links)
+    assert [u["expanded_url"] for u in post["entities"]["urls"]] == [
+        "https://www.diplomatie.gouv.fr/fr/cop31?a=1&b=2",
+        "http://diplomatie.gouv.fr/liban",
+    ]
+    assert post["text"] == f"Lire {links[0]} et {links[1]}."
+    for entity in post["entities"]["urls"]:
+        assert post["text"][entity["start"] : entity["end"]] == entity["url"]
+    assert texts(srv) == [sent]  # the inspection API keeps the text as sent
+    assert not srv.errors  # the answer matches the spec
+
+
+def test_timeline_text_is_html_escaped(srv: XServer) -> None:
+    """&, < and > come back as &amp;, &lt; and &gt; in text; quotes are left alone."""
+    client(srv).create_tweet(text='France & Liban : <coopération> "renforcée"')
+
+    post = timeline_page(srv)["data"][0]
+
+    assert post["text"] == 'France &amp; Liban : &lt;coopération&gt; "renforcée"'
+    assert "entities" not in post  # not asked for
+
+
+def test_a_post_with_media_ends_with_a_t_co_link_to_the_media(srv: XServer) -> None:
+    """An image post's text gets one more t.co link, after a space; its entity carries the
+    media_key and points at the post's photo page."""
+    media = upload(srv)
+    post_id = client(srv).create_tweet(text="Journée", media_ids=[media["id"]]).data["id"]
+
+    post = timeline_page(srv, **{"tweet.fields": "entities,attachments"})["data"][0]
+
+    (entity,) = post["entities"]["urls"]
+    assert post["text"] == f"Journée {entity['url']}"
+    assert entity["media_key"] == media["media_key"] == post["attachments"]["media_keys"][0]
+    assert entity["expanded_url"] == f"https://x.com/{FR}/status/{post_id}/photo/1"
+    assert not srv.errors
+
+
+# -- faults that spoil an answer after X acted on the request ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "body"),
+    [("empty_2xx", 201, b"{}"), ("null_data", 201, b'{"data": null}')],
+)
+def test_unexpected_2xx_answers_still_store_the_post(
+    srv: XServer, kind: str, status: int, body: bytes
+) -> None:
+    """X stored the post but its answer gives no id: only the timeline can tell."""
+    srv.fail_next(kind, path="/2/tweets")
+
+    response = requests.post(
+        srv.url + "/2/tweets", json={"text": "Bonjour"}, auth=signed(srv), timeout=5
+    )
+
+    assert (response.status_code, response.content) == (status, body)
+    assert texts(srv) == ["Bonjour"]
+
+
+def test_malformed_answer_after_store_is_cut_off_json_but_the_post_exists(srv: XServer) -> None:
+    """A 200 whose JSON is cut off, after X stored the post."""
+    srv.fail_next("malformed_after_store", path="/2/tweets")
+
+    with pytest.raises(requests.exceptions.JSONDecodeError):
+        client(srv).create_tweet(text="Peut-être publié")
+
+    assert texts(srv) == ["Peut-être publié"]
+
+
+def test_refusal_is_answered_as_it_is_by_a_processing_fault(srv: XServer) -> None:
+    """A spoiling fault does not turn X's refusal into a success (the text is too long)."""
+    srv.fail_next("empty_2xx", path="/2/tweets")
+
+    with pytest.raises(tweepy.BadRequest):
+        client(srv).create_tweet(text="x" * 281)
+
+    assert srv.timeline(FR) == []
+
+
+def test_trickled_answer_never_trips_a_read_timeout_but_takes_its_time(srv: XServer) -> None:
+    """One byte every 10 ms: a 0.25 s read timeout never fires, yet the answer takes more than
+    four times as long."""
+    srv.fail_next("trickle", path="/2/tweets", seconds=0.01)
+    started = time.monotonic()
+
+    post = client(srv, timeout=0.25).create_tweet(text="Goutte à goutte")
+
+    assert time.monotonic() - started > 1  # ~250 bytes of head and body
+    assert post.data["text"] == "Goutte à goutte" and texts(srv) == ["Goutte à goutte"]
+
+
+def test_trickle_is_released_by_stop(srv: XServer) -> None:
+    """stop() ends a trickled answer at once; the client sees the connection close."""
+    server = XServer(accounts={FR: ("t", "s")}).start()
+    server.fail_next("trickle", seconds=0.5)
+    outcome: list[BaseException] = []
+
+    def post() -> None:
+        try:
+            client(server, timeout=10).create_tweet(text="Bonjour")
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not server.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    server.stop()
+    thread.join(5)
+
+    assert time.monotonic() - started < 2 and not thread.is_alive()
+    assert outcome and isinstance(outcome[0], requests.exceptions.ConnectionError)
+
+
+@pytest.mark.parametrize("process", [False, True])
+def test_answer_next_sends_exactly_the_scripted_answer(srv: XServer, process: bool) -> None:
+    """Any status, headers and bytes; the post is stored only when the fault processes it."""
+    srv.answer_next(
+        299, b"\x00not json", content_type="text/weird", headers={"X-A": "b"}, process=process
+    )
+
+    response = requests.post(
+        srv.url + "/2/tweets", json={"text": "Bonjour"}, auth=signed(srv), timeout=5
+    )
+
+    assert (response.status_code, response.content) == (299, b"\x00not json")
+    assert response.headers["Content-Type"] == "text/weird" and response.headers["X-A"] == "b"
+    assert texts(srv) == (["Bonjour"] if process else [])
+    assert srv.requests[-1].fault == "answer"
+
+
+def test_a_fault_can_wait_for_matching_requests_to_pass_first(srv: XServer) -> None:
+    """after=1: the first matching request is served, the second gets the fault."""
+    srv.fail_next("503", path="/2/tweets", after=1)
+    api = client(srv)
+    api.create_tweet(text="Un")
+    with pytest.raises(tweepy.TwitterServerError):
+        api.create_tweet(text="Deux")
+    api.create_tweet(text="Trois")
+
+    assert texts(srv) == ["Un", "Trois"]

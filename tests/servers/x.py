@@ -54,12 +54,13 @@ Endpoints
                                           ``start_time``, ``end_time``, ``exclude=replies``,
                                           ``tweet.fields`` (``created_at``, ``author_id``,
                                           ``conversation_id``, ``in_reply_to_user_id``,
-                                          ``referenced_tweets``, ``attachments``),
+                                          ``referenced_tweets``, ``attachments``,
+                                          ``entities`` with ``urls`` only),
                                           ``expansions=attachments.media_keys`` with
                                           ``media.fields`` (``alt_text``, ``width``,
                                           ``height``) → ``{"data", "includes", "meta":
                                           {"result_count", "newest_id", "oldest_id",
-                                          "next_token"}}``
+                                          "next_token"}}``; ``text`` as X gives it (below)
 ``POST /2/media/upload``                  multipart ``media`` (file bytes) +
                                           ``media_category``, or JSON with ``media`` base64
                                           → 200 ``{"data": {"id", "media_key", "size",
@@ -78,6 +79,19 @@ Endpoints
 
 Any other operation of the spec answers 501 and is recorded in ``srv.errors``.
 
+The read endpoints give a post's ``text`` as X does, not as it was sent (``srv.timeline`` gives
+it as sent):
+
+* every URL is replaced by a ``https://t.co/…`` link; with ``tweet.fields=entities``,
+  ``entities.urls[]`` gives ``url`` (the t.co link), ``expanded_url`` (the URL as written, with
+  ``http://`` added when it had none), ``display_url``, ``start`` and ``end`` (X docs, "t.co
+  link wrapper" and the Post object's ``entities.urls``; the spec's ``UrlEntity``);
+* ``&``, ``<`` and ``>`` are HTML-escaped (``&amp;``, ``&lt;``, ``&gt;``), as X has always
+  done in ``text`` (v1.1 and v2; e.g. sferik/twitter-ruby#348);
+* a post with media ends with one more t.co link, after a space: the link to its media, whose
+  entity has ``media_key`` and an ``expanded_url`` ending ``/status/<id>/photo/1`` (the spec's
+  ``UrlEntity.media_key``; an answer of X quoted in codeforjapan/BirdXplorer#106).
+
 Inspection and set-up
 ---------------------
 
@@ -93,9 +107,10 @@ post on a timeline directly; ``srv.reset()`` forgets requests and pending faults
 Faults
 ------
 
-``srv.fail_next(kind, count=1, *, method=None, path=None, seconds=10.0, reset=None)`` queues a
-fault for the next ``count`` requests matching ``method`` and ``path`` (an ``fnmatch`` pattern
-such as ``"/2/tweets"`` or ``"/2/media/*"``); faults are consumed in order, one per request.
+``srv.fail_next(kind, count=1, *, method=None, path=None, seconds=10.0, reset=None, after=0)``
+queues a fault for the next ``count`` requests matching ``method`` and ``path`` (an ``fnmatch``
+pattern such as ``"/2/tweets"`` or ``"/2/media/*"``), once ``after`` matching requests went
+through unharmed; faults are consumed in order, one per request.
 
 ========================  =====================================================================
 ``"429"``                 429 with ``x-rate-limit-limit``, ``x-rate-limit-remaining: 0`` and
@@ -114,11 +129,23 @@ such as ``"/2/tweets"`` or ``"/2/media/*"``); faults are consumed in order, one 
 ``"drop_after_store"``    process the request (a post IS stored), close without answering
 ``"drop_before_store"``   close without processing (nothing is stored); ``"drop"`` is an alias
 ``"hang"``                read the request, never answer
-``"malformed"``           200 with JSON cut off mid-string
+``"malformed"``           200 with JSON cut off mid-string (nothing is stored)
+``"malformed_after_store"`` process the request (a post IS stored), answer 200 with the first
+                          half of X's JSON
+``"empty_2xx"``           process the request (a post IS stored), answer its 2xx status with
+                          ``{}`` (X has answered ``201 {}``)
+``"null_data"``           process the request (a post IS stored), answer ``{"data": null}``
+``"trickle"``             process the request (a post IS stored), then send the answer, status
+                          line first, one byte every ``seconds``: no read timeout ever fires
 ========================  =====================================================================
 
-Status faults answer without checking the signature. ``slow`` and ``hang`` are released by
-:meth:`stop`, which never waits for them.
+The processing faults answer a refusal (X's 4xx) as it is. Status faults answer without checking
+the signature. ``slow``, ``hang`` and ``trickle`` are released by :meth:`stop`, which never
+waits for them.
+
+``srv.answer_next(status, body=b"", *, content_type=…, headers=None, process=False, count=1,
+method=None, path=None)`` answers exactly that instead (any status, any bytes; after acting on
+the request when ``process``): the fuzz tests' X, which may answer anything.
 
 Where X is not documented, the fake guesses: the too-long answer (400 with twitter's usual
 message), the wording of the 403 for deleting someone else's post, 404 for deleting a missing
@@ -130,6 +157,7 @@ from __future__ import annotations
 import base64
 import binascii
 import email.message
+import hashlib
 import json
 import re
 import struct
@@ -153,7 +181,7 @@ from oauthlib.oauth1.rfc5849 import SIGNATURE_HMAC_SHA1
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 from requests.structures import CaseInsensitiveDict
-from twitter_text import parse_tweet
+from twitter_text import extract_urls_with_indices, parse_tweet
 
 from servers.translate import Call, FakeTranslationServer, Response, _Handler
 
@@ -235,6 +263,9 @@ class _Fault:
     path: str | None
     seconds: float
     reset: int | None
+    answer: Response | None = None  # "answer": what to send instead of X's answer
+    process: bool = False  # "answer": act on the request (store the post) first
+    after: int = 0  # matching requests to let through before this one strikes
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -278,6 +309,7 @@ class _Incoming:
     query: dict[str, str]
     headers: CaseInsensitiveDict[str]
     raw: bytes
+    complete: bool = True  # False: the connection ended before Content-Length bytes came
 
     @property
     def content_type(self) -> str:
@@ -689,7 +721,15 @@ class XServer(FakeTranslationServer):
             "drop_before_store",
             "hang",
             "malformed",
+            "malformed_after_store",
+            "empty_2xx",
+            "null_data",
+            "trickle",
         }
+    )
+    #: Faults that act on the request (a post IS stored) before they spoil the answer.
+    PROCESSING: ClassVar[frozenset[str]] = frozenset(
+        {"slow", "drop_after_store", "malformed_after_store", "empty_2xx", "null_data", "trickle"}
     )
     #: ``account_id`` in the 402 body: the developer account, not an X user.
     DEVELOPER_ACCOUNT_ID: ClassVar[int] = 1500000000000000000
@@ -821,12 +861,41 @@ class XServer(FakeTranslationServer):
         path: str | None = None,
         seconds: float = 10.0,
         reset: int | None = None,
+        after: int = 0,
     ) -> None:
-        """Answer the next ``count`` requests matching ``method``/``path`` with fault ``kind``."""
+        """Answer the next ``count`` requests matching ``method``/``path`` with fault ``kind``,
+        once ``after`` matching requests have been served normally (part 2 of a thread)."""
         if kind not in self.FAULTS and not (kind.isdigit() and 400 <= int(kind) <= 599):
             valid = ", ".join(sorted(self.FAULTS))
             raise ValueError(f"unknown fault {kind!r}: use one of {valid} or a status code")
-        fault = _Fault(kind, method.upper() if method else None, path, seconds, reset)
+        method = method.upper() if method else None
+        faults = [_Fault(kind, method, path, seconds, reset, after=after)]
+        faults += [_Fault(kind, method, path, seconds, reset)] * (count - 1)
+        with self._lock:
+            self._x_faults.extend(faults)
+
+    def answer_next(
+        self,
+        status: int,
+        body: bytes = b"",
+        *,
+        content_type: str = _JSON,
+        headers: Mapping[str, str] | None = None,
+        process: bool = False,
+        count: int = 1,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Answer the next ``count`` requests matching ``method``/``path`` with exactly this
+        (any status from 100 to 999, any body, extra headers; ``Content-Length`` is always
+        right). ``process``: act on the request first, so a post IS stored whatever the answer
+        says. For answers no named fault gives (the fuzz tests of the publisher)."""
+        if not 100 <= status <= 999:
+            raise ValueError(f"status {status} is not a three-digit HTTP status")
+        answer = Response(status, body, content_type, dict(headers or {}))
+        fault = _Fault(
+            "answer", method.upper() if method else None, path, 0.0, None, answer, process
+        )
         with self._lock:
             self._x_faults.extend([fault] * count)
 
@@ -841,12 +910,23 @@ class XServer(FakeTranslationServer):
 
     def _serve(self, handler: _Handler) -> None:
         incoming = self._read_incoming(handler)
+        if not incoming.complete:
+            # The client went away in the middle of its request (killed between writing the
+            # head and the body): like any HTTP server, X never sees a request it did not
+            # receive whole. Nothing is processed, recorded or answered.
+            handler.close_connection = True
+            return
         with self._lock:
             fault = next(
                 (f for f in self._x_faults if f.matches(incoming.method, incoming.path)), None
             )
             if fault is not None:
-                self._x_faults.remove(fault)
+                index = self._x_faults.index(fault)
+                if fault.after:  # not yet: this request goes through, one fewer to wait for
+                    self._x_faults[index] = replace(fault, after=fault.after - 1)
+                    fault = None
+                else:
+                    del self._x_faults[index]
         kind = fault.kind if fault else None
         try:
             logged_body = _parse_body(incoming.raw, incoming.headers.get("Content-Type", ""))
@@ -860,7 +940,14 @@ class XServer(FakeTranslationServer):
             call = Call(incoming.method, incoming.path, params, logged_body, incoming.headers)
             self._calls.append(replace(call, fault=kind))
         # Like X, answers keep the connection open (HTTP/1.1); faults that cut it close it.
-        handler.close_connection = kind in ("drop", "drop_before_store", "drop_after_store", "hang")
+        handler.close_connection = kind in (
+            "drop",
+            "drop_before_store",
+            "drop_after_store",
+            "hang",
+            "trickle",
+            "answer",  # a scripted answer may be one the client cannot frame (a 204 with a body)
+        )
 
         def record(account: str | None, status: int | None, note: str | None = None) -> None:
             entry = XRequest(
@@ -884,8 +971,10 @@ class XServer(FakeTranslationServer):
         account: str | None = None
         note: str | None = None
         try:
-            if fault is None or kind in ("slow", "drop_after_store"):
+            if fault is None or kind in self.PROCESSING or (fault.answer and fault.process):
                 account, response, note = self._process(incoming)
+                if fault is not None:
+                    response = self._spoil(fault, response)
             else:
                 account = self._token_owner(incoming)
                 response = self._fault_response(fault)
@@ -901,7 +990,40 @@ class XServer(FakeTranslationServer):
             handler.close_connection = True
             return
         response.headers.setdefault("api-version", self.spec.version)
+        if kind == "trickle":
+            self._trickle(handler, response, fault.seconds if fault else 1.0)
+            return
         self._write(handler, response)
+
+    @staticmethod
+    def _spoil(fault: _Fault, response: Response) -> Response:
+        """The answer a processing fault sends in place of X's ``response``."""
+        if fault.answer is not None:
+            return replace(fault.answer, headers=dict(fault.answer.headers))
+        if not 200 <= response.status < 300:
+            return response  # X refused the request: the refusal is answered as it is
+        if fault.kind == "empty_2xx":
+            return Response(response.status, b"{}", _JSON)
+        if fault.kind == "null_data":
+            return Response(response.status, b'{"data": null}', _JSON)
+        if fault.kind == "malformed_after_store":
+            return Response(200, response.body[: max(1, len(response.body) // 2)], _JSON)
+        return response
+
+    def _trickle(self, handler: _Handler, response: Response, seconds: float) -> None:
+        """Write the whole answer, status line first, one byte every ``seconds``: each byte
+        comes well within a read timeout, so only an overall deadline ends the request."""
+        head = [f"HTTP/1.1 {response.status} {_phrase_of(response.status)}"]
+        head += [f"Content-Type: {response.content_type}", f"Content-Length: {len(response.body)}"]
+        head += ["Connection: close", *(f"{k}: {v}" for k, v in response.headers.items())]
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
+        try:
+            for offset in range(len(raw)):
+                if self._stopping.wait(seconds):
+                    return
+                handler.wfile.write(raw[offset : offset + 1])
+        except OSError:  # the client gave up (its deadline) before the end
+            pass
 
     @staticmethod
     def _read_incoming(handler: _Handler) -> _Incoming:
@@ -912,11 +1034,19 @@ class XServer(FakeTranslationServer):
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(dict(handler.headers.items()))
         host = headers.get("Host") or f"127.0.0.1:{handler.server.server_address[1]}"
         return _Incoming(
-            handler.command, split.path, f"http://{host}{handler.path}", query, headers, raw
+            handler.command,
+            split.path,
+            f"http://{host}{handler.path}",
+            query,
+            headers,
+            raw,
+            complete=len(raw) == max(length, 0),
         )
 
     def _fault_response(self, fault: _Fault) -> Response:
         kind, now = fault.kind, int(time.time())
+        if fault.answer is not None:
+            return replace(fault.answer, headers=dict(fault.answer.headers))
         if kind == "malformed":
             return Response(200, b'{"data": {"id": "', _JSON)
         if kind.startswith("429"):
@@ -957,10 +1087,7 @@ class XServer(FakeTranslationServer):
             )
         if status == 403:
             return _problem(403, "Forbidden", DUPLICATE)
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = f"HTTP {status}"
+        phrase = _phrase_of(status)
         return _problem(status, phrase, phrase)
 
     def _token_owner(self, incoming: _Incoming) -> str | None:
@@ -1243,11 +1370,14 @@ class XServer(FakeTranslationServer):
 
     def _render(self, tweet: _Tweet, fields: set[str]) -> dict[str, Any]:
         owner = self._accounts[tweet.account]
+        text, urls = self._display(tweet, owner)
         data: dict[str, Any] = {
             "id": tweet.id,
-            "text": tweet.text,
+            "text": text,
             "edit_history_tweet_ids": [tweet.id],
         }
+        if "entities" in fields and urls:
+            data["entities"] = {"urls": urls}
         if "created_at" in fields:
             data["created_at"] = _iso(tweet.created_at)
         if "author_id" in fields:
@@ -1266,6 +1396,45 @@ class XServer(FakeTranslationServer):
         if tweet.media_ids and "attachments" in fields:
             data["attachments"] = {"media_keys": [self._media[m].key for m in tweet.media_ids]}
         return data
+
+    def _display(self, tweet: _Tweet, owner: XAccount) -> tuple[str, list[dict[str, Any]]]:
+        """A post's ``text`` as X's read endpoints give it, and its ``entities.urls``.
+
+        As X does: every URL is replaced by a t.co link (``expanded_url`` is the URL as
+        written, with ``http://`` added when it had no scheme); ``&``, ``<`` and ``>`` are
+        HTML-escaped; a post with media ends with one more t.co link, to the media, whose
+        entity carries ``media_key``. Offsets count code points of the returned text."""
+        out, urls, done = "", [], 0
+        # Every URL holds a dot; finding URLs costs about a millisecond a text (the lag
+        # benchmark reads timelines).
+        found_urls = extract_urls_with_indices(tweet.text) if "." in tweet.text else []
+        for n, found in enumerate(found_urls):
+            start, end = found["indices"]
+            out += _escape(tweet.text[done:start])
+            link = _tco(tweet.id, n)
+            url = found["url"]
+            expanded = url if re.match(r"(?i)https?://", url) else "http://" + url
+            display = re.sub(r"(?i)^https?://(www\.)?", "", url)
+            display = display if len(display) <= 26 else display[:25] + "…"
+            entity = {"start": len(out), "end": len(out) + len(link), "url": link}
+            urls.append({**entity, "expanded_url": expanded, "display_url": display})
+            out += link
+            done = end
+        out += _escape(tweet.text[done:])
+        if tweet.media_ids:
+            link = _tco(tweet.id, 99)
+            out = f"{out} {link}" if out else link
+            urls.append(
+                {
+                    "start": len(out) - len(link),
+                    "end": len(out),
+                    "url": link,
+                    "expanded_url": f"https://x.com/{owner.handle}/status/{tweet.id}/photo/1",
+                    "display_url": f"pic.x.com/{link.rsplit('/', 1)[1]}",
+                    "media_key": self._media[tweet.media_ids[0]].key,
+                }
+            )
+        return out, urls
 
     # -- media ------------------------------------------------------------------------------
 
@@ -1412,6 +1581,24 @@ def _render_media(item: _Media, fields: set[str]) -> dict[str, Any]:
     if "height" in fields and item.height is not None:
         data["height"] = item.height
     return data
+
+
+def _escape(text: str) -> str:
+    """X's escaping of post text: ``&``, ``<`` and ``>`` only (quotes are left alone)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _tco(tweet_id: str, n: int) -> str:
+    """A t.co link, stable for one post and one URL in it (X's are 10 characters long)."""
+    digest = hashlib.sha256(f"{tweet_id}:{n}".encode()).digest()
+    return "https://t.co/" + base64.b32encode(digest).decode()[:10]
+
+
+def _phrase_of(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
 
 
 def _csv(value: str | None) -> list[str]:

@@ -1,0 +1,59 @@
+"""The claim and ``ensure`` on one row: what is claimed is what the ledger holds, and an edit
+never reaches a row that is being, or has been, sent."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from bot.schedule.ledger import Ledger, NewDelivery, State
+from bot.store import open_store, state_url
+
+
+def version(text: str) -> NewDelivery:
+    return NewDelivery(
+        post_id="p",
+        account="fr",
+        part=1,
+        channel="x",
+        lang="fr",
+        due_at=datetime(2026, 11, 24, 8, 0, tzinfo=UTC),
+        text=text,
+    )
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return open_store(state_url(tmp_path, None))
+
+
+def test_claim_returns_the_row_as_the_ledger_holds_it_when_claimed(engine: Engine) -> None:
+    """Read as version A, edited to B before the claim: the claim returns B."""
+    ledger = Ledger(engine)
+    (read,) = ledger.ensure([version("Version A")])
+    Ledger(open_store(str(engine.url))).ensure([version("Version B")])  # another connection
+    claimed = ledger.claim(read.id, datetime.now(UTC))
+    assert claimed is not None
+    assert (claimed.state, claimed.text, claimed.attempts) == (State.SENDING, "Version B", 1)
+    assert claimed.content_hash == version("Version B").content_hash
+    assert claimed == ledger.get(read.id)
+
+
+@pytest.mark.parametrize(
+    "state", [s for s in State if s not in (State.PENDING, State.RETRACTED)], ids=str
+)
+def test_ensure_never_changes_the_text_of_a_row_that_is_not_pending(
+    engine: Engine, state: State
+) -> None:
+    """An edit recorded after the claim (or after the end) leaves the row as it was sent."""
+    ledger = Ledger(engine)
+    (row,) = ledger.ensure([version("Version A")])
+    with closing(sqlite3.connect(engine.url.database or "")) as conn, conn:
+        conn.execute("UPDATE deliveries SET state = ? WHERE id = ?", (state.value, row.id))
+    (after,) = ledger.ensure([version("Version B")])
+    assert (after.state, after.text, after.content_hash) == (state, "Version A", row.content_hash)
