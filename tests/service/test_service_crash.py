@@ -12,7 +12,7 @@ server (an outage of a few requests). Some runs are started as PID 1 of a new PI
 new run's own pid. After the round's kills, one run is let finish; then every delivery must be
 POSTED once in the ledger and on X, threads must be reply chains, alt texts in place.
 
-``DIPLOBOT_SERVICE_CRASH_KILLS`` sets the number of kills (default 36, a CI-sized run; the
+``DIPLOBOT_SERVICE_CRASH_KILLS`` sets the number of kills (default 24, a CI-sized run; the
 figures in docs/benchmarks.md come from runs of 300 and more), ``DIPLOBOT_CRASH_SEED`` the seed.
 """
 
@@ -45,7 +45,7 @@ from servers.translate import LibreServer
 ROOT = Path(__file__).resolve().parents[2]
 HANDLES = list(ACCOUNTS)
 BRANCH = "desk"
-KILLS = int(os.environ.get("DIPLOBOT_SERVICE_CRASH_KILLS") or 36)
+KILLS = int(os.environ.get("DIPLOBOT_SERVICE_CRASH_KILLS") or 24)
 LANES = 2  # rounds run side by side, each with its own repository, fake X and translator
 X_TIMEOUT = 1.0
 FINAL_TIMEOUT = 90.0  # the undisturbed run at the end of a round must finish within this
@@ -109,7 +109,7 @@ def at(moment: datetime) -> str:
 
 
 def first_batch(repo: Path, tag: str, due: datetime) -> int:
-    """Three posts due from ``due`` on; returns how many deliveries they make (4 accounts)."""
+    """Three posts due from ``due`` on, 4 s apart; returns their deliveries (4 accounts)."""
     posts = repo / "content" / "posts"
     (posts / f"{tag}-image.yaml").write_text(
         f"id: {tag}-image\nlang: fr\npublish_at: {at(due)}\n"
@@ -119,7 +119,7 @@ def first_batch(repo: Path, tag: str, due: datetime) -> int:
         encoding="utf-8",
     )
     (posts / f"{tag}-thread.yaml").write_text(
-        f"id: {tag}-thread\nlang: fr\npublish_at: {at(due + timedelta(seconds=2))}\n"
+        f"id: {tag}-thread\nlang: fr\npublish_at: {at(due + timedelta(seconds=8))}\n"
         f'text: "Conférence {tag} pour le Soudan : la France réunit ses partenaires. 1/3"\n'
         "thread:\n"
         f'  - text: "Plus de 12 millions de personnes déplacées ({tag}). 2/3"\n'
@@ -127,7 +127,7 @@ def first_batch(repo: Path, tag: str, due: datetime) -> int:
         encoding="utf-8",
     )
     (posts / f"{tag}-human.yaml").write_text(
-        f"id: {tag}-human\nlang: fr\npublish_at: {at(due + timedelta(seconds=1))}\n"
+        f"id: {tag}-human\nlang: fr\npublish_at: {at(due + timedelta(seconds=4))}\n"
         f'text: "Entretien {tag} & échange <franc> : https://example.org/{tag}?a=1&b=2"\n'
         "translations:\n"
         f'  en: "Talks {tag} & a <frank> exchange: https://example.org/{tag}?a=1&b=2"\n'
@@ -148,7 +148,7 @@ def second_batch(repo: Path, tag: str, due: datetime) -> int:
             for lang in ("en", "ar", "es")
         )
         (posts / f"{tag}-link{n}.yaml").write_text(
-            f"id: {tag}-link{n}\nlang: fr\npublish_at: {at(due)}\n"
+            f"id: {tag}-link{n}\nlang: fr\npublish_at: {at(due + timedelta(seconds=3 * n))}\n"
             f'text: "Communiqué {tag} https://www.diplomatie.gouv.fr/{path}"\n'
             f"translations:\n{translations}",
             encoding="utf-8",
@@ -336,7 +336,7 @@ def run_lane(lane: Lane, budget: Budget) -> Tally:
         log = base / "service.log"
         expected = first_batch(repo, tag, datetime.now(UTC) + timedelta(seconds=4))
         kills = rng.randint(6, 12)
-        with laggy_x(before=0.02, after=0.04) as x:
+        with laggy_x(before=0.02, after=0.1) as x:
             for k in range(kills):
                 if not budget.left:
                     break
@@ -348,10 +348,20 @@ def run_lane(lane: Lane, budget: Budget) -> Tally:
                 env = lane.environment(x, repo, free_port())
                 proc = launch(state, env, log, namespaced)
                 x.mark()
-                # Kills land during start-up (imports, clone or fetch, validation, recovery,
-                # translation) and while deliveries fall due and go out.
+                launched = time.monotonic()
+                # A quarter of the kills land during start-up (imports, clone or fetch,
+                # validation, recovery, translation); the rest while it talks to X: within
+                # 0.6 s of this run's first request (when nothing is due for 6 s, then).
+                if rng.random() < 0.25:
+                    moment = rng.uniform(0.2, 1.5)
+                else:
+                    while x.first_request_at is None and proc.poll() is None:
+                        if time.monotonic() - launched > 6:
+                            break
+                        time.sleep(0.005)
+                    moment = time.monotonic() - launched + rng.uniform(0, 0.6)
                 try:
-                    proc.wait(timeout=rng.uniform(0.3, 3.5))
+                    proc.wait(timeout=max(0.0, moment - (time.monotonic() - launched)))
                     tally.exited += 1
                     pytest.fail(f"{tag}: the service exited by itself:\n{tail(log)}")
                 except subprocess.TimeoutExpired:
