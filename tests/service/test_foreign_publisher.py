@@ -172,3 +172,31 @@ def test_two_services_on_one_state_database_are_alerted_once(
             assert other.proc is not None and others[0]["pid"] == other.proc.pid
     finally:
         second.stop()
+
+
+def test_our_own_post_whose_answer_was_lost_is_never_alerted(
+    service: ServiceFactory, content_repo: ContentRepo, x: XServer, alerts: WebhookSink
+) -> None:
+    """X stores our post but answers too late: while the row is SENDING (then UNKNOWN) the
+    watch sees a post the ledger does not know yet; it waits for the row to be settled, and
+    the post, reconciled as ours, is never alerted."""
+    bot = _watching(service, alerts)
+    bot.start()
+    # The French post is stored at once, answered after 5 s (the client gives up after 2).
+    x.fail_next("slow", method="POST", path="/2/tweets", seconds=5)
+    due = due_in(3)
+    content_repo.write("content/posts/climat.yaml", post_yaml("climat", due, TEXT))
+    content_repo.commit("climat")
+    sleep_until(due)
+    wait_for(
+        "every delivery POSTED",
+        lambda: [r["state"] for r in bot.ledger("climat")] == ["POSTED"] * 4,
+        timeout=30,
+    )
+    reads = _timeline_reads(x)
+    wait_for("several more watch reads", lambda: _timeline_reads(x) >= reads + 3 * 4)
+    assert sum(len(x.timeline(h)) for h in HANDLES) == 4
+    assert _foreign(alerts) == []
+    assert bot.status()["foreign_posts"] == []
+    deferred = [e for e in bot.events() if e["message"] == "watch.deferred"]
+    assert deferred, "the watch never saw the post before its row was settled"
