@@ -14,7 +14,10 @@ change the schedule is rebuilt from content + ledger (never from pickled jobs):
   deliveries of removed content are settled (reconciled, cancelled), never sent;
 - *run_due* (at each due instant, and every sweep): deliver what is due, through the same
   function as ``post-now``, with the lateness window, blackouts and pauses applied;
-- *sweep* (every few seconds): heartbeat, crash recovery, retries whose ``retry_at`` passed.
+- *sweep* (every few seconds): heartbeat, crash recovery, retries whose ``retry_at`` passed;
+- *watch* (every sweep interval): mark this service in the state; every
+  ``DIPLOBOT_WATCH_INTERVAL`` and after each burst of posts, read each account's timeline for
+  posts of our content another publisher sent (``bot/publish/watch.py``).
 """
 
 from __future__ import annotations
