@@ -224,8 +224,8 @@ class Watch:
                 notifier.shared_state(other.instance, other.host, other.pid, other.started_at)
         if pub is None:
             return
-        if self.next_read is None:
-            self.next_read = now  # the first read: at once
+        if self.next_read is None:  # the first read covers the time since the start
+            self.next_read = now + self.interval
         latest = pub.ledger.page([State.POSTED], limit=1, recent_first=True)
         if latest and (self.last_posted is None or latest[0].updated_at > self.last_posted):
             if self.last_posted is not None:
