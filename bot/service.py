@@ -664,7 +664,11 @@ class Service:
             pub = self.pub
         try:
             self.watcher.tick(
-                pub, self.notifier, publishing=self.publish_lock.locked(), now=datetime.now(UTC)
+                pub,
+                self.notifier,
+                publishing=self.publish_lock.locked(),
+                now=datetime.now(UTC),
+                stopping=self.stopping.is_set,
             )
         except Exception as exc:  # a job that raises would only be logged by APScheduler
             logger.opt(exception=exc).bind(error=_first_line(exc)).error("watch.failed")

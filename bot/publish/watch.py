@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -208,7 +209,13 @@ class Watch:
     # -- the tick --------------------------------------------------------------------------
 
     def tick(
-        self, pub: Publishing | None, notifier: Notifier, *, publishing: bool, now: datetime
+        self,
+        pub: Publishing | None,
+        notifier: Notifier,
+        *,
+        publishing: bool,
+        now: datetime,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         """Renew our mark and look for other services; read the timelines when their time
         has come, or once the burst of deliveries that just went out is over."""
@@ -236,15 +243,20 @@ class Watch:
         if now >= self.next_read or (self.burst and not publishing):
             self.burst = False
             self.next_read = now + self.interval
-            self.read(pub, now)
+            self.read(pub, now, stopping)
 
-    def read(self, pub: Publishing, now: datetime) -> list[Foreign]:
-        """Read each account's timeline since the last read and judge each post once."""
+    def read(
+        self, pub: Publishing, now: datetime, stopping: Callable[[], bool] = lambda: False
+    ) -> list[Foreign]:
+        """Read each account's timeline since the last read and judge each post once
+        (``stopping``: the service is shutting down, read no further)."""
         timelines: dict[str, tuple[str, str, list[Published]]] = {}
         for account, channel in sorted(pub.channel_of.items()):
             deliverer = pub.deliverers.get(channel)
             if deliverer is None:
                 continue
+            if stopping():
+                break
             since = self.since.get(account, self.presence.started or now) - OVERLAP
             try:
                 posts = deliverer.publisher.recent(account, since)
