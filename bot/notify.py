@@ -7,13 +7,16 @@ webhook that fails is logged, never raised: alerting must not stop publishing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from loguru import logger
 
 from bot.config import read_secret
 from bot.schedule.ledger import Row
+
+if TYPE_CHECKING:
+    from bot.publish.watch import Foreign
 
 
 class Notifier:
@@ -80,6 +83,48 @@ class Notifier:
                 f"(it could not for {failed_for}).",
                 "event": "sync.recovered",
                 "reason": f"failed for {failed_for}",
+            }
+        )
+
+    def foreign_publisher(self, foreign: Foreign) -> None:
+        """A post on one of our accounts that is one of our deliveries, sent by someone else."""
+        ours = (
+            f"ours is {foreign.our_url or foreign.ours}"
+            if foreign.ours
+            else f"ours is {foreign.state} here (not sent yet)"
+        )
+        self.send(
+            {
+                "text": f"diplobot: another publisher sends our content on @{foreign.handle}: "
+                f"{foreign.their_url or foreign.theirs} is {foreign.post} part {foreign.part}, "
+                f"but this service did not send it ({ours}). Two deployments are publishing "
+                "to this account: stop the other one, then check the account for posts "
+                "published twice and delete the extra ones.",
+                "event": "account.foreign_publisher",
+                "post": foreign.post,
+                "account": foreign.account,
+                "part": foreign.part,
+                "state": foreign.state,
+                "ours": foreign.ours,
+                "our_url": foreign.our_url,
+                "theirs": foreign.theirs,
+                "their_url": foreign.their_url,
+                "reason": "another publisher sent this delivery",
+            }
+        )
+
+    def shared_state(self, instance: str, host: str, pid: int, started_at: str) -> None:
+        """Another live service runs on this state database."""
+        self.send(
+            {
+                "text": f"diplobot: two services share this state: another one runs on it "
+                f"(host {host}, pid {pid}, started {started_at}, instance {instance}). Run one "
+                "service per state database: stop the other one.",
+                "event": "service.shared_state",
+                "instance": instance,
+                "host": host,
+                "pid": pid,
+                "reason": "another live service on this state",
             }
         )
 

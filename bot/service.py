@@ -14,7 +14,10 @@ change the schedule is rebuilt from content + ledger (never from pickled jobs):
   deliveries of removed content are settled (reconciled, cancelled), never sent;
 - *run_due* (at each due instant, and every sweep): deliver what is due, through the same
   function as ``post-now``, with the lateness window, blackouts and pauses applied;
-- *sweep* (every few seconds): heartbeat, crash recovery, retries whose ``retry_at`` passed.
+- *sweep* (every few seconds): heartbeat, crash recovery, retries whose ``retry_at`` passed;
+- *watch* (every sweep interval): mark this service in the state; every
+  ``DIPLOBOT_WATCH_INTERVAL`` and after each burst of posts, read each account's timeline for
+  posts of our content another publisher sent (``bot/publish/watch.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from bot.errors import BotError, ConfigError, ContentError, Problem
 from bot.notify import Notifier
 from bot.publish.media import RevisionMedia
 from bot.publish.session import Publishing
+from bot.publish.watch import DEFAULT_INTERVAL as DEFAULT_WATCH
+from bot.publish.watch import Watch
 from bot.schedule.ledger import Ledger, Row, State
 from bot.schedule.pins import PinStore
 from bot.schedule.plan import Pin, due_for, plan
@@ -80,6 +85,7 @@ class ServiceSettings:
     webhook_secret: Secret | None = field(default=None, repr=False)
     publish_parallel: int = 16  # chains delivered at once, all accounts together
     per_account: int = 4  # chains delivered at once on one account
+    watch_interval: float = DEFAULT_WATCH  # reads of each account's timeline (bot/publish/watch.py)
 
     @classmethod
     def from_env(cls) -> ServiceSettings:
@@ -91,6 +97,7 @@ class ServiceSettings:
             sweep_interval=_duration(env, "DIPLOBOT_SWEEP_INTERVAL", 5.0),
             http_addr=env.get("DIPLOBOT_HTTP_ADDR") or "127.0.0.1:8080",
             webhook_secret=read_secret("DIPLOBOT_WEBHOOK_SECRET"),
+            watch_interval=_duration(env, "DIPLOBOT_WATCH_INTERVAL", DEFAULT_WATCH),
         )
 
 
@@ -154,6 +161,8 @@ class Service:
         )
         self.sync_now = threading.Event()
         self.lifecycle = threading.Lock()  # start() and stop() agree on whether to run
+        # Another publisher on our accounts, or another service on this state.
+        self.watcher = Watch(engine, self.ledger.lease, settings.watch_interval)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -168,6 +177,9 @@ class Service:
         )
         self.scheduler.add_job(
             self.follow_up, IntervalTrigger(seconds=self.settings.sweep_interval), id="follow-up"
+        )
+        self.scheduler.add_job(
+            self.watch, IntervalTrigger(seconds=self.settings.sweep_interval), id="watch"
         )
         with self.lifecycle:  # stop() may have come during the first sync: start nothing
             if self.stopping.is_set():
@@ -642,6 +654,25 @@ class Service:
         with self.lock:
             self.last_sweep = datetime.now(UTC)
 
+    def watch(self) -> None:
+        """Another publisher on our accounts, or another service on this state: alerted (see
+        bot/publish/watch.py). Every sweep interval: renew this service's mark in the state;
+        read the timelines every ``DIPLOBOT_WATCH_INTERVAL``, or once a burst of posts is out."""
+        if self.stopping.is_set():
+            return
+        with self.lock:
+            pub = self.pub
+        try:
+            self.watcher.tick(
+                pub,
+                self.notifier,
+                publishing=self.publish_lock.locked(),
+                now=datetime.now(UTC),
+                stopping=self.stopping.is_set,
+            )
+        except Exception as exc:  # a job that raises would only be logged by APScheduler
+            logger.opt(exception=exc).bind(error=_first_line(exc)).error("watch.failed")
+
     def paused(self, content: ContentSet) -> dict[str, str]:
         """Accounts paused now (committed switch or `diplobot pause`) → reason."""
         out: dict[str, str] = {}
@@ -795,6 +826,8 @@ class Service:
                 "problems": problems,
                 "recent": recent,
                 "stale": [{**_row_json(r), "stale": why} for r, why in stale],
+                # Posts of ours another publisher sent; other services on this state.
+                **self.watcher.status(),
             }
 
     def metrics(self) -> str:
@@ -838,6 +871,7 @@ class Service:
             "# TYPE diplobot_next_due_timestamp_seconds gauge",
             "diplobot_next_due_timestamp_seconds "
             f"{datetime.fromisoformat(next_due).timestamp() if next_due else 0}",
+            *self.watcher.metrics(),
         ]
         return "\n".join(lines) + "\n"
 

@@ -32,6 +32,19 @@ class Receipt:
     url: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A post read back from an account's timeline, as it was sent: links expanded, characters
+    unescaped, the link a platform appends to an image post dropped (see ``match.py``)."""
+
+    remote_id: str
+    text: str
+    reply_to: str | None  # remote id of the post it replies to
+    media: int  # how many images or videos it carries
+    created_at: datetime | None  # when the platform says it was published
+    url: str | None
+
+
 class Publisher(Protocol):
     """Publishes to one channel for every account it holds credentials for."""
 
@@ -57,6 +70,16 @@ class Publisher(Protocol):
 
         Raises:
             PublishError: the channel could not be read; the delivery stays UNKNOWN.
+        """
+        ...
+
+    def recent(self, account: str, since: datetime) -> list[Published]:
+        """The posts of ``account`` published since ``since``, newest first, whoever published
+        them (a bounded number: the most recent ones when there are more). The service's watch
+        for another publisher on the same account reads them (``watch.py``).
+
+        Raises:
+            PublishError: the channel could not be read.
         """
         ...
 

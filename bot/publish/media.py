@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from bot.content.loader import CONTENT_DIR, MAX_MEDIA_BYTES
 from bot.errors import PublishRejected
-from bot.publish.base import Outgoing, Publisher, Receipt
+from bot.publish.base import Outgoing, Published, Publisher, Receipt
 from bot.sync import BlobUnreadable, read_blob
 
 _LINK_OUT = "is a link to a place outside the repository: copy the image into content/media/"
@@ -114,6 +114,9 @@ class ValidatedMedia:
 
     def find(self, item: Outgoing, since: datetime) -> Receipt | None:
         return self.inner.find(item, since)
+
+    def recent(self, account: str, since: datetime) -> list[Published]:
+        return self.inner.recent(account, since)
 
     def delete(self, account: str, remote_id: str) -> None:
         self.inner.delete(account, remote_id)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.publish.base import Outgoing, Receipt
+from bot.publish.base import Outgoing, Published, Receipt
 from bot.publish.match import same_text
 
 
@@ -58,6 +58,25 @@ class OutboxPublisher:
             ):
                 return Receipt(str(record["id"]), None)
         return None
+
+    def recent(self, account: str, since: datetime) -> list[Published]:
+        """What the outbox holds for ``account`` since ``since``, newest first: only what
+        this outbox wrote, so the watch never finds another publisher in a dry run."""
+        found = []
+        for record in reversed(self.records()):
+            at = datetime.fromisoformat(str(record["at"]))
+            if record["account"] == account and at >= since.replace(microsecond=0):
+                found.append(
+                    Published(
+                        str(record["id"]),
+                        str(record["text"]),
+                        record.get("reply_to"),
+                        len(record.get("media") or []),
+                        at,
+                        None,
+                    )
+                )
+        return found
 
     def delete(self, account: str, remote_id: str) -> None:
         with self._lock, open(self.path, "a", encoding="utf-8") as handle:

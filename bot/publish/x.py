@@ -49,7 +49,7 @@ import re
 import ssl
 import threading
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,7 +76,7 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
-from bot.publish.base import MediaItem, Outgoing, Receipt
+from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
 
 TWEEPY_HOST = "https://api.twitter.com"
@@ -463,39 +463,66 @@ class XPublisher:
         """The account's post that is this delivery, published after ``since``: the same text
         (t.co links expanded, HTML unescaped, the trailing media link dropped), the same
         number of images, replying to the same post."""
-        account = item.account
         try:
-            user_id = self._user_id(account)
-            token = None
-            for _ in range(FIND_PAGES):
-                page_token = token
-                body = self._call(
-                    account,
-                    lambda client: client.get_users_tweets(
-                        user_id,
-                        max_results=100,
-                        start_time=since.astimezone(UTC),
-                        pagination_token=page_token,  # noqa: B023 (awaited in this iteration)
-                        tweet_fields=TIMELINE_FIELDS,
-                        user_auth=True,
-                    ),
-                    sent=False,
-                )
-                posts, token = _timeline_page(body)
+            for posts in self._timeline(item.account, since):
                 for post in posts:
                     if (
                         post.reply_to == item.reply_to
                         and post.media == len(item.media)
                         and same_text(post.text, item.text)
                     ):
-                        return Receipt(post.id, self._url(account, post.id))
-                if not token:
-                    return None
+                        return Receipt(post.id, self._url(item.account, post.id))
         except PublishError as exc:
-            raise PublishError(
-                f"reading @{self.handles.get(account, account)}'s timeline failed: {exc}"
-            ) from exc
+            raise self._unreadable(item.account, exc) from exc
         return None
+
+    def recent(self, account: str, since: datetime) -> list[Published]:
+        """The account's posts since ``since``, newest first, as they were sent (at most
+        ``FIND_PAGES`` pages of 100: the most recent ones)."""
+        try:
+            return [
+                Published(
+                    post.id,
+                    post.text,
+                    post.reply_to,
+                    post.media,
+                    post.created_at,
+                    self._url(account, post.id),
+                )
+                for posts in self._timeline(account, since)
+                for post in posts
+            ]
+        except PublishError as exc:
+            raise self._unreadable(account, exc) from exc
+
+    def _timeline(self, account: str, since: datetime) -> Iterator[list[_Seen]]:
+        """The account's posts since ``since`` (GET /2/users/:id/tweets), page by page, newest
+        first; at most ``FIND_PAGES`` pages."""
+        user_id = self._user_id(account)
+        token = None
+        for _ in range(FIND_PAGES):
+            page_token = token
+            body = self._call(
+                account,
+                lambda client: client.get_users_tweets(
+                    user_id,
+                    max_results=100,
+                    start_time=since.astimezone(UTC),
+                    pagination_token=page_token,  # noqa: B023 (awaited in this iteration)
+                    tweet_fields=TIMELINE_FIELDS,
+                    user_auth=True,
+                ),
+                sent=False,
+            )
+            posts, token = _timeline_page(body)
+            yield posts
+            if not token:
+                return
+
+    def _unreadable(self, account: str, exc: PublishError) -> PublishError:
+        return PublishError(
+            f"reading @{self.handles.get(account, account)}'s timeline failed: {exc}"
+        )
 
     def delete(self, account: str, remote_id: str) -> None:
         async def delete(client: tweepy_async.AsyncClient) -> Any:
@@ -567,6 +594,7 @@ class _Seen:
     text: str
     reply_to: str | None
     media: int
+    created_at: datetime | None = None
 
 
 _UNREADABLE = "X's timeline answer is not what its API documents"
@@ -618,7 +646,19 @@ def _seen(post: Any) -> _Seen:
             text = text.replace(link, expanded)
     replied = [r.get("id") for r in refs if r.get("type") == "replied_to"]
     reply_to = replied[0] if replied and isinstance(replied[0], str) else None
-    return _Seen(post_id, text, reply_to, len(keys))
+    return _Seen(post_id, text, reply_to, len(keys), _created_at(post.get("created_at")))
+
+
+def _created_at(value: Any) -> datetime | None:
+    """``created_at`` (ISO 8601, ``2026-11-24T08:00:00.000Z``); None when absent or odd: it
+    says when, never which post, so an odd one is no reason to refuse the page."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _detail(body: Any) -> str:
