@@ -58,7 +58,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, or_, s
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.errors import ConfigError
-from bot.store import deliveries, instances, utc_now_iso
+from bot.store import by_hand, deliveries, instances, utc_now_iso
 
 
 class State(StrEnum):
@@ -313,6 +313,24 @@ def _same_delivery(item: NewDelivery) -> Any:
     )
 
 
+def _revivable(item: NewDelivery) -> Any:
+    """The id of ``item``'s row if it was cancelled because its post disappeared (it comes
+    back with the post)."""
+    c = deliveries.c
+    return select(c.id).where(
+        and_(
+            _same_delivery(item),
+            c.state == State.RETRACTED.value,
+            c.remote_id.is_(None),
+            c.last_error.like("cancelled:%"),
+        )
+    )
+
+
+_ARMED = deliveries.c.id.in_(select(by_hand.c.delivery_id))
+"""The row was armed by ``post-now`` (see :meth:`Ledger.arm_by_hand`)."""
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -555,17 +573,13 @@ class Ledger:
                     updated_at=now,
                 )
                 conn.execute(stmt.on_conflict_do_nothing())
-                # A delivery cancelled because its post disappeared comes back with the post.
+                # A delivery cancelled because its post disappeared comes back with the post,
+                # as the plan's (no longer armed by hand).
+                revived = _revivable(item)
+                conn.execute(delete(by_hand).where(by_hand.c.delivery_id.in_(revived)))
                 conn.execute(
                     update(deliveries)
-                    .where(
-                        and_(
-                            _same_delivery(item),
-                            deliveries.c.state == State.RETRACTED.value,
-                            deliveries.c.remote_id.is_(None),
-                            deliveries.c.last_error.like("cancelled:%"),
-                        )
-                    )
+                    .where(deliveries.c.id.in_(revived))
                     .values(state=State.PENDING.value, last_error=None, updated_at=now)
                 )
                 # A delivery that waited for its translation has its text now.
@@ -588,7 +602,7 @@ class Ledger:
                             deliveries.c.state == State.PENDING.value,
                             or_(
                                 deliveries.c.content_hash != item.content_hash,
-                                deliveries.c.due_at != _iso(item.due_at),
+                                and_(deliveries.c.due_at != _iso(item.due_at), ~_ARMED),
                             ),
                         )
                     )
@@ -596,7 +610,8 @@ class Ledger:
                         text=item.text,
                         media=media,
                         content_hash=item.content_hash,
-                        due_at=_iso(item.due_at),
+                        # post-now's due (now, or X's reset) stands: the plan's is past or later
+                        due_at=case((_ARMED, deliveries.c.due_at), else_=_iso(item.due_at)),
                         revision=item.revision,
                         author=item.author,
                         updated_at=now,
@@ -615,7 +630,6 @@ class Ledger:
             for item in items:
                 values = {
                     "state": State.HELD.value,
-                    "due_at": _iso(item.due_at),
                     "last_error": reason,
                     "retry_at": _iso(retry_at),
                     "updated_at": now,
@@ -635,11 +649,15 @@ class Ledger:
                         revision=item.revision,
                         author=item.author,
                         created_at=now,
+                        due_at=_iso(item.due_at),
                         **values,
                     )
                     .on_conflict_do_nothing()
                 )
                 c = deliveries.c
+                # cancelled because its post disappeared: back with the post, as the plan's
+                revived = _revivable(item)
+                conn.execute(delete(by_hand).where(by_hand.c.delivery_id.in_(revived)))
                 conn.execute(
                     update(deliveries)
                     .where(
@@ -647,16 +665,12 @@ class Ledger:
                             _same_delivery(item),
                             or_(
                                 c.state.in_([State.PENDING.value, State.HELD.value]),
-                                # cancelled because its post disappeared: back with the post
-                                and_(
-                                    c.state == State.RETRACTED.value,
-                                    c.remote_id.is_(None),
-                                    c.last_error.like("cancelled:%"),
-                                ),
+                                c.id.in_(revived),
                             ),
                         )
                     )
-                    .values(**values)
+                    # held with the new text's failure, but post-now's due time stands
+                    .values(**values, due_at=case((_ARMED, c.due_at), else_=_iso(item.due_at)))
                 )
 
     def find(self, post_id: str, account: str, part: int, channel: str) -> Row | None:
@@ -785,6 +799,29 @@ class Ledger:
                 .values(due_at=_iso(due), updated_at=utc_now_iso())
             )
             return result.rowcount == 1
+
+    def arm_by_hand(self, row_ids: Iterable[int]) -> None:
+        """``post-now`` armed these rows (a person's explicit act): while they are open,
+        :meth:`ensure` and :meth:`hold` keep their due time (now, or X's reset) instead of the
+        plan's, and the service does not cancel them because their post is a draft. A row
+        cancelled with its post and brought back with it is the plan's again."""
+        now = utc_now_iso()
+        with self._hot.lock, self.engine.begin() as conn:
+            for row_id in row_ids:
+                conn.execute(
+                    sqlite_insert(by_hand)
+                    .values(delivery_id=row_id, armed_at=now)
+                    .on_conflict_do_nothing()
+                )
+
+    def armed_by_hand(self) -> set[int]:
+        """Ids of the open rows (PENDING, HELD, SENDING, UNKNOWN) armed by ``post-now``."""
+        c = deliveries.c
+        open_states = [State.PENDING, State.HELD, State.SENDING, State.UNKNOWN]
+        query = select(by_hand.c.delivery_id).join(deliveries, c.id == by_hand.c.delivery_id)
+        query = query.where(c.state.in_([s.value for s in open_states]))
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
 
     def stale_claims(self, now: datetime, rows: Iterable[Row] | None = None) -> dict[int, str]:
         """Row id → why its claim is stale, for the SENDING rows of ``rows`` (default: every

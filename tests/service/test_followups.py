@@ -1,0 +1,142 @@
+"""What ``post-now`` arms (a person's explicit act) survives the service's next apply: a
+draft's delivery is not cancelled because the post is still a draft, and a scheduled one is not
+moved back to its planned time (then expired by the lateness window). The service runs in this
+process on a controlled clock (tests/service/clocked.py), against the fake X."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from publish.conftest import WebhookSink
+from servers.translate import LibreServer
+from servers.x import XServer
+from service.clocked import FR, alerts_of, clocked_service, fr_post, whole_hour_ahead, x_posts
+from service.conftest import ContentRepo
+
+from bot.schedule.ledger import State
+
+MINUTE = timedelta(minutes=1)
+
+
+def test_a_rate_limited_post_now_of_a_draft_survives_the_next_apply_and_goes_out(
+    content_repo: ContentRepo,
+    x: XServer,
+    libre: LibreServer,
+    alerts: WebhookSink,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``post-now`` of a draft gets a 429 (due at the reset); a commit about another post is
+    applied before the reset: the draft's delivery stays PENDING and goes out at the reset."""
+    now = whole_hour_ahead()
+    content_repo.write("content/posts/brouillon.yaml", fr_post("brouillon", None, "Brouillon"))
+    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc.sync(now)
+    reset = now + 20 * MINUTE
+    x.fail_next("429", method="POST", path="/2/tweets", reset=int(reset.timestamp()))
+    code, out = svc.cli(capsys, now, "post-now", "brouillon")
+    assert code == 1 and "PENDING" in out, out
+    assert svc.row("brouillon").due_at == reset
+
+    content_repo.write("content/posts/autre.yaml", fr_post("autre", now + 3 * 60 * MINUTE, "Autre"))
+    svc.sync(now + MINUTE)  # a new revision is applied; the post is still a draft
+    row = svc.row("brouillon")
+    assert (row.state, row.due_at) == (State.PENDING, reset), row.last_error
+    svc.sweep(reset + timedelta(seconds=1))
+    assert svc.row("brouillon").state is State.POSTED
+    assert [t["text"] for t in x.timeline(FR)] == ["Brouillon"]
+    assert x_posts(x) == 2 and alerts.received == []
+
+
+def test_a_draft_armed_by_post_now_is_still_cancelled_when_its_post_is_deleted(
+    content_repo: ContentRepo,
+    x: XServer,
+    libre: LibreServer,
+    alerts: WebhookSink,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same rate-limited ``post-now`` of a draft, then the post file is deleted: the
+    delivery is cancelled, and nothing reaches X at the reset."""
+    now = whole_hour_ahead()
+    content_repo.write("content/posts/brouillon.yaml", fr_post("brouillon", None, "Brouillon"))
+    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc.sync(now)
+    reset = now + 20 * MINUTE
+    x.fail_next("429", method="POST", path="/2/tweets", reset=int(reset.timestamp()))
+    svc.cli(capsys, now, "post-now", "brouillon")
+    (content_repo.path / "content/posts/brouillon.yaml").unlink()
+    svc.sync(now + MINUTE)
+    row = svc.row("brouillon")
+    assert row.state is State.RETRACTED
+    assert row.last_error == "cancelled: the post was removed from the content"
+    svc.sweep(reset + timedelta(seconds=1))
+    assert x_posts(x) == 1 and x.timeline(FR) == []
+
+
+def test_a_post_now_rearmed_delivery_is_not_moved_back_and_expired_by_the_next_apply(
+    content_repo: ContentRepo,
+    x: XServer,
+    libre: LibreServer,
+    alerts: WebhookSink,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A post EXPIRED (window of 15 min); an hour later ``post-now`` re-arms it and X answers
+    429 (due at the reset, 10 min later); the editor fixes a typo, which is applied before the
+    reset: the delivery keeps the reset as its due time, and goes out then with the fixed text
+    (on main, apply set it back to its planned time, an hour past: EXPIRED again)."""
+    due = whole_hour_ahead()
+    content_repo.write("content/posts/rappel.yaml", fr_post("rappel", due, "Rapel"))
+    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc.sync(due - MINUTE)
+    svc.sweep(due + 30 * MINUTE)  # nothing sent in time (the service was stuck, say)
+    assert svc.row("rappel").state is State.EXPIRED
+
+    now = due + 60 * MINUTE
+    reset = now + 10 * MINUTE
+    x.fail_next("429", method="POST", path="/2/tweets", reset=int(reset.timestamp()))
+    code, out = svc.cli(capsys, now, "post-now", "rappel")
+    assert code == 1 and "PENDING" in out, out
+    assert (svc.row("rappel").state, svc.row("rappel").due_at) == (State.PENDING, reset)
+
+    content_repo.write("content/posts/rappel.yaml", fr_post("rappel", due, "Rappel"))
+    svc.sync(now + MINUTE)
+    row = svc.row("rappel")
+    assert (row.state, row.due_at, row.text) == (State.PENDING, reset, "Rappel")
+    svc.sweep(reset + timedelta(seconds=1))
+    assert svc.row("rappel").state is State.POSTED
+    assert [t["text"] for t in x.timeline(FR)] == ["Rappel"]
+    assert len(alerts_of(alerts, "delivery.expired")) == 1  # the first expiry only
+
+
+def test_a_post_now_of_a_scheduled_post_is_not_moved_to_its_later_planned_time(
+    content_repo: ContentRepo,
+    x: XServer,
+    libre: LibreServer,
+    alerts: WebhookSink,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A post due in 2 hours, sent now with ``post-now`` and rate-limited for 10 min; an edit
+    is applied meanwhile: it goes out at the reset, not 2 hours later."""
+    due = whole_hour_ahead()
+    content_repo.write("content/posts/avance.yaml", fr_post("avance", due, "Avance"))
+    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    now = due - 120 * MINUTE
+    svc.sync(now)
+    reset = now + 10 * MINUTE
+    x.fail_next("429", method="POST", path="/2/tweets", reset=int(reset.timestamp()))
+    svc.cli(capsys, now, "post-now", "avance")
+    content_repo.write("content/posts/avance.yaml", fr_post("avance", due, "Avancé"))
+    svc.sync(now + MINUTE)
+    assert svc.row("avance").due_at == reset
+    svc.sweep(reset + timedelta(seconds=1))
+    assert svc.row("avance").state is State.POSTED
+    assert [t["text"] for t in x.timeline(FR)] == ["Avancé"]
