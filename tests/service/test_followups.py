@@ -1,20 +1,32 @@
-"""What ``post-now`` arms (a person's explicit act) survives the service's next apply: a
-draft's delivery is not cancelled because the post is still a draft, and a scheduled one is not
-moved back to its planned time (then expired by the lateness window). The service runs in this
-process on a controlled clock (tests/service/clocked.py), against the fake X."""
+"""Follow-ups of issue 15, run on the service in this process on a controlled clock
+(tests/service/clocked.py): its real Publishing and Deliverer, a real SQLite ledger, the fake X.
+
+- What ``post-now`` arms (a person's explicit act) survives the service's next apply: a draft's
+  delivery is not cancelled because the post is still a draft, and a scheduled one is not moved
+  back to its planned time (then expired by the lateness window).
+- A defect in diplobot or a library while publishing (the publisher raises something that is
+  not a PublishError) never leaves the claimed row SENDING while the process lives: it is
+  ambiguous (X may have the post), so UNKNOWN, looked up on the timeline before any retry;
+  logged once with its traceback, and alerted. Only the defect is patched in.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from loguru import logger
 from publish.conftest import WebhookSink
 from servers.translate import LibreServer
 from servers.x import XServer
 from service.clocked import FR, alerts_of, clocked_service, fr_post, whole_hour_ahead, x_posts
 from service.conftest import ContentRepo
 
+from bot.publish.base import Outgoing, Receipt
+from bot.publish.x import XPublisher
 from bot.schedule.ledger import State
 
 MINUTE = timedelta(minutes=1)
@@ -140,3 +152,88 @@ def test_a_post_now_of_a_scheduled_post_is_not_moved_to_its_later_planned_time(
     svc.sweep(reset + timedelta(seconds=1))
     assert svc.row("avance").state is State.POSTED
     assert [t["text"] for t in x.timeline(FR)] == ["Avancé"]
+
+
+DEFECT = "'NoneType' object is not subscriptable"
+
+
+@pytest.fixture
+def errors() -> Iterator[list[dict[str, Any]]]:
+    """The ERROR records loguru emits meanwhile."""
+    found: list[dict[str, Any]] = []
+    sink = logger.add(lambda m: found.append(m.record), level="ERROR")
+    yield found
+    logger.remove(sink)
+
+
+def test_a_defect_after_x_stored_the_post_is_reconciled_never_left_sending_nor_sent_twice(
+    content_repo: ContentRepo,
+    x: XServer,
+    libre: LibreServer,
+    alerts: WebhookSink,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    errors: list[dict[str, Any]],
+) -> None:
+    """The publisher raises TypeError once X has stored the post: the row is not left SENDING;
+    it is looked up, found on the timeline and recorded POSTED with X's id. One POST reaches X,
+    the defect is logged once with its traceback, and alerted once."""
+    real = XPublisher.publish
+
+    def stored_then_raises(self: XPublisher, item: Outgoing) -> Receipt:
+        real(self, item)
+        raise TypeError(DEFECT)
+
+    monkeypatch.setattr(XPublisher, "publish", stored_then_raises)
+    due = whole_hour_ahead()
+    content_repo.write("content/posts/defaut.yaml", fr_post("defaut", due, "Défaut"))
+    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc.sync(due - timedelta(minutes=1))
+    svc.sweep(due + timedelta(seconds=1))
+    row = svc.row("defaut")
+    (tweet,) = x.timeline(FR)
+    assert (row.state, row.remote_id) == (State.POSTED, tweet["id"])
+    svc.sweep(due + timedelta(minutes=5))
+    assert x_posts(x) == 1 and len(x.timeline(FR)) == 1
+    (crash,) = [e for e in errors if e["message"] == "publish.crashed"]
+    assert isinstance(crash["exception"].value, TypeError)
+    assert crash["exception"].traceback is not None
+    (alert,) = alerts_of(alerts, "delivery.unknown")
+    assert alert["post"] == "defaut" and f"TypeError: {DEFECT}" in alert["reason"]
+
+
+def test_a_defect_before_the_request_is_retried_once_the_timeline_says_it_is_absent(
+    content_repo: ContentRepo,
+    x: XServer,
+    libre: LibreServer,
+    alerts: WebhookSink,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    errors: list[dict[str, Any]],
+) -> None:
+    """The publisher raises before anything reaches X: the row goes UNKNOWN, the timeline
+    says it is absent, so it is PENDING with a back-off (not SENDING), and the next sweep
+    after it sends it, once."""
+    real = XPublisher.publish
+    calls: list[str] = []
+
+    def raises_the_first_time(self: XPublisher, item: Outgoing) -> Receipt:
+        calls.append(item.text)
+        if len(calls) == 1:
+            raise KeyError("media_id")
+        return real(self, item)
+
+    monkeypatch.setattr(XPublisher, "publish", raises_the_first_time)
+    due = whole_hour_ahead()
+    content_repo.write("content/posts/reprise.yaml", fr_post("reprise", due, "Reprise"))
+    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc.sync(due - timedelta(minutes=1))
+    svc.sweep(due + timedelta(seconds=1))
+    row = svc.row("reprise")
+    assert row.state is State.PENDING and row.retry_at is not None
+    assert "KeyError: 'media_id'" in (row.last_error or "")
+    assert x_posts(x) == 0 and x.timeline(FR) == []
+    svc.sweep(row.retry_at + timedelta(seconds=1))
+    assert svc.row("reprise").state is State.POSTED
+    assert [t["text"] for t in x.timeline(FR)] == ["Reprise"] and x_posts(x) == 1
+    assert len([e for e in errors if e["message"] == "publish.crashed"]) == 1
