@@ -2,14 +2,54 @@
 
 One row per (post, account, part, channel). States::
 
-    PENDING ──claim──▶ SENDING ──▶ POSTED
-       ▲                  │  ├──▶ FAILED (reason)            401/403/402/400, or out of attempts
-       │                  │  └──▶ UNKNOWN ──reconcile──▶ POSTED (found on the timeline)
-       └──── retry_at ◀───┘              └────────────▶ PENDING (not found: retry)
-    PENDING ──▶ SKIPPED (policy) | EXPIRED (too late) | RETRACTED (cancelled)
-    POSTED ──retract──▶ RETRACTED
-    HELD ──text ready──▶ PENDING        recorded, but its translation failed: retried, never
-       └──▶ EXPIRED | RETRACTED         claimed; EXPIRED when the lateness window closes first
+    HELD ──text ready──▶ PENDING ──claim──▶ SENDING ──sent──▶ POSTED ──retract──▶ RETRACTED
+                          ▲   ▲               │  │               ▲
+                          │   └── retry_at ◀──┘  │ ambiguous     │ found on the timeline
+                          │  (429, not sent)     ▼               │
+                          └──── not found ──── UNKNOWN ──────────┘
+                                                 │ timeline unreadable for 6 h
+                                                 ▼
+                                               FAILED
+
+Every transition, and what makes it (the rest of this module, ``bot/publish/deliver.py``,
+``session.py``, ``retract.py`` and ``bot/service.py``)::
+
+    PENDING ──claim──▶ SENDING         committed before any API call (below)
+    SENDING ──▶ POSTED                 the platform answered with the post's id
+    SENDING ──▶ PENDING (retry_at)     429 (at X's reset), or surely not sent (back-off)
+    SENDING ──▶ FAILED (reason)        refused (401/403/402/400), or out of attempts
+    SENDING ──▶ UNKNOWN                ambiguous (timeout, 5xx or a cut answer after sending,
+                                       X's "duplicate"), a defect raised while sending, or
+                                       a stale lease: its owner died mid-send (``abandon``)
+    UNKNOWN ──reconcile──▶ POSTED      found on the account's timeline
+    UNKNOWN ──reconcile──▶ PENDING     not found: retried after a back-off (FAILED when out
+                                       of attempts, or when X called it a duplicate)
+    UNKNOWN ──▶ UNKNOWN (retry_at)     the look-up failed: looked for again, growing waits
+    UNKNOWN ──▶ FAILED                 given up after 6 h of unreadable timeline ("could
+                                       not confirm whether X has it"; never sent blindly)
+    PENDING ──▶ FAILED                 out of attempts
+    PENDING ──▶ SKIPPED                blackout
+    PENDING ──▶ EXPIRED                past its lateness window (service only; a paused
+                                       account too; a thread's later parts with its part)
+    PENDING ──▶ RETRACTED              cancelled ("cancelled: …": its post, part or account
+                                       was removed, it became a draft) or by ``retract``
+    HELD ──▶ PENDING                   its translation is ready (``ensure``); HELD is
+                                       recorded but never claimed
+    HELD ──▶ EXPIRED | RETRACTED       the window closed first | cancelled, as PENDING
+    PENDING ──▶ HELD                   its post changed and the new translation failed
+    RETRACTED ──▶ PENDING | HELD       only "cancelled: …" and never sent: its post is back
+    FAILED | EXPIRED | SKIPPED ──post-now──▶ PENDING   re-armed (looked up first if it was
+                                       attempted: found, POSTED instead)
+    POSTED ──retract──▶ RETRACTED      deleted on the platform
+    UNKNOWN ──retract──▶ POSTED ──▶ RETRACTED   looked up: found, deleted; not found,
+                                       RETRACTED at once; look-up failed, left as it is (so
+                                       is a FAILED "could not confirm…" row)
+
+POSTED, FAILED, SKIPPED, EXPIRED and RETRACTED are final (:data:`FINAL`) but for the
+post-now and "cancelled: …" ways back above. A removed post's SENDING or UNKNOWN row is never
+sent again: reconciled, it ends POSTED (alerted) or RETRACTED. A row armed by ``post-now``
+(table ``by_hand``) keeps its due time when the plan records its post again, and is not
+cancelled because its post is a draft (:meth:`Ledger.arm_by_hand`).
 
 The claim (PENDING → SENDING) is committed before any API call, with a conditional UPDATE, so
 two processes claiming the same row cannot both win; it returns the row as it was claimed
