@@ -526,8 +526,9 @@ class Service:
         reason: str,
     ) -> None:
         pub.record(content.posts[post_id], [account], due, alert_held=False)
+        by_hand = self.ledger.armed_by_hand()  # post-now sends it anyway: a person asked
         for row in self.ledger.rows(post_id, channel=pub.channel_of[account]):
-            if row.account == account and row.state is State.PENDING:
+            if row.account == account and row.state is State.PENDING and row.id not in by_hand:
                 self.ledger.transition(
                     row.id, State.SKIPPED, expect=[State.PENDING], error=f"blackout: {reason}"
                 )

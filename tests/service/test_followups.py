@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from loguru import logger
@@ -237,3 +238,40 @@ def test_a_defect_before_the_request_is_retried_once_the_timeline_says_it_is_abs
     assert svc.row("reprise").state is State.POSTED
     assert [t["text"] for t in x.timeline(FR)] == ["Reprise"] and x_posts(x) == 1
     assert len([e for e in errors if e["message"] == "publish.crashed"]) == 1
+
+
+def test_a_post_now_of_a_skipped_post_is_not_skipped_again_by_the_next_apply(
+    content_repo: ContentRepo,
+    x: XServer,
+    libre: LibreServer,
+    alerts: WebhookSink,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A post due in a blackout is SKIPPED; ``post-now`` sends it anyway (the documented
+    remedy) and X answers 429; a commit about another post is applied before the reset: the
+    delivery stays PENDING and goes out at the reset."""
+    due = whole_hour_ahead()
+    slots = content_repo.path / "schedules/slots.yaml"
+    local = due.astimezone(ZoneInfo("Europe/Paris"))  # blackouts are in the default zone
+    blackout = (
+        f"blackouts:\n  - from: {(local - MINUTE * 60):%Y-%m-%d %H:%M}\n"
+        f"    until: {(local + MINUTE * 60):%Y-%m-%d %H:%M}\n    reason: Deuil national\n"
+    )
+    slots.write_text(slots.read_text().replace("blackouts: []\n", blackout))
+    content_repo.write("content/posts/deuil.yaml", fr_post("deuil", due, "Hommage"))
+    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    now = due - 3 * 60 * MINUTE
+    svc.sync(now)
+    assert svc.row("deuil").state is State.SKIPPED
+    reset = now + 10 * MINUTE
+    x.fail_next("429", method="POST", path="/2/tweets", reset=int(reset.timestamp()))
+    code, out = svc.cli(capsys, now, "post-now", "deuil")
+    assert code == 1 and "part 1 was SKIPPED" in out, out
+    content_repo.write("content/posts/autre.yaml", fr_post("autre", due + 5 * 60 * MINUTE, "A"))
+    svc.sync(now + MINUTE)
+    assert (svc.row("deuil").state, svc.row("deuil").due_at) == (State.PENDING, reset)
+    svc.sweep(reset + timedelta(seconds=1))
+    assert svc.row("deuil").state is State.POSTED
+    assert [t["text"] for t in x.timeline(FR)] == ["Hommage"]
