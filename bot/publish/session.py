@@ -298,7 +298,7 @@ class Publishing:
             self.ledger.arm_by_hand(
                 r.id
                 for r in self.ledger.rows(entry.id, channel=channel)
-                if r.account == account and r.state is State.PENDING
+                if r.account == account and r.state in (State.PENDING, State.UNKNOWN)
             )
             result.rows = self.deliver(entry.id, account, look_now=True)
             for row in result.rows:
