@@ -199,14 +199,14 @@ class Deliverer:
             return self.ledger.get(row.id)
         # The claimed copy, never ``row``: an edit may have refreshed the PENDING row since
         # ``row`` was read, and X must receive what the ledger records.
-        item = Outgoing(
-            account=claimed.account,
-            handle=self.handles.get(claimed.account, claimed.account),
-            text=claimed.text,
-            reply_to=reply_to,
-            media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
-        )
         try:
+            item = Outgoing(
+                account=claimed.account,
+                handle=self.handles.get(claimed.account, claimed.account),
+                text=claimed.text,
+                reply_to=reply_to,
+                media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
+            )
             receipt = self.publisher.publish(item)
         except PublishRateLimited as exc:
             self.ledger.transition(
