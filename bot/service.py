@@ -538,8 +538,9 @@ class Service:
         reason: str,
     ) -> None:
         pub.record(content.posts[post_id], [account], due, alert_held=False)
+        by_hand = self.ledger.armed_by_hand()  # post-now sends it anyway: a person asked
         for row in self.ledger.rows(post_id, channel=pub.channel_of[account]):
-            if row.account == account and row.state is State.PENDING:
+            if row.account == account and row.state is State.PENDING and row.id not in by_hand:
                 self.ledger.transition(
                     row.id, State.SKIPPED, expect=[State.PENDING], error=f"blackout: {reason}"
                 )
@@ -554,8 +555,12 @@ class Service:
         """Open deliveries not wanted any more: cancelled (RETRACTED, with the reason) when
         the post, its language or its account is gone or it became a draft; moved to the new
         time when the post's time moved out of the window. One SENDING or UNKNOWN may be on
-        the platform already: it is never sent again, but settled (see :meth:`_settle_removed`)."""
+        the platform already: it is never sent again, but settled (see :meth:`_settle_removed`).
+
+        A row armed by ``post-now`` (a person's explicit act; the only way a draft gets rows)
+        keeps its time and is cancelled only with its post or account."""
         open_states = [State.PENDING, State.HELD, State.SENDING, State.UNKNOWN]
+        by_hand = self.ledger.armed_by_hand()
         for row in self.ledger.rows(states=open_states):
             if (row.post_id, row.account) in wanted:
                 continue
@@ -566,6 +571,8 @@ class Service:
                 reason = "the post was removed from the content"
             elif account is None or account.lang not in entry.languages:
                 reason = "the post no longer goes to this account"
+            elif row.id in by_hand:
+                continue
             elif entry.is_draft:
                 reason = "the post became a draft"
             elif new_due is not None:

@@ -5,7 +5,8 @@ Tables: ``slot_pins`` (a slot occurrence given to a post, so it never moves),
 ``translations`` (the machine-translation cache: each unique text is translated once per
 target, backend and glossary version, across runs and restarts), ``deliveries`` (the
 ledger: one row per post, account, part and channel, with its state) and ``instances`` (one
-row per process start that claimed a delivery: its heartbeat, which keeps its claims alive).
+row per process start that claimed a delivery: its heartbeat, which keeps its claims alive)
+and ``by_hand`` (deliveries armed by ``post-now``, which the plan must not move or cancel).
 
 SQLite runs with ``synchronous=FULL``: a claim (PENDING → SENDING) is on disk before the API
 call it allows, even if the machine loses power. In WAL mode ``NORMAL`` may roll back the last
@@ -113,11 +114,21 @@ instances = Table(
     Column("seen_at", String, nullable=False),  # UTC ISO: the heartbeat
 )
 
+by_hand = Table(
+    "by_hand",
+    metadata,
+    # A delivery that ``post-now`` armed (a person's explicit act): while it is open, the plan
+    # neither moves its due time back nor cancels it because its post is (still) a draft.
+    Column("delivery_id", Integer, primary_key=True),  # deliveries.id
+    Column("armed_at", String, nullable=False),  # UTC ISO
+)
+
 MIGRATIONS: list[list[Table]] = [
     [slot_pins, translations],  # 1
     [deliveries],  # 2
     [runtime_pauses, heartbeat],  # 3
     [instances],  # 4
+    [by_hand],  # 5
 ]
 """Version N creates MIGRATIONS[N-1]. Append, never edit: a deployed database is at some N."""
 

@@ -15,6 +15,9 @@ Policies that are the same for every channel:
   look-up is tried again later (``retry_at``, growing), alerted once, and after
   :data:`UNKNOWN_GIVE_UP` the row ends FAILED. An UNKNOWN row is never sent again unless a
   look-up that worked said it is not there.
+- *a defect* (the publisher raises something that is not a PublishError: a bug here or in a
+  library): X may have the post, so it is UNKNOWN like an ambiguous answer, logged once with
+  its traceback and alerted; a claim is never left SENDING under a live owner.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ UNKNOWN_GIVE_UP = timedelta(hours=6)
 """How long after its ambiguous attempt an UNKNOWN row is looked for before it ends FAILED."""
 REARMABLE = (State.FAILED, State.EXPIRED, State.SKIPPED)
 """End states ``post-now`` sends again (never POSTED, never RETRACTED)."""
+UNEXPECTED = "unexpected error while sending, a defect to report"
+"""How the reason of a row begins when the publisher raised something else than a
+PublishError (see :meth:`Deliverer.deliver`)."""
 UNCONFIRMED = "could not confirm whether X has it"
 """How the reason of a row that ended FAILED while UNKNOWN begins (see :func:`may_be_live`)."""
 
@@ -74,6 +80,11 @@ def span(delta: timedelta) -> str:
         return f"{seconds // 60} min"
     hours, minutes = divmod(seconds // 60, 60)
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else "no message"
 
 
 def may_be_live(row: Row) -> bool:
@@ -188,14 +199,14 @@ class Deliverer:
             return self.ledger.get(row.id)
         # The claimed copy, never ``row``: an edit may have refreshed the PENDING row since
         # ``row`` was read, and X must receive what the ledger records.
-        item = Outgoing(
-            account=claimed.account,
-            handle=self.handles.get(claimed.account, claimed.account),
-            text=claimed.text,
-            reply_to=reply_to,
-            media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
-        )
         try:
+            item = Outgoing(
+                account=claimed.account,
+                handle=self.handles.get(claimed.account, claimed.account),
+                text=claimed.text,
+                reply_to=reply_to,
+                media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
+            )
             receipt = self.publisher.publish(item)
         except PublishRateLimited as exc:
             self.ledger.transition(
@@ -216,6 +227,17 @@ class Deliverer:
         except PublishError as exc:
             self._retry_or_fail(row, str(exc))
             log.bind(error=str(exc)).error("publish.error")
+        except Exception as exc:  # a defect (ours or a library's), not an answer of X
+            # X may have the post (the defect may come after the answer): ambiguous, so
+            # looked up before any retry, never left SENDING under a live owner.
+            error = f"{UNEXPECTED} ({type(exc).__name__}: {_first_line(exc)})"
+            log.opt(exception=exc).bind(error=error).error("publish.crashed")
+            if self.ledger.transition(row.id, State.UNKNOWN, expect=[State.SENDING], error=error):
+                self.alert(
+                    self.ledger.get(row.id),
+                    f"{error}: it may be on X; looked up on the timeline before any retry",
+                )
+            return self.reconcile(self.ledger.get(row.id))
         else:
             recorded = self.ledger.transition(
                 row.id,
@@ -246,6 +268,10 @@ class Deliverer:
         except PublishError as exc:
             log.bind(error=str(exc)).error("reconcile.failed")
             return self._lookup_failed(row, exc)
+        except Exception as exc:  # a defect: never a reason to send again, nor to stop here
+            log.opt(exception=exc).error("reconcile.crashed")
+            failure = PublishError(f"{type(exc).__name__}: {_first_line(exc)}")
+            return self._lookup_failed(row, failure)
         if found is not None:
             self.ledger.transition(
                 row.id,

@@ -292,6 +292,14 @@ class Publishing:
             if account in why:
                 result.message = why[account]
                 continue
+            # A person asked for it: the service's next apply must neither move it back to
+            # the post's planned time nor cancel it because the post is a draft.
+            channel = self.channel_of[account]
+            self.ledger.arm_by_hand(
+                r.id
+                for r in self.ledger.rows(entry.id, channel=channel)
+                if r.account == account and r.state in (State.PENDING, State.UNKNOWN)
+            )
             result.rows = self.deliver(entry.id, account, look_now=True)
             for row in result.rows:
                 # X made it wait (429, back-off): it is due when X allows it, so the running

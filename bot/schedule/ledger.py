@@ -2,14 +2,54 @@
 
 One row per (post, account, part, channel). States::
 
-    PENDING ──claim──▶ SENDING ──▶ POSTED
-       ▲                  │  ├──▶ FAILED (reason)            401/403/402/400, or out of attempts
-       │                  │  └──▶ UNKNOWN ──reconcile──▶ POSTED (found on the timeline)
-       └──── retry_at ◀───┘              └────────────▶ PENDING (not found: retry)
-    PENDING ──▶ SKIPPED (policy) | EXPIRED (too late) | RETRACTED (cancelled)
-    POSTED ──retract──▶ RETRACTED
-    HELD ──text ready──▶ PENDING        recorded, but its translation failed: retried, never
-       └──▶ EXPIRED | RETRACTED         claimed; EXPIRED when the lateness window closes first
+    HELD ──text ready──▶ PENDING ──claim──▶ SENDING ──sent──▶ POSTED ──retract──▶ RETRACTED
+                          ▲   ▲               │  │               ▲
+                          │   └── retry_at ◀──┘  │ ambiguous     │ found on the timeline
+                          │  (429, not sent)     ▼               │
+                          └──── not found ──── UNKNOWN ──────────┘
+                                                 │ timeline unreadable for 6 h
+                                                 ▼
+                                               FAILED
+
+Every transition, and what makes it (the rest of this module, ``bot/publish/deliver.py``,
+``session.py``, ``retract.py`` and ``bot/service.py``)::
+
+    PENDING ──claim──▶ SENDING         committed before any API call (below)
+    SENDING ──▶ POSTED                 the platform answered with the post's id
+    SENDING ──▶ PENDING (retry_at)     429 (at X's reset), or surely not sent (back-off)
+    SENDING ──▶ FAILED (reason)        refused (401/403/402/400), or out of attempts
+    SENDING ──▶ UNKNOWN                ambiguous (timeout, 5xx or a cut answer after sending,
+                                       X's "duplicate"), a defect raised while sending, or
+                                       a stale lease: its owner died mid-send (``abandon``)
+    UNKNOWN ──reconcile──▶ POSTED      found on the account's timeline
+    UNKNOWN ──reconcile──▶ PENDING     not found: retried after a back-off (FAILED when out
+                                       of attempts, or when X called it a duplicate)
+    UNKNOWN ──▶ UNKNOWN (retry_at)     the look-up failed: looked for again, growing waits
+    UNKNOWN ──▶ FAILED                 given up after 6 h of unreadable timeline ("could
+                                       not confirm whether X has it"; never sent blindly)
+    PENDING ──▶ FAILED                 out of attempts
+    PENDING ──▶ SKIPPED                blackout
+    PENDING ──▶ EXPIRED                past its lateness window (service only; a paused
+                                       account too; a thread's later parts with its part)
+    PENDING ──▶ RETRACTED              cancelled ("cancelled: …": its post, part or account
+                                       was removed, it became a draft) or by ``retract``
+    HELD ──▶ PENDING                   its translation is ready (``ensure``); HELD is
+                                       recorded but never claimed
+    HELD ──▶ EXPIRED | RETRACTED       the window closed first | cancelled, as PENDING
+    PENDING ──▶ HELD                   its post changed and the new translation failed
+    RETRACTED ──▶ PENDING | HELD       only "cancelled: …" and never sent: its post is back
+    FAILED | EXPIRED | SKIPPED ──post-now──▶ PENDING   re-armed (looked up first if it was
+                                       attempted: found, POSTED instead)
+    POSTED ──retract──▶ RETRACTED      deleted on the platform
+    UNKNOWN ──retract──▶ POSTED ──▶ RETRACTED   looked up: found, deleted; not found,
+                                       RETRACTED at once; look-up failed, left as it is (so
+                                       is a FAILED "could not confirm…" row)
+
+POSTED, FAILED, SKIPPED, EXPIRED and RETRACTED are final (:data:`FINAL`) but for the
+post-now and "cancelled: …" ways back above. A removed post's SENDING or UNKNOWN row is never
+sent again: reconciled, it ends POSTED (alerted) or RETRACTED. A row armed by ``post-now``
+(table ``by_hand``) keeps its due time when the plan records its post again, and is not
+cancelled because its post is a draft (:meth:`Ledger.arm_by_hand`).
 
 The claim (PENDING → SENDING) is committed before any API call, with a conditional UPDATE, so
 two processes claiming the same row cannot both win; it returns the row as it was claimed
@@ -58,7 +98,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, or_, s
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.errors import ConfigError
-from bot.store import deliveries, instances, utc_now_iso
+from bot.store import by_hand, deliveries, instances, utc_now_iso
 
 
 class State(StrEnum):
@@ -313,6 +353,24 @@ def _same_delivery(item: NewDelivery) -> Any:
     )
 
 
+def _revivable(item: NewDelivery) -> Any:
+    """The id of ``item``'s row if it was cancelled because its post disappeared (it comes
+    back with the post)."""
+    c = deliveries.c
+    return select(c.id).where(
+        and_(
+            _same_delivery(item),
+            c.state == State.RETRACTED.value,
+            c.remote_id.is_(None),
+            c.last_error.like("cancelled:%"),
+        )
+    )
+
+
+_ARMED = deliveries.c.id.in_(select(by_hand.c.delivery_id))
+"""The row was armed by ``post-now`` (see :meth:`Ledger.arm_by_hand`)."""
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -555,17 +613,13 @@ class Ledger:
                     updated_at=now,
                 )
                 conn.execute(stmt.on_conflict_do_nothing())
-                # A delivery cancelled because its post disappeared comes back with the post.
+                # A delivery cancelled because its post disappeared comes back with the post,
+                # as the plan's (no longer armed by hand).
+                revived = _revivable(item)
+                conn.execute(delete(by_hand).where(by_hand.c.delivery_id.in_(revived)))
                 conn.execute(
                     update(deliveries)
-                    .where(
-                        and_(
-                            _same_delivery(item),
-                            deliveries.c.state == State.RETRACTED.value,
-                            deliveries.c.remote_id.is_(None),
-                            deliveries.c.last_error.like("cancelled:%"),
-                        )
-                    )
+                    .where(deliveries.c.id.in_(revived))
                     .values(state=State.PENDING.value, last_error=None, updated_at=now)
                 )
                 # A delivery that waited for its translation has its text now.
@@ -588,7 +642,7 @@ class Ledger:
                             deliveries.c.state == State.PENDING.value,
                             or_(
                                 deliveries.c.content_hash != item.content_hash,
-                                deliveries.c.due_at != _iso(item.due_at),
+                                and_(deliveries.c.due_at != _iso(item.due_at), ~_ARMED),
                             ),
                         )
                     )
@@ -596,7 +650,8 @@ class Ledger:
                         text=item.text,
                         media=media,
                         content_hash=item.content_hash,
-                        due_at=_iso(item.due_at),
+                        # post-now's due (now, or X's reset) stands: the plan's is past or later
+                        due_at=case((_ARMED, deliveries.c.due_at), else_=_iso(item.due_at)),
                         revision=item.revision,
                         author=item.author,
                         updated_at=now,
@@ -615,7 +670,6 @@ class Ledger:
             for item in items:
                 values = {
                     "state": State.HELD.value,
-                    "due_at": _iso(item.due_at),
                     "last_error": reason,
                     "retry_at": _iso(retry_at),
                     "updated_at": now,
@@ -635,11 +689,15 @@ class Ledger:
                         revision=item.revision,
                         author=item.author,
                         created_at=now,
+                        due_at=_iso(item.due_at),
                         **values,
                     )
                     .on_conflict_do_nothing()
                 )
                 c = deliveries.c
+                # cancelled because its post disappeared: back with the post, as the plan's
+                revived = _revivable(item)
+                conn.execute(delete(by_hand).where(by_hand.c.delivery_id.in_(revived)))
                 conn.execute(
                     update(deliveries)
                     .where(
@@ -647,16 +705,12 @@ class Ledger:
                             _same_delivery(item),
                             or_(
                                 c.state.in_([State.PENDING.value, State.HELD.value]),
-                                # cancelled because its post disappeared: back with the post
-                                and_(
-                                    c.state == State.RETRACTED.value,
-                                    c.remote_id.is_(None),
-                                    c.last_error.like("cancelled:%"),
-                                ),
+                                c.id.in_(revived),
                             ),
                         )
                     )
-                    .values(**values)
+                    # held with the new text's failure, but post-now's due time stands
+                    .values(**values, due_at=case((_ARMED, c.due_at), else_=_iso(item.due_at)))
                 )
 
     def find(self, post_id: str, account: str, part: int, channel: str) -> Row | None:
@@ -785,6 +839,29 @@ class Ledger:
                 .values(due_at=_iso(due), updated_at=utc_now_iso())
             )
             return result.rowcount == 1
+
+    def arm_by_hand(self, row_ids: Iterable[int]) -> None:
+        """``post-now`` armed these rows (a person's explicit act): while they are open,
+        :meth:`ensure` and :meth:`hold` keep their due time (now, or X's reset) instead of the
+        plan's, and the service does not cancel them because their post is a draft. A row
+        cancelled with its post and brought back with it is the plan's again."""
+        now = utc_now_iso()
+        with self._hot.lock, self.engine.begin() as conn:
+            for row_id in row_ids:
+                conn.execute(
+                    sqlite_insert(by_hand)
+                    .values(delivery_id=row_id, armed_at=now)
+                    .on_conflict_do_nothing()
+                )
+
+    def armed_by_hand(self) -> set[int]:
+        """Ids of the open rows (PENDING, HELD, SENDING, UNKNOWN) armed by ``post-now``."""
+        c = deliveries.c
+        open_states = [State.PENDING, State.HELD, State.SENDING, State.UNKNOWN]
+        query = select(by_hand.c.delivery_id).join(deliveries, c.id == by_hand.c.delivery_id)
+        query = query.where(c.state.in_([s.value for s in open_states]))
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
 
     def stale_claims(self, now: datetime, rows: Iterable[Row] | None = None) -> dict[int, str]:
         """Row id → why its claim is stale, for the SENDING rows of ``rows`` (default: every

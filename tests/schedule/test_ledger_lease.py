@@ -258,12 +258,13 @@ def test_state_file_of_schema_3_is_upgraded_and_its_claims_recovered(tmp_path: P
     old = create_engine(url)
     assert migrate(old, upto=3) == 3
     assert "instances" not in inspect(old).get_table_names()
-    assert len(MIGRATIONS) == 4
+    assert len(MIGRATIONS) >= 4
     old.dispose()
     engine = open_store(url)
     assert "instances" in inspect(engine).get_table_names()
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version FROM schema_version").scalar() == 4
+        version = conn.exec_driver_sql("SELECT version FROM schema_version").scalar()
+    assert version == len(MIGRATIONS)
     now = datetime.now(UTC)
     row_id = write_legacy_claim(engine, f"{socket.gethostname()}:{gone_pid()}", now)
     assert list(me(engine).stale_claims(now)) == [row_id]
