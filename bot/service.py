@@ -878,7 +878,7 @@ class Service:
             "# TYPE diplobot_next_due_timestamp_seconds gauge",
             "diplobot_next_due_timestamp_seconds "
             f"{datetime.fromisoformat(next_due).timestamp() if next_due else 0}",
-            *self.watcher.metrics(),
+            *self.watcher.metrics(_label),
         ]
         return "\n".join(lines) + "\n"
 

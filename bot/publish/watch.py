@@ -35,7 +35,14 @@ from bot.notify import Notifier
 from bot.publish.base import Published
 from bot.publish.match import same_text
 from bot.publish.session import Publishing
-from bot.schedule.ledger import INSTANCES_KEPT, Instance, Row, State, this_instance
+from bot.schedule.ledger import (
+    INSTANCES_KEPT,
+    Instance,
+    Row,
+    State,
+    this_instance,
+    write_instance,
+)
 from bot.store import heartbeat, instances
 
 DEFAULT_INTERVAL = 600.0
@@ -118,19 +125,7 @@ class Presence:
         at = _stamp(now)
         me = self.me
         with self.engine.begin() as conn:
-            stmt = sqlite_insert(instances).values(
-                instance=me.id,
-                host=me.host,
-                pid=me.pid,
-                pid_space=me.pid_space,
-                started_at=at,
-                seen_at=at,
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[instances.c.instance], set_={"seen_at": stmt.excluded.seen_at}
-                )
-            )
+            write_instance(conn, me, at)
             mark = sqlite_insert(heartbeat).values(name=SERVICE_MARK + me.id, at=at)
             conn.execute(
                 mark.on_conflict_do_update(
@@ -371,7 +366,8 @@ class Watch:
                 "other_services": [s.json() for s in self.services.values()],
             }
 
-    def metrics(self) -> list[str]:
+    def metrics(self, label: Callable[[str], str]) -> list[str]:
+        """Prometheus text lines; ``label`` escapes a label value (the service's)."""
         with self.lock:
             counts = dict(self.counts)
             services = len(self.services)
@@ -381,7 +377,7 @@ class Watch:
             "# TYPE diplobot_foreign_posts_total counter",
         ]
         lines += [
-            f'diplobot_foreign_posts_total{{account="{_label(a)}"}} {n}'
+            f'diplobot_foreign_posts_total{{account="{label(a)}"}} {n}'
             for a, n in sorted(counts.items())
         ]
         lines += [
@@ -390,10 +386,6 @@ class Watch:
             f"diplobot_other_services {services}",
         ]
         return lines
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _stamp(moment: datetime) -> str:

@@ -480,6 +480,24 @@ _EXITING = threading.Event()
 atexit.register(_EXITING.set)  # no heartbeat is written while the interpreter shuts down
 
 
+def write_instance(conn: Connection, me: Instance, at: str) -> None:
+    """Write or renew ``me``'s row in ``instances`` (its ``seen_at``), in ``conn``'s
+    transaction: the claims' heartbeat, and the service's mark (bot/publish/watch.py)."""
+    stmt = sqlite_insert(instances).values(
+        instance=me.id,
+        host=me.host,
+        pid=me.pid,
+        pid_space=me.pid_space,
+        started_at=at,
+        seen_at=at,
+    )
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[instances.c.instance], set_={"seen_at": stmt.excluded.seen_at}
+        )
+    )
+
+
 class _Heartbeat:
     """One instance's sign of life in one state database: its ``instances`` row, written
     with its first claim and renewed every ``every`` seconds while it holds claims, by a
@@ -503,20 +521,7 @@ class _Heartbeat:
     def beat(self, conn: Connection, now_iso: str) -> None:
         """Write or renew the row (an upsert: another process may have pruned it after a
         long idle time)."""
-        me = self.instance
-        stmt = sqlite_insert(instances).values(
-            instance=me.id,
-            host=me.host,
-            pid=me.pid,
-            pid_space=me.pid_space,
-            started_at=now_iso,
-            seen_at=now_iso,
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[instances.c.instance], set_={"seen_at": stmt.excluded.seen_at}
-            )
-        )
+        write_instance(conn, self.instance, now_iso)
 
     def hold(self, row_id: int) -> None:
         self.registered = True  # the claim that registered it is committed

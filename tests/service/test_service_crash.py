@@ -27,7 +27,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +38,7 @@ from typing import Any
 
 import pytest
 from publish.conftest import ACCOUNTS, env_for
-from publish.test_crash import LaggyX, laggy_x
+from publish.test_crash import KillBudget, LaggyX, laggy_x
 from servers.translate import LibreServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -255,22 +254,6 @@ class Tally:
     faults: Counter[str] = field(default_factory=Counter)
     rounds: int = 0
     deliveries: int = 0
-    exited: int = 0  # runs that ended before their kill (must not happen: the service runs)
-
-
-class Budget:
-    def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
-        self._lock = threading.Lock()
-
-    def spend(self) -> None:
-        with self._lock:
-            self.done += 1
-
-    @property
-    def left(self) -> bool:
-        with self._lock:
-            return self.done < self.total
 
 
 def inject(lane: Lane, x: LaggyX, tally: Tally) -> None:
@@ -323,7 +306,7 @@ def verify(rows: list[dict[str, Any]], x: LaggyX, expected: int, where: str) -> 
     return len(rows)
 
 
-def run_lane(lane: Lane, budget: Budget) -> Tally:
+def run_lane(lane: Lane, budget: KillBudget) -> Tally:
     tally = Tally()
     rng = lane.rng
     while budget.left:
@@ -362,7 +345,6 @@ def run_lane(lane: Lane, budget: Budget) -> Tally:
                     moment = time.monotonic() - launched + rng.uniform(0, 0.6)
                 try:
                     proc.wait(timeout=max(0.0, moment - (time.monotonic() - launched)))
-                    tally.exited += 1
                     pytest.fail(f"{tag}: the service exited by itself:\n{tail(log)}")
                 except subprocess.TimeoutExpired:
                     pass
@@ -442,7 +424,7 @@ def test_service_killed_at_random_moments_publishes_every_delivery_exactly_once(
     seed = int(os.environ.get("DIPLOBOT_CRASH_SEED") or random.SystemRandom().randrange(10**6))
     print(f"\nservice crash test seed {seed} (DIPLOBOT_CRASH_SEED={seed} repeats its choices)")
     started = time.monotonic()
-    budget = Budget(KILLS)
+    budget = KillBudget(KILLS)
     with LibreServer() as libre_a, LibreServer() as libre_b:
         translators = [libre_a, libre_b]
         with ThreadPoolExecutor(LANES) as pool:
@@ -457,6 +439,8 @@ def test_service_killed_at_random_moments_publishes_every_delivery_exactly_once(
     total = sum(kills.values())
     namespaced = sum(t.in_namespace for t in tallies)
     assert total >= KILLS
+    # Kills land while the service talks to X, not only before it does (about 60 % of them).
+    assert kills["request being handled by X"] > 0, kills
     if PID_NAMESPACES:
         assert namespaced > 0
     print(
