@@ -22,7 +22,7 @@ from bot.schedule.ledger import State
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from bot.content.loader import ContentSet
+    from bot.content.types import ContentSet
     from bot.publish.session import Publishing
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2

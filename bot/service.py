@@ -42,7 +42,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.config import Secret, read_secret
-from bot.content.loader import ContentSet, LoadCache, validate
+from bot.content.loader import LoadCache, validate
+from bot.content.types import ContentSet
 from bot.errors import BotError, ConfigError, ContentError, Problem
 from bot.notify import Notifier
 from bot.publish.media import RevisionMedia

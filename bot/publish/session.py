@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from bot.config import TranslatorSettings, XSettings
 from bot.content.gitinfo import revision
-from bot.content.loader import ContentSet, PostEntry
+from bot.content.types import ContentSet, PostEntry
 from bot.errors import PublishError
 from bot.notify import Notifier
 from bot.publish.base import Publisher

@@ -16,9 +16,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from bot.content.loader import ContentSet, PostEntry
 from bot.content.model import DAYS
 from bot.content.timeparse import parse_local, resolve_recurring, zone
+from bot.content.types import ContentSet, PostEntry
 from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
 from bot.text.entities import has_url
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 from loguru import logger
 
-from bot.content.loader import ContentSet, PostEntry
+from bot.content.types import ContentSet, PostEntry
 from bot.errors import TranslationError, TranslationPermanent
 from bot.text.length import MAX_WEIGHTED_LENGTH, weighted_length
 from bot.text.protect import EntityMismatch, GlossaryTerm, protect, restore
