@@ -53,8 +53,8 @@ from bot.publish.watch import Watch
 from bot.schedule.ledger import Ledger, Row, State
 from bot.schedule.pins import PinStore
 from bot.schedule.plan import Pin, due_for, plan
+from bot.source import GitSource, Source, export_revision
 from bot.store import deliveries, heartbeat, runtime_pauses, utc_now_iso
-from bot.sync import GitSource, Source, export_revision
 from bot.translate.base import Translator
 from bot.translate.localize import localize
 
