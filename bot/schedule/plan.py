@@ -23,7 +23,8 @@ from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
 from bot.text.entities import has_url
 
 Status = Literal["scheduled", "paused", "blackout"]
-Source = Literal["human", "machine"]
+Authorship = Literal["human", "machine"]
+"""Who writes a delivery's text: an editor (in the file) or the translation engine."""
 
 SLOT_HORIZON_DAYS = 366
 """How far ahead a slot post looks for a free occurrence before it is reported unplaceable."""
@@ -52,7 +53,7 @@ class Delivery:
     part: int  # 1-based; part 1 is the post itself, 2.. its thread replies
     parts: int
     due: datetime  # UTC
-    source: Source
+    source: Authorship
     status: Status = "scheduled"
     note: str = ""
     slot: str | None = None
@@ -257,11 +258,12 @@ def _assign_slots(
     return pins
 
 
-Blackout = tuple[datetime, datetime, frozenset[str] | None, str]
+BlackoutWindow = tuple[datetime, datetime, frozenset[str] | None, str]
+"""A blackout in UTC: start, end, the accounts it holds (None: all), the reason."""
 
 
-def _blackouts(content: ContentSet) -> list[Blackout]:
-    found: list[Blackout] = []
+def _blackouts(content: ContentSet) -> list[BlackoutWindow]:
+    found: list[BlackoutWindow] = []
     for b in content.slots.blackouts:
         tz = zone(b.timezone or content.accounts.timezone)
         accounts = frozenset(b.accounts) if b.accounts is not None else None
@@ -269,7 +271,7 @@ def _blackouts(content: ContentSet) -> list[Blackout]:
     return found
 
 
-def _blackout_for(blackouts: list[Blackout], account: str, due: datetime) -> str | None:
+def _blackout_for(blackouts: list[BlackoutWindow], account: str, due: datetime) -> str | None:
     for start, end, accounts, reason in blackouts:
         if start <= due < end and (accounts is None or account in accounts):
             return reason
