@@ -63,13 +63,13 @@ def _data_loc(data: Any, loc: Iterable[Any]) -> tuple[Any, ...]:
             continue
         elif not isinstance(node, dict | list):
             break
-        elif isinstance(node, dict) and seg not in node and not path_is_typetag(seg):
+        elif isinstance(node, dict) and seg not in node and not _is_typetag(seg):
             path.append(seg)  # a missing key: point at its parent, name the key
             break
     return tuple(path)
 
 
-def path_is_typetag(seg: Any) -> bool:
+def _is_typetag(seg: Any) -> bool:
     return isinstance(seg, str) and ("[" in seg or seg in ("str", "int", "float", "bool"))
 
 

@@ -89,9 +89,6 @@ class ContentSet:
         account = self.accounts.accounts[account_id]
         return zone(account.timezone or self.accounts.timezone)
 
-    def accounts_for(self, lang: str) -> list[str]:
-        return [aid for aid, a in self.accounts.accounts.items() if a.lang == lang]
-
 
 def machine_mark(backend: str, text: str) -> str:
     """The ``machine_translated`` value for ``text``: backend and a short hash of the text.

@@ -1,4 +1,4 @@
-"""Plan: content + clock (+ what is already pinned or done) → deliveries. A pure function.
+"""Plan: content + clock (+ the slot occurrences already pinned) → deliveries. A pure function.
 
 A *delivery* is one part of one post for one account at one instant. Posts with ``publish_at``
 go out at that instant on every account. Posts with ``slot:`` take the next free occurrence of
@@ -10,7 +10,7 @@ a pause keeps deliveries waiting. Nothing here reads files, the network or the l
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
@@ -94,13 +94,11 @@ def plan(
     now: datetime,
     days: int = 7,
     pinned: Mapping[str, Pin] | None = None,
-    done: Set[tuple[str, str, int]] = frozenset(),
     since: datetime | None = None,
 ) -> Plan:
     """Every delivery due in ``[now, now + days)``, with warnings and cost.
 
-    ``pinned`` holds occurrences given earlier (from the state database); ``done`` holds
-    (post, account, part) triples that already ended, which are neither planned nor warned.
+    ``pinned`` holds occurrences given earlier (from the state database).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -127,9 +125,7 @@ def plan(
             if due is None:
                 continue
             if due < window_start:
-                if entry.id not in warned_past and any(
-                    (entry.id, account_id, p) not in done for p in range(1, entry.parts + 1)
-                ):
+                if entry.id not in warned_past:
                     warned_past.add(entry.id)
                     result.warnings.append(
                         PlanWarning(
@@ -149,8 +145,6 @@ def plan(
             elif paused_all or account_id in paused:
                 status, note = "paused", pause_note
             for part in range(1, entry.parts + 1):
-                if (entry.id, account_id, part) in done:
-                    continue
                 human = entry.human_text(account.lang, part - 1)
                 source_text = (
                     human if human is not None else entry.human_text(entry.post.lang, part - 1)
