@@ -246,3 +246,22 @@ def test_importing_the_pure_stages_loads_none_of_those_libraries() -> None:
     assert done.returncode == 0, done.stderr
     loaded = [name for name in done.stdout.split() if _forbidden(name)]
     assert not loaded, loaded
+
+
+LOADERS = ("bot.cli", "bot.service", "bot.pipeline", "bot.content")
+"""The modules that load content; every other one receives a ContentSet."""
+
+
+def test_only_the_loading_stages_import_the_loader() -> None:
+    """Later stages need ContentSet and PostEntry, not the loader: they import
+    bot.content.types, which pulls in none of the checks."""
+    graph = _every_import_graph()
+    importers = sorted(
+        m
+        for m, names in graph.items()
+        if "bot.content.loader" in names
+        and not any(m == p or m.startswith(p + ".") for p in LOADERS)
+    )
+    assert not importers, importers
+    heavy = {"bot.content.loader", "bot.content.checks", "bot.content.shape", "yaml"}
+    assert not (graph["bot.content.types"] & heavy)
