@@ -44,6 +44,7 @@ _IMAGE_MAGIC = (
 
 
 def read_doc(base: Path, rel: str, out: Collector) -> YamlDoc | None:
+    """The YAML document at ``rel``, or None once its problem is reported to ``out``."""
     try:
         return read_yaml(base / rel, rel)
     except YamlProblem as exc:
