@@ -84,8 +84,8 @@ def bench_lag(posts: int = 63) -> None:
     from sqlalchemy import func, select
 
     from bot.service import Service, ServiceSettings
+    from bot.source import LocalSource
     from bot.store import deliveries, open_store, state_url
-    from bot.sync import LocalSource
 
     fake = subprocess.Popen(
         [sys.executable, __file__, "serve-x"],
@@ -249,8 +249,8 @@ def bench_idle(seconds: int = 60) -> None:
 
 def bench_commit(repeat: int = 5) -> None:
     from bot.service import Service, ServiceSettings
+    from bot.source import GitSource
     from bot.store import open_store, state_url
-    from bot.sync import GitSource
 
     def git(cwd: Path, *args: str) -> None:
         subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True)

@@ -22,7 +22,7 @@ from bot.schedule.ledger import State
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from bot.content.loader import ContentSet
+    from bot.content.types import ContentSet
     from bot.publish.session import Publishing
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -518,8 +518,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bot.config import read_secret
     from bot.http import serve
     from bot.service import Service, ServiceSettings
+    from bot.source import GitSource, LocalSource, Source
     from bot.store import open_store, state_dir, state_url
-    from bot.sync import GitSource, LocalSource, Source
 
     settings = ServiceSettings.from_env()
     repo = read_secret("DIPLOBOT_REPO_URL")  # or _FILE: it may carry a token

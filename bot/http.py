@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import io
 import json
 import re
@@ -44,7 +45,6 @@ from loguru import logger
 
 from bot.errors import ConfigError
 from bot.service import Service
-from bot.sync import verify_signature, verify_token
 
 MAX_HOOK_BODY = 5 * 1024 * 1024
 MAX_CONNECTIONS = 64
@@ -321,6 +321,26 @@ def _page(query: str) -> tuple[int, int] | None:
     if not 1 <= limit <= STATUS_MAX_LIMIT or not 0 <= offset <= 10**9:
         return None
     return limit, offset
+
+
+def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+    """GitHub's ``X-Hub-Signature-256: sha256=<hex HMAC of the body>``. Compared as bytes:
+    a header may carry any byte (http.server decodes it as Latin-1), and ``compare_digest``
+    refuses str with non-ASCII characters."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest().encode("ascii")
+    return hmac.compare_digest(expected, _raw(header[len("sha256=") :]))
+
+
+def verify_token(secret: bytes, header: str | None) -> bool:
+    """GitLab's ``X-Gitlab-Token: <the shared secret>``."""
+    return bool(header) and hmac.compare_digest(secret, _raw(header or ""))
+
+
+def _raw(value: str) -> bytes:
+    """A header's value as bytes, whatever it holds (no exception for any input)."""
+    return value.encode("utf-8", "surrogatepass")
 
 
 def serve(

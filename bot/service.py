@@ -42,7 +42,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.config import Secret, read_secret
-from bot.content.loader import ContentSet, LoadCache, validate
+from bot.content.loader import LoadCache, validate
+from bot.content.types import ContentSet
 from bot.errors import BotError, ConfigError, ContentError, Problem
 from bot.notify import Notifier
 from bot.publish.media import RevisionMedia
@@ -52,8 +53,8 @@ from bot.publish.watch import Watch
 from bot.schedule.ledger import Ledger, Row, State
 from bot.schedule.pins import PinStore
 from bot.schedule.plan import Pin, due_for, plan
+from bot.source import GitSource, Source, export_revision
 from bot.store import deliveries, heartbeat, runtime_pauses, utc_now_iso
-from bot.sync import GitSource, Source, export_revision
 from bot.translate.base import Translator
 from bot.translate.localize import localize
 

@@ -5,7 +5,7 @@ few additions documented in docs/content.md. The JSON Schemas that editors' edit
 generated from them (``diplobot schema``), so a key added here is a key documented there.
 
 Only the *shape* of each file is checked here. Checks that need other files (a slot exists, a
-language has an account, a media file is an image) live in :mod:`bot.content.loader`.
+language has an account, a media file is an image) live in :mod:`bot.content.checks`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,55 @@
-"""Problems as people and tools read them: compiler lines, JSON, or GitHub annotations."""
+"""Problems as people and tools read them: compiler lines, JSON, or GitHub annotations; and the
+:class:`Collector` that the checks report them to."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
+from bot.content.yamlsrc import YamlDoc
 from bot.errors import Problem
 
 FORMATS = ("text", "json", "github")
+
+
+@dataclass(slots=True)
+class Collector:
+    """Every problem found so far, each located by its YAML path in its file."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(
+        self,
+        doc: YamlDoc | str,
+        loc: tuple[Any, ...],
+        message: str,
+        hint: str = "",
+        *,
+        key: bool = False,
+        severity: str = "error",
+    ) -> None:
+        if isinstance(doc, str):
+            self.problems.append(Problem(doc, 0, 0, message, hint, severity))
+            return
+        line, col = doc.where(loc, key=key)
+        self.problems.append(Problem(doc.path, line, col, message, hint, severity))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def one_line(value: Any, limit: int = 60) -> str:
+    """An editor's value fit for a one-line message: invisible characters escaped, cut short."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
 def render_problems(problems: Sequence[Problem], fmt: str = "text") -> str:

@@ -18,10 +18,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.content.loader import CONTENT_DIR, MAX_MEDIA_BYTES
+from bot.content.checks import MAX_MEDIA_BYTES
+from bot.content.types import CONTENT_DIR
 from bot.errors import PublishRejected
 from bot.publish.base import Outgoing, Published, Publisher, Receipt
-from bot.sync import BlobUnreadable, read_blob
+from bot.source import BlobUnreadable, read_blob
 
 _LINK_OUT = "is a link to a place outside the repository: copy the image into content/media/"
 

@@ -13,8 +13,8 @@ from datetime import datetime
 
 from loguru import logger
 
-from bot.content.loader import CONTENT_DIR, ContentSet, PostEntry
 from bot.content.model import Media
+from bot.content.types import CONTENT_DIR, ContentSet, PostEntry
 from bot.errors import TranslationError
 from bot.schedule.ledger import MediaRef, NewDelivery
 from bot.text.protect import EntityMismatch

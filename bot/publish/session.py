@@ -12,8 +12,7 @@ from loguru import logger
 from sqlalchemy import Engine
 
 from bot.config import TranslatorSettings, XSettings
-from bot.content.gitinfo import revision
-from bot.content.loader import ContentSet, PostEntry
+from bot.content.types import ContentSet, PostEntry
 from bot.errors import PublishError
 from bot.notify import Notifier
 from bot.publish.base import Publisher
@@ -22,6 +21,7 @@ from bot.publish.media import FolderMedia, MediaSource, ValidatedMedia
 from bot.publish.outbox import OutboxPublisher
 from bot.publish.prepare import prepare
 from bot.schedule.ledger import FINAL, Ledger, Row, State
+from bot.source import head_commit
 from bot.translate.base import Translator
 from bot.translate.cache import TranslationCache
 from bot.translate.localize import Variant, localize
@@ -128,7 +128,7 @@ class Publishing:
             channel_of,
             notifier,
             warnings,
-            revision(content.root),
+            head_commit(content.root),
             settings.parallel,
         )
 

@@ -1,4 +1,4 @@
-"""Plan: content + clock (+ what is already pinned or done) → deliveries. A pure function.
+"""Plan: content + clock (+ the slot occurrences already pinned) → deliveries. A pure function.
 
 A *delivery* is one part of one post for one account at one instant. Posts with ``publish_at``
 go out at that instant on every account. Posts with ``slot:`` take the next free occurrence of
@@ -10,20 +10,21 @@ a pause keeps deliveries waiting. Nothing here reads files, the network or the l
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Set
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from bot.content.loader import ContentSet, PostEntry
 from bot.content.model import DAYS
 from bot.content.timeparse import parse_local, resolve_recurring, zone
+from bot.content.types import ContentSet, PostEntry
 from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
 from bot.text.entities import has_url
 
 Status = Literal["scheduled", "paused", "blackout"]
-Source = Literal["human", "machine"]
+Authorship = Literal["human", "machine"]
+"""Who writes a delivery's text: an editor (in the file) or the translation engine."""
 
 SLOT_HORIZON_DAYS = 366
 """How far ahead a slot post looks for a free occurrence before it is reported unplaceable."""
@@ -52,7 +53,7 @@ class Delivery:
     part: int  # 1-based; part 1 is the post itself, 2.. its thread replies
     parts: int
     due: datetime  # UTC
-    source: Source
+    source: Authorship
     status: Status = "scheduled"
     note: str = ""
     slot: str | None = None
@@ -93,13 +94,11 @@ def plan(
     now: datetime,
     days: int = 7,
     pinned: Mapping[str, Pin] | None = None,
-    done: Set[tuple[str, str, int]] = frozenset(),
     since: datetime | None = None,
 ) -> Plan:
     """Every delivery due in ``[now, now + days)``, with warnings and cost.
 
-    ``pinned`` holds occurrences given earlier (from the state database); ``done`` holds
-    (post, account, part) triples that already ended, which are neither planned nor warned.
+    ``pinned`` holds occurrences given earlier (from the state database).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -126,9 +125,7 @@ def plan(
             if due is None:
                 continue
             if due < window_start:
-                if entry.id not in warned_past and any(
-                    (entry.id, account_id, p) not in done for p in range(1, entry.parts + 1)
-                ):
+                if entry.id not in warned_past:
                     warned_past.add(entry.id)
                     result.warnings.append(
                         PlanWarning(
@@ -148,8 +145,6 @@ def plan(
             elif paused_all or account_id in paused:
                 status, note = "paused", pause_note
             for part in range(1, entry.parts + 1):
-                if (entry.id, account_id, part) in done:
-                    continue
                 human = entry.human_text(account.lang, part - 1)
                 source_text = (
                     human if human is not None else entry.human_text(entry.post.lang, part - 1)
@@ -257,11 +252,12 @@ def _assign_slots(
     return pins
 
 
-Blackout = tuple[datetime, datetime, frozenset[str] | None, str]
+BlackoutWindow = tuple[datetime, datetime, frozenset[str] | None, str]
+"""A blackout in UTC: start, end, the accounts it holds (None: all), the reason."""
 
 
-def _blackouts(content: ContentSet) -> list[Blackout]:
-    found: list[Blackout] = []
+def _blackouts(content: ContentSet) -> list[BlackoutWindow]:
+    found: list[BlackoutWindow] = []
     for b in content.slots.blackouts:
         tz = zone(b.timezone or content.accounts.timezone)
         accounts = frozenset(b.accounts) if b.accounts is not None else None
@@ -269,7 +265,7 @@ def _blackouts(content: ContentSet) -> list[Blackout]:
     return found
 
 
-def _blackout_for(blackouts: list[Blackout], account: str, due: datetime) -> str | None:
+def _blackout_for(blackouts: list[BlackoutWindow], account: str, due: datetime) -> str | None:
     for start, end, accounts, reason in blackouts:
         if start <= due < end and (accounts is None or account in accounts):
             return reason

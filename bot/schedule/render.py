@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.content.loader import ContentSet
+from bot.content.types import ContentSet
 from bot.schedule.plan import Plan
 
 JSON_FORMAT = "diplobot.plan/1"

@@ -17,7 +17,7 @@ from typing import Literal
 
 from loguru import logger
 
-from bot.content.loader import ContentSet, PostEntry
+from bot.content.types import ContentSet, PostEntry
 from bot.errors import TranslationError, TranslationPermanent
 from bot.text.length import MAX_WEIGHTED_LENGTH, weighted_length
 from bot.text.protect import EntityMismatch, GlossaryTerm, protect, restore
@@ -26,7 +26,7 @@ from bot.translate.base import Translator
 from bot.translate.cache import CacheKey, TranslationCache, text_hash
 
 Origin = Literal["human", "machine", "cached", "file"]
-State = Literal["ready", "review", "held", "failed"]
+VariantState = Literal["ready", "review", "held", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +38,15 @@ class Variant:
     part: int  # 1-based
     texts: tuple[str, ...]  # one text; several when overflow: thread split it
     origin: Origin  # human (the file), machine (translated now), cached, file (unreviewed MT)
-    state: State  # ready; review (waits for approval); held (not publishable); failed (retry)
+    # ready; review (waits for approval); held (not publishable); failed (retry)
+    state: VariantState
     reason: str = ""
 
 
 @dataclass(slots=True)
-class Stats:
+class LocalizeStats:
+    """What one :func:`localize` call asked of the engine and found in the cache."""
+
     engine_calls: int = 0
     cache_hits: int = 0
     failures: int = 0
@@ -52,7 +55,7 @@ class Stats:
 @dataclass(slots=True)
 class Localization:
     variants: list[Variant] = field(default_factory=list)
-    stats: Stats = field(default_factory=Stats)
+    stats: LocalizeStats = field(default_factory=LocalizeStats)
 
 
 def glossary_terms(content: ContentSet) -> tuple[GlossaryTerm, ...]:
@@ -109,7 +112,9 @@ def localize(
                     continue
                 written = entry.unreviewed_text(lang, part - 1)
                 if written is not None:
-                    state: State = "review" if review_required(content, entry, lang) else "ready"
+                    state: VariantState = (
+                        "review" if review_required(content, entry, lang) else "ready"
+                    )
                     result.variants.append(
                         Variant(
                             entry.id,

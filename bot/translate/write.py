@@ -15,7 +15,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from bot.content.loader import PostEntry, machine_mark
+from bot.content.types import PostEntry, machine_mark
 from bot.translate.localize import Variant
 
 _NOTE = "machine translations awaiting review: edit the text or delete the line to approve"

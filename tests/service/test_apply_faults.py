@@ -37,8 +37,8 @@ from bot.content import loader
 from bot.errors import PublishRejected
 from bot.publish.media import RevisionMedia
 from bot.service import Service, ServiceSettings
+from bot.source import GitSource
 from bot.store import open_store
-from bot.sync import GitSource
 
 LANGS = dict(zip(HANDLES, ("fr", "en", "ar", "es"), strict=True))
 ON_TIME = timedelta(seconds=2)

@@ -11,8 +11,8 @@ import time_machine
 
 from bot.schedule.ledger import State
 from bot.service import Service, ServiceSettings
+from bot.source import LocalSource
 from bot.store import open_store, state_url
-from bot.sync import LocalSource
 
 ACCOUNTS = "timezone: Europe/Paris\naccounts:\n  fr_acct: {lang: fr, handle: francediplo}\n"
 SLOTS = "slots:\n  night: {times: [02:30]}\n"

@@ -31,8 +31,8 @@ from bot.config import Secret
 from bot.http import ReplayGuard, serve
 from bot.schedule.ledger import Ledger, NewDelivery, State
 from bot.service import Service, ServiceSettings
+from bot.source import LocalSource
 from bot.store import deliveries, open_store, state_url
-from bot.sync import LocalSource
 
 SECRET = "hook-secret-CANARY-5151"
 ACCOUNTS = "timezone: Europe/Paris\naccounts:\n  fr_acct: {lang: fr, handle: francediplo}\n"

@@ -1,5 +1,7 @@
 """Where the content comes from: a local folder (polled) or a git repository (cloned into the
-state volume, fetched at an interval and at once on a signed webhook).
+state volume, fetched at an interval and at once on a signed webhook); and the git helpers
+that read a revision: its files (:func:`read_blob`, :func:`export_revision`) and its commit and
+author (:func:`head_commit`).
 
 Credentials in ``DIPLOBOT_REPO_URL`` (``https://user:token@host/…``) never reach the clone's
 ``.git/config`` nor a log line: the remote is stored without them, and each git command that
@@ -10,7 +12,6 @@ for that host only (see :func:`split_credentials`).
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import re
 import shutil
@@ -368,21 +369,16 @@ def strip_userinfo(text: str) -> str:
     return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
 
 
-def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
-    """GitHub's ``X-Hub-Signature-256: sha256=<hex HMAC of the body>``. Compared as bytes:
-    a header may carry any byte (http.server decodes it as Latin-1), and ``compare_digest``
-    refuses str with non-ASCII characters."""
-    if not header or not header.startswith("sha256="):
-        return False
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest().encode("ascii")
-    return hmac.compare_digest(expected, _raw(header[len("sha256=") :]))
-
-
-def verify_token(secret: bytes, header: str | None) -> bool:
-    """GitLab's ``X-Gitlab-Token: <the shared secret>``."""
-    return bool(header) and hmac.compare_digest(secret, _raw(header or ""))
-
-
-def _raw(value: str) -> bytes:
-    """A header's value as bytes, whatever it holds (no exception for any input)."""
-    return value.encode("utf-8", "surrogatepass")
+def head_commit(root: Path) -> tuple[str | None, str | None]:
+    """(commit, author) of HEAD in ``root``, or (None, None) when it is not a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "log", "-1", "--format=%H%n%an <%ae>"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return (out[0], out[1]) if len(out) >= 2 else (None, None)

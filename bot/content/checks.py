@@ -1,0 +1,542 @@
+"""The checks of one file against the rest of the repository: languages, zones, slots,
+account references, characters that may not be published, text length, media.
+
+Each check reports to a :class:`~bot.content.report.Collector` and never raises for an
+editor's mistake; :mod:`bot.content.loader` runs them in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import os
+import re
+import unicodedata
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.content.files import NotReadable, read_regular
+from bot.content.languages import ISO_639_1
+from bot.content.model import AccountsFile, GlossaryFile, Media, Post, SlotsFile
+from bot.content.report import Collector, one_line
+from bot.content.shape import check_shape
+from bot.content.timeparse import TimeProblem, local_time_exists, parse_local, zone
+from bot.content.types import CONTENT_DIR, POSTS_DIR, PostEntry
+from bot.content.yamlsrc import YamlDoc, YamlProblem, read_yaml
+from bot.envname import env_name
+from bot.errors import Problem
+from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
+from bot.text.chars import char_name, find_bad_char
+
+MAX_MEDIA = 4
+MAX_MEDIA_BYTES = 5 * 1024 * 1024
+MAX_ALT = 1000
+MAX_MEDIA_PATH = 1024
+_IMAGE_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+)
+
+
+def read_doc(base: Path, rel: str, out: Collector) -> YamlDoc | None:
+    """The YAML document at ``rel``, or None once its problem is reported to ``out``."""
+    try:
+        return read_yaml(base / rel, rel)
+    except YamlProblem as exc:
+        out.problems.append(exc.problem)
+        return None
+
+
+def check_zone(doc: YamlDoc, loc: tuple[Any, ...], name: str | None, out: Collector) -> bool:
+    if name is None:
+        return True
+    try:
+        zone(name)
+        return True
+    except TimeProblem as exc:
+        out.add(doc, loc, exc.message, exc.hint)
+        return False
+
+
+def check_lang(
+    doc: YamlDoc, loc: tuple[Any, ...], lang: str, out: Collector, *, key: bool = False
+) -> bool:
+    if lang in ISO_639_1:
+        return True
+    lower = lang.lower().split("-")[0].split("_")[0]
+    hint = f"use '{lower}'" if lower in ISO_639_1 else "use a two-letter ISO 639-1 code, e.g. fr"
+    out.add(doc, loc, f"unknown language '{one_line(lang)}'", hint, key=key)
+    return False
+
+
+def check_accounts(loaded: tuple[YamlDoc | None, AccountsFile], out: Collector) -> None:
+    doc, accounts = loaded
+    assert doc is not None
+    check_zone(doc, ("timezone",), accounts.timezone, out)
+    by_variable: dict[str, str] = {}
+    for aid, account in accounts.accounts.items():
+        check_lang(doc, ("accounts", aid, "lang"), account.lang, out)
+        check_zone(doc, ("accounts", aid, "timezone"), account.timezone, out)
+        # Credentials are found by variable name: two ids naming the same variables would
+        # both publish with one account's token (the English text on the French account).
+        name = env_name(str(aid))
+        first = by_variable.setdefault(name, str(aid))
+        if first != aid:
+            line = doc.where(("accounts", first), key=True)[0]
+            out.add(
+                doc,
+                ("accounts", aid),
+                f"account '{one_line(aid)}' reads the same credentials as account "
+                f"'{one_line(first)}' (line {line}): both are DIPLOBOT_{name}_ACCESS_TOKEN and "
+                f"DIPLOBOT_{name}_ACCESS_SECRET, so both would publish as the same account",
+                "rename one of them: account ids must differ in more than case, '-' or '_'",
+                key=True,
+            )
+
+
+def check_slots(doc: YamlDoc, slots: SlotsFile, accounts: AccountsFile, out: Collector) -> None:
+    known = set(accounts.accounts)
+    for name, slot in slots.slots.items():
+        if slot.timezone not in (None, "account"):
+            check_zone(doc, ("slots", name, "timezone"), slot.timezone, out)
+        zones = (
+            {a.timezone or accounts.timezone for a in accounts.accounts.values()}
+            if slot.timezone == "account"
+            else {slot.timezone or accounts.timezone}
+        )
+        for i, hhmm in enumerate(slot.times):
+            _warn_dst_slot(doc, ("slots", name, "times", i), hhmm, zones, out)
+    for i, blackout in enumerate(slots.blackouts):
+        loc = ("blackouts", i)
+        if not check_zone(doc, (*loc, "timezone"), blackout.timezone, out):
+            continue
+        try:
+            tz = zone(blackout.timezone or accounts.timezone)
+        except TimeProblem:
+            continue  # a bad default zone is reported once, in accounts.yaml
+        bounds = []
+        for key, value in (("from", blackout.from_), ("until", blackout.until)):
+            try:
+                bounds.append(parse_local(value, tz))
+            except TimeProblem as exc:
+                out.add(doc, (*loc, key), f"{key}: {exc.message}", exc.hint)
+        if len(bounds) == 2 and bounds[1] <= bounds[0]:
+            out.add(doc, (*loc, "until"), "until must be after from", "check the dates")
+        if blackout.accounts == []:
+            out.add(
+                doc,
+                (*loc, "accounts"),
+                "accounts is empty: this blackout blocks nothing",
+                "remove the line to black out every account, or list the accounts",
+            )
+        _check_account_refs(doc, (*loc, "accounts"), blackout.accounts or [], known, out)
+    _check_account_refs(doc, ("pause", "accounts"), slots.pause.accounts, known, out)
+
+
+def _warn_dst_slot(
+    doc: YamlDoc, loc: tuple[Any, ...], hhmm: str, zones: set[str], out: Collector
+) -> None:
+    """A slot time inside a DST gap is legal but moves one day a year: say so."""
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    for name in sorted(zones):
+        try:
+            tz = zone(name)
+        except TimeProblem:
+            continue
+        for month in range(1, 13):
+            for day in (1, 8, 15, 22, 29):
+                try:
+                    probe = datetime(2026, month, day, hour, minute)
+                except ValueError:
+                    continue
+                if not _gap_week(probe, tz):
+                    continue
+                for d in range(7):
+                    naive = datetime.fromordinal(probe.toordinal() + d).replace(
+                        hour=hour, minute=minute
+                    )
+                    if not local_time_exists(naive, tz):
+                        out.add(
+                            doc,
+                            loc,
+                            f"{hhmm} does not exist in {name} on the day clocks jump forward "
+                            f"(e.g. {naive:%Y-%m-%d}); that day the slot runs one gap later",
+                            "choose a time outside 02:00-03:00 to avoid it",
+                            severity="warning",
+                        )
+                        return
+
+
+def _gap_week(start: datetime, tz: ZoneInfo) -> bool:
+    """Whether the UTC offset changes upward within the week starting at ``start``."""
+    a = start.replace(tzinfo=tz).utcoffset()
+    b = datetime.fromordinal(start.toordinal() + 7).replace(tzinfo=tz).utcoffset()
+    assert a is not None and b is not None
+    return b > a
+
+
+def _check_account_refs(
+    doc: YamlDoc, loc: tuple[Any, ...], refs: list[str], known: set[str], out: Collector
+) -> None:
+    for i, ref in enumerate(refs):
+        if ref not in known:
+            out.add(
+                doc,
+                (*loc, i),
+                f"unknown account '{one_line(ref)}'",
+                "accounts: " + ", ".join(sorted(known)),
+            )
+
+
+def check_glossary(doc: YamlDoc, glossary: GlossaryFile, out: Collector) -> None:
+    for i, term in enumerate(glossary.terms):
+        _check_chars(doc, ("terms", i, "term"), term.term, out)
+        for lang, rendering in term.translations.items():
+            loc = ("terms", i, "translations", lang)
+            check_lang(doc, loc, lang, out, key=True)
+            _check_chars(doc, loc, rendering, out)  # it is written into posts as it stands
+
+
+class PostChecker:
+    """Checks one post file against its shape and against the rest of the repository."""
+
+    def __init__(
+        self, base: Path, accounts: AccountsFile | None, slots: SlotsFile | None, out: Collector
+    ) -> None:
+        self.base = base
+        self.root_abs = os.path.abspath(base)
+        self.content_abs = os.path.join(self.root_abs, CONTENT_DIR)
+        self.root_real = os.path.realpath(base)
+        self.accounts = accounts
+        self.slots = slots
+        self.out = out
+        self.account_langs = (
+            frozenset(a.lang for a in accounts.accounts.values()) if accounts else frozenset()
+        )
+        self.langs_text = ", ".join(sorted(self.account_langs))
+        self.media_cache: dict[str, tuple[str, str] | None] = {}
+        self.default_tz: ZoneInfo | None = None  # None: accounts.yaml's zone is bad (reported)
+        if accounts is not None:
+            with contextlib.suppress(TimeProblem):
+                self.default_tz = zone(accounts.timezone)
+
+    def check(self, rel: str) -> PostEntry | None:
+        out = self.out
+        before = len(out.problems)
+        doc = read_doc(self.base, rel, out)
+        if doc is None:
+            return None
+        if doc.data is None:
+            out.add(doc, (), "file is empty", "a post needs at least lang and text")
+            return None
+        post = check_shape(doc, doc.data, Post, out)
+        if post is None:
+            return None
+        post_id = post.id or rel[len(POSTS_DIR) + 1 :].rsplit(".", 1)[0]
+        if post.id is None and not _valid_id(post_id):
+            out.add(
+                doc,
+                (),
+                f"the file name cannot serve as the post's id ('{one_line(post_id)}')",
+                "add a line 'id: some-name' using letters, digits, '.', '_', '-'",
+            )
+        self._check_texts(doc, post)
+        due = self._check_when(doc, post)
+        self._check_media(doc, post)
+        if any(p.severity == "error" for p in out.problems[before:]):
+            return None
+        langs = tuple(
+            sorted(
+                lang
+                for lang in self.account_langs
+                if post.languages is None or lang in post.languages
+            )
+        )
+        fingerprint = hashlib.sha1(doc.source.encode("utf-8")).hexdigest()
+        return PostEntry(post_id, rel, post, due, langs, fingerprint)
+
+    def _check_texts(self, doc: YamlDoc, post: Post) -> None:
+        out = self.out
+        check_lang(doc, ("lang",), post.lang, out)
+        if post.languages is not None:
+            for i, lang in enumerate(post.languages):
+                if (
+                    check_lang(doc, ("languages", i), lang, out)
+                    and self.account_langs
+                    and (lang not in self.account_langs)
+                ):
+                    out.add(
+                        doc,
+                        ("languages", i),
+                        f"no account publishes in '{lang}'",
+                        f"accounts publish in: {self.langs_text}",
+                    )
+            if not post.languages:
+                out.add(
+                    doc,
+                    ("languages",),
+                    "languages is empty: the post would go nowhere",
+                    "remove the line to publish in every language",
+                )
+        published = (
+            set(self.account_langs)
+            if post.languages is None
+            else set(post.languages) & self.account_langs
+        )
+        holders: list[tuple[tuple[Any, ...], str, dict[str, str]]] = [
+            ((), post.text, post.translations)
+        ]
+        holders += [(("thread", i), p.text, p.translations) for i, p in enumerate(post.thread)]
+        for base_loc, text, translations in holders:
+            self._check_one_text(
+                doc,
+                (*base_loc, "text"),
+                text,
+                check_length=post.lang in published or not self.account_langs,
+            )
+            for lang, value in translations.items():
+                loc = (*base_loc, "translations", lang)
+                if not check_lang(doc, loc, lang, out, key=True):
+                    continue
+                if lang == post.lang:
+                    out.add(
+                        doc,
+                        loc,
+                        f"a translation into '{lang}', the post's own language",
+                        "remove it, or change 'lang'",
+                        key=True,
+                    )
+                    continue
+                if self.account_langs and lang not in self.account_langs:
+                    out.add(
+                        doc,
+                        loc,
+                        f"translation into '{lang}', but no account publishes in '{lang}'",
+                        f"accounts publish in: {self.langs_text}",
+                        key=True,
+                    )
+                    continue
+                self._check_one_text(doc, loc, value, check_length=True)
+
+    def _check_one_text(
+        self, doc: YamlDoc, loc: tuple[Any, ...], text: str, *, check_length: bool
+    ) -> None:
+        if not text.strip():
+            hint = "write the text" if loc[-1] == "text" else "write the text, or remove the key"
+            self.out.add(doc, loc, "text is empty", hint)
+            return
+        if _check_chars(doc, loc, text, self.out):
+            return
+        cut = _comment_cut(doc, loc, text)
+        if cut:
+            self.out.add(
+                doc,
+                loc,
+                f"the text stops before '{cut}': in YAML, ' #' starts a comment",
+                'put the whole text in quotes, e.g. text: "... #COP31 ..."',
+            )
+            return
+        if check_length:
+            length = weighted_length(text)
+            if length > MAX_WEIGHTED_LENGTH:
+                self.out.add(
+                    doc,
+                    loc,
+                    f"text is {length} characters long as X counts them; the limit is "
+                    f"{MAX_WEIGHTED_LENGTH}",
+                    f"shorten it by {length - MAX_WEIGHTED_LENGTH}, or move the rest to 'thread:'",
+                )
+
+    def _check_when(self, doc: YamlDoc, post: Post) -> datetime | None:
+        out = self.out
+        if post.publish_at is not None and post.slot is not None:
+            out.add(
+                doc,
+                ("slot",),
+                "both publish_at and slot are set",
+                "keep one: publish_at for a fixed time, slot for the next free slot",
+                key=True,
+            )
+            return None
+        if not check_zone(doc, ("timezone",), post.timezone, out):
+            return None
+        if self.slots is not None and post.slot is not None and post.slot not in self.slots.slots:
+            known = sorted(self.slots.slots)
+            close = difflib.get_close_matches(post.slot, known, n=1)
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else "slots: " + ", ".join(known)
+                if known
+                else "define it in schedules/slots.yaml"
+            )
+            out.add(doc, ("slot",), f"unknown slot '{one_line(post.slot)}'", hint)
+            return None
+        tz = zone(post.timezone) if post.timezone is not None else self.default_tz
+        if post.publish_at is None or tz is None:
+            return None
+        try:
+            return parse_local(post.publish_at, tz)
+        except TimeProblem as exc:
+            out.add(doc, ("publish_at",), f"publish_at {exc.message}", exc.hint)
+            return None
+
+    def _check_media(self, doc: YamlDoc, post: Post) -> None:
+        groups: list[tuple[tuple[Any, ...], list[Media]]] = [(("media",), post.media)]
+        groups += [(("thread", i, "media"), p.media) for i, p in enumerate(post.thread)]
+        for loc, items in groups:
+            if len(items) > MAX_MEDIA:
+                self.out.add(
+                    doc,
+                    (*loc, MAX_MEDIA),
+                    f"{len(items)} images; X takes at most {MAX_MEDIA} per post",
+                    "move the others to a thread part",
+                )
+            for i, item in enumerate(items):
+                if not _check_path_chars(doc, (*loc, i, "file"), item.file, self.out):
+                    found = self._media_problem(item.file)
+                    if found is not None:
+                        self.out.add(doc, (*loc, i, "file"), *found)
+                alts = item.alt.items() if isinstance(item.alt, dict) else [(None, item.alt)]
+                for lang, alt in alts:
+                    where = (*loc, i, "alt") if lang is None else (*loc, i, "alt", lang)
+                    if lang is not None:
+                        check_lang(doc, where, lang, self.out, key=True)
+                    if alt is None:
+                        continue
+                    if _check_chars(doc, where, alt, self.out):
+                        continue
+                    if len(alt) > MAX_ALT:
+                        self.out.add(
+                            doc,
+                            where,
+                            f"alt text is {len(alt)} characters; X allows {MAX_ALT}",
+                            "shorten it",
+                        )
+
+    def _media_problem(self, file: str) -> tuple[str, str] | None:
+        if file not in self.media_cache:
+            self.media_cache[file] = self._inspect_media(file)
+        return self.media_cache[file]
+
+    def _inspect_media(self, file: str) -> tuple[str, str] | None:
+        hint_rel = "use a path relative to content/, like media/photo.jpg"
+        shown = one_line(file)
+        if not file.strip():
+            return "media file path is empty", hint_rel
+        if len(file) > MAX_MEDIA_PATH:
+            return (
+                f"media path is {len(file)} characters long; diplobot reads paths of at most "
+                f"{MAX_MEDIA_PATH}",
+                hint_rel,
+            )
+        if os.path.isabs(file) or file.startswith(("/", "\\")) or ":" in file[:3]:
+            return f"media path '{shown}' is absolute", hint_rel
+        joined = os.path.normpath(os.path.join(self.root_abs, CONTENT_DIR, file))
+        if not _inside(joined, self.root_abs):
+            return f"media path '{shown}' leaves the repository", hint_rel
+        if not _inside(joined, self.content_abs):
+            return f"media path '{shown}' leaves content/", hint_rel
+        real = os.path.realpath(joined)
+        if not _inside(real, self.root_real):
+            return (
+                f"media file '{shown}' is a link to a place outside the repository",
+                "copy the image into content/media/",
+            )
+        try:
+            head, size = read_regular(real, 16)
+        except NotReadable as exc:
+            if exc.missing:
+                return (
+                    f"media file '{shown}' not found",
+                    "check the spelling; paths are relative to content/",
+                )
+            return (
+                f"media '{shown}' cannot be used: {exc.reason}",
+                "replace it with an image file",
+            )
+        if size > MAX_MEDIA_BYTES:
+            return (
+                f"image '{shown}' is {size / 1_048_576:.1f} MB; X accepts at most 5 MB",
+                "export it smaller, e.g. 2048 px wide JPEG",
+            )
+        if not any(head.startswith(magic) for magic, _ in _IMAGE_MAGIC) and not (
+            head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+        ):
+            return (f"'{shown}' is not an image X accepts", "use a JPEG, PNG, GIF or WEBP file")
+        return None
+
+
+def _check_chars(doc: YamlDoc, loc: tuple[Any, ...], text: str, out: Collector) -> bool:
+    """Report the first character of ``text`` that may not be published; True if one was."""
+    bad = find_bad_char(text)
+    if bad is None:
+        return False
+    line, col, typed = doc.char_position(loc, text, bad.index)
+    hint = bad.hint_with(_how_to_delete(text[bad.index], typed, col))
+    out.problems.append(Problem(doc.path, line, col, bad.message, hint))
+    return True
+
+
+def _how_to_delete(ch: str, typed: str, col: int) -> str:
+    if typed == ch:
+        return f"delete it: put the cursor just after column {col} and press Backspace"
+    if typed:
+        return f"delete the escape {typed} at column {col}"
+    return "delete it"
+
+
+def _check_path_chars(doc: YamlDoc, loc: tuple[Any, ...], path: str, out: Collector) -> bool:
+    """Report a control character (a NUL...) in a file path; True if there is one."""
+    for index, ch in enumerate(path):
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in _BIDI_CONTROLS or ch == "\ufeff":
+            line, col, typed = doc.char_position(loc, path, index)
+            out.problems.append(
+                Problem(
+                    doc.path,
+                    line,
+                    col,
+                    f"media path contains the invisible character {char_name(ch)}",
+                    _how_to_delete(ch, typed, col) + ", or retype the path",
+                )
+            )
+            return True
+    return False
+
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _comment_cut(doc: YamlDoc, loc: tuple[Any, ...], text: str) -> str:
+    """The comment that silently ended an unquoted text on its line ('' if none).
+
+    ``text: Ouverture de la #COP31`` is valid YAML whose value is 'Ouverture de la': a hashtag
+    after a space starts a comment. Editors never mean that in a post's text.
+    """
+    line_no, col = doc.values.get(loc, (0, 0))
+    line = doc.line(line_no)
+    if not line or col < 1 or line[col - 1 : col] in ("'", '"', "|", ">"):
+        return ""
+    rest = line[col - 1 :]
+    first_line = text.split("\n", 1)[0]
+    if not rest.startswith(first_line.rstrip()):
+        return ""
+    after = rest[len(first_line.rstrip()) :]
+    stripped = after.lstrip()
+    if stripped.startswith("#") and after[: len(after) - len(stripped)]:
+        return stripped[:30]
+    return ""
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _valid_id(value: str) -> bool:
+
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value) is not None and len(value) <= 200
