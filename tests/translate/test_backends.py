@@ -55,9 +55,9 @@ def test_a_wrong_key_is_permanent_and_its_message_hides_the_key(backend: Backend
 
 def test_libre_without_url_says_which_variable_to_set() -> None:
     """A misconfiguration names the environment variable to fix."""
-    from bot.config import TranslatorSettings
     from bot.errors import ConfigError
-    from bot.translate.registry import make_translator
+    from bot.settings import TranslatorSettings
+    from bot.wiring import make_translator
 
     with pytest.raises(ConfigError, match="DIPLOBOT_TRANSLATOR_URL"):
         make_translator(TranslatorSettings(backend="libre"))
