@@ -83,7 +83,8 @@ def test_x_settings_are_read_per_account_from_the_snapshot() -> None:
     x = settings.x(["francediplo_EN", "francediplo_AR"])
     assert list(x.tokens) == ["francediplo_EN"]
     assert x.missing == {
-        "francediplo_AR": "DIPLOBOT_FRANCEDIPLO_AR_ACCESS_TOKEN, DIPLOBOT_FRANCEDIPLO_AR_ACCESS_SECRET"
+        "francediplo_AR": "DIPLOBOT_FRANCEDIPLO_AR_ACCESS_TOKEN, "
+        "DIPLOBOT_FRANCEDIPLO_AR_ACCESS_SECRET"
     }
     assert (x.api_url, x.ca_bundle) == ("http://127.0.0.1:1", "/etc/ca.pem")
     dry = settings.without_x_keys().x(["francediplo_EN"])
