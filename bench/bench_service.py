@@ -83,9 +83,11 @@ def bench_lag(posts: int = 63) -> None:
 
     from sqlalchemy import func, select
 
-    from bot.service import Service, ServiceSettings
+    from bot.service import Service
+    from bot.settings import ServiceSettings, Settings
     from bot.source import LocalSource
     from bot.store import deliveries, open_store, state_url
+    from bot.wiring import Wiring
 
     fake = subprocess.Popen(
         [sys.executable, __file__, "serve-x"],
@@ -135,6 +137,7 @@ def bench_lag(posts: int = 63) -> None:
                 publish_parallel=int(os.environ.get("BENCH_PARALLEL", "16")),
                 per_account=int(os.environ.get("BENCH_PER_ACCOUNT", "4")),
             ),
+            wiring=Wiring(Settings.from_env(os.environ)),
         )
         started = time.perf_counter()
         service.start()
@@ -248,9 +251,11 @@ def bench_idle(seconds: int = 60) -> None:
 
 
 def bench_commit(repeat: int = 5) -> None:
-    from bot.service import Service, ServiceSettings
+    from bot.service import Service
+    from bot.settings import ServiceSettings, Settings
     from bot.source import GitSource
     from bot.store import open_store, state_url
+    from bot.wiring import Wiring
 
     def git(cwd: Path, *args: str) -> None:
         subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True)
@@ -263,11 +268,13 @@ def bench_commit(repeat: int = 5) -> None:
         os.environ.update(DIPLOBOT_TRANSLATOR="libre", DIPLOBOT_TRANSLATOR_URL=libre.url)
         state = Path(tmp) / "state"
         engine = open_store(state_url(state, str(state / "state.sqlite")))
+        settings = Settings.from_env(os.environ)
         service = Service(
-            GitSource(str(origin), "main", state / "repo"),
+            GitSource(str(origin), "main", state / "repo", settings.git_env),
             engine,
             state,
             ServiceSettings(sync_interval=300),
+            wiring=Wiring(settings),
         )
         t = time.perf_counter()
         service.sync()

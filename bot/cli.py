@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING
 from bot import __version__
 from bot.errors import BotError, ConfigError, ContentError
 from bot.schedule.ledger import State
+from bot.settings import Settings, from_process
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from bot.content.types import ContentSet
     from bot.publish.session import Publishing
+    from bot.wiring import Wiring
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -140,19 +142,25 @@ def _positive_int(value: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        settings = from_process()  # the one read of the environment
+    except ConfigError as exc:
+        print(f"diplobot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    args.settings = settings
     # Not parser defaults: the --root/--state actions are shared with every subcommand, and a
     # default there would overwrite a value given before the command.
     if not hasattr(args, "root"):
-        args.root = os.environ.get("DIPLOBOT_ROOT", ".")
+        args.root = settings.root
     if not hasattr(args, "state"):
-        args.state = os.environ.get("DIPLOBOT_STATE")
+        args.state = settings.state
     # `run` may clone into a root that does not exist yet; `health` only talks HTTP.
     if args.command not in ("run", "health") and not Path(args.root).is_dir():
         print(f"diplobot: --root {args.root}: no such directory", file=sys.stderr)
         return EXIT_USAGE
     from bot.log import setup_logging
 
-    setup_logging()
+    setup_logging(settings.log.level, settings.log.format)
     try:
         handler = _COMMANDS[args.command]
         return handler(args)
@@ -191,6 +199,18 @@ def _state_problem(exc: Exception, args: argparse.Namespace) -> str | None:
     except ConfigError:
         url = str(args.state)
     return str(state_error(exc, url))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """This process's settings, read by :func:`main`."""
+    settings: Settings = args.settings
+    return settings
+
+
+def _wiring(args: argparse.Namespace) -> Wiring:
+    from bot.wiring import Wiring
+
+    return Wiring(_settings(args))
 
 
 def _store(args: argparse.Namespace, *, create: bool = True) -> Engine | None:
@@ -266,11 +286,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 def _cmd_translate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from bot.config import TranslatorSettings
     from bot.content.loader import load
     from bot.translate.cache import TranslationCache
     from bot.translate.localize import localize
-    from bot.translate.registry import make_translator
     from bot.translate.write import write_translations
 
     content = load(args.root)
@@ -286,12 +304,10 @@ def _cmd_translate(args: argparse.Namespace) -> int:
             "--write needs the ids of the posts to write, e.g. "
             "'diplobot translate --write cop31-ouverture'"
         )
-    settings = TranslatorSettings.from_env()
-    translator = make_translator(settings)
+    translator = _wiring(args).translator()
     cache = TranslationCache(_store(args))  # type: ignore[arg-type]
-    result = localize(
-        content, translator, cache, post_ids=args.ids or None, parallel=settings.parallel
-    )
+    parallel = _settings(args).translator.parallel
+    result = localize(content, translator, cache, post_ids=args.ids or None, parallel=parallel)
     if args.write:
         for post_id in args.ids:
             langs = write_translations(
@@ -336,7 +352,7 @@ def _publishing(
     engine = _store(args)
     assert engine is not None
     folder = state_dir(state_url(Path(args.root), args.state), Path(args.root))
-    pub = Publishing.build(content, engine, folder, dry_run=dry_run)
+    pub = Publishing.build(content, engine, folder, _wiring(args), dry_run=dry_run)
     for warning in pub.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return pub
@@ -389,7 +405,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from bot.schedule.ledger import Ledger
 
     engine = _store(args, create=False)
-    ledger = Ledger(engine) if engine is not None else None
+    ledger = Ledger(engine, lease=_settings(args).lease) if engine is not None else None
     rows = ledger.rows(args.id) if ledger is not None else []
     # A SENDING row whose owner is gone: the next start of the service or post-now
     # reconciles it; until then it needs a look.
@@ -473,14 +489,13 @@ def _cmd_retract(args: argparse.Namespace) -> int:
 
 
 def _cmd_accounts(args: argparse.Namespace) -> int:
-    from bot.config import XSettings
     from bot.content.loader import load
     from bot.errors import PublishError
     from bot.publish.x import XPublisher
 
     content = load(args.root)
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
-    x = XSettings.from_env(list(handles))
+    x = _wiring(args).x(list(handles))
     ok = True
     publisher = XPublisher.from_settings(x, handles)
     for account, handle in handles.items():
@@ -515,30 +530,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import threading
     import time
 
-    from bot.config import read_secret
     from bot.http import serve
-    from bot.service import Service, ServiceSettings
+    from bot.service import Service
     from bot.source import GitSource, LocalSource, Source
     from bot.store import open_store, state_dir, state_url
+    from bot.wiring import Wiring
 
-    settings = ServiceSettings.from_env()
-    repo = read_secret("DIPLOBOT_REPO_URL")  # or _FILE: it may carry a token
-    repo_url = repo.reveal() if repo else None
+    config = _settings(args)
+    settings = config.service
     url = state_url(Path(args.root), args.state)
     folder = state_dir(url, Path(args.root))
     source: Source
-    if repo_url:
+    if config.repo_url:
         source = GitSource(
-            repo_url, os.environ.get("DIPLOBOT_REPO_BRANCH") or "main", folder / "repo"
+            config.repo_url.reveal(), config.repo_branch, folder / "repo", config.git_env
         )
     else:
-        source = LocalSource(Path(args.root))
+        source = LocalSource(Path(args.root), config.git_env)
     engine = open_store(url)
     if args.dry_run:
-        for name in list(os.environ):
-            if name.startswith("DIPLOBOT_X_API_"):
-                del os.environ[name]
-    service = Service(source, engine, folder, settings)
+        config = config.without_x_keys()
+    service = Service(source, engine, folder, settings, wiring=Wiring(config))
     stop = threading.Event()
     failed: list[BaseException] = []
 
@@ -598,7 +610,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
     from bot.http import parse_addr
 
-    host, port = parse_addr(os.environ.get("DIPLOBOT_HTTP_ADDR") or "127.0.0.1:8080")
+    host, port = parse_addr(_settings(args).service.http_addr)
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     try:
         with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=5) as response:

@@ -9,7 +9,6 @@ requests, oauthlib, requests_oauthlib, tweepy, aiohttp) are held at WARNING what
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from loguru import logger
@@ -39,11 +38,11 @@ class InterceptHandler(logging.Handler):
         )
 
 
-def setup_logging(level: str | None = None, fmt: str | None = None) -> None:
-    level = (level or os.environ.get("DIPLOBOT_LOG_LEVEL") or "INFO").upper()
-    fmt = (
-        fmt or os.environ.get("DIPLOBOT_LOG_FORMAT") or ("text" if sys.stderr.isatty() else "json")
-    )
+def setup_logging(level: str = "INFO", fmt: str | None = None) -> None:
+    """``level`` and ``fmt`` (``json`` or ``text``; None: text on a terminal, JSON otherwise)
+    come from ``DIPLOBOT_LOG_LEVEL`` and ``DIPLOBOT_LOG_FORMAT`` (``bot.settings.LogSettings``)."""
+    level = level.upper()
+    fmt = fmt or ("text" if sys.stderr.isatty() else "json")
     logger.remove()
     if fmt == "json":
         logger.add(sys.stderr, level=level, serialize=True, diagnose=False, backtrace=False)

@@ -1,6 +1,7 @@
 """Alerts: every delivery that will not go out as planned is told to people.
 
-``DIPLOBOT_ALERT_WEBHOOK`` receives a JSON POST per alert. The body carries ``text`` (what Slack
+``DIPLOBOT_ALERT_WEBHOOK`` receives a JSON POST per alert (``bot/wiring.py`` builds the
+notifier from the settings). The body carries ``text`` (what Slack
 and Mattermost incoming webhooks display) and the same facts as fields for other tools. A
 webhook that fails is logged, never raised: alerting must not stop publishing.
 """
@@ -12,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import requests
 from loguru import logger
 
-from bot.config import read_secret
 from bot.schedule.ledger import Row
 
 if TYPE_CHECKING:
@@ -29,11 +29,6 @@ class Notifier:
         self.webhook = webhook
         self.timeout = timeout
         self.handles = handles or {}
-
-    @classmethod
-    def from_env(cls, handles: dict[str, str]) -> Notifier:
-        url = read_secret("DIPLOBOT_ALERT_WEBHOOK")  # or _FILE: a webhook URL is a secret
-        return cls(url.reveal() if url else None, handles=handles)
 
     def delivery(self, row: Row, reason: str) -> None:
         handle = self.handles.get(row.account, row.account)

@@ -23,13 +23,11 @@ change the schedule is rebuilt from content + ledger (never from pickled jobs):
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,22 +39,21 @@ from loguru import logger
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.config import Secret, read_secret
 from bot.content.loader import LoadCache, validate
 from bot.content.types import ContentSet
-from bot.errors import BotError, ConfigError, ContentError, Problem
-from bot.notify import Notifier
+from bot.errors import BotError, ContentError, Problem
 from bot.publish.media import RevisionMedia
 from bot.publish.session import Publishing
-from bot.publish.watch import DEFAULT_INTERVAL as DEFAULT_WATCH
 from bot.publish.watch import Watch
 from bot.schedule.ledger import Ledger, Row, State
 from bot.schedule.pins import PinStore
 from bot.schedule.plan import Pin, due_for, plan
+from bot.settings import ServiceSettings
 from bot.source import GitSource, Source, export_revision
 from bot.store import deliveries, heartbeat, runtime_pauses, utc_now_iso
 from bot.translate.base import Translator
 from bot.translate.localize import localize
+from bot.wiring import Wiring
 
 LOOKBACK = timedelta(days=1)
 """How far back a (re)started service looks for deliveries it has not recorded yet."""
@@ -64,42 +61,6 @@ LAST_GOOD = "last-good-revision"
 """In the state folder: the sha of the last revision applied, run at start if HEAD cannot be."""
 MAX_WAIT = timedelta(minutes=15)
 """The longest wait between two tries of a failed translation, or of a revision that raised."""
-
-
-def _duration(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = (env.get(name) or "").strip().lower()
-    if not raw:
-        return default
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smh]?)", raw)
-    if not match:
-        raise ConfigError(f"{name}={raw!r}: give seconds, or a number with s, m or h (15m)")
-    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    sync_interval: float = 30.0
-    max_late: timedelta = timedelta(minutes=15)
-    horizon_days: int = 7
-    sweep_interval: float = 5.0
-    http_addr: str = "127.0.0.1:8080"
-    webhook_secret: Secret | None = field(default=None, repr=False)
-    publish_parallel: int = 16  # chains delivered at once, all accounts together
-    per_account: int = 4  # chains delivered at once on one account
-    watch_interval: float = DEFAULT_WATCH  # reads of each account's timeline (bot/publish/watch.py)
-
-    @classmethod
-    def from_env(cls) -> ServiceSettings:
-        env = os.environ
-        return cls(
-            sync_interval=_duration(env, "DIPLOBOT_SYNC_INTERVAL", 30.0),
-            max_late=timedelta(seconds=_duration(env, "DIPLOBOT_MAX_LATE", 900.0)),
-            horizon_days=int(_duration(env, "DIPLOBOT_HORIZON_DAYS", 7)),
-            sweep_interval=_duration(env, "DIPLOBOT_SWEEP_INTERVAL", 5.0),
-            http_addr=env.get("DIPLOBOT_HTTP_ADDR") or "127.0.0.1:8080",
-            webhook_secret=read_secret("DIPLOBOT_WEBHOOK_SECRET"),
-            watch_interval=_duration(env, "DIPLOBOT_WATCH_INTERVAL", DEFAULT_WATCH),
-        )
 
 
 @dataclass
@@ -117,13 +78,17 @@ class Service:
         state_dir: Path,
         settings: ServiceSettings,
         translator: Translator | None = None,
+        *,
+        wiring: Wiring | None = None,
     ) -> None:
+        """``wiring``: the backends of this process's settings (default: none configured)."""
         self.source = source
         self.engine = engine
         self.state_dir = state_dir
         self.settings = settings
         self.translator = translator
-        self.ledger = Ledger(engine)
+        self.wiring = wiring or Wiring()
+        self.ledger = Ledger(engine, lease=self.wiring.settings.lease)
         self.pins = PinStore(engine)
         self.lock = threading.RLock()
         self.publish_lock = threading.Lock()
@@ -137,7 +102,7 @@ class Service:
         self.problems: list[Problem] = []  # errors of seen_revision when it is invalid
         # seen_revision when checking or applying it raised: (tries, next try at).
         self.failed: tuple[str, int, datetime] | None = None
-        self.notifier = Notifier.from_env({})  # content alerts, before any revision applied
+        self.notifier = self.wiring.notifier()  # content alerts, before any revision applied
         # Deliveries awaiting translation (HELD): (post, account) → (tries, next try at).
         self.awaiting: dict[tuple[str, str], tuple[int, datetime]] = {}
         self.wanted: dict[tuple[str, str], datetime] = {}  # of the running revision
@@ -147,7 +112,7 @@ class Service:
         self.last_sync: datetime | None = None
         self.sync_failing_since: datetime | None = None  # set while the source cannot be read
         self.last_good_sync: datetime | None = None
-        self.notifier = Notifier.from_env({})  # alerts about the service itself
+        self.notifier = self.wiring.notifier()  # alerts about the service itself
         self.last_sweep: datetime | None = None
         self.warnings: list[str] = []
         self.held_alerted: set[tuple[str, str, str]] = set()
@@ -303,7 +268,7 @@ class Service:
             return
         try:
             tree = self.state_dir / "last-good"
-            export_revision(self.source.root, good, tree)
+            export_revision(self.source.root, good, tree, self.source.env)
             content, problems = validate(tree)
             if content is None:
                 raise ContentError(problems)
@@ -377,9 +342,18 @@ class Service:
         now = datetime.now(UTC)
         # Images are published from this revision as git has it, whatever the working tree
         # holds later (the next fetched revision may be refused); a folder is re-checked.
-        media = RevisionMedia(self.source.root, rev) if isinstance(self.source, GitSource) else None
+        media = (
+            RevisionMedia(self.source.root, rev, self.source.env)
+            if isinstance(self.source, GitSource)
+            else None
+        )
         pub = Publishing.build(
-            content, self.engine, self.state_dir, translator=self.translator, media=media
+            content,
+            self.engine,
+            self.state_dir,
+            self.wiring,
+            translator=self.translator,
+            media=media,
         )
         for deliverer in pub.deliverers.values():  # a thread's next part waits after SIGTERM
             deliverer.stopping = self.stopping.is_set

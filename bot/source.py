@@ -7,6 +7,9 @@ Credentials in ``DIPLOBOT_REPO_URL`` (``https://user:token@host/…``) never rea
 ``.git/config`` nor a log line: the remote is stored without them, and each git command that
 talks to it receives them in its own environment, through a credential helper that answers
 for that host only (see :func:`split_credentials`).
+
+git runs in the environment it is given (``Settings.git_env``: the process's, without
+``DIPLOBOT_*``); none given, in an empty one (with ``GIT_TERMINAL_PROMPT=0``).
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import shutil
 import signal
 import subprocess
 import threading
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bot.errors import ConfigError
 
+NO_ENV: Mapping[str, str] = MappingProxyType({})
 GIT_TIMEOUT = 120.0
 GRACE = 0.5
 """How long a git command asked to stop may clean up (a clone removes its partial folder)."""
@@ -60,8 +66,9 @@ class LocalSource:
     """A folder on disk. Its revision is git's HEAD when it is a clean checkout, otherwise a
     fingerprint of the files' names, sizes and modification times."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, env: Mapping[str, str] = NO_ENV) -> None:
         self.root = root
+        self.env = env
 
     def refresh(self) -> str:
         digest = hashlib.sha256()
@@ -75,7 +82,7 @@ class LocalSource:
                     except OSError:
                         continue
                     digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        head = _git(self.root, "rev-parse", "--short=12", "HEAD", check=False)
+        head = _git(self.root, "rev-parse", "--short=12", "HEAD", check=False, env=self.env)
         label = head.strip() if head else "local"
         return f"{label}+{digest.hexdigest()[:10]}"
 
@@ -86,10 +93,11 @@ class LocalSource:
 class GitSource:
     """A remote repository followed on one branch, checked out under the state folder."""
 
-    def __init__(self, url: str, branch: str, dest: Path) -> None:
+    def __init__(self, url: str, branch: str, dest: Path, env: Mapping[str, str] = NO_ENV) -> None:
         self.url, self._auth = split_credentials(url)  # url: what git stores and logs show
         self.branch = branch
         self.root = dest
+        self.env = env
         self._runner = _Runner()
 
     def refresh(self) -> str:
@@ -129,15 +137,15 @@ class GitSource:
         nothing about the clone, which is then kept."""
         command = ["git", "-C", str(self.root), "rev-parse", "--verify", "--quiet", "HEAD"]
         try:
-            return self._runner.run(command, _env()).returncode == 0
+            return self._runner.run(command, _env(self.env)).returncode == 0
         except (OSError, subprocess.TimeoutExpired):
             return True
 
     def _git(
         self, cwd: Path | None, *args: str, check: bool = True, remote: bool = False
     ) -> str | None:
-        extra = _credential_env(self.url, self._auth) if remote and self._auth else {}
-        return _git(cwd, *args, check=check, extra_env=extra, runner=self._runner)
+        extra = _credential_env(self.url, self._auth, self.env) if remote and self._auth else {}
+        return _git(cwd, *args, check=check, extra_env=extra, runner=self._runner, env=self.env)
 
 
 class BlobUnreadable(Exception):
@@ -149,7 +157,7 @@ class BlobUnreadable(Exception):
         self.kind = kind
 
 
-def read_blob(repo: Path, revision: str, path: str) -> bytes:
+def read_blob(repo: Path, revision: str, path: str, env: Mapping[str, str] = NO_ENV) -> bytes:
     """The bytes of ``path`` (relative to the repository's top) as committed in ``revision``,
     whatever the working tree holds now. Symbolic links are followed inside the revision's
     tree only (git's ``--follow-symlinks``): one that leads out is refused, never read.
@@ -166,7 +174,7 @@ def read_blob(repo: Path, revision: str, path: str) -> bytes:
             capture_output=True,
             timeout=GIT_TIMEOUT,
             check=False,
-            env=_env(),
+            env=_env(env),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BlobUnreadable("git", type(exc).__name__) from None
@@ -191,7 +199,7 @@ def read_blob(repo: Path, revision: str, path: str) -> bytes:
     raise BlobUnreadable("missing")
 
 
-def export_revision(repo: Path, revision: str, dest: Path) -> None:
+def export_revision(repo: Path, revision: str, dest: Path, env: Mapping[str, str] = NO_ENV) -> None:
     """Write the files of ``revision`` into ``dest`` (emptied first), leaving the repository's
     working tree and index alone: to run a revision older than the one checked out.
 
@@ -211,7 +219,7 @@ def export_revision(repo: Path, revision: str, dest: Path) -> None:
             capture_output=True,
             timeout=GIT_TIMEOUT,
             check=False,
-            env=_env(),
+            env=_env(env),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ConfigError(f"git archive failed: {type(exc).__name__}") from None
@@ -250,12 +258,12 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     return bare, (unquote(user), unquote(password))
 
 
-def _credential_env(url: str, auth: tuple[str, str]) -> dict[str, str]:
+def _credential_env(url: str, auth: tuple[str, str], env: Mapping[str, str]) -> dict[str, str]:
     """Configuration for one git command, through the environment (GIT_CONFIG_COUNT, git ≥
     2.31), never the command line (``ps`` shows it) nor a file: the credential helpers
     configured elsewhere are cleared (``store`` would write the token to disk), then ours."""
-    base = int(os.environ.get("GIT_CONFIG_COUNT") or 0)
-    env = {
+    base = int(env.get("GIT_CONFIG_COUNT") or 0)
+    return {
         "GIT_CONFIG_COUNT": str(base + 2),
         f"GIT_CONFIG_KEY_{base}": "credential.helper",
         f"GIT_CONFIG_VALUE_{base}": "",
@@ -265,7 +273,6 @@ def _credential_env(url: str, auth: tuple[str, str]) -> dict[str, str]:
         "DIPLOBOT_GIT_USERNAME": auth[0],
         "DIPLOBOT_GIT_PASSWORD": auth[1],
     }
-    return env
 
 
 class _Runner:
@@ -335,10 +342,11 @@ def _git(
     check: bool = True,
     extra_env: dict[str, str] | None = None,
     runner: _Runner | None = None,
+    env: Mapping[str, str] = NO_ENV,
 ) -> str | None:
     command = ["git", *(["-C", str(cwd)] if cwd else []), *args]
     try:
-        done = (runner or _Runner()).run(command, _env(extra_env))
+        done = (runner or _Runner()).run(command, _env(env, extra_env))
     except (OSError, subprocess.TimeoutExpired) as exc:
         if not check:
             return None
@@ -357,9 +365,9 @@ def _git(
     return done.stdout
 
 
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def _env(base: Mapping[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
     # Not the service's own settings (DIPLOBOT_REPO_URL holds the token): git needs none.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIPLOBOT_")}
+    env = {k: v for k, v in base.items() if not k.startswith("DIPLOBOT_")}
     env.update(GIT_TERMINAL_PROMPT="0", **(extra or {}))
     return env
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from bot.content.checks import MAX_MEDIA_BYTES
 from bot.content.types import CONTENT_DIR
 from bot.errors import PublishRejected
 from bot.publish.base import Outgoing, Published, Publisher, Receipt
-from bot.source import BlobUnreadable, read_blob
+from bot.source import NO_ENV, BlobUnreadable, read_blob
 
 _LINK_OUT = "is a link to a place outside the repository: copy the image into content/media/"
 
@@ -45,13 +46,14 @@ def _shown(file: str) -> str:
 class RevisionMedia:
     """Images as committed in ``revision`` of the git repository at ``repo``."""
 
-    def __init__(self, repo: Path, revision: str) -> None:
+    def __init__(self, repo: Path, revision: str, env: Mapping[str, str] = NO_ENV) -> None:
         self.repo = repo
         self.revision = revision
+        self.env = env  # git's environment (bot.source)
 
     def read(self, file: str) -> bytes:
         try:
-            return read_blob(self.repo, self.revision, file)
+            return read_blob(self.repo, self.revision, file, self.env)
         except BlobUnreadable as exc:
             shown, rev = _shown(file), self.revision[:12]
             if exc.kind == "link-out":

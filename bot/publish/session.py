@@ -11,7 +11,6 @@ from pathlib import Path
 from loguru import logger
 from sqlalchemy import Engine
 
-from bot.config import TranslatorSettings, XSettings
 from bot.content.types import ContentSet, PostEntry
 from bot.errors import PublishError
 from bot.notify import Notifier
@@ -25,6 +24,7 @@ from bot.source import head_commit
 from bot.translate.base import Translator
 from bot.translate.cache import TranslationCache
 from bot.translate.localize import Variant, localize
+from bot.wiring import Wiring
 
 
 def _ended(row: Row) -> bool:
@@ -74,24 +74,23 @@ class Publishing:
         content: ContentSet,
         engine: Engine,
         state_dir: Path,
+        wiring: Wiring,
         *,
         dry_run: bool = False,
         translator: Translator | None = None,
         media: MediaSource | None = None,
     ) -> Publishing:
         """``media``: where images are read from when published (default: the content folder,
-        checked again as each file is read); the service passes its validated revision."""
-        from bot.translate.registry import make_translator
-
+        checked again as each file is read); the service passes its validated revision.
+        ``wiring``: the translator, notifier and credentials of this process's settings."""
         handles = {a: acct.handle for a, acct in content.accounts.accounts.items()}
-        ledger = Ledger(engine)
-        notifier = Notifier.from_env(handles)
-        settings = TranslatorSettings.from_env()
-        translator = translator or make_translator(settings)
+        ledger = Ledger(engine, lease=wiring.settings.lease)
+        notifier = wiring.notifier(handles)
+        translator = translator or wiring.translator()
         publishers: dict[str, Publisher] = {"outbox": OutboxPublisher(state_dir / "outbox.jsonl")}
         channel_of: dict[str, str] = {}
         warnings: list[str] = []
-        x = XSettings.from_env(list(handles))
+        x = wiring.x(list(handles))
         if not dry_run:
             from bot.publish.x import XPublisher
 
@@ -129,7 +128,7 @@ class Publishing:
             notifier,
             warnings,
             head_commit(content.root),
-            settings.parallel,
+            wiring.settings.translator.parallel,
         )
 
     def recover(self, now: datetime | None = None) -> list[Row]:

@@ -65,7 +65,6 @@ from oauthlib.common import generate_nonce, generate_timestamp
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_AUTH_HEADER
 from oauthlib.oauth1 import Client as OAuthClient
 
-from bot.config import Secret, XSettings
 from bot.errors import (
     ConfigError,
     PublishAmbiguous,
@@ -78,6 +77,7 @@ from bot.errors import (
 )
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
+from bot.settings import Secret, XSettings
 
 TWEEPY_HOST = "https://api.twitter.com"
 DEFAULT_API_URL = "https://api.x.com"

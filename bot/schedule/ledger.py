@@ -81,12 +81,11 @@ import atexit
 import hashlib
 import json
 import os
-import re
 import secrets
 import socket
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -97,7 +96,7 @@ from loguru import logger
 from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.errors import ConfigError
+from bot.settings import DEFAULT_LEASE
 from bot.store import by_hand, deliveries, instances, utc_now_iso
 
 
@@ -114,33 +113,8 @@ class State(StrEnum):
 
 
 FINAL = frozenset({State.POSTED, State.FAILED, State.SKIPPED, State.EXPIRED, State.RETRACTED})
-DEFAULT_LEASE = timedelta(seconds=60)
-"""How long a claim outlives its owner's last sign of life (its heartbeat, or the claim). Well
-above the X timeout (20 s by default): the heartbeat is what keeps a long request's claim, and
-an owner whose heartbeat cannot be written (a full disk) has most likely finished its request
-by the time its claim is taken."""
-LEASE_VARIABLE = "DIPLOBOT_LEASE"
 INSTANCES_KEPT = timedelta(days=7)
 """Heartbeats older than this are deleted (a claim that old is stale whatever they say)."""
-
-
-def lease_from_env(env: Mapping[str, str] | None = None) -> timedelta:
-    """``DIPLOBOT_LEASE``: seconds (``90``, ``90s``) or minutes (``2m``), 1 s to 1 h.
-
-    Raises:
-        ConfigError: another value.
-    """
-    raw = ((os.environ if env is None else env).get(LEASE_VARIABLE) or "").strip().lower()
-    if not raw:
-        return DEFAULT_LEASE
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([sm]?)", raw)
-    seconds = float(match[1]) * (60 if match[2] == "m" else 1) if match else 0.0
-    if not 1 <= seconds <= 3600:
-        raise ConfigError(
-            f"{LEASE_VARIABLE}={raw!r}: give seconds (1 to 3600) or minutes (2m); keep it "
-            "above DIPLOBOT_X_TIMEOUT"
-        )
-    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,15 +545,12 @@ class Ledger:
         lease: timedelta | None = None,
         instance: Instance | None = None,
     ) -> None:
-        """``lease``: default ``DIPLOBOT_LEASE``; ``instance``: default this process start
-        (tests pass another to act as a second process).
-
-        Raises:
-            ConfigError: ``DIPLOBOT_LEASE`` is not a duration.
-        """
+        """``lease``: default :data:`~bot.settings.DEFAULT_LEASE` (the service and the CLI pass
+        ``DIPLOBOT_LEASE``); ``instance``: default this process start (tests pass another to
+        act as a second process)."""
         self.engine = engine
         self._hot = _hot(engine)  # shared by every Ledger of this engine in the process
-        self.lease = lease if lease is not None else lease_from_env()
+        self.lease = lease if lease is not None else DEFAULT_LEASE
         self.instance = instance or this_instance()
         with _HOT_LOCK:
             beat = self._hot.heartbeats.get(self.instance.id)

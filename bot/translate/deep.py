@@ -2,8 +2,12 @@
 
 deep-translator needs three corrections, all made here at the boundary:
 
-- It sets no timeout on any request. :func:`request_timeout` gives every ``requests`` call made
-  in this thread a default timeout for the duration of one translation.
+- It sets no timeout on any request, and takes no session or timeout to give it one: its
+  modules call ``requests.get``/``requests.post`` themselves. :func:`install_default_timeout`
+  (called once by ``bot/wiring.py`` before the first backend is made, never on import) gives
+  those modules a ``requests`` whose ``get`` and ``post`` add the timeout of the current
+  :func:`request_timeout` block. ``requests`` itself is left alone: other users of it (the
+  alert webhook, DeepL's SDK) keep their own timeouts.
 - Its exceptions derive from bare ``Exception``; ``AuthorizationException`` carries the API key,
   and ``requests`` errors carry the URL, which for LibreTranslate holds the key and the text in
   its query string. They are mapped to our errors *without* their message or cause
@@ -14,6 +18,7 @@ deep-translator needs three corrections, all made here at the boundary:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
@@ -21,30 +26,58 @@ from typing import Any, ClassVar
 import requests
 from deep_translator import exceptions as dt_errors
 
-from bot.config import Secret
 from bot.content.languages import ISO_639_1
 from bot.errors import TranslationPermanent, TranslationTransient
+from bot.settings import Secret
 
 _local = threading.local()
-_original_request = requests.Session.request
+_install_lock = threading.Lock()
+_CLIENT_MODULES = (
+    "deep_translator.google",
+    "deep_translator.libre",
+    "deep_translator.microsoft",
+    "deep_translator.mymemory",
+)
+"""deep-translator's modules of the clients we use: each calls ``requests.get``/``post``."""
 
 
-def _request_with_default_timeout(
-    self: requests.Session, method: str, url: str, **kwargs: Any
-) -> requests.Response:
+def _with_timeout(kwargs: dict[str, Any]) -> dict[str, Any]:
     timeout = getattr(_local, "timeout", None)
     if timeout is not None and kwargs.get("timeout") is None:
         kwargs["timeout"] = timeout
-    return _original_request(self, method, url, **kwargs)
+    return kwargs
 
 
-# Installed once; changes nothing outside a `request_timeout` block (the thread-local is unset).
-requests.Session.request = _request_with_default_timeout  # type: ignore[method-assign,assignment]
+class _TimedRequests:
+    """``requests`` as deep-translator's client modules see it once installed: the same
+    module, whose ``get`` and ``post`` add the timeout of the current :func:`request_timeout`
+    block (none outside one, as before)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(requests, name)
+
+    def get(self, url: str, params: Any = None, **kwargs: Any) -> requests.Response:
+        return requests.get(url, params=params, **_with_timeout(kwargs))
+
+    def post(
+        self, url: str, data: Any = None, json: Any = None, **kwargs: Any
+    ) -> requests.Response:
+        return requests.post(url, data=data, json=json, **_with_timeout(kwargs))
+
+
+def install_default_timeout() -> None:
+    """Give deep-translator's client modules their ``requests`` with a default timeout (once;
+    calling again changes nothing)."""
+    with _install_lock:
+        for name in _CLIENT_MODULES:
+            module = importlib.import_module(name)
+            if not isinstance(getattr(module, "requests", None), _TimedRequests):
+                module.requests = _TimedRequests()  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
 def request_timeout(seconds: float) -> Iterator[None]:
-    """Give every ``requests`` call without its own timeout this one, in this thread."""
+    """Give every deep-translator request without its own timeout this one, in this thread."""
     previous = getattr(_local, "timeout", None)
     _local.timeout = seconds
     try:

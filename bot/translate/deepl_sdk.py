@@ -1,17 +1,42 @@
 """DeepL through its official SDK (deep-translator's DeepL backend uses the authentication
-DeepL removed and lacks Arabic)."""
+DeepL removed and lacks Arabic).
+
+The SDK retries 429/5xx up to 5 times with backoff inside the call, and its timeout is
+``max(backoff, min_connection_timeout)``: both knobs are module globals of ``deepl.http_client``,
+shared by every thread and every client. Our caller owns retries (backoff travels as data) and
+each backend has its own timeout, so each backend gives its ``deepl.Translator`` an HTTP client
+of its own (:class:`_FailFastClient`: one attempt, our timeout) and the SDK's globals are never
+touched. The SDK takes no client as an argument: it is set on ``Translator._client``, the
+attribute the SDK's own constructor sets (the contract tests fail if an SDK release renames it).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import deepl
 import deepl.http_client
+import requests
 
-from bot.config import Secret
 from bot.errors import ConfigError, TranslationPermanent, TranslationTransient
+from bot.settings import Secret
 
-# The SDK retries 429/5xx up to 5 times with backoff inside the call; our caller owns retries
-# (backoff travels as data), so the SDK must fail fast. Module-level settings of the SDK.
-deepl.http_client.max_network_retries = 0
+
+class _FailFastClient(deepl.http_client.HttpClient):
+    """The SDK's HTTP client with one attempt per call and a fixed timeout per request."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(send_platform_info=False)
+        self.timeout = timeout
+
+    def _should_retry(self, response: Any, exception: Any, num_retries: int) -> bool:
+        return False
+
+    def _internal_request(
+        self, request: requests.PreparedRequest, stream: bool, timeout: float = 0.0, **kwargs: Any
+    ) -> Any:
+        return super()._internal_request(request, stream, timeout=self.timeout, **kwargs)
+
 
 _TARGETS = {"en": "EN-GB", "pt": "PT-PT", "zh": "ZH-HANS"}
 
@@ -26,12 +51,11 @@ class DeepLBackend:
             raise ConfigError("DIPLOBOT_TRANSLATOR=deepl needs DIPLOBOT_TRANSLATOR_KEY")
         self.timeout = timeout
         self._client = deepl.Translator(key.reveal(), server_url=url, send_platform_info=False)
+        self._client._client.close()  # type: ignore[no-untyped-call]  # its unused session
+        self._client._client = _FailFastClient(timeout)
 
     def translate(self, text: str, source: str, target: str) -> str:
-        previous = deepl.http_client.min_connection_timeout
         try:
-            # The SDK's per-request timeout (its deadline logic never goes below this value).
-            deepl.http_client.min_connection_timeout = self.timeout
             result = self._client.translate_text(
                 text,
                 source_lang=source.upper(),
@@ -59,8 +83,6 @@ class DeepLBackend:
             raise TranslationTransient(f"deepl failed (HTTP {status or '?'})") from None
         except (ValueError, KeyError, TypeError, IndexError) as exc:  # malformed answers
             raise TranslationTransient(f"deepl failed ({type(exc).__name__})") from None
-        finally:
-            deepl.http_client.min_connection_timeout = previous
         translated = result.text if not isinstance(result, list) else result[0].text
         if not translated.strip():
             raise TranslationTransient("deepl returned an empty translation")

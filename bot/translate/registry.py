@@ -1,11 +1,15 @@
-"""Backend name → factory. An unknown name gets a message listing the valid ones."""
+"""Backend name → factory. An unknown name gets a message listing the valid ones.
+
+The factories are called by ``bot/wiring.py`` (``make_translator``), which installs what a
+backend's library needs first.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.config import TranslatorSettings
 from bot.errors import ConfigError
+from bot.settings import TranslatorSettings
 from bot.translate.base import Translator
 
 
@@ -46,14 +50,19 @@ BACKENDS: dict[str, Callable[[TranslatorSettings], Translator]] = {
     "mymemory": _mymemory,
     "deepl": _deepl,
 }
+USES_DEEP_TRANSLATOR = frozenset({"google", "libre", "microsoft", "mymemory"})
+"""The backends built on deep-translator (bot/translate/deep.py)."""
 
 
-def make_translator(settings: TranslatorSettings) -> Translator:
+def backend(name: str) -> Callable[[TranslatorSettings], Translator]:
+    """The factory of backend ``name``.
+
+    Raises:
+        ConfigError: no such backend; the message lists the valid ones.
+    """
     try:
-        factory = BACKENDS[settings.backend]
+        return BACKENDS[name]
     except KeyError:
         raise ConfigError(
-            f"DIPLOBOT_TRANSLATOR={settings.backend!r} is not a backend; choose one of: "
-            + ", ".join(BACKENDS)
+            f"DIPLOBOT_TRANSLATOR={name!r} is not a backend; choose one of: " + ", ".join(BACKENDS)
         ) from None
-    return factory(settings)

@@ -8,6 +8,7 @@ the other records an edit of part 2 meanwhile, as the service's apply does (``en
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -15,10 +16,10 @@ from pathlib import Path
 
 from servers.x import XServer
 
-from bot.config import XSettings
 from bot.publish.deliver import Deliverer
 from bot.publish.x import XPublisher
 from bot.schedule.ledger import Ledger, NewDelivery, Row, State
+from bot.settings import XSettings
 from bot.store import open_store, state_url
 
 FR = "francediplo"
@@ -51,7 +52,7 @@ def deliver_while_editing(
     ledger.ensure([part(1, PART_1), part(2, PART_2_A)])
     rows = ledger.rows("soudan", channel="x")
     assert [r.text for r in rows] == [PART_1, PART_2_A]
-    publisher = XPublisher.from_settings(XSettings.from_env([FR]), {FR: FR})
+    publisher = XPublisher.from_settings(XSettings.from_env([FR], os.environ), {FR: FR})
     assert publisher is not None
     deliverer = Deliverer(ledger, publisher, repo, {FR: FR})
     for seconds in slow:

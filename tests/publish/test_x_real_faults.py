@@ -20,10 +20,10 @@ from publish.conftest import ACCOUNTS, APP, WebhookSink
 from servers.x import XServer
 
 from bot.cli import main
-from bot.config import Secret
 from bot.errors import PublishAmbiguous, PublishError, PublishRejected
 from bot.publish.base import MediaItem, Outgoing
 from bot.publish.x import XCredentials, XPublisher
+from bot.settings import Secret
 
 FR, EN = "francediplo", "francediplo_EN"
 IMAGE_POST = "journee-droits-humains"

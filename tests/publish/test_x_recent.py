@@ -11,9 +11,9 @@ import pytest
 from publish.conftest import ACCOUNTS, APP
 from servers.x import XServer
 
-from bot.config import Secret
 from bot.publish.base import MediaItem, Outgoing
 from bot.publish.x import XCredentials, XPublisher
+from bot.settings import Secret
 
 ROOT = Path(__file__).resolve().parents[2]
 FR = "francediplo"

@@ -22,15 +22,14 @@ from sqlalchemy import Engine, create_engine, inspect
 
 from bot.cli import main
 from bot.schedule.ledger import (
-    DEFAULT_LEASE,
     Instance,
     Ledger,
     NewDelivery,
     Row,
     State,
-    lease_from_env,
     this_instance,
 )
+from bot.settings import DEFAULT_LEASE, lease_from_env
 from bot.store import MIGRATIONS, migrate, open_store, state_url
 
 LEASE = timedelta(seconds=60)

@@ -13,6 +13,7 @@ state at a chosen instant.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +29,11 @@ from servers.x import XServer
 
 from bot.cli import main
 from bot.schedule.ledger import Ledger, Row
-from bot.service import Service, ServiceSettings, set_pause
+from bot.service import Service, set_pause
+from bot.settings import ServiceSettings, Settings
 from bot.source import LocalSource
 from bot.store import open_store, state_url
+from bot.wiring import Wiring
 
 FR = "francediplo"
 
@@ -114,7 +117,8 @@ def clocked_service(
     state = state_dir / "state.sqlite"
     engine = open_store(state_url(root, str(state)))
     settings = ServiceSettings(max_late=max_late, sweep_interval=1.0)
-    service = Service(LocalSource(root), engine, state_dir, settings)
+    wiring = Wiring(Settings.from_env(os.environ))
+    service = Service(LocalSource(root), engine, state_dir, settings, wiring=wiring)
     return ClockedService(root, state, service, Ledger(engine))
 
 

@@ -36,9 +36,11 @@ from service.conftest import (
 from bot.content import loader
 from bot.errors import PublishRejected
 from bot.publish.media import RevisionMedia
-from bot.service import Service, ServiceSettings
+from bot.service import Service
+from bot.settings import ServiceSettings, Settings
 from bot.source import GitSource
 from bot.store import open_store
+from bot.wiring import Wiring
 
 LANGS = dict(zip(HANDLES, ("fr", "en", "ar", "es"), strict=True))
 ON_TIME = timedelta(seconds=2)
@@ -190,7 +192,8 @@ def in_process(
     state.mkdir()
     engine = open_store(f"sqlite:///{state / 'state.sqlite'}")
     source = GitSource(str(content_repo.path), BRANCH, state / "repo")
-    yield Service(source, engine, state, ServiceSettings()), state
+    wiring = Wiring(Settings.from_env(os.environ))
+    yield Service(source, engine, state, ServiceSettings(), wiring=wiring), state
     engine.dispose()
 
 

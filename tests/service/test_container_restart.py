@@ -19,7 +19,8 @@ from service.conftest import ContentRepo, ServiceFactory, ServiceProcess, due_in
 
 from bot.http import serve
 from bot.schedule.ledger import Instance, Ledger, NewDelivery, this_instance
-from bot.service import Service, ServiceSettings
+from bot.service import Service
+from bot.settings import ServiceSettings
 from bot.source import LocalSource
 from bot.store import open_store, state_url
 

@@ -10,7 +10,8 @@ import pytest
 import time_machine
 
 from bot.schedule.ledger import State
-from bot.service import Service, ServiceSettings
+from bot.service import Service
+from bot.settings import ServiceSettings
 from bot.source import LocalSource
 from bot.store import open_store, state_url
 

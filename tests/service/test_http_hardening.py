@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 from service.conftest import wait_for
 
-from bot.config import Secret
 from bot.http import ReplayGuard, serve
 from bot.schedule.ledger import Ledger, NewDelivery, State
-from bot.service import Service, ServiceSettings
+from bot.service import Service
+from bot.settings import Secret, ServiceSettings
 from bot.source import LocalSource
 from bot.store import deliveries, open_store, state_url
 

@@ -15,9 +15,9 @@ from servers.translate import (
     MyMemoryServer,
 )
 
-from bot.config import Secret, TranslatorSettings
+from bot.settings import Secret, TranslatorSettings
 from bot.translate.base import Translator
-from bot.translate.registry import make_translator
+from bot.wiring import make_translator
 
 KEY = "CANARY-key-5f1d0c"
 
