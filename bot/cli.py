@@ -476,7 +476,7 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     from bot.config import XSettings
     from bot.content.loader import load
     from bot.errors import PublishError
-    from bot.publish.x import XPublisher
+    from bot.platforms.x import XPublisher
 
     content = load(args.root)
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
@@ -534,11 +534,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         source = LocalSource(Path(args.root))
     engine = open_store(url)
-    if args.dry_run:
-        for name in list(os.environ):
-            if name.startswith("DIPLOBOT_X_API_"):
-                del os.environ[name]
-    service = Service(source, engine, folder, settings)
+    service = Service(source, engine, folder, settings, dry_run=args.dry_run)
     stop = threading.Event()
     failed: list[BaseException] = []
 

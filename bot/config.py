@@ -98,7 +98,7 @@ class XSettings:
 
     @classmethod
     def from_env(cls, accounts: list[str], env: Mapping[str, str] | None = None) -> XSettings:
-        from bot.publish.x import DEFAULT_API_URL, env_name
+        from bot.platforms.x import DEFAULT_API_URL, env_name
 
         env = os.environ if env is None else env
         api_key = read_secret("DIPLOBOT_X_API_KEY", env)

@@ -1,8 +1,8 @@
 """How an account id names its credential variables: one rule, shared by the loader (which
 refuses two ids that name the same variables) and the publishers (which read them).
 
-Kept apart from ``bot.publish.x`` so that loading content, a pure stage, need not import
-tweepy to apply it. ``bot.publish.x.env_name`` must agree with it (a test holds them together);
+Kept apart from ``bot.platforms.x`` so that loading content, a pure stage, need not import
+tweepy to apply it. ``bot.platforms.x.env_name`` must agree with it (a test holds them together);
 it may simply import this one.
 """
 

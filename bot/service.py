@@ -116,8 +116,11 @@ class Service:
         state_dir: Path,
         settings: ServiceSettings,
         translator: Translator | None = None,
+        *,
+        dry_run: bool = False,
     ) -> None:
         self.source = source
+        self.dry_run = dry_run  # every account's channel is the outbox
         self.engine = engine
         self.state_dir = state_dir
         self.settings = settings
@@ -378,7 +381,12 @@ class Service:
         # holds later (the next fetched revision may be refused); a folder is re-checked.
         media = RevisionMedia(self.source.root, rev) if isinstance(self.source, GitSource) else None
         pub = Publishing.build(
-            content, self.engine, self.state_dir, translator=self.translator, media=media
+            content,
+            self.engine,
+            self.state_dir,
+            dry_run=self.dry_run,
+            translator=self.translator,
+            media=media,
         )
         for deliverer in pub.deliverers.values():  # a thread's next part waits after SIGTERM
             deliverer.stopping = self.stopping.is_set

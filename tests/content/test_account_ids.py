@@ -64,6 +64,6 @@ def test_account_ids_that_differ_in_letters_are_accepted(check: Check) -> None:
 )
 def test_the_loader_and_the_x_publisher_name_credentials_the_same_way(account: str) -> None:
     """The collision check is only as good as its agreement with the variables x.py reads."""
-    from bot.publish.x import env_name as x_env_name
+    from bot.platforms.x import env_name as x_env_name
 
     assert env_name(account) == x_env_name(account)

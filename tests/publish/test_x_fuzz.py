@@ -27,8 +27,8 @@ from servers.x import XServer
 
 from bot.config import Secret
 from bot.errors import PublishAmbiguous, PublishError
+from bot.platforms.x import DEADLINE_FACTOR, XCredentials, XPublisher
 from bot.publish.base import MediaItem, Outgoing, Receipt
-from bot.publish.x import DEADLINE_FACTOR, XCredentials, XPublisher
 
 # pytest resets warning filters for each test; x.py silences this one for users (tweepy's bug,
 # see its docstring), and the CLI test below checks that none reaches stderr.

@@ -22,8 +22,8 @@ from servers.x import XServer
 from bot.cli import main
 from bot.config import Secret
 from bot.errors import PublishAmbiguous, PublishError, PublishRejected
+from bot.platforms.x import XCredentials, XPublisher
 from bot.publish.base import MediaItem, Outgoing
-from bot.publish.x import XCredentials, XPublisher
 
 FR, EN = "francediplo", "francediplo_EN"
 IMAGE_POST = "journee-droits-humains"
@@ -356,7 +356,7 @@ def test_the_account_check_is_made_once_per_account_per_process(repo: Path, live
 def test_outbox_reconciles_by_text_link_images_and_reply_target(tmp_path: Path) -> None:
     """The dry-run outbox matches a delivery the same way: a post differing only by its link,
     by its reply target or by its images is another post."""
-    from bot.publish.outbox import OutboxPublisher
+    from bot.platforms.outbox import OutboxPublisher
 
     outbox = OutboxPublisher(tmp_path / "outbox.jsonl")
     since = datetime.now(UTC) - timedelta(minutes=1)

@@ -12,8 +12,8 @@ from publish.conftest import ACCOUNTS, APP
 from servers.x import XServer
 
 from bot.config import Secret
+from bot.platforms.x import XCredentials, XPublisher
 from bot.publish.base import MediaItem, Outgoing
-from bot.publish.x import XCredentials, XPublisher
 
 ROOT = Path(__file__).resolve().parents[2]
 FR = "francediplo"

@@ -1,7 +1,7 @@
 """The publisher's short OAuth 1.0a signing path gives exactly oauthlib's header.
 
 tweepy's AsyncClient signs every request through the client class the publisher swaps in
-(``bot.publish.x._RoutedOAuthClient``). Its fast path must agree with oauthlib byte for byte:
+(``bot.platforms.x._RoutedOAuthClient``). Its fast path must agree with oauthlib byte for byte:
 compared here on the URLs tweepy builds (sorted query, colons percent-encoded after signing),
 with fixed nonce and timestamp. The fake X also verifies every signature with oauthlib.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from oauthlib.oauth1 import Client as OAuthClient
 
-from bot.publish.x import _API_URL, TWEEPY_HOST, _RoutedOAuthClient
+from bot.platforms.x import _API_URL, TWEEPY_HOST, _RoutedOAuthClient
 
 KEYS = ("consumer key", "consumer+secret/é", "123-token~x", "token secret&=")
 
