@@ -473,19 +473,18 @@ def _cmd_retract(args: argparse.Namespace) -> int:
 
 
 def _cmd_accounts(args: argparse.Namespace) -> int:
-    from bot.config import XSettings
     from bot.content.loader import load
     from bot.errors import PublishError
-    from bot.platforms.x import XPublisher
+    from bot.platforms import own_publishers, read_settings
 
     content = load(args.root)
-    handles = {a: x.handle for a, x in content.accounts.accounts.items()}
-    x = XSettings.from_env(list(handles))
+    accounts = content.accounts.accounts
     ok = True
-    publisher = XPublisher.from_settings(x, handles)
-    for account, handle in handles.items():
-        if publisher is None or account not in x.tokens:
-            print(f"{account}: no credentials (set {x.missing[account]})")
+    found = own_publishers(accounts, read_settings(accounts))
+    for account, publisher in found.items():
+        handle = accounts[account].handle
+        if isinstance(publisher, str):
+            print(f"{account}: no credentials (set {publisher})")
             ok = False
             continue
         try:

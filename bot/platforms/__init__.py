@@ -151,6 +151,27 @@ class Channels:
     warnings: list[str]  # what an operator should know (an account that is a dry run)
 
 
+def own_publishers(
+    accounts: Mapping[str, Account], settings: Mapping[str, PlatformSettings]
+) -> dict[str, Publisher | str]:
+    """Each account's own platform publisher (one per platform, shared by its accounts), or,
+    for an account without credentials, the variables to set."""
+    handles = {a: acct.handle for a, acct in accounts.items()}
+    built: dict[str, Publisher | None] = {}
+    found: dict[str, Publisher | str] = {}
+    for account_id, account in accounts.items():
+        plat = platform_of(account)
+        own = settings.get(plat.name)
+        if own is None or account_id in own.missing:
+            found[account_id] = own.missing.get(account_id, "") if own is not None else ""
+            continue
+        if plat.name not in built:
+            built[plat.name] = plat.publisher(own, handles)
+        publisher = built[plat.name]
+        found[account_id] = publisher if publisher is not None else ""
+    return found
+
+
 def publishers(
     accounts: Mapping[str, Account],
     settings: Mapping[str, PlatformSettings],
@@ -164,25 +185,18 @@ def publishers(
     from bot.platforms.outbox import OutboxPublisher
 
     handles = {a: acct.handle for a, acct in accounts.items()}
-    found: dict[str, Publisher] = {OUTBOX: OutboxPublisher(outbox_path)}
-    channel_of: dict[str, str] = {}
+    found: dict[str, Publisher] = {OUTBOX: OutboxPublisher(outbox_path, handles)}
+    channel_of = dict.fromkeys(accounts, OUTBOX)
+    if dry_run:  # asked for: no warning
+        return Channels(found, channel_of, [])
     warnings: list[str] = []
-    for account_id, account in accounts.items():
-        plat = platform_of(account)
-        own = settings.get(plat.name)
-        if not dry_run and own is not None and account_id not in own.missing:
-            if plat.name not in found:
-                built = plat.publisher(own, handles)
-                if built is not None:
-                    found[plat.name] = built
-            if plat.name in found:
-                channel_of[account_id] = plat.name
-                continue
-        channel_of[account_id] = OUTBOX
-        if not dry_run:
-            needed = own.missing.get(account_id, "") if own is not None else ""
+    for account_id, own in own_publishers(accounts, settings).items():
+        if isinstance(own, str):
             warnings.append(
-                f"no {plat.display} credentials for account '{account_id}': DRY RUN to the "
-                f"outbox {outbox_path} (set {needed})"
+                f"no {platform_of(accounts[account_id]).display} credentials for account "
+                f"'{account_id}': DRY RUN to the outbox {outbox_path} (set {own})"
             )
+            continue
+        found[own.name] = own
+        channel_of[account_id] = own.name
     return Channels(found, channel_of, warnings)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.errors import ConfigError
 from bot.publish.base import Outgoing, Published, Receipt
 from bot.publish.match import same_text
 
@@ -19,8 +20,9 @@ class OutboxPublisher:
 
     name = "outbox"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, handles: dict[str, str] | None = None) -> None:
         self.path = path
+        self.handles = handles or {}  # account → handle, for whoami
         self._lock = threading.Lock()
 
     def publish(self, item: Outgoing) -> Receipt:
@@ -29,7 +31,7 @@ class OutboxPublisher:
             "account": item.account,
             "handle": item.handle,
             "text": item.text,
-            "reply_to": item.reply_to,
+            "reply_to": item.reply_to_id,
             "media": [
                 # With the bytes of the validated revision, their digest says what would go.
                 {"file": str(m.path), "alt": m.alt}
@@ -45,18 +47,18 @@ class OutboxPublisher:
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
-        return Receipt(str(record["id"]), None)
+        return item.receipt(str(record["id"]), None)
 
     def find(self, item: Outgoing, since: datetime) -> Receipt | None:
         for record in reversed(self.records()):
             if (
                 record["account"] == item.account
-                and record.get("reply_to") == item.reply_to
+                and record.get("reply_to") == item.reply_to_id
                 and len(record.get("media") or []) == len(item.media)
                 and same_text(str(record["text"]), item.text)
                 and (datetime.fromisoformat(str(record["at"])) >= since.replace(microsecond=0))
             ):
-                return Receipt(str(record["id"]), None)
+                return item.receipt(str(record["id"]), None)
         return None
 
     def recent(self, account: str, since: datetime) -> list[Published]:
@@ -77,6 +79,17 @@ class OutboxPublisher:
                     )
                 )
         return found
+
+    def whoami(self, account: str) -> str:
+        """The handle of ``account`` as accounts.yaml gives it: the outbox writes as anyone.
+
+        Raises:
+            ConfigError: the outbox was not told of ``account``.
+        """
+        try:
+            return self.handles[account]
+        except KeyError:
+            raise ConfigError(f"account '{account}' is not one the outbox writes for") from None
 
     def delete(self, account: str, remote_id: str) -> None:
         with self._lock, open(self.path, "a", encoding="utf-8") as handle:

@@ -106,6 +106,14 @@ def display_name(platforms: Mapping[str, str], account: str) -> str:
     return (found or PLATFORMS[DEFAULT_PLATFORM]).display
 
 
+def _receipt(row: Row, parent: Receipt | None) -> Receipt | None:
+    """The receipt of a POSTED ``row``, as the next part replies to it: ``parent`` is the
+    receipt of the part ``row`` replied to (None for a first part)."""
+    if row.remote_id is None:
+        return None
+    return Receipt(row.remote_id, row.url, parent.thread_root if parent is not None else None)
+
+
 Alert = Callable[[Row, str], None]
 
 
@@ -144,7 +152,7 @@ class Deliverer:
         (``post-now``, and the service's first sweep). ``send``: False while the account is
         paused: only the window applies."""
         done: list[Row] = []
-        reply_to: str | None = None
+        reply_to: Receipt | None = None  # the previous part's, rebuilt from its row
         ordered = sorted(rows, key=lambda r: r.part)
         for index, row in enumerate(ordered):
             # ``rows`` was just read; a row another process changed since is caught by the
@@ -169,7 +177,7 @@ class Deliverer:
             done.append(current)
             if current.state is not State.POSTED:
                 break
-            reply_to = current.remote_id
+            reply_to = _receipt(current, reply_to)
         return done
 
     def _due(self, row: Row) -> bool:
@@ -200,7 +208,7 @@ class Deliverer:
             self.alert(self.ledger.get(row.id), reason)
         return self.ledger.get(row.id)
 
-    def deliver(self, row: Row, reply_to: str | None) -> Row:
+    def deliver(self, row: Row, reply_to: Receipt | None) -> Row:
         now = self.clock()
         log = logger.bind(post=row.post_id, account=row.account, part=row.part, channel=row.channel)
         if row.attempts >= MAX_ATTEMPTS:
@@ -318,20 +326,26 @@ class Deliverer:
             PublishError: the timeline could not be read.
         """
         since = (row.claimed_at or row.updated_at) - RECONCILE_SLACK
-        # A later part was only ever sent as the reply to the previous part, once POSTED.
-        previous = (
-            self.ledger.find(row.post_id, row.account, row.part - 1, row.channel)
-            if row.part > 1
-            else None
-        )
         wanted = Outgoing(
             account=row.account,
             handle=self.handles.get(row.account, row.account),
             text=row.text,
-            reply_to=previous.remote_id if previous is not None else None,
+            reply_to=self._previous(row),
             media=tuple(MediaItem(self.root / m.file, m.alt) for m in row.media),
         )
         return self.publisher.find(wanted, since)
+
+    def _previous(self, row: Row) -> Receipt | None:
+        """The receipt of the part ``row`` replies to, rebuilt from the ledger (a later part
+        was only ever sent as the reply to the previous part, once POSTED)."""
+        if row.part == 1:
+            return None
+        previous = self.ledger.find(row.post_id, row.account, row.part - 1, row.channel)
+        if previous is None or previous.remote_id is None:
+            return None
+        first = self.ledger.find(row.post_id, row.account, 1, row.channel) if row.part > 2 else None
+        root = first.remote_id if first is not None else None
+        return Receipt(previous.remote_id, previous.url, root)
 
     def _lookup_failed(self, row: Row, exc: PublishError) -> Row:
         """UNKNOWN stays UNKNOWN, looked for again later (``retry_at``), alerted once; after

@@ -361,12 +361,12 @@ def test_outbox_reconciles_by_text_link_images_and_reply_target(tmp_path: Path) 
     outbox = OutboxPublisher(tmp_path / "outbox.jsonl")
     since = datetime.now(UTC) - timedelta(minutes=1)
     first = outbox.publish(Outgoing(FR, FR, "Lire https://exemple.fr/a"))
-    reply = outbox.publish(Outgoing(FR, FR, "Suite", reply_to=first.remote_id))
+    reply = outbox.publish(Outgoing(FR, FR, "Suite", reply_to=first))
     image = MediaItem(tmp_path / "i.png", None)
 
     assert outbox.find(Outgoing(FR, FR, "Lire  https://EXEMPLE.fr/a/"), since) == first
     assert outbox.find(Outgoing(FR, FR, "Lire https://exemple.fr/b"), since) is None
-    assert outbox.find(Outgoing(FR, FR, "Suite", reply_to=first.remote_id), since) == reply
+    assert outbox.find(Outgoing(FR, FR, "Suite", reply_to=first), since) == reply
     assert outbox.find(Outgoing(FR, FR, "Suite"), since) is None
     assert outbox.find(Outgoing(FR, FR, "Lire https://exemple.fr/a", media=(image,)), since) is None
     assert outbox.find(Outgoing(EN, EN, "Lire https://exemple.fr/a"), since) is None
