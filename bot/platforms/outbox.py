@@ -1,4 +1,5 @@
-"""The dry-run publisher: appends what would be sent to a JSON-lines outbox file."""
+"""The dry-run publisher: appends what would be sent to a JSON-lines outbox file (every
+account's channel in a dry run, and an account's without credentials)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, PublishError
 from bot.publish.base import Outgoing, Published, Receipt
 from bot.publish.match import same_text
 
@@ -39,14 +40,17 @@ class OutboxPublisher:
                 for m in item.media
             ],
         }
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            count = self._count()
-            record["id"] = f"dry-run-{count + 1}"
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                count = self._count()
+                record["id"] = f"dry-run-{count + 1}"
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        except OSError as exc:
+            raise PublishError(f"cannot write the outbox {self.path}: {exc.strerror}") from exc
         return item.receipt(str(record["id"]), None)
 
     def find(self, item: Outgoing, since: datetime) -> Receipt | None:
@@ -92,23 +96,28 @@ class OutboxPublisher:
             raise ConfigError(f"account '{account}' is not one the outbox writes for") from None
 
     def delete(self, account: str, remote_id: str) -> None:
-        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(
-                json.dumps(
-                    {
-                        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "account": account,
-                        "deleted": remote_id,
-                    }
-                )
-                + "\n"
-            )
+        record = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "account": account,
+            "deleted": remote_id,
+        }
+        try:
+            with self._lock, open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise PublishError(f"cannot write the outbox {self.path}: {exc.strerror}") from exc
 
     def records(self) -> list[dict[str, Any]]:
+        """The posts the outbox holds, oldest first; deleted ones left out."""
         if not self.path.exists():
             return []
-        with open(self.path, encoding="utf-8") as handle:
-            return [r for r in (json.loads(line) for line in handle if line.strip()) if "text" in r]
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                lines = [json.loads(line) for line in handle if line.strip()]
+        except OSError as exc:
+            raise PublishError(f"cannot read the outbox {self.path}: {exc.strerror}") from exc
+        deleted = {(r.get("account"), r["deleted"]) for r in lines if "deleted" in r}
+        return [r for r in lines if "text" in r and (r["account"], r["id"]) not in deleted]
 
     def _count(self) -> int:
         if not self.path.exists():
