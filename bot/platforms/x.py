@@ -81,7 +81,6 @@ from bot.errors import (
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
 
-TWEEPY_HOST = "https://api.twitter.com"
 DEFAULT_API_URL = "https://api.x.com"
 RATE_LIMIT_FALLBACK = timedelta(minutes=15)  # X's rate-limit window, when no reset header
 RATE_LIMIT_LONGEST = timedelta(hours=24)  # X's longest window (the daily post cap)
