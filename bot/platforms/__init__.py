@@ -58,6 +58,8 @@ class PlatformSettings(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Platform:
+    """One registry entry: everything diplobot knows of a platform outside its module."""
+
     name: str  # as accounts.yaml and the ledger's channel write it
     display: str  # as messages name it: "X refused the text…"
     limits: Limits

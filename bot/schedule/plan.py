@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from bot.content.loader import ContentSet, PostEntry
 from bot.content.model import DAYS
 from bot.content.timeparse import parse_local, resolve_recurring, zone
-from bot.platforms import Platform, platform_of
+from bot.platforms import Limits, limits_for, platform_of
 from bot.text.entities import has_url
 
 Status = Literal["scheduled", "paused", "blackout"]
@@ -171,7 +171,7 @@ def plan(
                     )
                 )
                 if human is None and part == 1:
-                    _warn_overflow(entry, account_id, account.lang, platform_of(account), result)
+                    _warn_overflow(entry, account_id, account.lang, limits_for(account), result)
     result.deliveries.sort(key=lambda d: (d.due, d.post, d.account, d.part))
     _caps_and_cost(content, result)
     return result
@@ -277,11 +277,9 @@ def _blackout_for(blackouts: list[Blackout], account: str, due: datetime) -> str
     return None
 
 
-def _warn_overflow(
-    entry: PostEntry, account: str, lang: str, where: Platform, result: Plan
-) -> None:
-    limit = where.limits.text
-    length = where.limits.count(entry.post.text)
+def _warn_overflow(entry: PostEntry, account: str, lang: str, limits: Limits, result: Plan) -> None:
+    limit = limits.text
+    length = limits.count(entry.post.text)
     estimate = round(length * EXPANSION.get(lang, 1.2))
     if estimate > limit:
         policy = (
