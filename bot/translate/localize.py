@@ -241,7 +241,7 @@ def _variant(
             )
         keep = [t for g in glossary for t in g.translations.values()]
         try:
-            texts = tuple(split_thread(outcome, keep))
+            texts = tuple(split_thread(outcome, keep, limit=where.text))
         except CannotSplit as exc:
             return Variant(entry.id, lang, part, (outcome,), origin, "held", f"held: {exc}")
     if review_required(content, entry, lang):
