@@ -491,16 +491,16 @@ def _cmd_retract(args: argparse.Namespace) -> int:
 def _cmd_accounts(args: argparse.Namespace) -> int:
     from bot.content.loader import load
     from bot.errors import PublishError
-    from bot.publish.x import XPublisher
+    from bot.platforms import own_publishers, read_settings
 
     content = load(args.root)
-    handles = {a: x.handle for a, x in content.accounts.accounts.items()}
-    x = _wiring(args).x(list(handles))
+    accounts = content.accounts.accounts
     ok = True
-    publisher = XPublisher.from_settings(x, handles)
-    for account, handle in handles.items():
-        if publisher is None or account not in x.tokens:
-            print(f"{account}: no credentials (set {x.missing[account]})")
+    found = own_publishers(accounts, read_settings(accounts, _wiring(args).settings))
+    for account, publisher in found.items():
+        handle = accounts[account].handle
+        if isinstance(publisher, str):
+            print(f"{account}: no credentials (set {publisher})")
             ok = False
             continue
         try:
@@ -548,9 +548,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         source = LocalSource(Path(args.root), config.git_env)
     engine = open_store(url)
-    if args.dry_run:
-        config = config.without_x_keys()
-    service = Service(source, engine, folder, settings, wiring=Wiring(config))
+    service = Service(source, engine, folder, settings, wiring=Wiring(config), dry_run=args.dry_run)
     stop = threading.Event()
     failed: list[BaseException] = []
 

@@ -1,9 +1,8 @@
 """How an account id names its credential variables: one rule, shared by the loader (which
 refuses two ids that name the same variables) and the publishers (which read them).
 
-Kept apart from ``bot.publish.x`` so that loading content, a pure stage, need not import
-tweepy to apply it. ``bot.publish.x.env_name`` must agree with it (a test holds them together);
-it may simply import this one.
+Kept apart from ``bot.settings`` so that loading content, a pure stage, need not read the
+settings to apply it (tests/content/test_account_ids.py holds the two together).
 """
 
 from __future__ import annotations

@@ -80,9 +80,11 @@ class Service:
         translator: Translator | None = None,
         *,
         wiring: Wiring | None = None,
+        dry_run: bool = False,
     ) -> None:
         """``wiring``: the backends of this process's settings (default: none configured)."""
         self.source = source
+        self.dry_run = dry_run  # every account's channel is the outbox
         self.engine = engine
         self.state_dir = state_dir
         self.settings = settings
@@ -352,6 +354,7 @@ class Service:
             self.engine,
             self.state_dir,
             self.wiring,
+            dry_run=self.dry_run,
             translator=self.translator,
             media=media,
         )

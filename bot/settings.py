@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
 
@@ -287,11 +287,6 @@ class Settings:
                 ``DIPLOBOT_X_TIMEOUT`` is not a number in range.
         """
         return XSettings.from_env(accounts, self.x_env)
-
-    def without_x_keys(self) -> Settings:
-        """These settings with no X app key (``run --dry-run``: every account to the outbox)."""
-        kept = {k: v for k, v in self.x_env.items() if not k.startswith(_X_PREFIX)}
-        return replace(self, x_env=_frozen(kept))
 
 
 def from_process() -> Settings:

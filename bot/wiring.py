@@ -14,12 +14,19 @@ installed here, explicitly, never as a side effect of an import.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.notify import Notifier
 from bot.settings import Settings, TranslatorSettings, XSettings
 from bot.translate.base import Translator
 from bot.translate.registry import USES_DEEP_TRANSLATOR, backend
+
+if TYPE_CHECKING:
+    from bot.content.model import Account
+    from bot.platforms import Channels
 
 
 def make_translator(settings: TranslatorSettings) -> Translator:
@@ -60,10 +67,20 @@ class Wiring:
         """
         return self.settings.x(accounts)
 
-    # -- publishers by account ------------------------------------------------------------
-    # The platform registry (bot/platforms/) turns ``self.settings`` and the content's accounts
-    # into one Publisher per account (the outbox for a dry run, or an account without
-    # credentials). Its factory goes here, as ``publishers(...)``, called by the pipeline.
+    def publishers(
+        self, accounts: Mapping[str, Account], *, dry_run: bool, outbox_path: Path
+    ) -> Channels:
+        """Each account's channel through the platform registry: its platform's publisher
+        when its credentials are set, else the outbox (with a warning); ``dry_run``: the
+        outbox for every account, whatever is set."""
+        from bot.platforms import publishers, read_settings
+
+        return publishers(
+            accounts,
+            read_settings(accounts, self.settings),
+            dry_run=dry_run,
+            outbox_path=outbox_path,
+        )
 
     # -- state --------------------------------------------------------------------------
     # The state ``Store`` (bot/state/) is opened here from ``self.settings.state`` (or the

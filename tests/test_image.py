@@ -511,7 +511,7 @@ def test_image_settings() -> None:
 def test_compose_wires_every_secret() -> None:
     """Each *_FILE variable names a declared secret with a file; every example account has
     its token pair; the HTTP port is published on loopback only."""
-    from bot.publish.x import env_name
+    from bot.envname import env_name
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     bot = compose["services"]["bot"]

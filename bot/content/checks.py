@@ -28,12 +28,9 @@ from bot.content.types import CONTENT_DIR, POSTS_DIR, PostEntry
 from bot.content.yamlsrc import YamlDoc, YamlProblem, read_yaml
 from bot.envname import env_name
 from bot.errors import Problem
-from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
+from bot.platforms import Platform, platform_of, strictest
 from bot.text.chars import char_name, find_bad_char
 
-MAX_MEDIA = 4
-MAX_MEDIA_BYTES = 5 * 1024 * 1024
-MAX_ALT = 1000
 MAX_MEDIA_PATH = 1024
 _IMAGE_MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
@@ -219,6 +216,13 @@ class PostChecker:
             frozenset(a.lang for a in accounts.accounts.values()) if accounts else frozenset()
         )
         self.langs_text = ", ".join(sorted(self.account_langs))
+        # The limits a text must fit: the tightest platform of the accounts it goes to.
+        listed = list(accounts.accounts.values()) if accounts else []
+        self.platform: Platform = strictest(platform_of(a) for a in listed)
+        self.platform_of_lang: dict[str, Platform] = {
+            lang: strictest(platform_of(a) for a in listed if a.lang == lang)
+            for lang in self.account_langs
+        }
         self.media_cache: dict[str, tuple[str, str] | None] = {}
         self.default_tz: ZoneInfo | None = None  # None: accounts.yaml's zone is bad (reported)
         if accounts is not None:
@@ -298,6 +302,7 @@ class PostChecker:
                 (*base_loc, "text"),
                 text,
                 check_length=post.lang in published or not self.account_langs,
+                lang=post.lang,
             )
             for lang, value in translations.items():
                 loc = (*base_loc, "translations", lang)
@@ -321,10 +326,10 @@ class PostChecker:
                         key=True,
                     )
                     continue
-                self._check_one_text(doc, loc, value, check_length=True)
+                self._check_one_text(doc, loc, value, check_length=True, lang=lang)
 
     def _check_one_text(
-        self, doc: YamlDoc, loc: tuple[Any, ...], text: str, *, check_length: bool
+        self, doc: YamlDoc, loc: tuple[Any, ...], text: str, *, check_length: bool, lang: str
     ) -> None:
         if not text.strip():
             hint = "write the text" if loc[-1] == "text" else "write the text, or remove the key"
@@ -342,14 +347,16 @@ class PostChecker:
             )
             return
         if check_length:
-            length = weighted_length(text)
-            if length > MAX_WEIGHTED_LENGTH:
+            where = self.platform_of_lang.get(lang, self.platform)
+            limit = where.limits.text
+            length = where.limits.count(text)
+            if length > limit:
                 self.out.add(
                     doc,
                     loc,
-                    f"text is {length} characters long as X counts them; the limit is "
-                    f"{MAX_WEIGHTED_LENGTH}",
-                    f"shorten it by {length - MAX_WEIGHTED_LENGTH}, or move the rest to 'thread:'",
+                    f"text is {length} characters long as {where.display} counts them; the "
+                    f"limit is {limit}",
+                    f"shorten it by {length - limit}, or move the rest to 'thread:'",
                 )
 
     def _check_when(self, doc: YamlDoc, post: Post) -> datetime | None:
@@ -389,12 +396,13 @@ class PostChecker:
     def _check_media(self, doc: YamlDoc, post: Post) -> None:
         groups: list[tuple[tuple[Any, ...], list[Media]]] = [(("media",), post.media)]
         groups += [(("thread", i, "media"), p.media) for i, p in enumerate(post.thread)]
+        name, limits = self.platform.display, self.platform.limits
         for loc, items in groups:
-            if len(items) > MAX_MEDIA:
+            if len(items) > limits.media:
                 self.out.add(
                     doc,
-                    (*loc, MAX_MEDIA),
-                    f"{len(items)} images; X takes at most {MAX_MEDIA} per post",
+                    (*loc, limits.media),
+                    f"{len(items)} images; {name} takes at most {limits.media} per post",
                     "move the others to a thread part",
                 )
             for i, item in enumerate(items):
@@ -411,11 +419,11 @@ class PostChecker:
                         continue
                     if _check_chars(doc, where, alt, self.out):
                         continue
-                    if len(alt) > MAX_ALT:
+                    if len(alt) > limits.alt:
                         self.out.add(
                             doc,
                             where,
-                            f"alt text is {len(alt)} characters; X allows {MAX_ALT}",
+                            f"alt text is {len(alt)} characters; {name} allows {limits.alt}",
                             "shorten it",
                         )
 
@@ -460,16 +468,27 @@ class PostChecker:
                 f"media '{shown}' cannot be used: {exc.reason}",
                 "replace it with an image file",
             )
-        if size > MAX_MEDIA_BYTES:
+        name, limits = self.platform.display, self.platform.limits
+        if size > limits.media_bytes:
             return (
-                f"image '{shown}' is {size / 1_048_576:.1f} MB; X accepts at most 5 MB",
+                f"image '{shown}' is {size / 1_048_576:.1f} MB; {name} accepts at most "
+                f"{limits.media_bytes / 1_048_576:g} MB",
                 "export it smaller, e.g. 2048 px wide JPEG",
             )
-        if not any(head.startswith(magic) for magic, _ in _IMAGE_MAGIC) and not (
-            head[:4] == b"RIFF" and head[8:12] == b"WEBP"
-        ):
-            return (f"'{shown}' is not an image X accepts", "use a JPEG, PNG, GIF or WEBP file")
+        if _image_type(head) not in limits.media_types:
+            *first, last = limits.media_types
+            return (
+                f"'{shown}' is not an image {name} accepts",
+                f"use a {', '.join(first)} or {last} file" if first else f"use a {last} file",
+            )
         return None
+
+
+def _image_type(head: bytes) -> str | None:
+    """The image format the first bytes of a file say, as :class:`Limits` names it."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return next((kind for magic, kind in _IMAGE_MAGIC if head.startswith(magic)), None)
 
 
 def _check_chars(doc: YamlDoc, loc: tuple[Any, ...], text: str, out: Collector) -> bool:

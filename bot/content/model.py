@@ -10,9 +10,19 @@ language has an account, a media file is an image) live in :mod:`bot.content.che
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from bot.platforms import DEFAULT_PLATFORM, PLATFORMS, Prices
+
+if TYPE_CHECKING:
+    PlatformName = str
+else:  # the registered names: Literal["x"] today, so the JSON Schema says so
+    PlatformName = Literal[tuple(PLATFORMS)]
+_DEFAULT = PLATFORMS[DEFAULT_PLATFORM]  # the texts below describe the default platform
+_LIMITS = _DEFAULT.limits
+_PRICES = _DEFAULT.prices or Prices(post=0.0, post_with_url=0.0, currency="USD")
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -57,7 +67,8 @@ class Media(_Strict):
     alt: str | dict[Language, str] | None = Field(
         default=None,
         description=(
-            "Alternative text for screen readers (at most 1,000 characters): one text in the "
+            f"Alternative text for screen readers (at most {_LIMITS.alt:,} characters): one text "
+            "in the "
             "post's language (machine-translated for the others), or a map per language"
         ),
     )
@@ -70,7 +81,7 @@ class Part(_Strict):
     translations: dict[Language, str] = Field(
         default_factory=dict, description="Human translations of this part, per language"
     )
-    media: list[Media] = Field(default_factory=list, description="Up to 4 images")
+    media: list[Media] = Field(default_factory=list, description=f"Up to {_LIMITS.media} images")
     machine_translated: dict[Language, str] = _machine_translated()
 
 
@@ -99,7 +110,9 @@ class Post(_Strict):
         description="IANA zone for publish_at when it has no offset (default: accounts.yaml's)",
         examples=["Europe/Paris"],
     )
-    text: str = Field(description="The post's text in `lang`; at most 280 weighted characters")
+    text: str = Field(
+        description=f"The post's text in `lang`; at most {_LIMITS.text} weighted characters"
+    )
     translations: dict[Language, str] = Field(
         default_factory=dict,
         description="Human translations per language; they always win over machine translation",
@@ -109,7 +122,7 @@ class Post(_Strict):
         default=None,
         description="Publish only in these languages (default: every account's language)",
     )
-    media: list[Media] = Field(default_factory=list, description="Up to 4 images")
+    media: list[Media] = Field(default_factory=list, description=f"Up to {_LIMITS.media} images")
     thread: list[Part] = Field(default_factory=list, description="Follow-up parts, in order")
     review: Literal["required", "none"] | None = Field(
         default=None,
@@ -118,7 +131,8 @@ class Post(_Strict):
     overflow: Literal["hold", "thread"] = Field(
         default="hold",
         description=(
-            "When a machine translation exceeds 280 characters: hold it for a human, or split "
+            f"When a machine translation exceeds {_LIMITS.text} characters: hold it for a human, "
+            "or split "
             "it into a numbered thread"
         ),
     )
@@ -128,7 +142,7 @@ class Account(_Strict):
     """One publishing account (credentials never live here)."""
 
     lang: Language = Field(description="The language this account publishes in")
-    platform: Literal["x"] = Field(default="x", description="Where it publishes")
+    platform: PlatformName = Field(default=DEFAULT_PLATFORM, description="Where it publishes")
     handle: str = Field(
         description="The account's handle, without @", pattern=r"^[A-Za-z0-9_]{1,15}$"
     )
@@ -148,11 +162,16 @@ class Pricing(_Strict):
     """The X API's pay-per-use prices, used for the cost estimate in ``diplobot plan``."""
 
     # Finite: `.inf` would make every cost in `plan` (and its JSON) infinite.
-    post: float = Field(default=0.015, ge=0, allow_inf_nan=False, description="Price of one post")
-    post_with_url: float = Field(
-        default=0.20, ge=0, allow_inf_nan=False, description="Price of a post with a URL"
+    post: float = Field(
+        default=_PRICES.post, ge=0, allow_inf_nan=False, description="Price of one post"
     )
-    currency: str = Field(default="USD")
+    post_with_url: float = Field(
+        default=_PRICES.post_with_url,
+        ge=0,
+        allow_inf_nan=False,
+        description="Price of a post with a URL",
+    )
+    currency: str = Field(default=_PRICES.currency)
 
 
 class AccountsFile(_Strict):

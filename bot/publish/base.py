@@ -16,20 +16,43 @@ class MediaItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a platform answered for a published post: all a later part needs to reply to it.
+
+    ``root``: the remote id of the thread's first post, when this post is a later part (None:
+    it is the first). X replies by ``remote_id`` alone; a platform such as Bluesky also names
+    the thread's root in a reply.
+    """
+
+    remote_id: str
+    url: str | None
+    root: str | None = None
+
+    @property
+    def thread_root(self) -> str:
+        """The remote id of the first post of this post's thread (itself, when it is first)."""
+        return self.root or self.remote_id
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """One post to publish: its account, text, images and the post it replies to."""
 
     account: str  # account id from schedules/accounts.yaml
     handle: str
     text: str
-    reply_to: str | None = None  # remote id of the previous part of a thread
+    reply_to: Receipt | None = None  # the previous part of a thread, as it was published
     media: tuple[MediaItem, ...] = ()
 
+    @property
+    def reply_to_id(self) -> str | None:
+        """The remote id of the post this one replies to (None: a first part)."""
+        return self.reply_to.remote_id if self.reply_to is not None else None
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    remote_id: str
-    url: str | None
+    def receipt(self, remote_id: str, url: str | None) -> Receipt:
+        """The receipt of this post once published as ``remote_id``: its thread's root is
+        that of the post it replies to."""
+        return Receipt(remote_id, url, self.reply_to.thread_root if self.reply_to else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +69,9 @@ class Published:
 
 
 class Publisher(Protocol):
-    """Publishes to one channel for every account it holds credentials for."""
+    """Publishes to one channel for every account it holds credentials for.
+
+    ``tests/platforms/test_publisher_contract.py`` holds every publisher to this contract."""
 
     name: str  # the ledger's channel: "x", "outbox"
 
@@ -65,7 +90,7 @@ class Publisher(Protocol):
     def find(self, item: Outgoing, since: datetime) -> Receipt | None:
         """The post of ``item.account`` that is ``item``, published after ``since``, if any
         (reconcile). It is ``item`` when it has its text (as the channel gives text back: links
-        shortened, characters escaped), as many images, and replies to ``item.reply_to``
+        shortened, characters escaped), as many images, and replies to ``item.reply_to``'s post
         (nothing, for a first part): two posts that differ only by a link are two posts.
 
         Raises:
@@ -84,5 +109,19 @@ class Publisher(Protocol):
         ...
 
     def delete(self, account: str, remote_id: str) -> None:
-        """Delete a published post (retract)."""
+        """Delete a published post (retract); one already gone is no error.
+
+        Raises:
+            PublishError: the platform did not confirm the deletion.
+        """
+        ...
+
+    def whoami(self, account: str) -> str:
+        """The handle (without @) the channel publishes as for ``account``: the one its
+        credentials belong to (``diplobot accounts check``).
+
+        Raises:
+            ConfigError: the channel holds no credentials for ``account``.
+            PublishError: the platform could not tell.
+        """
         ...

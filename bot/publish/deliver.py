@@ -22,8 +22,8 @@ Policies that are the same for every channel:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
+from bot.platforms import DEFAULT_PLATFORM, PLATFORMS
 from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt
 from bot.schedule.ledger import Ledger, Row, State
 
@@ -54,8 +55,9 @@ REARMABLE = (State.FAILED, State.EXPIRED, State.SKIPPED)
 UNEXPECTED = "unexpected error while sending, a defect to report"
 """How the reason of a row begins when the publisher raised something else than a
 PublishError (see :meth:`Deliverer.deliver`)."""
-UNCONFIRMED = "could not confirm whether X has it"
-"""How the reason of a row that ended FAILED while UNKNOWN begins (see :func:`may_be_live`)."""
+UNCONFIRMED = "could not confirm whether {platform} has it"
+"""How the reason of a row that ended FAILED while UNKNOWN begins, the platform's name filled
+in (see :func:`may_be_live`)."""
 
 
 def backoff(attempts: int) -> timedelta:
@@ -92,7 +94,24 @@ def may_be_live(row: Row) -> bool:
     FAILED because the timeline could never be read. ``retract`` looks such rows up."""
     if row.state is State.UNKNOWN:
         return True
-    return row.state is State.FAILED and (row.last_error or "").startswith(UNCONFIRMED)
+    reason = row.last_error or ""
+    return row.state is State.FAILED and any(
+        reason.startswith(UNCONFIRMED.format(platform=p.display)) for p in PLATFORMS.values()
+    )
+
+
+def display_name(platforms: Mapping[str, str], account: str) -> str:
+    """How messages name the platform of ``account`` (``platforms``: account → platform)."""
+    found = PLATFORMS.get(platforms.get(account, DEFAULT_PLATFORM))
+    return (found or PLATFORMS[DEFAULT_PLATFORM]).display
+
+
+def _receipt(row: Row, parent: Receipt | None) -> Receipt | None:
+    """The receipt of a POSTED ``row``, as the next part replies to it: ``parent`` is the
+    receipt of the part ``row`` replied to (None for a first part)."""
+    if row.remote_id is None:
+        return None
+    return Receipt(row.remote_id, row.url, parent.thread_root if parent is not None else None)
 
 
 Alert = Callable[[Row, str], None]
@@ -113,6 +132,8 @@ class Deliverer:
     alert: Alert = _no_alert
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     stopping: Callable[[], bool] = lambda: False  # the service is shutting down
+    # account → platform name, for messages (an account not listed: the default platform)
+    platforms: Mapping[str, str] = field(default_factory=dict)
 
     def deliver_chain(
         self,
@@ -131,7 +152,7 @@ class Deliverer:
         (``post-now``, and the service's first sweep). ``send``: False while the account is
         paused: only the window applies."""
         done: list[Row] = []
-        reply_to: str | None = None
+        reply_to: Receipt | None = None  # the previous part's, rebuilt from its row
         ordered = sorted(rows, key=lambda r: r.part)
         for index, row in enumerate(ordered):
             # ``rows`` was just read; a row another process changed since is caught by the
@@ -156,7 +177,7 @@ class Deliverer:
             done.append(current)
             if current.state is not State.POSTED:
                 break
-            reply_to = current.remote_id
+            reply_to = _receipt(current, reply_to)
         return done
 
     def _due(self, row: Row) -> bool:
@@ -187,7 +208,7 @@ class Deliverer:
             self.alert(self.ledger.get(row.id), reason)
         return self.ledger.get(row.id)
 
-    def deliver(self, row: Row, reply_to: str | None) -> Row:
+    def deliver(self, row: Row, reply_to: Receipt | None) -> Row:
         now = self.clock()
         log = logger.bind(post=row.post_id, account=row.account, part=row.part, channel=row.channel)
         if row.attempts >= MAX_ATTEMPTS:
@@ -233,9 +254,10 @@ class Deliverer:
             error = f"{UNEXPECTED} ({type(exc).__name__}: {_first_line(exc)})"
             log.opt(exception=exc).bind(error=error).error("publish.crashed")
             if self.ledger.transition(row.id, State.UNKNOWN, expect=[State.SENDING], error=error):
+                where = display_name(self.platforms, row.account)
                 self.alert(
                     self.ledger.get(row.id),
-                    f"{error}: it may be on X; looked up on the timeline before any retry",
+                    f"{error}: it may be on {where}; looked up on the timeline before any retry",
                 )
             return self.reconcile(self.ledger.get(row.id))
         else:
@@ -285,8 +307,8 @@ class Deliverer:
             self._fail(
                 row,
                 [State.UNKNOWN],
-                "X refused the text as a duplicate of a recent "
-                "post, and no such post is on the account's timeline: change the text",
+                f"{display_name(self.platforms, row.account)} refused the text as a duplicate of "
+                "a recent post, and no such post is on the account's timeline: change the text",
             )
         else:
             self._retry_or_fail(
@@ -304,20 +326,26 @@ class Deliverer:
             PublishError: the timeline could not be read.
         """
         since = (row.claimed_at or row.updated_at) - RECONCILE_SLACK
-        # A later part was only ever sent as the reply to the previous part, once POSTED.
-        previous = (
-            self.ledger.find(row.post_id, row.account, row.part - 1, row.channel)
-            if row.part > 1
-            else None
-        )
         wanted = Outgoing(
             account=row.account,
             handle=self.handles.get(row.account, row.account),
             text=row.text,
-            reply_to=previous.remote_id if previous is not None else None,
+            reply_to=self._previous(row),
             media=tuple(MediaItem(self.root / m.file, m.alt) for m in row.media),
         )
         return self.publisher.find(wanted, since)
+
+    def _previous(self, row: Row) -> Receipt | None:
+        """The receipt of the part ``row`` replies to, rebuilt from the ledger (a later part
+        was only ever sent as the reply to the previous part, once POSTED)."""
+        if row.part == 1:
+            return None
+        previous = self.ledger.find(row.post_id, row.account, row.part - 1, row.channel)
+        if previous is None or previous.remote_id is None:
+            return None
+        first = self.ledger.find(row.post_id, row.account, 1, row.channel) if row.part > 2 else None
+        root = first.remote_id if first is not None else None
+        return Receipt(previous.remote_id, previous.url, root)
 
     def _lookup_failed(self, row: Row, exc: PublishError) -> Row:
         """UNKNOWN stays UNKNOWN, looked for again later (``retry_at``), alerted once; after
@@ -329,7 +357,8 @@ class Deliverer:
             self._fail(
                 row,
                 [State.UNKNOWN],
-                f"{UNCONFIRMED}: its timeline could not be read for {span(unknown_for)} ({exc}). "
+                f"{UNCONFIRMED.format(platform=display_name(self.platforms, row.account))}: "
+                f"its timeline could not be read for {span(unknown_for)} ({exc}). "
                 f"Check @{handle}, then run 'diplobot post-now {row.post_id} --lang {row.lang}' "
                 "(it looks again and sends the post only if it is not there) or "
                 f"'diplobot retract {row.post_id} --lang {row.lang}'",
@@ -370,7 +399,9 @@ class Deliverer:
                     url=receipt.url,
                 )
                 log.bind(remote_id=receipt.remote_id).info("publish.rearm_found")
-                lines.append(f"{was}: it is on X ({receipt.url or receipt.remote_id}): POSTED")
+                where = display_name(self.platforms, row.account)
+                shown = receipt.url or receipt.remote_id
+                lines.append(f"{was}: it is on {where} ({shown}): POSTED")
             elif self.ledger.rearm(
                 row.id, expect=[row.state], due=due, attempts_at_most=MAX_ATTEMPTS - 1
             ):

@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from bot.content.checks import MAX_MEDIA_BYTES
 from bot.content.types import CONTENT_DIR
 from bot.errors import PublishRejected
+from bot.platforms import MEDIA_BYTES_MAX
 from bot.publish.base import Outgoing, Published, Publisher, Receipt
 from bot.source import NO_ENV, BlobUnreadable, read_blob
 
@@ -90,9 +90,12 @@ class FolderMedia:
             info = os.fstat(handle.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise PublishRejected(f"image {shown} is not a regular file")
-            if info.st_size > MAX_MEDIA_BYTES:
-                raise PublishRejected(f"image {shown} grew over 5 MB after it was checked")
-            return handle.read(MAX_MEDIA_BYTES + 1)
+            if info.st_size > MEDIA_BYTES_MAX:
+                raise PublishRejected(
+                    f"image {shown} grew over {MEDIA_BYTES_MAX / 1_048_576:g} MB after it was "
+                    "checked"
+                )
+            return handle.read(MEDIA_BYTES_MAX + 1)
 
 
 class ValidatedMedia:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.errors import PublishError
-from bot.publish.deliver import may_be_live
+from bot.publish.deliver import display_name, may_be_live
 from bot.publish.session import Publishing
 from bot.schedule.ledger import Row, State
 
@@ -24,6 +24,7 @@ class Retraction:
 
 def retract(pub: Publishing, rows: list[Row]) -> Retraction:
     out = Retraction()
+    platforms = {a: acct.platform for a, acct in pub.content.accounts.accounts.items()}
     # Replies first, so a thread is never left hanging from a deleted first part.
     for row in sorted(rows, key=lambda r: -r.part):
         where = f"{row.post_id} part {row.part} {row.account} [{row.channel}]"
@@ -35,9 +36,11 @@ def retract(pub: Publishing, rows: list[Row]) -> Retraction:
             continue
         deliverer = pub.deliverers.get(row.channel)
         if may_be_live(row):
+            name = display_name(platforms, row.account)
             if deliverer is None:
                 out.lines.append(
-                    f"{where}: NOT retracted: X may have it and {row.channel} is not configured"
+                    f"{where}: NOT retracted: {name} may have it and {row.channel} is not "
+                    "configured"
                 )
                 out.ok = False
                 continue
@@ -45,8 +48,8 @@ def retract(pub: Publishing, rows: list[Row]) -> Retraction:
                 found = deliverer.lookup(row)
             except PublishError as exc:
                 out.lines.append(
-                    f"{where}: NOT retracted: X may have it, and the timeline could not be read "
-                    f"({exc}); left {row.state}, run retract again later"
+                    f"{where}: NOT retracted: {name} may have it, and the timeline could not be "
+                    f"read ({exc}); left {row.state}, run retract again later"
                 )
                 out.ok = False
                 continue

@@ -14,10 +14,8 @@ from sqlalchemy import Engine
 from bot.content.types import ContentSet, PostEntry
 from bot.errors import PublishError
 from bot.notify import Notifier
-from bot.publish.base import Publisher
 from bot.publish.deliver import REARMABLE, Deliverer, recover
 from bot.publish.media import FolderMedia, MediaSource, ValidatedMedia
-from bot.publish.outbox import OutboxPublisher
 from bot.publish.prepare import prepare
 from bot.schedule.ledger import FINAL, Ledger, Row, State
 from bot.source import head_commit
@@ -87,26 +85,11 @@ class Publishing:
         ledger = Ledger(engine, lease=wiring.settings.lease)
         notifier = wiring.notifier(handles)
         translator = translator or wiring.translator()
-        publishers: dict[str, Publisher] = {"outbox": OutboxPublisher(state_dir / "outbox.jsonl")}
-        channel_of: dict[str, str] = {}
-        warnings: list[str] = []
-        x = wiring.x(list(handles))
-        if not dry_run:
-            from bot.publish.x import XPublisher
-
-            x_publisher = XPublisher.from_settings(x, handles)
-            if x_publisher is not None:
-                publishers["x"] = x_publisher
-        for account in handles:
-            if not dry_run and account in x.tokens:
-                channel_of[account] = "x"
-            else:
-                channel_of[account] = "outbox"
-                if not dry_run:
-                    warnings.append(
-                        f"no X credentials for account '{account}': DRY RUN to the outbox "
-                        f"{state_dir / 'outbox.jsonl'} (set {x.missing.get(account, '')})"
-                    )
+        accounts = content.accounts.accounts
+        channels = wiring.publishers(
+            accounts, dry_run=dry_run, outbox_path=state_dir / "outbox.jsonl"
+        )
+        platforms = {a: acct.platform for a, acct in accounts.items()}
         media = media or FolderMedia(content.root)
         deliverers = {
             name: Deliverer(
@@ -115,8 +98,9 @@ class Publishing:
                 content.root,
                 handles,
                 alert=notifier.delivery,
+                platforms=platforms,
             )
-            for name, pub in publishers.items()
+            for name, pub in channels.publishers.items()
         }
         return cls(
             content,
@@ -124,9 +108,9 @@ class Publishing:
             translator,
             TranslationCache(engine),
             deliverers,
-            channel_of,
+            channels.channel_of,
             notifier,
-            warnings,
+            channels.warnings,
             head_commit(content.root),
             wiring.settings.translator.parallel,
         )

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from bot.content.model import DAYS
 from bot.content.timeparse import parse_local, resolve_recurring, zone
 from bot.content.types import ContentSet, PostEntry
-from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
+from bot.platforms import Limits, limits_for, platform_of
 from bot.text.entities import has_url
 
 Status = Literal["scheduled", "paused", "blackout"]
@@ -40,7 +40,8 @@ EXPANSION = {
     "ru": 1.15,
 }
 """Rough length growth of machine translation into a language (relative to the source), used
-only to warn early that a variant may exceed 280 characters. The real check runs on the text."""
+only to warn early that a variant may exceed its platform's limit. The real check runs on the
+text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +166,7 @@ def plan(
                     )
                 )
                 if human is None and part == 1:
-                    _warn_overflow(entry, account_id, account.lang, result)
+                    _warn_overflow(entry, account_id, account.lang, limits_for(account), result)
     result.deliveries.sort(key=lambda d: (d.due, d.post, d.account, d.part))
     _caps_and_cost(content, result)
     return result
@@ -272,10 +273,11 @@ def _blackout_for(blackouts: list[BlackoutWindow], account: str, due: datetime) 
     return None
 
 
-def _warn_overflow(entry: PostEntry, account: str, lang: str, result: Plan) -> None:
-    length = weighted_length(entry.post.text)
+def _warn_overflow(entry: PostEntry, account: str, lang: str, limits: Limits, result: Plan) -> None:
+    limit = limits.text
+    length = limits.count(entry.post.text)
     estimate = round(length * EXPANSION.get(lang, 1.2))
-    if estimate > MAX_WEIGHTED_LENGTH:
+    if estimate > limit:
         policy = (
             "will be held for a human"
             if entry.post.overflow == "hold"
@@ -284,7 +286,7 @@ def _warn_overflow(entry: PostEntry, account: str, lang: str, result: Plan) -> N
         result.warnings.append(
             PlanWarning(
                 "may_overflow",
-                f"{entry.id}: the {lang} machine translation may exceed {MAX_WEIGHTED_LENGTH} "
+                f"{entry.id}: the {lang} machine translation may exceed {limit} "
                 f"characters (source {length}, about {estimate} in {lang}); if it does it {policy}",
                 entry.id,
                 account,
@@ -293,7 +295,10 @@ def _warn_overflow(entry: PostEntry, account: str, lang: str, result: Plan) -> N
 
 
 def _caps_and_cost(content: ContentSet, result: Plan) -> None:
-    pricing = content.accounts.pricing
+    pricing = content.accounts.pricing  # the prices of a platform that charges (X's by default)
+    charged = {
+        a: platform_of(acct).prices is not None for a, acct in content.accounts.accounts.items()
+    }
     per_day: Counter[tuple[str, date]] = Counter()
     cost: dict[tuple[str, date], float] = defaultdict(float)
     for d in result.deliveries:
@@ -302,7 +307,8 @@ def _caps_and_cost(content: ContentSet, result: Plan) -> None:
         local_day = d.due.astimezone(content.account_zone(d.account)).date()
         if d.part == 1:
             per_day[(d.account, local_day)] += 1
-        cost[(d.account, local_day)] += pricing.post_with_url if d.has_url else pricing.post
+        price = pricing.post_with_url if d.has_url else pricing.post
+        cost[(d.account, local_day)] += price if charged[d.account] else 0.0
     for (account_id, local_day), count in sorted(per_day.items()):
         cap = content.accounts.accounts[account_id].daily_cap or content.accounts.daily_cap
         if cap is not None and count > cap:

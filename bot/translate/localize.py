@@ -19,7 +19,7 @@ from loguru import logger
 
 from bot.content.types import ContentSet, PostEntry
 from bot.errors import TranslationError, TranslationPermanent
-from bot.text.length import MAX_WEIGHTED_LENGTH, weighted_length
+from bot.platforms import platform_of, strictest
 from bot.text.protect import EntityMismatch, GlossaryTerm, protect, restore
 from bot.text.split import CannotSplit, split_thread
 from bot.translate.base import Translator
@@ -226,8 +226,12 @@ def _variant(
         return Variant(entry.id, lang, part, (), "machine", "failed", f"{outcome} (will retry)")
     origin: Origin = "cached" if cached else "machine"
     texts: tuple[str, ...] = (outcome,)
-    length = weighted_length(outcome)
-    if length > MAX_WEIGHTED_LENGTH:
+    # Re-checked against the platform it goes to (the tightest, if this language has several).
+    where = strictest(
+        platform_of(a) for a in content.accounts.accounts.values() if a.lang == lang
+    ).limits
+    length = where.count(outcome)
+    if length > where.text:
         if entry.post.overflow != "thread":
             return Variant(
                 entry.id,
@@ -237,12 +241,12 @@ def _variant(
                 origin,
                 "held",
                 f"held: the {lang} translation is {length} characters (limit "
-                f"{MAX_WEIGHTED_LENGTH}); shorten the source, write a translation, "
+                f"{where.text}); shorten the source, write a translation, "
                 "or set 'overflow: thread'",
             )
         keep = [t for g in glossary for t in g.translations.values()]
         try:
-            texts = tuple(split_thread(outcome, keep))
+            texts = tuple(split_thread(outcome, keep, limit=where.text))
         except CannotSplit as exc:
             return Variant(entry.id, lang, part, (outcome,), origin, "held", f"held: {exc}")
     if review_required(content, entry, lang):

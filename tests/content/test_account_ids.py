@@ -63,7 +63,17 @@ def test_account_ids_that_differ_in_letters_are_accepted(check: Check) -> None:
     "account", ["francediplo", "francediplo_EN", "france-diplo", "France.Diplo", "é_x", "a b"]
 )
 def test_the_loader_and_the_x_publisher_name_credentials_the_same_way(account: str) -> None:
-    """The collision check is only as good as its agreement with the variables x.py reads."""
-    from bot.publish.x import env_name as x_env_name
+    """The collision check is only as good as its agreement with the variables the X
+    credentials are read from (bot/settings.py)."""
+    from bot.settings import Settings
 
-    assert env_name(account) == x_env_name(account)
+    name = env_name(account)
+    settings = Settings.from_env(
+        {
+            "DIPLOBOT_X_API_KEY": "k",
+            "DIPLOBOT_X_API_SECRET": "s",
+            f"DIPLOBOT_{name}_ACCESS_TOKEN": "t",
+            f"DIPLOBOT_{name}_ACCESS_SECRET": "ts",
+        }
+    )
+    assert list(settings.x([account]).tokens) == [account]

@@ -337,13 +337,17 @@ def test_a_defect_met_while_checking_a_file_becomes_a_problem_about_that_file(
     example_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """validate() never raises: an unexpected exception names the file and asks for a report."""
-    import bot.content.checks as checks
+    import dataclasses
+
     import bot.content.loader as loader
+    from bot.platforms import PLATFORMS
 
     def broken(*_args: object, **_kwargs: object) -> int:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(checks, "weighted_length", broken)  # the rare corner: a defect
+    x = PLATFORMS["x"]  # the rare corner: a defect in how X's text length is counted
+    broken_x = dataclasses.replace(x, limits=dataclasses.replace(x.limits, count=broken))
+    monkeypatch.setitem(PLATFORMS, "x", broken_x)
     content, problems = validate(example_repo)
     assert content is None
     errors = [p for p in problems if p.severity == "error"]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from servers.x import XServer
 
+from bot.platforms.x import XPublisher
 from bot.publish.deliver import Deliverer
-from bot.publish.x import XPublisher
 from bot.schedule.ledger import Ledger, NewDelivery, Row, State
 from bot.settings import XSettings
 from bot.store import open_store, state_url

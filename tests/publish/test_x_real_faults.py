@@ -21,8 +21,8 @@ from servers.x import XServer
 
 from bot.cli import main
 from bot.errors import PublishAmbiguous, PublishError, PublishRejected
+from bot.platforms.x import XCredentials, XPublisher
 from bot.publish.base import MediaItem, Outgoing
-from bot.publish.x import XCredentials, XPublisher
 from bot.settings import Secret
 
 FR, EN = "francediplo", "francediplo_EN"
@@ -356,17 +356,17 @@ def test_the_account_check_is_made_once_per_account_per_process(repo: Path, live
 def test_outbox_reconciles_by_text_link_images_and_reply_target(tmp_path: Path) -> None:
     """The dry-run outbox matches a delivery the same way: a post differing only by its link,
     by its reply target or by its images is another post."""
-    from bot.publish.outbox import OutboxPublisher
+    from bot.platforms.outbox import OutboxPublisher
 
     outbox = OutboxPublisher(tmp_path / "outbox.jsonl")
     since = datetime.now(UTC) - timedelta(minutes=1)
     first = outbox.publish(Outgoing(FR, FR, "Lire https://exemple.fr/a"))
-    reply = outbox.publish(Outgoing(FR, FR, "Suite", reply_to=first.remote_id))
+    reply = outbox.publish(Outgoing(FR, FR, "Suite", reply_to=first))
     image = MediaItem(tmp_path / "i.png", None)
 
     assert outbox.find(Outgoing(FR, FR, "Lire  https://EXEMPLE.fr/a/"), since) == first
     assert outbox.find(Outgoing(FR, FR, "Lire https://exemple.fr/b"), since) is None
-    assert outbox.find(Outgoing(FR, FR, "Suite", reply_to=first.remote_id), since) == reply
+    assert outbox.find(Outgoing(FR, FR, "Suite", reply_to=first), since) == reply
     assert outbox.find(Outgoing(FR, FR, "Suite"), since) is None
     assert outbox.find(Outgoing(FR, FR, "Lire https://exemple.fr/a", media=(image,)), since) is None
     assert outbox.find(Outgoing(EN, EN, "Lire https://exemple.fr/a"), since) is None

@@ -11,8 +11,8 @@ import pytest
 from publish.conftest import ACCOUNTS, APP
 from servers.x import XServer
 
+from bot.platforms.x import XCredentials, XPublisher
 from bot.publish.base import MediaItem, Outgoing
-from bot.publish.x import XCredentials, XPublisher
 from bot.settings import Secret
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,9 +40,7 @@ def test_recent_gives_every_post_since_as_sent_newest_first(
     first = publisher.publish(Outgoing(FR, FR, text))
     image = (ROOT / "content/media/drapeau.png").read_bytes()
     media = (MediaItem(ROOT / "content/media/drapeau.png", "Drapeau", image),)
-    second = publisher.publish(
-        Outgoing(FR, FR, "Suite <2/2>", reply_to=first.remote_id, media=media)
-    )
+    second = publisher.publish(Outgoing(FR, FR, "Suite <2/2>", reply_to=first, media=media))
     hand = x.add_tweet(FR, "Posté à la main")
 
     found = publisher.recent(FR, since)

@@ -26,8 +26,8 @@ from servers.x import XServer
 from service.clocked import FR, alerts_of, clocked_service, fr_post, whole_hour_ahead, x_posts
 from service.conftest import ContentRepo
 
+from bot.platforms.x import XPublisher
 from bot.publish.base import Outgoing, Receipt
-from bot.publish.x import XPublisher
 from bot.schedule.ledger import State
 
 MINUTE = timedelta(minutes=1)

@@ -10,9 +10,11 @@ process, and waits for its result.
 
 Corrections to tweepy, made here:
 
-- tweepy hard-codes ``https://api.twitter.com``. The OAuth client tweepy signs with is
-  replaced by one that signs for ``DIPLOBOT_X_API_URL`` instead, and returns that URL, so the
+- tweepy hard-codes ``https://api.twitter.com``, and signs with the OAuth client class its
+  module names. Each account's client is a :class:`_RoutedClient`, a subclass whose
+  ``request`` builds the URL on ``DIPLOBOT_X_API_URL`` and signs it for that URL, so the
   request goes where it was signed for (rewriting after signing would break OAuth 1.0a).
+  Nothing in tweepy is changed: importing this module leaves tweepy as it is.
 - tweepy sets no timeout: the shared aiohttp session has one (connect and read), and every
   request also has an overall deadline, ``DEADLINE_FACTOR`` × the timeout: an answer trickling
   one byte at a time never trips a read timeout, and would hold the publish lock.
@@ -22,8 +24,9 @@ Corrections to tweepy, made here:
 - ``wait_on_rate_limit`` would sleep inside the call: it stays off, and a 429 becomes
   :class:`PublishRateLimited` carrying ``retry_at``.
 - tweepy's ``HTTPException`` calls aiohttp's ``json()`` without awaiting it when an error
-  answer's JSON is ``null`` (and fails on the coroutine): the failure is classified by status
-  below, and the "never awaited" warning that would reach the user's terminal is silenced.
+  answer's JSON is ``null`` (and fails on the coroutine, with a "never awaited" warning on
+  the user's terminal): ``_RoutedClient`` raises none of tweepy's exceptions; a failure is
+  classified by the status X answered.
 - tweepy builds its ``Response`` objects by indexing the JSON, and raises ``TypeError`` or
   ``KeyError`` on answers X is not meant to send (``201 {}``, ``{"data": null}``), or
   ``AttributeError`` on an error answer whose JSON is not an object. The clients return the
@@ -44,11 +47,9 @@ import hashlib
 import hmac
 import json
 import mimetypes
-import os
 import re
 import ssl
 import threading
-import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -59,12 +60,13 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import aiohttp
 import requests
-import tweepy
 import tweepy.asynchronous.client as tweepy_async
 from oauthlib.common import generate_nonce, generate_timestamp
 from oauthlib.oauth1 import SIGNATURE_HMAC_SHA1, SIGNATURE_TYPE_AUTH_HEADER
 from oauthlib.oauth1 import Client as OAuthClient
+from yarl import URL
 
+from bot.envname import env_name
 from bot.errors import (
     ConfigError,
     PublishAmbiguous,
@@ -77,10 +79,8 @@ from bot.errors import (
 )
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
-from bot.settings import Secret, XSettings
+from bot.settings import DEFAULT_X_API_URL, Secret, XSettings
 
-TWEEPY_HOST = "https://api.twitter.com"
-DEFAULT_API_URL = "https://api.x.com"
 RATE_LIMIT_FALLBACK = timedelta(minutes=15)  # X's rate-limit window, when no reset header
 RATE_LIMIT_LONGEST = timedelta(hours=24)  # X's longest window (the daily post cap)
 FIND_PAGES = 3  # at most 300 recent posts are read when reconciling
@@ -92,9 +92,6 @@ _POST_ID = re.compile(r"[0-9]{1,20}")
 _MEDIA_PAGE = re.compile(r"/status/[0-9]+/(?:photo|video)/[0-9]+$")  # a media link's target
 
 T = TypeVar("T")
-
-_API_URL: ContextVar[str | None] = ContextVar("diplobot_x_api_url", default=None)
-"""The API base of the call being made (each call runs in its own task, with its own value)."""
 
 
 @dataclass
@@ -124,8 +121,8 @@ async def _on_answer(
         progress.response = params.response
 
 
-class _RoutedOAuthClient(OAuthClient):  # type: ignore[misc]
-    """The OAuth 1.0a client tweepy's AsyncClient signs with, signing for our API base.
+class _Signer(OAuthClient):  # type: ignore[misc]
+    """The OAuth 1.0a client of one account.
 
     tweepy's requests (no body, HMAC-SHA1, signature in the header) are signed here in a few
     lines: oauthlib's general path costs about 0.2 ms a request, a fifth of a post's CPU in a
@@ -140,9 +137,6 @@ class _RoutedOAuthClient(OAuthClient):  # type: ignore[misc]
         headers: dict[str, str] | None = None,
         realm: str | None = None,
     ) -> tuple[str, dict[str, str], Any]:
-        base = _API_URL.get()
-        if base is not None and uri.startswith(TWEEPY_HOST):
-            uri = base + uri[len(TWEEPY_HOST) :]
         simple = (
             body is None
             and realm is None
@@ -184,15 +178,60 @@ def _pct(value: str) -> str:
     return quote(value, safe="~")
 
 
-tweepy_async.OAuthClient = _RoutedOAuthClient  # tweepy builds one per request from this name
-warnings.filterwarnings(
-    "ignore", "coroutine 'ClientResponse.json' was never awaited", RuntimeWarning
-)
+class _Refused(Exception):
+    """X answered a status other than 2xx (``_failure`` tells what it means)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"X answered {status}")
+        self.status = status
 
 
-def _ca_bundle() -> str | None:
-    """An institution's own CA, as requests would have read it."""
-    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+class _RoutedClient(tweepy_async.AsyncClient):  # type: ignore[misc]
+    """tweepy's AsyncClient for one account: tweepy builds each request (route, parameters,
+    JSON); ``request`` sends it to ``api_url``, signed for that URL by ``signer``, on the
+    session set on the client, and raises :class:`_Refused` on an answer that is not 2xx."""
+
+    def __init__(self, api_url: str, signer: _Signer) -> None:
+        super().__init__(
+            consumer_key=signer.client_key,
+            consumer_secret=signer.client_secret,
+            access_token=signer.resource_owner_key,
+            access_token_secret=signer.resource_owner_secret,
+            return_type=dict,  # the JSON as X sent it, checked here (see the module doc)
+            wait_on_rate_limit=False,
+        )
+        self.api_url = api_url
+        self.signer = signer
+
+    def signed(
+        self, method: str, route: str, params: dict[str, Any] | None, headers: dict[str, str]
+    ) -> tuple[URL, dict[str, str]]:
+        """The URL on our base and the headers, signed; the URL as tweepy builds it: query
+        sorted, colons percent-encoded after signing (oauthlib expects them encoded; aiohttp
+        would not encode them)."""
+        url = str(URL(self.api_url + route).with_query(sorted((params or {}).items())))
+        url, headers, _ = self.signer.sign(url, method, headers=headers)
+        before, _, query = url.partition("?")
+        return URL(f"{before}?{query.replace(':', '%3A')}", encoded=True), headers
+
+    async def request(
+        self,
+        method: str,
+        route: str,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        user_auth: bool = False,
+    ) -> aiohttp.ClientResponse:
+        headers = {"User-Agent": self.user_agent}
+        if json is not None:
+            headers["Content-Type"] = "application/json"
+        url, headers = self.signed(method, route, params, headers)  # always user context
+        session: aiohttp.ClientSession = self.session
+        async with session.request(method, url, json=json, headers=headers) as response:
+            await response.read()
+        if not 200 <= response.status < 300:
+            raise _Refused(response.status)
+        return response
 
 
 class _Loop:
@@ -202,18 +241,18 @@ class _Loop:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sessions: dict[tuple[str, float], aiohttp.ClientSession] = {}
+        self._sessions: dict[tuple[str, float, str | None], aiohttp.ClientSession] = {}
 
     def run(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run ``make()`` on the loop and wait for its result (or exception)."""
         return asyncio.run_coroutine_threadsafe(make(), self._start()).result()
 
-    def session(self, base: str, timeout: float) -> aiohttp.ClientSession:
-        """On the loop thread: the session for ``base``, created on first use."""
-        key = (base, timeout)
+    def session(self, base: str, timeout: float, bundle: str | None) -> aiohttp.ClientSession:
+        """On the loop thread: the session for ``base``, created on first use. ``bundle``: an
+        institution's own CA file (the settings' ``ca_bundle``), else the system's."""
+        key = (base, timeout, bundle)
         session = self._sessions.get(key)
         if session is None or session.closed:
-            bundle = _ca_bundle()
             context: ssl.SSLContext | bool = True  # aiohttp's default verification
             if bundle and base.startswith("https:"):
                 context = ssl.create_default_context(cafile=bundle)
@@ -233,11 +272,11 @@ class _Loop:
             self._sessions[key] = session
         return session
 
-    def warm(self, base: str, timeout: float) -> None:
+    def warm(self, base: str, timeout: float, bundle: str | None) -> None:
         """Start the loop and create the session now, not when the first post is due."""
 
         async def create() -> None:
-            self.session(base, timeout)
+            self.session(base, timeout, bundle)
 
         self.run(create)
 
@@ -276,11 +315,6 @@ class XCredentials:
     access_secret: Secret
 
 
-def env_name(account: str) -> str:
-    """``francediplo_EN`` → ``FRANCEDIPLO_EN``: the account's part of its variable names."""
-    return re.sub(r"[^A-Za-z0-9]", "_", account).upper()
-
-
 class XPublisher:
     """X API v2 for every account it has a token for."""
 
@@ -293,8 +327,9 @@ class XPublisher:
         accounts: dict[str, XCredentials],
         handles: dict[str, str],
         *,
-        api_url: str = DEFAULT_API_URL,
+        api_url: str = DEFAULT_X_API_URL,
         timeout: float = 20.0,
+        ca_bundle: str | None = None,
     ) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
@@ -302,11 +337,12 @@ class XPublisher:
         self.handles = handles
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        self.ca_bundle = ca_bundle
         self.deadline = DEADLINE_FACTOR * timeout
-        self._clients: dict[str, tweepy_async.AsyncClient] = {}
+        self._clients: dict[str, _RoutedClient] = {}
         self._user_ids: dict[str, str] = {}
         self._usernames: dict[str, str] = {}  # account → @username its credentials belong to
-        _LOOP.warm(self.api_url, self.timeout)
+        _LOOP.warm(self.api_url, self.timeout, self.ca_bundle)
 
     @classmethod
     def from_settings(cls, x: XSettings, handles: dict[str, str]) -> XPublisher | None:
@@ -314,33 +350,41 @@ class XPublisher:
         if not x.tokens or x.api_key is None or x.api_secret is None:
             return None
         accounts = {a: XCredentials(t, s) for a, (t, s) in x.tokens.items()}
-        return cls(x.api_key, x.api_secret, accounts, handles, api_url=x.api_url, timeout=x.timeout)
+        return cls(
+            x.api_key,
+            x.api_secret,
+            accounts,
+            handles,
+            api_url=x.api_url,
+            timeout=x.timeout,
+            ca_bundle=x.ca_bundle,
+        )
 
-    def client(self, account: str) -> tweepy_async.AsyncClient:
+    def client(self, account: str) -> _RoutedClient:
         if account not in self._clients:
-            creds = self._creds(account)
-            self._clients[account] = tweepy_async.AsyncClient(
-                consumer_key=self.api_key.reveal(),
-                consumer_secret=self.api_secret.reveal(),
-                access_token=creds.access_token.reveal(),
-                access_token_secret=creds.access_secret.reveal(),
-                return_type=dict,  # the JSON as X sent it, checked here (see the module doc)
-                wait_on_rate_limit=False,
-            )
+            self._clients[account] = _RoutedClient(self.api_url, self._signer(account))
         return self._clients[account]
+
+    def _signer(self, account: str) -> _Signer:
+        creds = self._creds(account)
+        return _Signer(
+            self.api_key.reveal(),
+            self.api_secret.reveal(),
+            creds.access_token.reveal(),
+            creds.access_secret.reveal(),
+        )
 
     def _run(self, work: Callable[[aiohttp.ClientSession], Awaitable[T]], *, sent: bool) -> T:
         """Run one request on the shared loop, within the deadline; failures become ours.
         ``sent``: whether the request, once written, may have had an effect (a create)."""
 
         async def run() -> T:
-            _API_URL.set(self.api_url)
             progress = _Progress()
             _PROGRESS.set(progress)
             deadline = asyncio.timeout(self.deadline)
             try:
                 async with deadline:
-                    return await work(_LOOP.session(self.api_url, self.timeout))
+                    return await work(_LOOP.session(self.api_url, self.timeout, self.ca_bundle))
             except PublishError:
                 raise
             except Exception as exc:
@@ -357,7 +401,7 @@ class XPublisher:
             raise _classify(exc, sent=sent) from exc
 
     def _call(
-        self, account: str, call: Callable[[tweepy_async.AsyncClient], Awaitable[T]], *, sent: bool
+        self, account: str, call: Callable[[_RoutedClient], Awaitable[T]], *, sent: bool
     ) -> T:
         """One tweepy call for ``account`` (see :meth:`_run`)."""
         client = self.client(account)
@@ -387,7 +431,7 @@ class XPublisher:
             item.account,
             lambda client: client.create_tweet(
                 text=item.text,
-                in_reply_to_tweet_id=item.reply_to,
+                in_reply_to_tweet_id=item.reply_to_id,
                 media_ids=media_ids or None,
                 user_auth=True,
             ),
@@ -397,7 +441,7 @@ class XPublisher:
         if not isinstance(tweet_id, str) or not _POST_ID.fullmatch(tweet_id):
             # X accepted the request: the post may well exist. Only the timeline can tell.
             raise PublishAmbiguous("X accepted the post but its answer gives no post id")
-        return Receipt(tweet_id, self._url(item.account, tweet_id))
+        return item.receipt(tweet_id, self._url(item.account, tweet_id))
 
     def _check_account(self, account: str) -> None:
         """Before the first post to ``account`` from this publisher: its credentials must
@@ -426,13 +470,7 @@ class XPublisher:
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise PublishRejected(f"cannot read image {name}: {reason}") from exc
-        creds = self._creds(account)
-        signer = _RoutedOAuthClient(
-            self.api_key.reveal(),
-            self.api_secret.reveal(),
-            creds.access_token.reveal(),
-            creds.access_secret.reveal(),
-        )
+        signer = self.client(account).signer
         mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
 
         async def upload(session: aiohttp.ClientSession) -> Any:
@@ -467,11 +505,11 @@ class XPublisher:
             for posts in self._timeline(item.account, since):
                 for post in posts:
                     if (
-                        post.reply_to == item.reply_to
+                        post.reply_to == item.reply_to_id
                         and post.media == len(item.media)
                         and same_text(post.text, item.text)
                     ):
-                        return Receipt(post.id, self._url(item.account, post.id))
+                        return item.receipt(post.id, self._url(item.account, post.id))
         except PublishError as exc:
             raise self._unreadable(item.account, exc) from exc
         return None
@@ -525,10 +563,12 @@ class XPublisher:
         )
 
     def delete(self, account: str, remote_id: str) -> None:
-        async def delete(client: tweepy_async.AsyncClient) -> Any:
+        async def delete(client: _RoutedClient) -> Any:
             try:
                 return await client.delete_tweet(remote_id, user_auth=True)
-            except tweepy.NotFound:
+            except _Refused as exc:
+                if exc.status != 404:
+                    raise
                 return {"data": {"deleted": True}}  # already gone
 
         if _field(self._call(account, delete, sent=False), "data", "deleted") is not True:

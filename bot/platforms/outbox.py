@@ -1,4 +1,5 @@
-"""The dry-run publisher: appends what would be sent to a JSON-lines outbox file."""
+"""The dry-run publisher: appends what would be sent to a JSON-lines outbox file (every
+account's channel in a dry run, and an account's without credentials)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.errors import ConfigError, PublishError
 from bot.publish.base import Outgoing, Published, Receipt
 from bot.publish.match import same_text
 
@@ -19,8 +21,9 @@ class OutboxPublisher:
 
     name = "outbox"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, handles: dict[str, str] | None = None) -> None:
         self.path = path
+        self.handles = handles or {}  # account → handle, for whoami
         self._lock = threading.Lock()
 
     def publish(self, item: Outgoing) -> Receipt:
@@ -29,7 +32,7 @@ class OutboxPublisher:
             "account": item.account,
             "handle": item.handle,
             "text": item.text,
-            "reply_to": item.reply_to,
+            "reply_to": item.reply_to_id,
             "media": [
                 # With the bytes of the validated revision, their digest says what would go.
                 {"file": str(m.path), "alt": m.alt}
@@ -37,26 +40,29 @@ class OutboxPublisher:
                 for m in item.media
             ],
         }
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            count = self._count()
-            record["id"] = f"dry-run-{count + 1}"
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-        return Receipt(str(record["id"]), None)
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                count = self._count()
+                record["id"] = f"dry-run-{count + 1}"
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        except OSError as exc:
+            raise PublishError(f"cannot write the outbox {self.path}: {exc.strerror}") from exc
+        return item.receipt(str(record["id"]), None)
 
     def find(self, item: Outgoing, since: datetime) -> Receipt | None:
         for record in reversed(self.records()):
             if (
                 record["account"] == item.account
-                and record.get("reply_to") == item.reply_to
+                and record.get("reply_to") == item.reply_to_id
                 and len(record.get("media") or []) == len(item.media)
                 and same_text(str(record["text"]), item.text)
                 and (datetime.fromisoformat(str(record["at"])) >= since.replace(microsecond=0))
             ):
-                return Receipt(str(record["id"]), None)
+                return item.receipt(str(record["id"]), None)
         return None
 
     def recent(self, account: str, since: datetime) -> list[Published]:
@@ -78,24 +84,40 @@ class OutboxPublisher:
                 )
         return found
 
+    def whoami(self, account: str) -> str:
+        """The handle of ``account`` as accounts.yaml gives it: the outbox writes as anyone.
+
+        Raises:
+            ConfigError: the outbox was not told of ``account``.
+        """
+        try:
+            return self.handles[account]
+        except KeyError:
+            raise ConfigError(f"account '{account}' is not one the outbox writes for") from None
+
     def delete(self, account: str, remote_id: str) -> None:
-        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(
-                json.dumps(
-                    {
-                        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "account": account,
-                        "deleted": remote_id,
-                    }
-                )
-                + "\n"
-            )
+        record = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "account": account,
+            "deleted": remote_id,
+        }
+        try:
+            with self._lock, open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise PublishError(f"cannot write the outbox {self.path}: {exc.strerror}") from exc
 
     def records(self) -> list[dict[str, Any]]:
+        """The posts the outbox holds, oldest first; deleted ones left out."""
         if not self.path.exists():
             return []
-        with open(self.path, encoding="utf-8") as handle:
-            return [r for r in (json.loads(line) for line in handle if line.strip()) if "text" in r]
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                lines = [json.loads(line) for line in handle if line.strip()]
+        except OSError as exc:
+            raise PublishError(f"cannot read the outbox {self.path}: {exc.strerror}") from exc
+        deleted = {(r.get("account"), r["deleted"]) for r in lines if "deleted" in r}
+        return [r for r in lines if "text" in r and (r["account"], r["id"]) not in deleted]
 
     def _count(self) -> int:
         if not self.path.exists():

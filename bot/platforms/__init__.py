@@ -1,0 +1,204 @@
+"""The platform registry: platform name (``platform:`` in accounts.yaml) → what diplobot knows
+of it: its publisher, limits, prices and the name messages give it.
+
+Light on purpose: loading and planning read limits from here without importing a publisher's
+library (each factory imports its module when called). A new platform is one module beside
+``x.py``, one entry in :data:`PLATFORMS`, and a fake server in ``tests/servers/`` that joins
+``tests/platforms/test_publisher_contract.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bot.errors import ConfigError
+from bot.text.length import MAX_WEIGHTED_LENGTH, weighted_length
+
+if TYPE_CHECKING:
+    from bot.content.model import Account
+    from bot.publish.base import Publisher
+    from bot.settings import Settings
+
+OUTBOX = "outbox"
+"""The dry-run channel: every account's, when no credentials are set or in a dry run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one post may hold on a platform."""
+
+    text: int  # longest text, as ``count`` measures it
+    count: Callable[[str], int]  # a text's length as the platform counts it
+    media: int  # images per post
+    media_bytes: int  # largest image
+    media_types: tuple[str, ...]  # image formats accepted, as the loader names them
+    alt: int  # longest alt text, in characters
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """Default pay-per-use prices (accounts.yaml's ``pricing:`` overrides them)."""
+
+    post: float
+    post_with_url: float
+    currency: str
+
+
+class PlatformSettings(Protocol):
+    """A platform's settings, as the wiring read them from the environment."""
+
+    @property
+    def missing(self) -> Mapping[str, str]:
+        """Account → the variables to set, for each account without credentials."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """One registry entry: everything diplobot knows of a platform outside its module."""
+
+    name: str  # as accounts.yaml and the ledger's channel write it
+    display: str  # as messages name it: "X refused the text…"
+    limits: Limits
+    prices: Prices | None  # None: posting costs nothing
+    # (settings, account → handle) → the publisher for the accounts that have credentials,
+    # or None when none has.
+    publisher: Callable[[Any, dict[str, str]], Publisher | None]
+    # (the process's settings, account ids) → the platform's settings for those accounts.
+    settings: Callable[[Settings, list[str]], PlatformSettings] = field(repr=False)
+
+
+def _x_publisher(settings: Any, handles: dict[str, str]) -> Publisher | None:
+    from bot.platforms.x import XPublisher  # tweepy and aiohttp: only when publishing
+
+    return XPublisher.from_settings(settings, handles)
+
+
+X = Platform(
+    name="x",
+    display="X",
+    limits=Limits(
+        text=MAX_WEIGHTED_LENGTH,
+        count=weighted_length,  # twitter-text's weighted length: URLs 23, CJK and emoji 2
+        media=4,
+        media_bytes=5 * 1024 * 1024,
+        media_types=("JPEG", "PNG", "GIF", "WEBP"),
+        alt=1000,
+    ),
+    prices=Prices(post=0.015, post_with_url=0.20, currency="USD"),
+    publisher=_x_publisher,
+    settings=lambda settings, accounts: settings.x(accounts),
+)
+
+PLATFORMS: dict[str, Platform] = {X.name: X}
+"""Every platform diplobot publishes to, by name."""
+
+DEFAULT_PLATFORM = X.name
+"""An account's platform when accounts.yaml does not say."""
+
+MEDIA_BYTES_MAX = max(p.limits.media_bytes for p in PLATFORMS.values())
+"""The largest image any platform takes: an image read to publish may be no larger."""
+
+
+def platform(name: str) -> Platform:
+    """The platform called ``name``.
+
+    Raises:
+        ConfigError: no such platform; the message lists the valid ones.
+    """
+    found = PLATFORMS.get(name)
+    if found is None:
+        raise ConfigError(f"unknown platform '{name}': use one of {', '.join(sorted(PLATFORMS))}")
+    return found
+
+
+def platform_of(account: Account) -> Platform:
+    return platform(account.platform)
+
+
+def limits_for(account: Account) -> Limits:
+    """What one post of ``account`` may hold."""
+    return platform_of(account).limits
+
+
+def strictest(platforms: Iterable[Platform]) -> Platform:
+    """The platform with the shortest text limit (the default one when there is none): a
+    text written once for several platforms must fit the tightest."""
+    found = list(platforms)
+    if not found:
+        return PLATFORMS[DEFAULT_PLATFORM]
+    return min(found, key=lambda p: (p.limits.text, p.limits.media, p.limits.alt))
+
+
+def read_settings(
+    accounts: Mapping[str, Account], settings: Settings
+) -> dict[str, PlatformSettings]:
+    """Each platform's settings for its accounts (platform name → settings), taken from the
+    process's ``settings`` (read from the environment once). The wiring calls it."""
+    by_platform: dict[str, list[str]] = {}
+    for account_id, account in accounts.items():
+        by_platform.setdefault(platform_of(account).name, []).append(account_id)
+    return {name: PLATFORMS[name].settings(settings, ids) for name, ids in by_platform.items()}
+
+
+@dataclass
+class Channels:
+    """Each account's channel and the publisher of each channel."""
+
+    publishers: dict[str, Publisher]  # channel → publisher; the outbox is always there
+    channel_of: dict[str, str]  # account → channel
+    warnings: list[str]  # what an operator should know (an account that is a dry run)
+
+
+def own_publishers(
+    accounts: Mapping[str, Account], settings: Mapping[str, PlatformSettings]
+) -> dict[str, Publisher | str]:
+    """Each account's own platform publisher (one per platform, shared by its accounts), or,
+    for an account without credentials, the variables to set."""
+    handles = {a: acct.handle for a, acct in accounts.items()}
+    built: dict[str, Publisher | None] = {}
+    found: dict[str, Publisher | str] = {}
+    for account_id, account in accounts.items():
+        plat = platform_of(account)
+        own = settings.get(plat.name)
+        if own is None or account_id in own.missing:
+            found[account_id] = own.missing.get(account_id, "") if own is not None else ""
+            continue
+        if plat.name not in built:
+            built[plat.name] = plat.publisher(own, handles)
+        publisher = built[plat.name]
+        found[account_id] = publisher if publisher is not None else ""
+    return found
+
+
+def publishers(
+    accounts: Mapping[str, Account],
+    settings: Mapping[str, PlatformSettings],
+    *,
+    dry_run: bool,
+    outbox_path: Path,
+) -> Channels:
+    """Give each account its channel: its platform's publisher when its credentials are set,
+    else the outbox with a DRY RUN warning. ``dry_run``: every account's channel is the outbox
+    (no warning: it was asked for). ``settings``: see :func:`read_settings`."""
+    from bot.platforms.outbox import OutboxPublisher
+
+    handles = {a: acct.handle for a, acct in accounts.items()}
+    found: dict[str, Publisher] = {OUTBOX: OutboxPublisher(outbox_path, handles)}
+    channel_of = dict.fromkeys(accounts, OUTBOX)
+    if dry_run:  # asked for: no warning
+        return Channels(found, channel_of, [])
+    warnings: list[str] = []
+    for account_id, own in own_publishers(accounts, settings).items():
+        if isinstance(own, str):
+            warnings.append(
+                f"no {platform_of(accounts[account_id]).display} credentials for account "
+                f"'{account_id}': DRY RUN to the outbox {outbox_path} (set {own})"
+            )
+            continue
+        found[own.name] = own
+        channel_of[account_id] = own.name
+    return Channels(found, channel_of, warnings)

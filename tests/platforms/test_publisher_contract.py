@@ -1,0 +1,163 @@
+"""The publisher contract (``bot.publish.base.Publisher``), one set of tests run over every
+publisher: the dry-run outbox, and X against the fake X in ``tests/servers/x.py``.
+
+A new platform joins by adding one function to ``CHANNELS`` below: it starts the platform's
+fake server (``tests/servers/<platform>.py``), builds the publisher against it, and says how
+to make the fake refuse the next post. Every test here then runs against it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from publish.conftest import ACCOUNTS, APP
+from servers.x import XServer
+
+from bot.errors import PublishError, PublishRejected
+from bot.platforms.outbox import OutboxPublisher
+from bot.platforms.x import XCredentials, XPublisher
+from bot.publish.base import Outgoing, Publisher, Receipt
+from bot.settings import Secret
+
+FR = "francediplo"
+
+
+@dataclass
+class Channel:
+    """A publisher under test, the account it publishes as, and one fault of its platform."""
+
+    publisher: Publisher
+    account: str
+    handle: str
+    refuse_next: Callable[[], None]  # the platform refuses the next post
+    refused: type[PublishError]  # …and the publisher raises this
+
+
+@contextmanager
+def outbox_channel(tmp_path: Path) -> Iterator[Channel]:
+    path = tmp_path / "outbox.jsonl"
+
+    def refuse_next() -> None:  # the outbox refuses nothing but a file it cannot write
+        path.unlink(missing_ok=True)
+        path.mkdir()
+
+    yield Channel(OutboxPublisher(path, {FR: FR}), FR, FR, refuse_next, PublishError)
+
+
+@contextmanager
+def x_channel(_tmp_path: Path) -> Iterator[Channel]:
+    with XServer(accounts=ACCOUNTS, consumer=APP) as server:
+        accounts = {a: XCredentials(Secret(t), Secret(s)) for a, (t, s, _h) in ACCOUNTS.items()}
+        handles = {a: h for a, (_t, _s, h) in ACCOUNTS.items()}
+        publisher = XPublisher(
+            Secret(APP[0]), Secret(APP[1]), accounts, handles, api_url=server.url, timeout=2.0
+        )
+
+        def refuse_next() -> None:
+            server.fail_next("400", method="POST", path="/2/tweets")
+
+        yield Channel(publisher, FR, handles[FR], refuse_next, PublishRejected)
+        assert not server.errors  # every request the publisher made was valid
+
+
+CHANNELS: dict[str, Callable[[Path], AbstractContextManager[Channel]]] = {
+    "outbox": outbox_channel,
+    "x": x_channel,
+}
+
+
+@pytest.fixture(params=sorted(CHANNELS))
+def channel(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Channel]:
+    with CHANNELS[request.param](tmp_path) as made:
+        yield made
+
+
+def _since() -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=1)
+
+
+def _post(channel: Channel, text: str, reply_to: Receipt | None = None) -> Outgoing:
+    return Outgoing(channel.account, channel.handle, text, reply_to=reply_to)
+
+
+def test_publish_returns_a_receipt(channel: Channel) -> None:
+    """A first part's receipt has the post's id and names no thread root."""
+    receipt = channel.publisher.publish(_post(channel, "Ouverture de la #COP31 à Belém"))
+    assert isinstance(receipt, Receipt)
+    assert receipt.remote_id and receipt.root is None
+    assert receipt.thread_root == receipt.remote_id
+
+
+def test_a_reply_carries_the_previous_receipt_and_is_found(channel: Channel) -> None:
+    """A part replies to the previous part's receipt; ``find`` knows it by that reply, and the
+    thread's root travels from receipt to receipt."""
+    since = _since()
+    first = channel.publisher.publish(_post(channel, "1/3 Accord à Belém"))
+    second = channel.publisher.publish(_post(channel, "2/3 Les détails", reply_to=first))
+    third = channel.publisher.publish(_post(channel, "3/3 Merci", reply_to=second))
+    assert second.root == first.remote_id and third.root == first.remote_id
+
+    found = channel.publisher.find(_post(channel, "2/3 Les détails", reply_to=first), since)
+    assert found == second
+    assert channel.publisher.find(_post(channel, "2/3 Les détails"), since) is None
+    assert channel.publisher.find(_post(channel, "3/3 Merci", reply_to=first), since) is None
+    replies = {p.remote_id: p.reply_to for p in channel.publisher.recent(channel.account, since)}
+    assert replies == {
+        first.remote_id: None,
+        second.remote_id: first.remote_id,
+        third.remote_id: second.remote_id,
+    }
+
+
+def test_find_tells_two_posts_differing_by_one_link_apart(channel: Channel) -> None:
+    """Only the post with the same link is the one sent; the other is not on the account."""
+    since = _since()
+    text = "Le communiqué : https://www.diplomatie.gouv.fr/{}"
+    sent = channel.publisher.publish(_post(channel, text.format("cop31")))
+    assert channel.publisher.find(_post(channel, text.format("cop31")), since) == sent
+    assert channel.publisher.find(_post(channel, text.format("cop32")), since) is None
+
+
+def test_recent_lists_what_was_published_newest_first(channel: Channel) -> None:
+    since = _since()
+    sent = [channel.publisher.publish(_post(channel, f"Message {n}")) for n in range(3)]
+    found = channel.publisher.recent(channel.account, since)
+    assert [p.remote_id for p in found] == [r.remote_id for r in reversed(sent)]
+    assert [p.text for p in found] == ["Message 2", "Message 1", "Message 0"]
+
+
+def test_whoami_answers_the_accounts_handle(channel: Channel) -> None:
+    assert channel.publisher.whoami(channel.account) == channel.handle
+
+
+def test_delete_removes_the_post(channel: Channel) -> None:
+    """Deleted, a post is neither found nor listed; deleting it again is no error."""
+    since = _since()
+    kept = channel.publisher.publish(_post(channel, "Reste en ligne"))
+    gone = channel.publisher.publish(_post(channel, "Retiré"))
+    channel.publisher.delete(channel.account, gone.remote_id)
+    assert channel.publisher.find(_post(channel, "Retiré"), since) is None
+    listed = [p.remote_id for p in channel.publisher.recent(channel.account, since)]
+    assert listed == [kept.remote_id]
+    channel.publisher.delete(channel.account, gone.remote_id)
+
+
+def test_a_refusal_maps_into_the_error_tree(channel: Channel) -> None:
+    """What the platform refuses is a PublishError of the documented kind, the library's
+    exception in ``__cause__``; nothing is published."""
+    since = _since()
+    channel.refuse_next()
+    with pytest.raises(PublishError) as raised:
+        channel.publisher.publish(_post(channel, "Refusé"))
+    assert type(raised.value) is channel.refused
+    assert raised.value.__cause__ is not None
+    try:
+        found = channel.publisher.find(_post(channel, "Refusé"), since)
+    except PublishError:
+        return  # the channel is still unusable (the outbox's file): nothing could be sent
+    assert found is None

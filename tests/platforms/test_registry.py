@@ -1,0 +1,89 @@
+"""The platform registry: names, limits, and each account's channel."""
+
+from __future__ import annotations
+
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+from publish.conftest import ACCOUNTS, APP
+
+from bot.content.model import Account
+from bot.errors import ConfigError
+from bot.platforms import (
+    OUTBOX,
+    PLATFORMS,
+    limits_for,
+    own_publishers,
+    platform,
+    publishers,
+    read_settings,
+)
+from bot.settings import Settings, XSettings
+
+FR, EN = "francediplo", "francediplo_EN"
+ACCTS = {FR: Account(lang="fr", handle=FR), EN: Account(lang="en", handle=EN)}
+
+
+def _env(*accounts: str) -> dict[str, str]:
+    env = {"DIPLOBOT_X_API_KEY": APP[0], "DIPLOBOT_X_API_SECRET": APP[1]}
+    for account in accounts:
+        token, secret, _handle = ACCOUNTS[account]
+        env[f"DIPLOBOT_{account.upper()}_ACCESS_TOKEN"] = token
+        env[f"DIPLOBOT_{account.upper()}_ACCESS_SECRET"] = secret
+    return env
+
+
+def test_an_unknown_platform_is_refused_with_the_valid_names() -> None:
+    with pytest.raises(ConfigError, match=r"unknown platform 'mastodon': use one of x$"):
+        platform("mastodon")
+
+
+def test_accounts_yaml_accepts_exactly_the_registered_platforms() -> None:
+    """``Account.platform`` is the Literal of the registry's names (the JSON Schema's enum)."""
+    annotation = Account.model_fields["platform"].annotation
+    assert set(typing.get_args(annotation)) == set(PLATFORMS)
+
+
+def test_x_limits_are_the_ones_x_documents() -> None:
+    limits = limits_for(ACCTS[FR])
+    assert (limits.text, limits.media, limits.media_bytes, limits.alt) == (280, 4, 5 << 20, 1000)
+    assert limits.count("https://www.diplomatie.gouv.fr/a-very-long-path") == 23
+
+
+def test_the_registry_imports_no_publisher_library() -> None:
+    """Loading and planning read limits without importing tweepy (a pure stage)."""
+    import subprocess
+
+    code = "import sys, bot.content.loader, bot.schedule.plan; print('tweepy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_an_account_with_credentials_gets_its_platform_the_others_the_outbox(
+    tmp_path: Path,
+) -> None:
+    """The warning for an account without credentials names what to set."""
+    settings = read_settings(ACCTS, Settings.from_env(_env(FR)))
+    assert isinstance(settings["x"], XSettings)
+    channels = publishers(ACCTS, settings, dry_run=False, outbox_path=tmp_path / "o.jsonl")
+    assert channels.channel_of == {FR: "x", EN: OUTBOX}
+    assert set(channels.publishers) == {"x", OUTBOX}
+    assert channels.warnings == [
+        f"no X credentials for account '{EN}': DRY RUN to the outbox {tmp_path / 'o.jsonl'} "
+        f"(set DIPLOBOT_{EN.upper()}_ACCESS_TOKEN, DIPLOBOT_{EN.upper()}_ACCESS_SECRET)"
+    ]
+
+
+def test_a_dry_run_sends_every_account_to_the_outbox_without_warning(tmp_path: Path) -> None:
+    settings = read_settings(ACCTS, Settings.from_env(_env(FR, EN)))
+    channels = publishers(ACCTS, settings, dry_run=True, outbox_path=tmp_path / "o.jsonl")
+    assert channels.channel_of == {FR: OUTBOX, EN: OUTBOX}
+    assert set(channels.publishers) == {OUTBOX} and channels.warnings == []
+
+
+def test_own_publishers_shares_one_publisher_per_platform(tmp_path: Path) -> None:
+    found = own_publishers(ACCTS, read_settings(ACCTS, Settings.from_env(_env(FR, EN))))
+    assert found[FR] is found[EN] and not isinstance(found[FR], str)
+    assert found[FR].name == "x"
