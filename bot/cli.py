@@ -230,8 +230,8 @@ def _cmd_count(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from bot.content.loader import load
     from bot.content.report import render_problems
+    from bot.pipeline import plan
     from bot.schedule.pins import PinStore
-    from bot.schedule.plan import plan
     from bot.schedule.render import plan_to_json, plan_to_text
 
     content = load(args.root)
@@ -249,11 +249,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         now = datetime.now(UTC)
     # Planning from the real now pins slot posts; a preview (--from) creates and pins nothing.
     engine = _store(args, create=not args.start)
-    store = PinStore(engine) if engine is not None else None
-    pinned = store.load() if store is not None else {}
-    result = plan(content, now, args.days, pinned=pinned)
-    if store is not None and not args.start and (result.new_pins or set(pinned) - set(result.pins)):
-        store.save(result.pins, keep=set(result.pins))
+    pins = PinStore(engine) if engine is not None else None
+    result = plan(content, now, args.days, pins, save=not args.start)
     if args.format == "json":
         print(json.dumps(plan_to_json(result, content), ensure_ascii=False, indent=2))
     else:
@@ -268,8 +265,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
     from bot.config import TranslatorSettings
     from bot.content.loader import load
+    from bot.pipeline import localize
     from bot.translate.cache import TranslationCache
-    from bot.translate.localize import localize
     from bot.translate.registry import make_translator
     from bot.translate.write import write_translations
 
@@ -289,9 +286,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     settings = TranslatorSettings.from_env()
     translator = make_translator(settings)
     cache = TranslationCache(_store(args))  # type: ignore[arg-type]
-    result = localize(
-        content, translator, cache, post_ids=args.ids or None, parallel=settings.parallel
-    )
+    result = localize(content, translator, cache, args.ids or None, settings.parallel)
     if args.write:
         for post_id in args.ids:
             langs = write_translations(
@@ -362,11 +357,12 @@ def _targets(content: ContentSet, post_id: str, langs: list[str] | None) -> list
 
 def _cmd_post_now(args: argparse.Namespace) -> int:
     from bot.content.loader import load
+    from bot.pipeline import publish_now
 
     content = load(args.root)
     accounts = _targets(content, args.id, args.lang)
     pub = _publishing(args, content, dry_run=args.dry_run)
-    results = pub.publish_post(content.posts[args.id], accounts)
+    results = publish_now(pub, content, content.posts[args.id], accounts)
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
     for result in results:
         where = f"@{handles[result.account]} ({pub.channel_of[result.account]})"

@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,7 +41,9 @@ from loguru import logger
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bot import pipeline
 from bot.config import Secret, read_secret
+from bot.content.gitinfo import revision
 from bot.content.loader import ContentSet, LoadCache, validate
 from bot.errors import BotError, ConfigError, ContentError, Problem
 from bot.notify import Notifier
@@ -51,11 +53,10 @@ from bot.publish.watch import DEFAULT_INTERVAL as DEFAULT_WATCH
 from bot.publish.watch import Watch
 from bot.schedule.ledger import Ledger, Row, State
 from bot.schedule.pins import PinStore
-from bot.schedule.plan import Pin, due_for, plan
+from bot.schedule.plan import Delivery, Pin, due_for
 from bot.store import deliveries, heartbeat, runtime_pauses, utc_now_iso
 from bot.sync import GitSource, Source, export_revision
 from bot.translate.base import Translator
-from bot.translate.localize import localize
 
 LOOKBACK = timedelta(days=1)
 """How far back a (re)started service looks for deliveries it has not recorded yet."""
@@ -139,7 +140,12 @@ class Service:
         self.notifier = Notifier.from_env({})  # content alerts, before any revision applied
         # Deliveries awaiting translation (HELD): (post, account) → (tries, next try at).
         self.awaiting: dict[tuple[str, str], tuple[int, datetime]] = {}
-        self.wanted: dict[tuple[str, str], datetime] = {}  # of the running revision
+        # The plan's deliveries (one per part) of the running revision, per (post, account).
+        self.wanted: dict[tuple[str, str], list[Delivery]] = {}
+        self.commit: pipeline.Revision = (None, None)  # recorded with the running one's rows
+        # Rows never to be sent (row id → why): their part or post was removed while they
+        # were SENDING or UNKNOWN. Settled (reconciled, cancelled) by :meth:`_settle_removed`.
+        self.removed: dict[int, str] = {}
         # Removed deliveries still UNKNOWN: row id → (look-ups tried, next one at).
         self.settling: dict[int, tuple[int, datetime]] = {}
         self.sync_error: str | None = None
@@ -383,21 +389,20 @@ class Service:
         for deliverer in pub.deliverers.values():  # a thread's next part waits after SIGTERM
             deliverer.stopping = self.stopping.is_set
         self.translator = pub.translator
-        if isinstance(self.source, GitSource) and pub.revision[0] != rev:
-            pub.revision = (rev, None)  # run from an exported tree: no git checkout there
-        with self.lock:
-            if self.pub is not None:  # still open: not to be sent by the new one either
-                pub.removed.update(self.pub.removed)
+        commit = revision(content.root)
+        if isinstance(self.source, GitSource) and commit[0] != rev:
+            commit = (rev, None)  # run from an exported tree: no git checkout there
         pub.recover(now)
-        pinned = self.pins.load()
-        result = plan(content, now, self.settings.horizon_days, pinned=pinned, since=now - LOOKBACK)
-        if result.new_pins or set(pinned) - set(result.pins):
-            self.pins.save(result.pins, keep=set(result.pins))
-        wanted: dict[tuple[str, str], datetime] = {}
+        result = pipeline.plan(
+            content, now, self.settings.horizon_days, self.pins, since=now - LOOKBACK
+        )
+        wanted: dict[tuple[str, str], list[Delivery]] = {}
+        blackout: list[Delivery] = []
         for d in result.deliveries:
             if d.status == "blackout":
-                continue  # recorded below as SKIPPED
-            wanted.setdefault((d.post, d.account), d.due)
+                blackout.append(d)  # recorded, then SKIPPED
+            else:
+                wanted.setdefault((d.post, d.account), []).append(d)
         # Only posts that are new or changed (file, due time, or the translation setup) need
         # translating and recording again: a commit that changes one post of 10,000 costs
         # one post's work.
@@ -405,19 +410,16 @@ class Service:
         if setup != self.recorded_setup:
             self.recorded, self.recorded_setup = {}, setup
         todo = {
-            key: due
-            for key, due in wanted.items()
-            if self.recorded.get(key) != (content.posts[key[0]].fingerprint, due)
+            key: parts
+            for key, parts in wanted.items()
+            if self.recorded.get(key) != (content.posts[key[0]].fingerprint, parts[0].due)
         }
-        self._record(pub, content, todo)
+        self._record(pub, content, commit, todo, blackout)
         for gone in set(self.recorded) - set(wanted):
             del self.recorded[gone]
         for key in set(self.awaiting) - set(wanted):
             del self.awaiting[key]
-        for d in result.deliveries:
-            if d.status == "blackout":
-                self._skip_blackout(pub, content, d.post, d.account, d.due, d.note)
-        self._cancel_removed(pub, content, set(wanted), result.pins)
+        self._cancel_removed(content, set(wanted), result.pins)
         self._settle_removed(pub)
         with self.lock:
             self.content = content
@@ -428,6 +430,7 @@ class Service:
                 self.problems = []
                 self.failed = None
             self.wanted = wanted
+            self.commit = commit
             self.warnings = [w.message for w in result.warnings] + pub.warnings
         if isinstance(self.source, GitSource) and not fallback:
             _write_atomically(self.state_dir / LAST_GOOD, rev + "\n")
@@ -440,27 +443,45 @@ class Service:
             self._schedule_due()
 
     def _record(
-        self, pub: Publishing, content: ContentSet, todo: dict[tuple[str, str], datetime]
+        self,
+        pub: Publishing,
+        content: ContentSet,
+        commit: pipeline.Revision,
+        todo: dict[tuple[str, str], list[Delivery]],
+        blackout: Sequence[Delivery] = (),
     ) -> None:
         """Translate and record ``todo``'s deliveries. One whose translation failed is HELD
-        in the ledger and tried again by :meth:`follow_up`, with growing waits."""
+        in the ledger and tried again by :meth:`follow_up`, with growing waits. ``blackout``:
+        deliveries recorded, then SKIPPED."""
         now = datetime.now(UTC)
-        post_ids = sorted({p for p, _a in todo})
-        loc = localize(
-            content, pub.translator, pub.cache, post_ids=post_ids, parallel=pub.translate_parallel
+        post_ids = sorted({p for p, _a in todo} | {d.post for d in blackout})
+        if not post_ids:
+            return
+        loc = pipeline.localize(
+            content, pub.translator, pub.cache, post_ids, pub.translate_parallel
         )
         with self.lock:
             self.stats.engine_calls += loc.stats.engine_calls
             self.stats.cache_hits += loc.stats.cache_hits
-        for (post_id, account), due in sorted(todo.items()):
+        planned = pipeline.rows(
+            content,
+            [d for _key, parts in sorted(todo.items()) for d in parts] + list(blackout),
+            loc.variants,
+            pub.channel_of,
+            commit,
+        )
+        notes = {(d.post, d.account): d.note for d in blackout}
+        for item in planned:
+            if (item.post, item.account) not in todo:
+                self._skip_blackout(pub, item, notes[(item.post, item.account)])
+                continue
+            post_id, account, due = item.post, item.account, item.due
             entry = content.posts[post_id]
             key = (post_id, account)
             tries = self.awaiting.get(key, (0, now))[0] + 1
             wait = min(timedelta(seconds=self.settings.sweep_interval * 2 ** (tries - 1)), MAX_WAIT)
-            why = pub.record(
-                entry, [account], due, loc.variants, alert_held=False, hold_until=now + wait
-            )
-            reason = why.get(account, "")
+            why = pipeline.record(pub, item, self.removed, alert_held=False, hold_until=now + wait)
+            reason = why or ""
             if reason.startswith("awaiting translation"):
                 if key not in self.awaiting:
                     pub.notifier.held(
@@ -506,7 +527,7 @@ class Service:
                 if at <= now and key in wanted
             }
             if todo:
-                self._record(pub, content, todo)
+                self._record(pub, content, self.commit, todo)
                 if self.scheduler.running:
                     self._schedule_due()
         except Exception as exc:  # a job that raises would only be logged by APScheduler
@@ -528,18 +549,12 @@ class Service:
                 pub.notifier.delivery(self.ledger.get(row.id), reason)
                 self.awaiting.pop((row.post_id, row.account), None)
 
-    def _skip_blackout(
-        self,
-        pub: Publishing,
-        content: ContentSet,
-        post_id: str,
-        account: str,
-        due: datetime,
-        reason: str,
-    ) -> None:
-        pub.record(content.posts[post_id], [account], due, alert_held=False)
+    def _skip_blackout(self, pub: Publishing, item: pipeline.AccountRows, reason: str) -> None:
+        """A delivery in a blackout: recorded, then SKIPPED (with the blackout's reason)."""
+        post_id, account = item.post, item.account
+        pipeline.record(pub, item, self.removed, alert_held=False)
         by_hand = self.ledger.armed_by_hand()  # post-now sends it anyway: a person asked
-        for row in self.ledger.rows(post_id, channel=pub.channel_of[account]):
+        for row in self.ledger.rows(post_id, channel=item.channel):
             if row.account == account and row.state is State.PENDING and row.id not in by_hand:
                 self.ledger.transition(
                     row.id, State.SKIPPED, expect=[State.PENDING], error=f"blackout: {reason}"
@@ -547,7 +562,6 @@ class Service:
 
     def _cancel_removed(
         self,
-        pub: Publishing,
         content: ContentSet,
         wanted: set[tuple[str, str]],
         pins: dict[str, Pin],
@@ -582,7 +596,7 @@ class Service:
             else:
                 reason = "the post has no time any more"
             if row.state in (State.SENDING, State.UNKNOWN):
-                pub.removed[row.id] = reason
+                self.removed[row.id] = reason
                 continue
             self.ledger.transition(
                 row.id, State.RETRACTED, expect=[row.state], error=f"cancelled: {reason}"
@@ -597,7 +611,7 @@ class Service:
         not found: cancelled; the timeline unreadable: tried again after a growing wait (the
         look-up holds the sync lock)."""
         now = datetime.now(UTC)
-        for row_id, reason in list(pub.removed.items()):
+        for row_id, reason in list(self.removed.items()):
             row = self.ledger.get(row_id)
             deliverer = pub.deliverers.get(row.channel)
             tries, at = self.settling.get(row_id, (0, now))
@@ -623,7 +637,7 @@ class Service:
                 )
                 row = self.ledger.get(row.id)
             if row.state not in (State.SENDING, State.UNKNOWN):
-                del pub.removed[row_id]
+                del self.removed[row_id]
                 self.settling.pop(row_id, None)
 
     def _schedule_due(self) -> None:
@@ -722,7 +736,7 @@ class Service:
         for (post_id, account), rows in groups.items():
             if account in paused:
                 # Waits visibly; the lateness window still applies (nothing is sent).
-                pub.hold(post_id, account, rows, max_late)
+                pipeline.hold(pub, post_id, account, rows, max_late)
                 continue
             by_account[account].append((post_id, rows))
         if not by_account:
@@ -749,10 +763,12 @@ class Service:
                     # just read are all of it. One resuming a thread is read again.
                     # The lateness window applies to every attempt, first or retry (see
                     # bot/publish/deliver.py); a thread under way is completed.
-                    pub.deliver(
+                    pipeline.deliver(
+                        pub,
                         post_id,
                         account,
                         groups[(post_id, account)],
+                        removed=self.removed,
                         max_late=max_late,
                         look_now=look_now,
                     )
