@@ -608,7 +608,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 def _cmd_pause(args: argparse.Namespace, paused: bool = True) -> int:
     from bot.content.loader import load
-    from bot.service import set_pause
+    from bot.schedule.pauses import set_pause
 
     content = load(args.root)
     if args.account and args.account not in content.accounts.accounts:

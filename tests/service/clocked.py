@@ -28,7 +28,8 @@ from servers.x import XServer
 
 from bot.cli import main
 from bot.schedule.ledger import Ledger, Row
-from bot.service import Service, ServiceSettings, set_pause
+from bot.schedule.pauses import set_pause
+from bot.service import Service, ServiceSettings
 from bot.store import open_store, state_url
 from bot.sync import LocalSource
 
