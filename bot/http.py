@@ -213,7 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.connection.settimeout(WRITE_TIMEOUT)
         self.send_response(status)
-        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        if "charset=" not in content_type:
+            content_type += "; charset=utf-8"
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         if self.body_unread:  # what follows on this connection is not a request
             self.send_header("Connection", "close")
@@ -244,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
             reason = views.not_ready(service)
             self._send(503 if reason else 200, f"{reason}\n" if reason else "ready\n")
         elif path == "/metrics":
-            self._send(200, views.metrics(service), "text/plain; version=0.0.4")
+            self._send(200, views.metrics(service), views.CONTENT_TYPE)
         elif path == "/status":
             page = _page(query)
             if page is None:

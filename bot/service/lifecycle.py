@@ -29,6 +29,7 @@ from bot.publish.watch import DEFAULT_INTERVAL as DEFAULT_WATCH
 from bot.publish.watch import Watch
 from bot.schedule.ledger import Ledger, State
 from bot.schedule.pins import PinStore
+from bot.service import views
 from bot.service.changes import MAX_WAIT, Changes, Stats, span
 from bot.service.clock import Clock
 from bot.service.dispatch import Dispatch
@@ -133,6 +134,7 @@ class Service:
         self.lifecycle = threading.Lock()  # start() and stop() agree on whether to run
         # Another publisher on our accounts, or another service on this state.
         self.watcher = Watch(engine, self.ledger.lease, settings.watch_interval)
+        self.registry = views.registry(self)  # what /metrics shows
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -3,9 +3,12 @@ read from the service's state and the ledger at request time."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import Engine, func, select
 
 from bot.schedule.ledger import Row, State
@@ -89,43 +92,85 @@ def status(service: Service, limit: int = 50, offset: int = 0) -> dict[str, Any]
         }
 
 
-def metrics(service: Service) -> str:
-    lines = [
-        "# HELP diplobot_deliveries Deliveries in the ledger by state and account.",
-        "# TYPE diplobot_deliveries gauge",
-    ]
-    next_due = _next_due(service.engine)
-    for (state, account), count in sorted(service.ledger.counts().items()):
-        lines.append(
-            f'diplobot_deliveries{{state="{_label(state)}",account="{_label(account)}"}} {count}'
+class Figures:
+    """The ``/metrics`` collector: every figure read at scrape time, from the ledger (counts,
+    next due) and the service's state; names, types and labels are documented in
+    docs/operations.md."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        service = self.service
+        deliveries = GaugeMetricFamily(
+            "diplobot_deliveries",
+            "Deliveries in the ledger by state and account.",
+            labels=["state", "account"],
         )
-    with service.lock:
-        stats, last_sync, rev = service.stats, service.last_sync, service.revision
-        valid = not service.problems
-        failing = service.sync_failing_since is not None
-        good = service.last_good_sync
-    lines += [
-        "# TYPE diplobot_translation_engine_calls_total counter",
-        f"diplobot_translation_engine_calls_total {stats.engine_calls}",
-        "# TYPE diplobot_translation_cache_hits_total counter",
-        f"diplobot_translation_cache_hits_total {stats.cache_hits}",
-        "# TYPE diplobot_last_sync_timestamp_seconds gauge",
-        f"diplobot_last_sync_timestamp_seconds {last_sync.timestamp() if last_sync else 0}",
-        "# HELP diplobot_last_successful_sync_timestamp_seconds Last time the source was read.",
-        "# TYPE diplobot_last_successful_sync_timestamp_seconds gauge",
-        f"diplobot_last_successful_sync_timestamp_seconds {good.timestamp() if good else 0}",
-        "# HELP diplobot_sync_failing 1 while the content source cannot be read.",
-        "# TYPE diplobot_sync_failing gauge",
-        f"diplobot_sync_failing {1 if failing else 0}",
-        "# TYPE diplobot_content_revision_info gauge",
-        f'diplobot_content_revision_info{{revision="{_label(rev or "")}"}} 1',
-        "# TYPE diplobot_content_valid gauge",
-        f"diplobot_content_valid {1 if valid else 0}",
-        "# TYPE diplobot_next_due_timestamp_seconds gauge",
-        f"diplobot_next_due_timestamp_seconds {next_due.timestamp() if next_due else 0}",
-        *service.watcher.metrics(_label),
-    ]
-    return "\n".join(lines) + "\n"
+        for (state, account), count in sorted(service.ledger.counts().items()):
+            deliveries.add_metric([str(state), account], count)
+        yield deliveries
+        next_due = _next_due(service.engine)
+        with service.lock:
+            stats, last_sync, rev = service.stats, service.last_sync, service.revision
+            engine_calls, cache_hits = stats.engine_calls, stats.cache_hits
+            valid = not service.problems
+            failing = service.sync_failing_since is not None
+            good = service.last_good_sync
+        yield CounterMetricFamily(
+            "diplobot_translation_engine_calls", "Calls to the translation engine.", engine_calls
+        )
+        yield CounterMetricFamily(
+            "diplobot_translation_cache_hits", "Translations found in the cache.", cache_hits
+        )
+        yield GaugeMetricFamily(
+            "diplobot_last_sync_timestamp_seconds",
+            "Last time the source was synced, whatever the outcome.",
+            _stamp(last_sync),
+        )
+        yield GaugeMetricFamily(
+            "diplobot_last_successful_sync_timestamp_seconds",
+            "Last time the source was read.",
+            _stamp(good),
+        )
+        yield GaugeMetricFamily(
+            "diplobot_sync_failing", "1 while the content source cannot be read.", int(failing)
+        )
+        revision = GaugeMetricFamily(
+            "diplobot_content_revision_info", "The content revision running.", labels=["revision"]
+        )
+        revision.add_metric([rev or ""], 1)
+        yield revision
+        yield GaugeMetricFamily(
+            "diplobot_content_valid", "1 when the last revision seen is valid.", int(valid)
+        )
+        yield GaugeMetricFamily(
+            "diplobot_next_due_timestamp_seconds",
+            "When the next pending delivery is due (0: none).",
+            _stamp(next_due),
+        )
+        yield from service.watcher.metrics()
+
+
+def registry(service: Service) -> CollectorRegistry:
+    """A registry of ``service``'s own (never the process-wide one: two services in one
+    process, as in the tests, each show their figures)."""
+    own = CollectorRegistry()
+    own.register(Figures(service))
+    return own
+
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""What :func:`metrics` writes (``generate_latest``'s format)."""
+
+
+def metrics(service: Service) -> bytes:
+    """``/metrics``: the Prometheus text format (labels escaped by the library)."""
+    return generate_latest(service.registry)
+
+
+def _stamp(moment: datetime | None) -> float:
+    return moment.timestamp() if moment else 0
 
 
 def _next_due(engine: Engine) -> datetime | None:
@@ -135,12 +180,6 @@ def _next_due(engine: Engine) -> datetime | None:
             select(func.min(deliveries.c.due_at)).where(deliveries.c.state == State.PENDING.value)
         ).scalar()
     return datetime.fromisoformat(due) if due else None
-
-
-def _label(value: str) -> str:
-    """A Prometheus label value: backslash, double quote and line feed escaped, as the text
-    exposition format requires (an account id may hold any of them)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _iso(moment: datetime | None) -> str | None:
