@@ -107,7 +107,7 @@ def localize(
 
 @dataclass(frozen=True, slots=True)
 class AccountRows:
-    """What the ledger gets for one post on one account, due ``due``."""
+    """What the ledger gets for one post on one account; ``due``: its first part's time."""
 
     post: str
     account: str
@@ -152,7 +152,8 @@ def rows(
             revision=commit[0],
             author=commit[1],
         )
-        found = [v for d in parts if (v := by_part.get((post_id, lang, d.part))) is not None]
+        joined = [(d, v) for d in parts if (v := by_part.get((post_id, lang, d.part))) is not None]
+        found = [v for _d, v in joined]
         if not found:
             out.append(
                 AccountRows(
@@ -166,7 +167,7 @@ def rows(
             held: tuple[NewDelivery, ...] = ()
             reason = ""
             if all(n.state == "failed" for n in not_ready):
-                held = tuple(replace(base, part=p.part) for p in found)
+                held = tuple(replace(base, part=d.part, due_at=d.due) for d, _v in joined)
                 why = v.reason.removesuffix(" (will retry)")
                 reason = f"awaiting translation into {lang}: {why}"
             out.append(
@@ -183,7 +184,7 @@ def rows(
             continue
         entry = content.posts[post_id]
         made: list[NewDelivery] = []
-        for v in found:
+        for d, v in joined:
             media = entry.post.media if v.part == 1 else entry.post.thread[v.part - 2].media
             refs = tuple(
                 MediaRef(f"{CONTENT_DIR}/{m.file}", alt)
@@ -191,7 +192,13 @@ def rows(
             )
             for i, text in enumerate(v.texts):
                 made.append(
-                    replace(base, part=len(made) + 1, text=text, media=refs if i == 0 else ())
+                    replace(
+                        base,
+                        part=len(made) + 1,
+                        due_at=d.due,  # each part at its own instant (the same today)
+                        text=text,
+                        media=refs if i == 0 else (),
+                    )
                 )
         out.append(AccountRows(post_id, account, channel, due, rows=tuple(made)))
     return out
