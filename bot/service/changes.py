@@ -98,13 +98,21 @@ class Changes:
             for key, parts in wanted.items()
             if self.recorded.get(key) != (content.posts[key[0]].fingerprint, parts[0].due)
         }
-        self.record(pub, content, commit, todo, blackout)
-        for gone in set(self.recorded) - set(wanted):
-            del self.recorded[gone]
-        for key in set(self.awaiting) - set(wanted):
-            del self.awaiting[key]
-        self.cancel_removed(content, set(wanted), result.pins)
-        self.settle_removed(pub)
+        before = dict(self.removed)
+        try:
+            self.record(pub, content, commit, todo, blackout)
+            for gone in set(self.recorded) - set(wanted):
+                del self.recorded[gone]
+            for key in set(self.awaiting) - set(wanted):
+                del self.awaiting[key]
+            self.cancel_removed(content, set(wanted), result.pins)
+            self.settle_removed(pub)
+        except BaseException:
+            # The revision does not run: what it removed is not removed (the one running
+            # may still hold it); it is done again when the revision is tried again.
+            self.removed.clear()
+            self.removed.update(before)
+            raise
         return wanted, commit
 
     def adopt(self, wanted: dict[Key, list[Delivery]], commit: pipeline.Revision) -> None:
