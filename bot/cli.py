@@ -250,8 +250,8 @@ def _cmd_count(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from bot.content.loader import load
     from bot.content.report import render_problems
+    from bot.pipeline import plan
     from bot.schedule.pins import PinStore
-    from bot.schedule.plan import plan
     from bot.schedule.render import plan_to_json, plan_to_text
 
     content = load(args.root)
@@ -269,11 +269,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         now = datetime.now(UTC)
     # Planning from the real now pins slot posts; a preview (--from) creates and pins nothing.
     engine = _store(args, create=not args.start)
-    store = PinStore(engine) if engine is not None else None
-    pinned = store.load() if store is not None else {}
-    result = plan(content, now, args.days, pinned=pinned)
-    if store is not None and not args.start and (result.new_pins or set(pinned) - set(result.pins)):
-        store.save(result.pins, keep=set(result.pins))
+    pins = PinStore(engine) if engine is not None else None
+    result = plan(content, now, args.days, pins, save=not args.start)
     if args.format == "json":
         print(json.dumps(plan_to_json(result, content), ensure_ascii=False, indent=2))
     else:
@@ -287,8 +284,8 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from bot.content.loader import load
+    from bot.pipeline import localize
     from bot.translate.cache import TranslationCache
-    from bot.translate.localize import localize
     from bot.translate.write import write_translations
 
     content = load(args.root)
@@ -307,7 +304,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     translator = _wiring(args).translator()
     cache = TranslationCache(_store(args))  # type: ignore[arg-type]
     parallel = _settings(args).translator.parallel
-    result = localize(content, translator, cache, post_ids=args.ids or None, parallel=parallel)
+    result = localize(content, translator, cache, args.ids or None, parallel)
     if args.write:
         for post_id in args.ids:
             langs = write_translations(
@@ -378,11 +375,12 @@ def _targets(content: ContentSet, post_id: str, langs: list[str] | None) -> list
 
 def _cmd_post_now(args: argparse.Namespace) -> int:
     from bot.content.loader import load
+    from bot.pipeline import publish_now
 
     content = load(args.root)
     accounts = _targets(content, args.id, args.lang)
     pub = _publishing(args, content, dry_run=args.dry_run)
-    results = pub.publish_post(content.posts[args.id], accounts)
+    results = publish_now(pub, content, content.posts[args.id], accounts)
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
     for result in results:
         where = f"@{handles[result.account]} ({pub.channel_of[result.account]})"
@@ -622,7 +620,7 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 def _cmd_pause(args: argparse.Namespace, paused: bool = True) -> int:
     from bot.content.loader import load
-    from bot.service import set_pause
+    from bot.schedule.pauses import set_pause
 
     content = load(args.root)
     if args.account and args.account not in content.accounts.accounts:

@@ -44,7 +44,7 @@ from urllib.parse import parse_qs
 from loguru import logger
 
 from bot.errors import ConfigError
-from bot.service import Service
+from bot.service import Service, views
 
 MAX_HOOK_BODY = 5 * 1024 * 1024
 MAX_CONNECTIONS = 64
@@ -213,7 +213,9 @@ class _Handler(BaseHTTPRequestHandler):
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.connection.settimeout(WRITE_TIMEOUT)
         self.send_response(status)
-        self.send_header("Content-Type", f"{content_type}; charset=utf-8")
+        if "charset=" not in content_type:
+            content_type += "; charset=utf-8"
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         if self.body_unread:  # what follows on this connection is not a request
             self.send_header("Connection", "close")
@@ -238,13 +240,13 @@ class _Handler(BaseHTTPRequestHandler):
         service = self.server.service
         path, _, query = self.path.partition("?")
         if path == "/healthz":
-            ok = service.healthy()
+            ok = views.healthy(service)
             self._send(200 if ok else 503, "ok\n" if ok else "scheduler loop is not running\n")
         elif path == "/readyz":
-            reason = service.not_ready()
+            reason = views.not_ready(service)
             self._send(503 if reason else 200, f"{reason}\n" if reason else "ready\n")
         elif path == "/metrics":
-            self._send(200, service.metrics(), "text/plain; version=0.0.4")
+            self._send(200, views.metrics(service), views.CONTENT_TYPE)
         elif path == "/status":
             page = _page(query)
             if page is None:
@@ -252,7 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
                     400, f"limit must be 1 to {STATUS_MAX_LIMIT}, offset 0 or more (?limit=50)\n"
                 )
                 return
-            status = service.status(limit=page[0], offset=page[1])
+            status = views.status(service, limit=page[0], offset=page[1])
             self._send(200, json.dumps(status, ensure_ascii=False, indent=2), "application/json")
         else:
             self._send(404, "not found\n")

@@ -24,7 +24,7 @@ class Retraction:
 
 def retract(pub: Publishing, rows: list[Row]) -> Retraction:
     out = Retraction()
-    platforms = {a: acct.platform for a, acct in pub.content.accounts.accounts.items()}
+    platforms = pub.platforms
     # Replies first, so a thread is never left hanging from a deleted first part.
     for row in sorted(rows, key=lambda r: -r.part):
         where = f"{row.post_id} part {row.part} {row.account} [{row.channel}]"

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from loguru import logger
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -366,26 +367,24 @@ class Watch:
                 "other_services": [s.json() for s in self.services.values()],
             }
 
-    def metrics(self, label: Callable[[str], str]) -> list[str]:
-        """Prometheus text lines; ``label`` escapes a label value (the service's)."""
+    def metrics(self) -> list[Metric]:
+        """What ``/metrics`` shows of the watch (``bot/service/views.py``)."""
         with self.lock:
             counts = dict(self.counts)
             services = len(self.services)
-        lines = [
-            "# HELP diplobot_foreign_posts_total Posts of our deliveries on our accounts that "
-            "another publisher sent.",
-            "# TYPE diplobot_foreign_posts_total counter",
-        ]
-        lines += [
-            f'diplobot_foreign_posts_total{{account="{label(a)}"}} {n}'
-            for a, n in sorted(counts.items())
-        ]
-        lines += [
-            "# HELP diplobot_other_services Other services seen live on this state database.",
-            "# TYPE diplobot_other_services gauge",
-            f"diplobot_other_services {services}",
-        ]
-        return lines
+        foreign = CounterMetricFamily(
+            "diplobot_foreign_posts",
+            "Posts of our deliveries on our accounts that another publisher sent.",
+            labels=["account"],
+        )
+        for account, n in sorted(counts.items()):
+            foreign.add_metric([account], n)
+        others = GaugeMetricFamily(
+            "diplobot_other_services",
+            "Other services seen live on this state database.",
+            value=services,
+        )
+        return [foreign, others]
 
 
 def _stamp(moment: datetime) -> str:

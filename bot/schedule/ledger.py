@@ -12,7 +12,7 @@ One row per (post, account, part, channel). States::
                                                FAILED
 
 Every transition, and what makes it (the rest of this module, ``bot/publish/deliver.py``,
-``session.py``, ``retract.py`` and ``bot/service.py``)::
+``retract.py``, ``bot/pipeline.py`` and ``bot/service/``)::
 
     PENDING ──claim──▶ SENDING         committed before any API call (below)
     SENDING ──▶ POSTED                 the platform answered with the post's id

@@ -2,8 +2,10 @@
 
 For each (post, language, part): the editor's text wins; else a cached machine translation;
 else translate now — entities masked, glossary applied, the answer checked, the length checked.
-Each unique (source text, target) is sent to the engine once, with bounded parallelism, and
-stored before anything is published, so a retry publishes identical text.
+The alt texts of the part's images are settled in the same pass: the editor's, else translated
+like text, else the source alt text as a last resort (logged). Each unique (source text,
+target) is sent to the engine once, with bounded parallelism, and stored before anything is
+published, so a retry publishes identical text.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import hashlib
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from loguru import logger
 
+from bot.content.model import Media
 from bot.content.types import ContentSet, PostEntry
 from bot.errors import TranslationError, TranslationPermanent
 from bot.platforms import platform_of, strictest
@@ -41,6 +44,7 @@ class Variant:
     # ready; review (waits for approval); held (not publishable); failed (retry)
     state: VariantState
     reason: str = ""
+    alts: tuple[str | None, ...] = ()  # alt text of each image of the part, in ``lang``
 
 
 @dataclass(slots=True)
@@ -81,6 +85,31 @@ class _Job:
     part: int
     source: str
     key: CacheKey
+    source_lang: str
+
+
+Alt = str | None | _Job
+"""An image's alt text in a language: settled (the editor's, or none), or to translate."""
+
+
+def _part_media(entry: PostEntry, part: int) -> list[Media]:
+    return list(entry.post.media if part == 1 else entry.post.thread[part - 2].media)
+
+
+def _alt(media: Media, entry: PostEntry, lang: str, part: int, translator: str, gver: str) -> Alt:
+    if isinstance(media.alt, dict):
+        if lang in media.alt:
+            return media.alt[lang]
+        source_lang = entry.post.lang if entry.post.lang in media.alt else next(iter(media.alt))
+        source = media.alt[source_lang]
+    elif media.alt is None:
+        return None
+    else:
+        source_lang, source = entry.post.lang, media.alt
+        if lang == source_lang:
+            return source
+    key = CacheKey(translator, source_lang, lang, text_hash(source), gver)
+    return _Job(entry, lang, part, source, key, source_lang)
 
 
 def localize(
@@ -101,6 +130,7 @@ def localize(
         else sorted(content.posts.values(), key=lambda e: e.id)
     )
     jobs: list[_Job] = []
+    alts: dict[tuple[str, str, int], list[Alt]] = {}  # (post, lang, part) → its images' alts
     for entry in entries:
         for lang in entry.languages:
             for part in range(1, entry.parts + 1):
@@ -131,10 +161,22 @@ def localize(
                     continue
                 source = entry.human_text(entry.post.lang, part - 1) or ""
                 key = CacheKey(translator.name, entry.post.lang, lang, text_hash(source), gver)
-                jobs.append(_Job(entry, lang, part, source, key))
+                jobs.append(_Job(entry, lang, part, source, key, entry.post.lang))
+            # Alt texts: settled here with the text, so rows need no translation of their own.
+            for part in range(1, entry.parts + 1):
+                media = _part_media(entry, part)
+                if media:
+                    alts[(entry.id, lang, part)] = [
+                        _alt(m, entry, lang, part, translator.name, gver) for m in media
+                    ]
+    alt_jobs = {a.key: a for spec in alts.values() for a in spec if isinstance(a, _Job)}
+    text_keys = {j.key for j in jobs}
 
-    known = cache.get_many(list({j.key for j in jobs}))
+    known = cache.get_many(list(text_keys | set(alt_jobs)))
     missing = {j.key: j for j in jobs if j.key not in known}
+    for key, alt_job in alt_jobs.items():
+        if key not in known:
+            missing.setdefault(key, alt_job)
     outcomes: dict[CacheKey, str | Exception] = dict(known)
     if missing:
         with ThreadPoolExecutor(
@@ -158,32 +200,37 @@ def localize(
         if cached:
             result.stats.cache_hits += 1
         result.variants.append(_variant(content, job, outcome, cached, glossary))
+    # Alt texts only (not among the texts): one hit per unique key, as calls are counted.
+    result.stats.cache_hits += sum(1 for key in alt_jobs if key in known and key not in text_keys)
+    if alts:
+        result.variants = [
+            replace(v, alts=_settle_alts(alts[k], outcomes))
+            if (k := (v.post, v.lang, v.part)) in alts
+            else v
+            for v in result.variants
+        ]
     result.variants.sort(key=lambda v: (v.post, v.lang, v.part))
     return result
 
 
-def translate_cached(
-    content: ContentSet,
-    translator: Translator,
-    cache: TranslationCache,
-    text: str,
-    source: str,
-    target: str,
-) -> str:
-    """One text (an alt text, say) through the same protection, check and cache as posts.
-
-    Raises:
-        TranslationError: the engine failed.
-        EntityMismatch: the engine damaged a protected entity.
-    """
-    key = CacheKey(translator.name, source, target, text_hash(text), glossary_version(content))
-    known = cache.get_many([key])
-    if key in known:
-        return known[key]
-    protected = protect(text, target, glossary_terms(content))
-    restored = restore(translator.translate(protected.masked, source, target), protected).strip()
-    cache.put(key, restored)
-    return restored
+def _settle_alts(
+    spec: list[Alt], outcomes: dict[CacheKey, str | Exception]
+) -> tuple[str | None, ...]:
+    """Each image's alt text; a translation that failed falls back to the source (logged)."""
+    settled: list[str | None] = []
+    for alt in spec:
+        if not isinstance(alt, _Job):
+            settled.append(alt)
+            continue
+        outcome = outcomes[alt.key]
+        if isinstance(outcome, Exception):
+            logger.bind(post=alt.entry.id, lang=alt.lang, error=str(outcome)).warning(
+                "alt.untranslated"
+            )
+            settled.append(alt.source)
+        else:
+            settled.append(outcome)
+    return tuple(settled)
 
 
 def _translate_one(
@@ -193,7 +240,7 @@ def _translate_one(
     protected = protect(job.source, job.lang, glossary)
     log = logger.bind(post=job.entry.id, lang=job.lang, part=job.part, backend=translator.name)
     try:
-        answer = translator.translate(protected.masked, job.entry.post.lang, job.lang)
+        answer = translator.translate(protected.masked, job.source_lang, job.lang)
         restored = restore(answer, protected).strip()
     except (TranslationError, EntityMismatch) as exc:
         log.bind(error=str(exc), kind=type(exc).__name__).warning("translate.failed")

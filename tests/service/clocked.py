@@ -29,7 +29,8 @@ from servers.x import XServer
 
 from bot.cli import main
 from bot.schedule.ledger import Ledger, Row
-from bot.service import Service, set_pause
+from bot.schedule.pauses import set_pause
+from bot.service import Service
 from bot.settings import ServiceSettings, Settings
 from bot.source import LocalSource
 from bot.store import open_store, state_url

@@ -36,7 +36,7 @@ from service.conftest import (
 from bot.content import loader
 from bot.errors import PublishRejected
 from bot.publish.media import RevisionMedia
-from bot.service import Service
+from bot.service import Service, views
 from bot.settings import ServiceSettings, Settings
 from bot.source import GitSource
 from bot.store import open_store
@@ -212,17 +212,17 @@ def test_revision_whose_validation_raises_is_reported_and_later_commits_still_ap
             raise RecursionError("maximum recursion depth exceeded")
         return real_validate(root, cache)
 
-    monkeypatch.setattr("bot.service.validate", validate)
+    monkeypatch.setattr("bot.service.lifecycle.validate", validate)
     svc, _state = in_process
     content_repo.write("content/posts/bon.yaml", post_yaml("bon", due_in(3600), "Bon"))
     good = content_repo.commit("bon")
     svc.sync()
-    assert svc.status()["revision"] == good
+    assert views.status(svc)["revision"] == good
 
     content_repo.write("content/posts/boom.yaml", post_yaml("boom", due_in(3600), "Boum"))
     bad = content_repo.commit("boom")
     svc.sync()  # does not raise
-    status = svc.status()
+    status = views.status(svc)
     assert (status["revision"], status["seen_revision"]) == (good, bad)
     assert status["content_valid"] is False
     (error,) = status["content_errors"]
@@ -236,13 +236,13 @@ def test_revision_whose_validation_raises_is_reported_and_later_commits_still_ap
     svc.sync()  # the same revision again: not re-applied over and over, not alerted again
     time.sleep(0.3)
     assert len(alerts_of(alerts, "content.failed")) == 1
-    assert {r["post"] for r in svc.status()["upcoming"]} == {"bon"}
+    assert {r["post"] for r in views.status(svc)["upcoming"]} == {"bon"}
 
     content_repo.remove("content/posts/boom.yaml")
     content_repo.write("content/posts/suite.yaml", post_yaml("suite", due_in(3600), "Suite"))
     fixed = content_repo.commit("remove boom, add suite")
     svc.sync()
-    status = svc.status()
+    status = views.status(svc)
     assert (status["revision"], status["content_valid"], status["content_errors"]) == (
         fixed,
         True,

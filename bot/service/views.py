@@ -1,0 +1,200 @@
+"""What the service shows over HTTP: ``/healthz``, ``/readyz``, ``/status`` and ``/metrics``,
+read from the service's state and the ledger at request time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from sqlalchemy import Engine, func, select
+
+from bot.schedule.ledger import Row, State
+from bot.store import deliveries
+
+if TYPE_CHECKING:
+    from bot.service.lifecycle import Service
+
+
+def healthy(service: Service) -> bool:
+    with service.lock:
+        last = service.last_sweep
+    limit = timedelta(seconds=max(3 * service.settings.sweep_interval, 15))
+    return last is not None and datetime.now(UTC) - last < limit
+
+
+def not_ready(service: Service) -> str | None:
+    """Why the content is not in sync (no valid content yet, or the source cannot be read
+    now), for ``/readyz``; None when it is."""
+    with service.lock:
+        if service.sync_failing_since is not None:
+            return (
+                f"cannot read the content source since "
+                f"{service.sync_failing_since.isoformat(timespec='seconds')}: {service.sync_error}"
+            )
+        if service.content is None:
+            return "no valid content loaded yet"
+        return None
+
+
+def status(service: Service, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    """What ``/status`` shows. Its cost does not grow with the ledger: counts come from
+    one aggregate query, and each list is one page (``limit`` rows after ``offset``)."""
+    now = datetime.now(UTC)
+    counts: dict[str, dict[str, int]] = {}
+    for (state, account), n in sorted(service.ledger.counts().items()):
+        counts.setdefault(str(state), {})[account] = n
+
+    def page(states: list[State], recent_first: bool = False) -> list[dict[str, Any]]:
+        rows = service.ledger.page(states, limit=limit, offset=offset, recent_first=recent_first)
+        return [_row_json(r) for r in rows]
+
+    # SENDING rows whose owner is gone (ledger.py): the next sweep reconciles them.
+    stale = service.ledger.stale_sending(now)
+    with service.lock:
+        content = service.content
+    paused = service.dispatch.paused(content) if content else {}
+    upcoming = page([State.PENDING])
+    # Being sent, or being checked against the account's timeline.
+    in_flight = page([State.SENDING, State.UNKNOWN])
+    # Ended without being published, most recent first.
+    problems = page([State.FAILED, State.EXPIRED], recent_first=True)
+    recent = page([s for s in State if s is not State.PENDING], recent_first=True)
+    with service.lock:
+        since = service.sync_failing_since
+        return {
+            "now": now.isoformat(timespec="seconds"),
+            "revision": service.revision,
+            "seen_revision": service.seen_revision,
+            "content_valid": not service.problems,
+            "content_errors": [str(p) for p in service.problems],
+            "sync_error": service.sync_error,
+            "last_sync": _iso(service.last_sync),
+            "sync": {
+                "ok": since is None and service.last_good_sync is not None,
+                "failing_since": _iso(since),
+                "last_success": _iso(service.last_good_sync),
+                "error": service.sync_error,
+            },
+            "warnings": service.warnings,
+            "paused": paused,
+            "counts": counts,
+            "page": {"limit": limit, "offset": offset},
+            "upcoming": upcoming,
+            "open": in_flight,
+            "problems": problems,
+            "recent": recent,
+            "stale": [{**_row_json(r), "stale": why} for r, why in stale],
+            # Posts of ours another publisher sent; other services on this state.
+            **service.watcher.status(),
+        }
+
+
+class Figures:
+    """The ``/metrics`` collector: every figure read at scrape time, from the ledger (counts,
+    next due) and the service's state; names, types and labels are documented in
+    docs/operations.md."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        service = self.service
+        deliveries = GaugeMetricFamily(
+            "diplobot_deliveries",
+            "Deliveries in the ledger by state and account.",
+            labels=["state", "account"],
+        )
+        for (state, account), count in sorted(service.ledger.counts().items()):
+            deliveries.add_metric([str(state), account], count)
+        yield deliveries
+        next_due = _next_due(service.engine)
+        with service.lock:
+            stats, last_sync, rev = service.stats, service.last_sync, service.revision
+            engine_calls, cache_hits = stats.engine_calls, stats.cache_hits
+            valid = not service.problems
+            failing = service.sync_failing_since is not None
+            good = service.last_good_sync
+        yield CounterMetricFamily(
+            "diplobot_translation_engine_calls", "Calls to the translation engine.", engine_calls
+        )
+        yield CounterMetricFamily(
+            "diplobot_translation_cache_hits", "Translations found in the cache.", cache_hits
+        )
+        yield GaugeMetricFamily(
+            "diplobot_last_sync_timestamp_seconds",
+            "Last time the source was synced, whatever the outcome.",
+            _stamp(last_sync),
+        )
+        yield GaugeMetricFamily(
+            "diplobot_last_successful_sync_timestamp_seconds",
+            "Last time the source was read.",
+            _stamp(good),
+        )
+        yield GaugeMetricFamily(
+            "diplobot_sync_failing", "1 while the content source cannot be read.", int(failing)
+        )
+        revision = GaugeMetricFamily(
+            "diplobot_content_revision_info", "The content revision running.", labels=["revision"]
+        )
+        revision.add_metric([rev or ""], 1)
+        yield revision
+        yield GaugeMetricFamily(
+            "diplobot_content_valid", "1 when the last revision seen is valid.", int(valid)
+        )
+        yield GaugeMetricFamily(
+            "diplobot_next_due_timestamp_seconds",
+            "When the next pending delivery is due (0: none).",
+            _stamp(next_due),
+        )
+        yield from service.watcher.metrics()
+
+
+def registry(service: Service) -> CollectorRegistry:
+    """A registry of ``service``'s own (never the process-wide one: two services in one
+    process, as in the tests, each show their figures)."""
+    own = CollectorRegistry()
+    own.register(Figures(service))
+    return own
+
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""What :func:`metrics` writes (``generate_latest``'s format)."""
+
+
+def metrics(service: Service) -> bytes:
+    """``/metrics``: the Prometheus text format (labels escaped by the library)."""
+    return generate_latest(service.registry)
+
+
+def _stamp(moment: datetime | None) -> float:
+    return moment.timestamp() if moment else 0
+
+
+def _next_due(engine: Engine) -> datetime | None:
+    """When the next PENDING delivery is due (the only SQL here)."""
+    with engine.connect() as conn:
+        due = conn.execute(
+            select(func.min(deliveries.c.due_at)).where(deliveries.c.state == State.PENDING.value)
+        ).scalar()
+    return datetime.fromisoformat(due) if due else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def _row_json(r: Row) -> dict[str, Any]:
+    return {
+        "post": r.post_id,
+        "account": r.account,
+        "part": r.part,
+        "channel": r.channel,
+        "state": str(r.state),
+        "due": r.due_at.isoformat(timespec="seconds"),
+        "attempts": r.attempts,
+        "url": r.url,
+        "error": r.last_error,
+    }
