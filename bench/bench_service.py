@@ -84,7 +84,7 @@ def bench_lag(posts: int = 63) -> None:
     from sqlalchemy import func, select
 
     from bot.service import Service, ServiceSettings
-    from bot.store import deliveries, open_store, state_url
+    from bot.state.db import deliveries, open_store, state_url
     from bot.sync import LocalSource
 
     fake = subprocess.Popen(
@@ -140,7 +140,7 @@ def bench_lag(posts: int = 63) -> None:
         service.start()
         ready_in = time.perf_counter() - started
         expected = posts * len(ACCOUNTS)
-        from bot.schedule.ledger import State
+        from bot.state.ledger import State
 
         # Polled with a COUNT, not by reading the rows: the poll shares this process's CPU
         # with the service, and must not slow down what it measures.
@@ -249,7 +249,7 @@ def bench_idle(seconds: int = 60) -> None:
 
 def bench_commit(repeat: int = 5) -> None:
     from bot.service import Service, ServiceSettings
-    from bot.store import open_store, state_url
+    from bot.state.db import open_store, state_url
     from bot.sync import GitSource
 
     def git(cwd: Path, *args: str) -> None:

@@ -23,8 +23,8 @@ from bench.genrepo import generate  # noqa: E402
 from bot.config import Secret, TranslatorSettings  # noqa: E402
 from bot.content.loader import load  # noqa: E402
 from bot.log import setup_logging  # noqa: E402
-from bot.store import open_store, state_url  # noqa: E402
-from bot.translate.cache import TranslationCache  # noqa: E402
+from bot.state.db import open_store, state_url  # noqa: E402
+from bot.state.translations import TranslationCache  # noqa: E402
 from bot.translate.localize import localize  # noqa: E402
 from bot.translate.registry import make_translator  # noqa: E402
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.errors import BotError, ConfigError, ContentError
-from bot.schedule.ledger import State
+from bot.state.ledger import State
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -184,7 +184,7 @@ def _state_problem(exc: Exception, args: argparse.Namespace) -> str | None:
 
     if not isinstance(exc, DatabaseError):
         return None
-    from bot.store import state_error, state_url
+    from bot.state.db import state_error, state_url
 
     try:
         url = state_url(Path(args.root), args.state)
@@ -195,7 +195,7 @@ def _state_problem(exc: Exception, args: argparse.Namespace) -> str | None:
 
 def _store(args: argparse.Namespace, *, create: bool = True) -> Engine | None:
     """The state database; with ``create=False``, None when it does not exist yet."""
-    from bot.store import open_store, state_exists, state_url
+    from bot.state.db import open_store, state_exists, state_url
 
     url = state_url(Path(args.root), args.state)
     if not create and not state_exists(url):
@@ -230,9 +230,9 @@ def _cmd_count(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from bot.content.loader import load
     from bot.content.report import render_problems
-    from bot.schedule.pins import PinStore
     from bot.schedule.plan import plan
     from bot.schedule.render import plan_to_json, plan_to_text
+    from bot.state.pins import PinStore
 
     content = load(args.root)
     if args.start:
@@ -268,7 +268,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
     from bot.config import TranslatorSettings
     from bot.content.loader import load
-    from bot.translate.cache import TranslationCache
+    from bot.state.translations import TranslationCache
     from bot.translate.localize import localize
     from bot.translate.registry import make_translator
     from bot.translate.write import write_translations
@@ -331,7 +331,7 @@ def _publishing(
     args: argparse.Namespace, content: ContentSet, *, dry_run: bool = False
 ) -> Publishing:
     from bot.publish.session import Publishing
-    from bot.store import state_dir, state_url
+    from bot.state.db import state_dir, state_url
 
     engine = _store(args)
     assert engine is not None
@@ -386,7 +386,7 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from bot.schedule.ledger import Ledger
+    from bot.state.ledger import Ledger
 
     engine = _store(args, create=False)
     ledger = Ledger(engine) if engine is not None else None
@@ -518,7 +518,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bot.config import read_secret
     from bot.http import serve
     from bot.service import Service, ServiceSettings
-    from bot.store import open_store, state_dir, state_url
+    from bot.state.db import open_store, state_dir, state_url
     from bot.sync import GitSource, LocalSource, Source
 
     settings = ServiceSettings.from_env()

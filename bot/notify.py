@@ -13,7 +13,7 @@ import requests
 from loguru import logger
 
 from bot.config import read_secret
-from bot.schedule.ledger import Row
+from bot.state.ledger import Row
 
 if TYPE_CHECKING:
     from bot.publish.watch import Foreign

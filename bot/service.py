@@ -49,10 +49,10 @@ from bot.publish.media import RevisionMedia
 from bot.publish.session import Publishing
 from bot.publish.watch import DEFAULT_INTERVAL as DEFAULT_WATCH
 from bot.publish.watch import Watch
-from bot.schedule.ledger import Ledger, Row, State
-from bot.schedule.pins import PinStore
 from bot.schedule.plan import Pin, due_for, plan
-from bot.store import deliveries, heartbeat, runtime_pauses, utc_now_iso
+from bot.state.db import deliveries, heartbeat, runtime_pauses, utc_now_iso
+from bot.state.ledger import Ledger, Row, State
+from bot.state.pins import PinStore
 from bot.sync import GitSource, Source, export_revision
 from bot.translate.base import Translator
 from bot.translate.localize import localize

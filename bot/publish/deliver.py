@@ -39,7 +39,7 @@ from bot.errors import (
     PublishRejected,
 )
 from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt
-from bot.schedule.ledger import Ledger, Row, State
+from bot.state.ledger import Ledger, Row, State
 
 MAX_ATTEMPTS = 5
 """Attempts (claims) per delivery before it is FAILED: no retry loop is unbounded."""

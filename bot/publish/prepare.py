@@ -16,10 +16,10 @@ from loguru import logger
 from bot.content.loader import CONTENT_DIR, ContentSet, PostEntry
 from bot.content.model import Media
 from bot.errors import TranslationError
-from bot.schedule.ledger import MediaRef, NewDelivery
+from bot.state.ledger import MediaRef, NewDelivery
+from bot.state.translations import TranslationCache
 from bot.text.protect import EntityMismatch
 from bot.translate.base import Translator
-from bot.translate.cache import TranslationCache
 from bot.translate.localize import Variant, translate_cached
 
 

@@ -21,9 +21,9 @@ from bot.publish.deliver import REARMABLE, Deliverer, recover
 from bot.publish.media import FolderMedia, MediaSource, ValidatedMedia
 from bot.publish.outbox import OutboxPublisher
 from bot.publish.prepare import prepare
-from bot.schedule.ledger import FINAL, Ledger, Row, State
+from bot.state.ledger import FINAL, Ledger, Row, State
+from bot.state.translations import TranslationCache
 from bot.translate.base import Translator
-from bot.translate.cache import TranslationCache
 from bot.translate.localize import Variant, localize
 
 

@@ -35,7 +35,8 @@ from bot.notify import Notifier
 from bot.publish.base import Published
 from bot.publish.match import same_text
 from bot.publish.session import Publishing
-from bot.schedule.ledger import (
+from bot.state.db import heartbeat, instances
+from bot.state.ledger import (
     INSTANCES_KEPT,
     Instance,
     Row,
@@ -43,7 +44,6 @@ from bot.schedule.ledger import (
     this_instance,
     write_instance,
 )
-from bot.store import heartbeat, instances
 
 DEFAULT_INTERVAL = 600.0
 """``DIPLOBOT_WATCH_INTERVAL``: seconds between two reads of each account's timeline."""

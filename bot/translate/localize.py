@@ -19,11 +19,11 @@ from loguru import logger
 
 from bot.content.loader import ContentSet, PostEntry
 from bot.errors import TranslationError, TranslationPermanent
+from bot.state.translations import CacheKey, TranslationCache, text_hash
 from bot.text.length import MAX_WEIGHTED_LENGTH, weighted_length
 from bot.text.protect import EntityMismatch, GlossaryTerm, protect, restore
 from bot.text.split import CannotSplit, split_thread
 from bot.translate.base import Translator
-from bot.translate.cache import CacheKey, TranslationCache, text_hash
 
 Origin = Literal["human", "machine", "cached", "file"]
 State = Literal["ready", "review", "held", "failed"]

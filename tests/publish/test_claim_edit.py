@@ -18,8 +18,8 @@ from servers.x import XServer
 from bot.config import XSettings
 from bot.publish.deliver import Deliverer
 from bot.publish.x import XPublisher
-from bot.schedule.ledger import Ledger, NewDelivery, Row, State
-from bot.store import open_store, state_url
+from bot.state.db import open_store, state_url
+from bot.state.ledger import Ledger, NewDelivery, Row, State
 
 FR = "francediplo"
 PART_1 = "Conférence sur le Soudan : la France réunit ses partenaires (1/2)"

@@ -27,9 +27,9 @@ from servers.translate import LibreServer
 from servers.x import XServer
 
 from bot.cli import main
-from bot.schedule.ledger import Ledger, Row
 from bot.service import Service, ServiceSettings, set_pause
-from bot.store import open_store, state_url
+from bot.state.db import open_store, state_url
+from bot.state.ledger import Ledger, Row
 from bot.sync import LocalSource
 
 FR = "francediplo"

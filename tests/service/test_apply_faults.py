@@ -37,7 +37,7 @@ from bot.content import loader
 from bot.errors import PublishRejected
 from bot.publish.media import RevisionMedia
 from bot.service import Service, ServiceSettings
-from bot.store import open_store
+from bot.state.db import open_store
 from bot.sync import GitSource
 
 LANGS = dict(zip(HANDLES, ("fr", "en", "ar", "es"), strict=True))

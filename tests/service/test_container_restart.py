@@ -18,9 +18,9 @@ from servers.x import XServer
 from service.conftest import ContentRepo, ServiceFactory, ServiceProcess, due_in, wait_for
 
 from bot.http import serve
-from bot.schedule.ledger import Instance, Ledger, NewDelivery, this_instance
 from bot.service import Service, ServiceSettings
-from bot.store import open_store, state_url
+from bot.state.db import open_store, state_url
+from bot.state.ledger import Instance, Ledger, NewDelivery, this_instance
 from bot.sync import LocalSource
 
 FR = "francediplo"

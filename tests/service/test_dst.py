@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from bot.schedule.ledger import State
 from bot.service import Service, ServiceSettings
-from bot.store import open_store, state_url
+from bot.state.db import open_store, state_url
+from bot.state.ledger import State
 from bot.sync import LocalSource
 
 ACCOUNTS = "timezone: Europe/Paris\naccounts:\n  fr_acct: {lang: fr, handle: francediplo}\n"

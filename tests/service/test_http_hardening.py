@@ -29,9 +29,9 @@ from service.conftest import wait_for
 
 from bot.config import Secret
 from bot.http import ReplayGuard, serve
-from bot.schedule.ledger import Ledger, NewDelivery, State
 from bot.service import Service, ServiceSettings
-from bot.store import deliveries, open_store, state_url
+from bot.state.db import deliveries, open_store, state_url
+from bot.state.ledger import Ledger, NewDelivery, State
 from bot.sync import LocalSource
 
 SECRET = "hook-secret-CANARY-5151"

@@ -14,9 +14,9 @@ from servers.translate import FakeEngine, LibreServer
 from translate.conftest import KEY, make_backend
 
 from bot.content.loader import load
-from bot.store import open_store, state_url
+from bot.state.db import open_store, state_url
+from bot.state.translations import TranslationCache
 from bot.text.protect import entities
-from bot.translate.cache import TranslationCache
 from bot.translate.localize import localize
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from bot.schedule.ledger import Ledger, NewDelivery
-from bot.store import open_store, state_url
+from bot.state.db import open_store, state_url
+from bot.state.ledger import Ledger, NewDelivery
 
 ROOT = Path(__file__).resolve().parents[2]
 ADVICE = "Restore the last backup (docs/deploy.md, 'State, and backing it up')"

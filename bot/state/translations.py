@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, and_, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.store import translations, utc_now_iso
+from bot.state.db import translations, utc_now_iso
 from bot.text.length import normalize
 
 

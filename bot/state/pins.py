@@ -9,7 +9,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.schedule.plan import Pin
-from bot.store import slot_pins, utc_now_iso
+from bot.state.db import slot_pins, utc_now_iso
 
 
 class PinStore:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from bot.schedule.ledger import Ledger, NewDelivery, State
-from bot.store import open_store, state_url
+from bot.state.db import open_store, state_url
+from bot.state.ledger import Ledger, NewDelivery, State
 
 
 def version(text: str) -> NewDelivery:

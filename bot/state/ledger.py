@@ -98,7 +98,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, or_, s
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.errors import ConfigError
-from bot.store import by_hand, deliveries, instances, utc_now_iso
+from bot.state.db import by_hand, deliveries, instances, utc_now_iso
 
 
 class State(StrEnum):

@@ -21,7 +21,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, inspect
 
 from bot.cli import main
-from bot.schedule.ledger import (
+from bot.state.db import MIGRATIONS, migrate, open_store, state_url
+from bot.state.ledger import (
     DEFAULT_LEASE,
     Instance,
     Ledger,
@@ -31,7 +32,6 @@ from bot.schedule.ledger import (
     lease_from_env,
     this_instance,
 )
-from bot.store import MIGRATIONS, migrate, open_store, state_url
 
 LEASE = timedelta(seconds=60)
 
@@ -90,7 +90,7 @@ def test_claim_names_the_process_start_with_host_and_pid_for_people(engine: Engi
     instance, _, rest = (claimed.claimed_by or "").partition("@")
     assert rest == f"{socket.gethostname()}:{os.getpid()}"
     assert len(instance) == 12 and instance == this_instance().id
-    code = "from bot.schedule.ledger import owner_id; print(owner_id())"
+    code = "from bot.state.ledger import owner_id; print(owner_id())"
     twice = [
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         for _ in range(2)
