@@ -84,7 +84,8 @@ def bench_lag(posts: int = 63) -> None:
     from sqlalchemy import func, select
 
     from bot.service import Service, ServiceSettings
-    from bot.state.db import deliveries, open_store, state_url
+    from bot.state import open_store, state_url
+    from bot.state.tables import deliveries
     from bot.sync import LocalSource
 
     fake = subprocess.Popen(
@@ -124,10 +125,10 @@ def bench_lag(posts: int = 63) -> None:
         for account, (token, secret, _h) in ACCOUNTS.items():
             os.environ[f"DIPLOBOT_{account.upper()}_ACCESS_TOKEN"] = token
             os.environ[f"DIPLOBOT_{account.upper()}_ACCESS_SECRET"] = secret
-        engine = open_store(state_url(root, None))
+        store = open_store(state_url(root, None))
         service = Service(
             LocalSource(root),
-            engine,
+            store,
             root / ".diplobot",
             ServiceSettings(
                 sync_interval=300,
@@ -154,7 +155,7 @@ def bench_lag(posts: int = 63) -> None:
         cpu0, fake_cpu0 = time.process_time(), _proc_stat(fake.pid)[0]
         deadline = due.timestamp() + 60
         while time.time() < deadline:
-            with engine.connect() as conn:
+            with store.engine.connect() as conn:
                 if conn.execute(posted).scalar_one() >= expected:
                     break
             time.sleep(0.25)
@@ -249,7 +250,7 @@ def bench_idle(seconds: int = 60) -> None:
 
 def bench_commit(repeat: int = 5) -> None:
     from bot.service import Service, ServiceSettings
-    from bot.state.db import open_store, state_url
+    from bot.state import open_store, state_url
     from bot.sync import GitSource
 
     def git(cwd: Path, *args: str) -> None:
@@ -262,10 +263,10 @@ def bench_commit(repeat: int = 5) -> None:
         git(origin, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "start")
         os.environ.update(DIPLOBOT_TRANSLATOR="libre", DIPLOBOT_TRANSLATOR_URL=libre.url)
         state = Path(tmp) / "state"
-        engine = open_store(state_url(state, str(state / "state.sqlite")))
+        store = open_store(state_url(state, str(state / "state.sqlite")))
         service = Service(
             GitSource(str(origin), "main", state / "repo"),
-            engine,
+            store,
             state,
             ServiceSettings(sync_interval=300),
         )

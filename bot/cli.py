@@ -20,10 +20,9 @@ from bot.errors import BotError, ConfigError, ContentError
 from bot.state.ledger import State
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
     from bot.content.loader import ContentSet
     from bot.publish.session import Publishing
+    from bot.state import Store
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -178,24 +177,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _state_problem(exc: Exception, args: argparse.Namespace) -> str | None:
     """The message for a database error met after the state was opened (a page damaged in
     the middle of the file is only found when it is read); None for other errors."""
-    if "sqlalchemy" not in sys.modules:
+    if "bot.state" not in sys.modules:  # the state was never opened
         return None
-    from sqlalchemy.exc import DatabaseError
-
-    if not isinstance(exc, DatabaseError):
-        return None
-    from bot.state.db import state_error, state_url
+    from bot.state import database_problem, state_url
 
     try:
         url = state_url(Path(args.root), args.state)
     except ConfigError:
         url = str(args.state)
-    return str(state_error(exc, url))
+    problem = database_problem(exc, url)
+    return str(problem) if problem is not None else None
 
 
-def _store(args: argparse.Namespace, *, create: bool = True) -> Engine | None:
+def _store(args: argparse.Namespace, *, create: bool = True) -> Store | None:
     """The state database; with ``create=False``, None when it does not exist yet."""
-    from bot.state.db import open_store, state_exists, state_url
+    from bot.state import open_store, state_exists, state_url
 
     url = state_url(Path(args.root), args.state)
     if not create and not state_exists(url):
@@ -232,7 +228,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from bot.content.report import render_problems
     from bot.schedule.plan import plan
     from bot.schedule.render import plan_to_json, plan_to_text
-    from bot.state.pins import PinStore
 
     content = load(args.root)
     if args.start:
@@ -248,8 +243,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     else:
         now = datetime.now(UTC)
     # Planning from the real now pins slot posts; a preview (--from) creates and pins nothing.
-    engine = _store(args, create=not args.start)
-    store = PinStore(engine) if engine is not None else None
+    state = _store(args, create=not args.start)
+    store = state.pins if state is not None else None
     pinned = store.load() if store is not None else {}
     result = plan(content, now, args.days, pinned=pinned)
     if store is not None and not args.start and (result.new_pins or set(pinned) - set(result.pins)):
@@ -268,7 +263,6 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
     from bot.config import TranslatorSettings
     from bot.content.loader import load
-    from bot.state.translations import TranslationCache
     from bot.translate.localize import localize
     from bot.translate.registry import make_translator
     from bot.translate.write import write_translations
@@ -288,7 +282,9 @@ def _cmd_translate(args: argparse.Namespace) -> int:
         )
     settings = TranslatorSettings.from_env()
     translator = make_translator(settings)
-    cache = TranslationCache(_store(args))  # type: ignore[arg-type]
+    state = _store(args)
+    assert state is not None
+    cache = state.translations
     result = localize(
         content, translator, cache, post_ids=args.ids or None, parallel=settings.parallel
     )
@@ -331,12 +327,12 @@ def _publishing(
     args: argparse.Namespace, content: ContentSet, *, dry_run: bool = False
 ) -> Publishing:
     from bot.publish.session import Publishing
-    from bot.state.db import state_dir, state_url
+    from bot.state import state_dir, state_url
 
-    engine = _store(args)
-    assert engine is not None
+    store = _store(args)
+    assert store is not None
     folder = state_dir(state_url(Path(args.root), args.state), Path(args.root))
-    pub = Publishing.build(content, engine, folder, dry_run=dry_run)
+    pub = Publishing.build(content, store, folder, dry_run=dry_run)
     for warning in pub.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return pub
@@ -386,10 +382,8 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from bot.state.ledger import Ledger
-
-    engine = _store(args, create=False)
-    ledger = Ledger(engine) if engine is not None else None
+    store = _store(args, create=False)
+    ledger = store.ledger if store is not None else None
     rows = ledger.rows(args.id) if ledger is not None else []
     # A SENDING row whose owner is gone: the next start of the service or post-now
     # reconciles it; until then it needs a look.
@@ -518,7 +512,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bot.config import read_secret
     from bot.http import serve
     from bot.service import Service, ServiceSettings
-    from bot.state.db import open_store, state_dir, state_url
+    from bot.state import open_store, state_dir, state_url
     from bot.sync import GitSource, LocalSource, Source
 
     settings = ServiceSettings.from_env()
@@ -533,12 +527,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     else:
         source = LocalSource(Path(args.root))
-    engine = open_store(url)
+    store = open_store(url)
     if args.dry_run:
         for name in list(os.environ):
             if name.startswith("DIPLOBOT_X_API_"):
                 del os.environ[name]
-    service = Service(source, engine, folder, settings)
+    service = Service(source, store, folder, settings)
     stop = threading.Event()
     failed: list[BaseException] = []
 
@@ -612,16 +606,15 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 def _cmd_pause(args: argparse.Namespace, paused: bool = True) -> int:
     from bot.content.loader import load
-    from bot.service import set_pause
 
     content = load(args.root)
     if args.account and args.account not in content.accounts.accounts:
         raise ConfigError(
             f"unknown account '{args.account}'; accounts: " + ", ".join(content.accounts.accounts)
         )
-    engine = _store(args)
-    assert engine is not None
-    set_pause(engine, args.account, getattr(args, "reason", "") or "", paused)
+    store = _store(args)
+    assert store is not None
+    store.pauses.set(args.account, getattr(args, "reason", "") or "", paused)
     who = args.account or "every account"
     print(f"{'paused' if paused else 'resumed'}: {who}")
     return EXIT_OK

@@ -38,8 +38,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
-from sqlalchemy import Engine, func, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.config import Secret, read_secret
 from bot.content.loader import ContentSet, LoadCache, validate
@@ -50,9 +48,8 @@ from bot.publish.session import Publishing
 from bot.publish.watch import DEFAULT_INTERVAL as DEFAULT_WATCH
 from bot.publish.watch import Watch
 from bot.schedule.plan import Pin, due_for, plan
-from bot.state.db import deliveries, heartbeat, runtime_pauses, utc_now_iso
-from bot.state.ledger import Ledger, Row, State
-from bot.state.pins import PinStore
+from bot.state import Store
+from bot.state.ledger import Row, State
 from bot.sync import GitSource, Source, export_revision
 from bot.translate.base import Translator
 from bot.translate.localize import localize
@@ -112,18 +109,18 @@ class Service:
     def __init__(
         self,
         source: Source,
-        engine: Engine,
+        store: Store,
         state_dir: Path,
         settings: ServiceSettings,
         translator: Translator | None = None,
     ) -> None:
         self.source = source
-        self.engine = engine
+        self.store = store
         self.state_dir = state_dir
         self.settings = settings
         self.translator = translator
-        self.ledger = Ledger(engine)
-        self.pins = PinStore(engine)
+        self.ledger = store.ledger
+        self.pins = store.pins
         self.lock = threading.RLock()
         self.publish_lock = threading.Lock()
         self.sync_lock = threading.Lock()
@@ -162,7 +159,7 @@ class Service:
         self.sync_now = threading.Event()
         self.lifecycle = threading.Lock()  # start() and stop() agree on whether to run
         # Another publisher on our accounts, or another service on this state.
-        self.watcher = Watch(engine, self.ledger.lease, settings.watch_interval)
+        self.watcher = Watch(store, self.ledger.lease, settings.watch_interval)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -378,7 +375,7 @@ class Service:
         # holds later (the next fetched revision may be refused); a folder is re-checked.
         media = RevisionMedia(self.source.root, rev) if isinstance(self.source, GitSource) else None
         pub = Publishing.build(
-            content, self.engine, self.state_dir, translator=self.translator, media=media
+            content, self.store, self.state_dir, translator=self.translator, media=media
         )
         for deliverer in pub.deliverers.values():  # a thread's next part waits after SIGTERM
             deliverer.stopping = self.stopping.is_set
@@ -643,13 +640,7 @@ class Service:
         if self.stopping.is_set():
             return
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:  # proves the ledger is writable
-            stmt = sqlite_insert(heartbeat).values(name="sweep", at=now.isoformat())
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[heartbeat.c.name], set_={"at": stmt.excluded.at}
-                )
-            )
+        self.store.mark_sweep(now)  # proves the ledger is writable
         pub = self.pub
         if pub is not None:
             pub.recover(now)
@@ -687,13 +678,10 @@ class Service:
         for account in content.accounts.accounts:
             if pause.all or account in pause.accounts:
                 out[account] = pause.reason or "paused in schedules/slots.yaml"
-        with self.engine.connect() as conn:
-            for account, reason in conn.execute(
-                select(runtime_pauses.c.account, runtime_pauses.c.reason)
-            ):
-                targets = list(content.accounts.accounts) if account == "*" else [account]
-                for target in targets:
-                    out.setdefault(target, reason or "paused with 'diplobot pause'")
+        for account, reason in self.store.pauses.current().items():
+            targets = list(content.accounts.accounts) if account == "*" else [account]
+            for target in targets:
+                out.setdefault(target, reason or "paused with 'diplobot pause'")
         return out
 
     def run_due(self, look_now: bool = False) -> None:
@@ -842,12 +830,7 @@ class Service:
             "# HELP diplobot_deliveries Deliveries in the ledger by state and account.",
             "# TYPE diplobot_deliveries gauge",
         ]
-        with self.engine.connect() as conn:
-            next_due = conn.execute(
-                select(func.min(deliveries.c.due_at)).where(
-                    deliveries.c.state == State.PENDING.value
-                )
-            ).scalar()
+        next_due = self.ledger.next_due()
         for (state, account), count in sorted(self.ledger.counts().items()):
             lines.append(
                 f'diplobot_deliveries{{state="{_label(state)}",account="{_label(account)}"}} '
@@ -876,8 +859,7 @@ class Service:
             "# TYPE diplobot_content_valid gauge",
             f"diplobot_content_valid {1 if valid else 0}",
             "# TYPE diplobot_next_due_timestamp_seconds gauge",
-            "diplobot_next_due_timestamp_seconds "
-            f"{datetime.fromisoformat(next_due).timestamp() if next_due else 0}",
+            f"diplobot_next_due_timestamp_seconds {next_due.timestamp() if next_due else 0}",
             *self.watcher.metrics(_label),
         ]
         return "\n".join(lines) + "\n"
@@ -926,23 +908,3 @@ def _row_json(r: Row) -> dict[str, Any]:
         "url": r.url,
         "error": r.last_error,
     }
-
-
-def set_pause(engine: Engine, account: str | None, reason: str, paused: bool) -> None:
-    """``diplobot pause|resume [ACCOUNT]``: a runtime switch kept in the state database."""
-    from sqlalchemy import delete
-
-    key = account or "*"
-    with engine.begin() as conn:
-        if paused:
-            stmt = sqlite_insert(runtime_pauses).values(
-                account=key, reason=reason, at=utc_now_iso()
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[runtime_pauses.c.account],
-                    set_={"reason": stmt.excluded.reason, "at": stmt.excluded.at},
-                )
-            )
-        else:
-            conn.execute(delete(runtime_pauses).where(runtime_pauses.c.account == key))

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from loguru import logger
-from sqlalchemy import Engine
 
 from bot.config import TranslatorSettings, XSettings
 from bot.content.gitinfo import revision
@@ -21,6 +20,7 @@ from bot.publish.deliver import REARMABLE, Deliverer, recover
 from bot.publish.media import FolderMedia, MediaSource, ValidatedMedia
 from bot.publish.outbox import OutboxPublisher
 from bot.publish.prepare import prepare
+from bot.state import Store
 from bot.state.ledger import FINAL, Ledger, Row, State
 from bot.state.translations import TranslationCache
 from bot.translate.base import Translator
@@ -72,7 +72,7 @@ class Publishing:
     def build(
         cls,
         content: ContentSet,
-        engine: Engine,
+        store: Store,
         state_dir: Path,
         *,
         dry_run: bool = False,
@@ -84,7 +84,7 @@ class Publishing:
         from bot.translate.registry import make_translator
 
         handles = {a: acct.handle for a, acct in content.accounts.accounts.items()}
-        ledger = Ledger(engine)
+        ledger = store.ledger
         notifier = Notifier.from_env(handles)
         settings = TranslatorSettings.from_env()
         translator = translator or make_translator(settings)
@@ -123,7 +123,7 @@ class Publishing:
             content,
             ledger,
             translator,
-            TranslationCache(engine),
+            store.translations,
             deliverers,
             channel_of,
             notifier,

@@ -1,1 +1,96 @@
-"""The state: one database (SQLite today), its tables and migrations, and the only SQL."""
+"""The state: one database (a SQLite file today), its tables and versioned migrations, and the
+only SQL of diplobot. Everything else receives a :class:`Store` (or one of its parts), never
+an engine.
+
+    tables.py      the tables, and the UTC datetime column type
+    migrations.py  the ordered schema steps, each run once
+    dialect.py     the only place where database kinds differ (URLs, upserts, locks)
+    db.py          ``--state`` → URL, opening, the operator's messages
+    ledger.py      the deliveries and their state machine
+    pins.py, translations.py, pauses.py, presence.py   the other parts
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from bot.state.db import database_problem, open_engine, state_dir, state_exists, state_url
+from bot.state.ledger import Instance, Ledger, Shared, lease_from_env, this_instance
+from bot.state.pauses import Pauses
+from bot.state.pins import Pins
+from bot.state.presence import Presence, mark_sweep
+from bot.state.translations import TranslationCache
+
+__all__ = [
+    "Store",
+    "database_problem",
+    "open_store",
+    "state_dir",
+    "state_exists",
+    "state_url",
+]
+
+
+class Store:
+    """One opened state database and its parts: ``ledger``, ``pins``, ``translations``,
+    ``pauses``, and :meth:`presence` for a service start."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url = engine.url.render_as_string(hide_password=False)
+        # The connection and lock the ledger's hot statements share (see ledger.Shared).
+        self._shared = Shared(engine)
+        self._lock = threading.Lock()
+        self.pins = Pins(engine)
+        self.translations = TranslationCache(engine)
+        self.pauses = Pauses(engine)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The ledger as this process start sees it, with ``DIPLOBOT_LEASE``.
+
+        Raises:
+            ConfigError: ``DIPLOBOT_LEASE`` is not a duration.
+        """
+        return self.ledger_as()
+
+    def ledger_as(
+        self, instance: Instance | None = None, *, lease: timedelta | None = None
+    ) -> Ledger:
+        """The ledger as ``instance`` (default: this process start) sees it, with ``lease``
+        (default ``DIPLOBOT_LEASE``): tests play a second process this way.
+
+        Raises:
+            ConfigError: ``DIPLOBOT_LEASE`` is not a duration.
+        """
+        with self._lock:
+            return Ledger(
+                self._shared,
+                lease=lease if lease is not None else lease_from_env(),
+                instance=instance or this_instance(),
+            )
+
+    def presence(self, lease: timedelta, instance: Instance | None = None) -> Presence:
+        """A service start's mark in this state (one per service)."""
+        return Presence(self.engine, lease, instance)
+
+    def mark_sweep(self, now: datetime) -> None:
+        """A write that proves the state is writable (the sweep's heartbeat)."""
+        mark_sweep(self.engine, now)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str) -> Store:
+    """Open (creating and migrating when needed) the state database at ``url``.
+
+    Raises:
+        StateError: the file is damaged, is not a diplobot state database, or was migrated
+            by a newer diplobot.
+    """
+    return Store(open_engine(url))

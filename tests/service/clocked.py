@@ -27,8 +27,8 @@ from servers.translate import LibreServer
 from servers.x import XServer
 
 from bot.cli import main
-from bot.service import Service, ServiceSettings, set_pause
-from bot.state.db import open_store, state_url
+from bot.service import Service, ServiceSettings
+from bot.state import open_store, state_url
 from bot.state.ledger import Ledger, Row
 from bot.sync import LocalSource
 
@@ -78,7 +78,7 @@ class ClockedService:
             self.service.sweep()
 
     def pause(self, account: str, paused: bool = True) -> None:
-        set_pause(self.service.engine, account, "test", paused)
+        self.service.store.pauses.set(account, "test", paused)
 
     def rows(self, post: str) -> list[Row]:
         return self.ledger.rows(post)
@@ -112,10 +112,10 @@ def clocked_service(
         monkeypatch.setenv(key, value)
     state_dir.mkdir(parents=True, exist_ok=True)
     state = state_dir / "state.sqlite"
-    engine = open_store(state_url(root, str(state)))
+    store = open_store(state_url(root, str(state)))
     settings = ServiceSettings(max_late=max_late, sweep_interval=1.0)
-    service = Service(LocalSource(root), engine, state_dir, settings)
-    return ClockedService(root, state, service, Ledger(engine))
+    service = Service(LocalSource(root), store, state_dir, settings)
+    return ClockedService(root, state, service, store.ledger)
 
 
 def alerts_of(sink: WebhookSink, event: str) -> list[dict[str, Any]]:

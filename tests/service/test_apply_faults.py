@@ -37,7 +37,7 @@ from bot.content import loader
 from bot.errors import PublishRejected
 from bot.publish.media import RevisionMedia
 from bot.service import Service, ServiceSettings
-from bot.state.db import open_store
+from bot.state import open_store
 from bot.sync import GitSource
 
 LANGS = dict(zip(HANDLES, ("fr", "en", "ar", "es"), strict=True))
@@ -188,10 +188,10 @@ def in_process(
         monkeypatch.setenv(key, value)
     state = tmp_path / "in-process"
     state.mkdir()
-    engine = open_store(f"sqlite:///{state / 'state.sqlite'}")
+    store = open_store(f"sqlite:///{state / 'state.sqlite'}")
     source = GitSource(str(content_repo.path), BRANCH, state / "repo")
-    yield Service(source, engine, state, ServiceSettings()), state
-    engine.dispose()
+    yield Service(source, store, state, ServiceSettings()), state
+    store.close()
 
 
 def test_revision_whose_validation_raises_is_reported_and_later_commits_still_apply(

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 
 from bot.service import Service, ServiceSettings
-from bot.state.db import open_store, state_url
+from bot.state import open_store, state_url
 from bot.state.ledger import State
 from bot.sync import LocalSource
 
@@ -57,9 +57,9 @@ def test_service_publishes_a_0230_slot_across_dst_as_documented(
     for name in ("DIPLOBOT_X_API_KEY", "DIPLOBOT_X_API_SECRET", "DIPLOBOT_ALERT_WEBHOOK"):
         monkeypatch.delenv(name, raising=False)
     root = make_repo(tmp_path / "repo")
-    engine = open_store(state_url(root, None))
+    store = open_store(state_url(root, None))
     with time_machine.travel(start, tick=False):
-        service = Service(LocalSource(root), engine, root / ".diplobot", ServiceSettings())
+        service = Service(LocalSource(root), store, root / ".diplobot", ServiceSettings())
         service.sync()
         rows = service.ledger.rows("nuit")
         assert [(r.state, r.due_at) for r in rows] == [(State.PENDING, due_utc)]
