@@ -1,6 +1,7 @@
 """The one place where database kinds differ: which URLs are accepted, how an engine is
-made, upserts, and the lock a schema change takes. SQLite only today; PostgreSQL is added by
-adding a branch to each function here (and nothing else in the state package changes).
+made, upserts, the lock a schema change takes, and how a column is altered. SQLite only
+today; PostgreSQL is added by adding a branch to each function here (and nothing else in the
+state package changes).
 
 SQLite runs with ``synchronous=FULL``: a claim (PENDING → SENDING) is on disk before the API
 call it allows, even if the machine loses power. In WAL mode ``NORMAL`` may roll back the last
@@ -115,6 +116,22 @@ def exclusive(engine: Engine) -> Iterator[Connection]:
             conn.rollback()
             raise
         conn.commit()
+
+
+def alter_table(conn: Connection, table: Table) -> None:
+    """Make the stored ``table`` match its definition now (a column's type, NOT NULL,
+    default or constraints changed, a column gone), keeping its rows: SQLite cannot alter a
+    column, so the table is rebuilt (created anew, rows copied, the old one dropped) in the
+    caller's transaction. Columns new in the definition take their default."""
+    if conn.dialect.name != SQLITE:
+        raise _unsupported(conn)
+    old = f"{table.name}__before"
+    present = {row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{table.name}")')}
+    kept = ", ".join(f'"{c.name}"' for c in table.columns if c.name in present)
+    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" RENAME TO "{old}"')
+    table.create(conn)
+    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({kept}) SELECT {kept} FROM "{old}"')
+    conn.exec_driver_sql(f'DROP TABLE "{old}"')
 
 
 _DAMAGED = ("file is not a database", "malformed", "disk image", "no such table", "no such column")

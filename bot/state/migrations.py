@@ -6,9 +6,10 @@ fails leaves the database exactly as it was (SQLite changes its schema transacti
 two processes upgrading at once take turns. A database newer than this code is refused.
 
 Append steps, never edit one: a deployed database is at some version. A step receives the
-connection; it may create tables, add or alter columns, and rewrite rows. Steps that create a
-table create its *current* definition (:mod:`bot.state.tables`), so a step that adds a column
-later must skip a column already there (:func:`add_column` does).
+connection; it may create tables, add columns (:func:`add_column`), alter them
+(:func:`bot.state.dialect.alter_table`: the table as defined now, rows kept) and rewrite rows.
+Steps that create a table create its *current* definition (:mod:`bot.state.tables`), so a
+step that adds a column later must skip a column already there (:func:`add_column` does).
 """
 
 from __future__ import annotations
