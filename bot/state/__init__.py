@@ -15,15 +15,18 @@ from __future__ import annotations
 import threading
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from bot.state.db import database_problem, open_engine, state_dir, state_exists, state_url
 from bot.state.ledger import Instance, Ledger, Shared, lease_from_env, this_instance
-from bot.state.pauses import Pauses
-from bot.state.pins import Pins
-from bot.state.presence import Presence, mark_sweep
-from bot.state.translations import TranslationCache
+
+if TYPE_CHECKING:
+    from bot.state.pauses import Pauses
+    from bot.state.pins import Pins
+    from bot.state.presence import Presence
+    from bot.state.translations import TranslationCache
 
 __all__ = [
     "Store",
@@ -37,7 +40,8 @@ __all__ = [
 
 class Store:
     """One opened state database and its parts: ``ledger``, ``pins``, ``translations``,
-    ``pauses``, and :meth:`presence` for a service start."""
+    ``pauses``, and :meth:`presence` for a service start. The parts are imported when first
+    used: ``diplobot validate`` and ``count`` start without the plan's or the text's modules."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -45,9 +49,24 @@ class Store:
         # The connection and lock the ledger's hot statements share (see ledger.Shared).
         self._shared = Shared(engine)
         self._lock = threading.Lock()
-        self.pins = Pins(engine)
-        self.translations = TranslationCache(engine)
-        self.pauses = Pauses(engine)
+
+    @cached_property
+    def pins(self) -> Pins:
+        from bot.state.pins import Pins
+
+        return Pins(self.engine)
+
+    @cached_property
+    def translations(self) -> TranslationCache:
+        from bot.state.translations import TranslationCache
+
+        return TranslationCache(self.engine)
+
+    @cached_property
+    def pauses(self) -> Pauses:
+        from bot.state.pauses import Pauses
+
+        return Pauses(self.engine)
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -76,10 +95,14 @@ class Store:
 
     def presence(self, lease: timedelta, instance: Instance | None = None) -> Presence:
         """A service start's mark in this state (one per service)."""
+        from bot.state.presence import Presence
+
         return Presence(self.engine, lease, instance)
 
     def mark_sweep(self, now: datetime) -> None:
         """A write that proves the state is writable (the sweep's heartbeat)."""
+        from bot.state.presence import mark_sweep
+
         mark_sweep(self.engine, now)
 
     def close(self) -> None:
