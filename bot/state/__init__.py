@@ -43,8 +43,10 @@ class Store:
     ``pauses``, and :meth:`presence` for a service start. The parts are imported when first
     used: ``diplobot validate`` and ``count`` start without the plan's or the text's modules."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, lease: timedelta | None = None) -> None:
+        """``lease``: the ledger's (default ``DIPLOBOT_LEASE``, read when first needed)."""
         self.engine = engine
+        self.lease = lease
         self.url = engine.url.render_as_string(hide_password=False)
         # The connection and lock the ledger's hot statements share (see ledger.Shared).
         self._shared = Shared(engine)
@@ -70,12 +72,12 @@ class Store:
 
     @cached_property
     def ledger(self) -> Ledger:
-        """The ledger as this process start sees it, with ``DIPLOBOT_LEASE``.
+        """The ledger as this process start sees it, with the store's lease.
 
         Raises:
             ConfigError: ``DIPLOBOT_LEASE`` is not a duration.
         """
-        return self.ledger_as()
+        return self.ledger_as(lease=self.lease)
 
     def ledger_as(
         self, instance: Instance | None = None, *, lease: timedelta | None = None
@@ -109,11 +111,12 @@ class Store:
         self.engine.dispose()
 
 
-def open_store(url: str) -> Store:
-    """Open (creating and migrating when needed) the state database at ``url``.
+def open_store(url: str, *, lease: timedelta | None = None) -> Store:
+    """Open (creating and migrating when needed) the state database at ``url``; ``lease``:
+    the ledger's (default ``DIPLOBOT_LEASE``).
 
     Raises:
         StateError: the file is damaged, is not a diplobot state database, or was migrated
             by a newer diplobot.
     """
-    return Store(open_engine(url))
+    return Store(open_engine(url), lease=lease)

@@ -318,3 +318,18 @@ def test_lease_is_read_from_the_environment() -> None:
     for bad in ("0", "soon", "2h"):
         with pytest.raises(ConfigError, match="DIPLOBOT_LEASE"):
             lease_from_env({"DIPLOBOT_LEASE": bad})
+
+
+def test_store_opened_with_a_lease_does_not_read_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wiring passes the lease from its settings: the store's ledger uses it, and only a
+    store opened without one reads DIPLOBOT_LEASE (when its ledger is first needed)."""
+    monkeypatch.setenv("DIPLOBOT_LEASE", "soon")
+    url = state_url(tmp_path, None)
+    assert open_store(url, lease=timedelta(seconds=90)).ledger.lease == timedelta(seconds=90)
+    from bot.errors import ConfigError
+
+    store = open_store(url)  # opening reads nothing
+    with pytest.raises(ConfigError, match="DIPLOBOT_LEASE"):
+        _ = store.ledger
