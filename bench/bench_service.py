@@ -86,7 +86,8 @@ def bench_lag(posts: int = 63) -> None:
     from bot.service import Service
     from bot.settings import ServiceSettings, Settings
     from bot.source import LocalSource
-    from bot.store import deliveries, open_store, state_url
+    from bot.state import open_store, state_url
+    from bot.state.tables import deliveries
     from bot.wiring import Wiring
 
     fake = subprocess.Popen(
@@ -126,10 +127,10 @@ def bench_lag(posts: int = 63) -> None:
         for account, (token, secret, _h) in ACCOUNTS.items():
             os.environ[f"DIPLOBOT_{account.upper()}_ACCESS_TOKEN"] = token
             os.environ[f"DIPLOBOT_{account.upper()}_ACCESS_SECRET"] = secret
-        engine = open_store(state_url(root, None))
+        store = open_store(state_url(root, None))
         service = Service(
             LocalSource(root),
-            engine,
+            store,
             root / ".diplobot",
             ServiceSettings(
                 sync_interval=300,
@@ -143,7 +144,7 @@ def bench_lag(posts: int = 63) -> None:
         service.start()
         ready_in = time.perf_counter() - started
         expected = posts * len(ACCOUNTS)
-        from bot.schedule.ledger import State
+        from bot.state.ledger import State
 
         # Polled with a COUNT, not by reading the rows: the poll shares this process's CPU
         # with the service, and must not slow down what it measures.
@@ -157,7 +158,7 @@ def bench_lag(posts: int = 63) -> None:
         cpu0, fake_cpu0 = time.process_time(), _proc_stat(fake.pid)[0]
         deadline = due.timestamp() + 60
         while time.time() < deadline:
-            with engine.connect() as conn:
+            with store.engine.connect() as conn:
                 if conn.execute(posted).scalar_one() >= expected:
                     break
             time.sleep(0.25)
@@ -251,10 +252,11 @@ def bench_idle(seconds: int = 60) -> None:
 
 
 def bench_commit(repeat: int = 5) -> None:
+
     from bot.service import Service
     from bot.settings import ServiceSettings, Settings
     from bot.source import GitSource
-    from bot.store import open_store, state_url
+    from bot.state import open_store, state_url
     from bot.wiring import Wiring
 
     def git(cwd: Path, *args: str) -> None:
@@ -267,11 +269,11 @@ def bench_commit(repeat: int = 5) -> None:
         git(origin, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "start")
         os.environ.update(DIPLOBOT_TRANSLATOR="libre", DIPLOBOT_TRANSLATOR_URL=libre.url)
         state = Path(tmp) / "state"
-        engine = open_store(state_url(state, str(state / "state.sqlite")))
         settings = Settings.from_env(os.environ)
+        store = open_store(state_url(state, str(state / "state.sqlite")), lease=settings.lease)
         service = Service(
             GitSource(str(origin), "main", state / "repo", settings.git_env),
-            engine,
+            store,
             state,
             ServiceSettings(sync_interval=300),
             wiring=Wiring(settings),

@@ -23,8 +23,7 @@ from bench.genrepo import generate  # noqa: E402
 from bot.content.loader import load  # noqa: E402
 from bot.log import setup_logging  # noqa: E402
 from bot.settings import Secret, TranslatorSettings  # noqa: E402
-from bot.store import open_store, state_url  # noqa: E402
-from bot.translate.cache import TranslationCache  # noqa: E402
+from bot.state import open_store, state_url  # noqa: E402
 from bot.translate.localize import localize  # noqa: E402
 from bot.wiring import make_translator  # noqa: E402
 
@@ -51,7 +50,7 @@ def main() -> None:
                         unique.add((entry.human_text(entry.post.lang, part), lang))
         timings = []
         for run in (1, 2):
-            cache = TranslationCache(open_store(state_url(root, None)))  # a fresh process's view
+            cache = open_store(state_url(root, None)).translations  # a fresh process's view
             before = len(server.calls)
             start = time.perf_counter()
             result = localize(content, translator, cache, parallel=args.parallel)

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING
 
 from bot import __version__
 from bot.errors import BotError, ConfigError, ContentError
-from bot.schedule.ledger import State
 from bot.settings import Settings, from_process
+from bot.state.ledger import State
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
     from bot.content.types import ContentSet
     from bot.publish.session import Publishing
+    from bot.state import Store
     from bot.wiring import Wiring
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -186,19 +185,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _state_problem(exc: Exception, args: argparse.Namespace) -> str | None:
     """The message for a database error met after the state was opened (a page damaged in
     the middle of the file is only found when it is read); None for other errors."""
-    if "sqlalchemy" not in sys.modules:
+    if "bot.state" not in sys.modules:  # the state was never opened
         return None
-    from sqlalchemy.exc import DatabaseError
-
-    if not isinstance(exc, DatabaseError):
-        return None
-    from bot.store import state_error, state_url
+    from bot.state import database_problem, state_url
 
     try:
         url = state_url(Path(args.root), args.state)
     except ConfigError:
         url = str(args.state)
-    return str(state_error(exc, url))
+    problem = database_problem(exc, url)
+    return str(problem) if problem is not None else None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -213,14 +209,14 @@ def _wiring(args: argparse.Namespace) -> Wiring:
     return Wiring(_settings(args))
 
 
-def _store(args: argparse.Namespace, *, create: bool = True) -> Engine | None:
+def _store(args: argparse.Namespace, *, create: bool = True) -> Store | None:
     """The state database; with ``create=False``, None when it does not exist yet."""
-    from bot.store import open_store, state_exists, state_url
+    from bot.state import state_exists, state_url
 
     url = state_url(Path(args.root), args.state)
     if not create and not state_exists(url):
         return None
-    return open_store(url)
+    return _wiring(args).store(url)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -251,7 +247,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from bot.content.loader import load
     from bot.content.report import render_problems
     from bot.pipeline import plan
-    from bot.schedule.pins import PinStore
     from bot.schedule.render import plan_to_json, plan_to_text
 
     content = load(args.root)
@@ -268,8 +263,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     else:
         now = datetime.now(UTC)
     # Planning from the real now pins slot posts; a preview (--from) creates and pins nothing.
-    engine = _store(args, create=not args.start)
-    pins = PinStore(engine) if engine is not None else None
+    state = _store(args, create=not args.start)
+    pins = state.pins if state is not None else None
     result = plan(content, now, args.days, pins, save=not args.start)
     if args.format == "json":
         print(json.dumps(plan_to_json(result, content), ensure_ascii=False, indent=2))
@@ -285,7 +280,6 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
     from bot.content.loader import load
     from bot.pipeline import localize
-    from bot.translate.cache import TranslationCache
     from bot.translate.write import write_translations
 
     content = load(args.root)
@@ -302,9 +296,10 @@ def _cmd_translate(args: argparse.Namespace) -> int:
             "'diplobot translate --write cop31-ouverture'"
         )
     translator = _wiring(args).translator()
-    cache = TranslationCache(_store(args))  # type: ignore[arg-type]
+    state = _store(args)
+    assert state is not None
     parallel = _settings(args).translator.parallel
-    result = localize(content, translator, cache, args.ids or None, parallel)
+    result = localize(content, translator, state.translations, args.ids or None, parallel)
     if args.write:
         for post_id in args.ids:
             langs = write_translations(
@@ -344,12 +339,12 @@ def _publishing(
     args: argparse.Namespace, content: ContentSet, *, dry_run: bool = False
 ) -> Publishing:
     from bot.publish.session import Publishing
-    from bot.store import state_dir, state_url
+    from bot.state import state_dir, state_url
 
-    engine = _store(args)
-    assert engine is not None
+    store = _store(args)
+    assert store is not None
     folder = state_dir(state_url(Path(args.root), args.state), Path(args.root))
-    pub = Publishing.build(content, engine, folder, _wiring(args), dry_run=dry_run)
+    pub = Publishing.build(content, store, folder, _wiring(args), dry_run=dry_run)
     for warning in pub.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return pub
@@ -400,10 +395,8 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from bot.schedule.ledger import Ledger
-
-    engine = _store(args, create=False)
-    ledger = Ledger(engine, lease=_settings(args).lease) if engine is not None else None
+    store = _store(args, create=False)
+    ledger = store.ledger if store is not None else None
     rows = ledger.rows(args.id) if ledger is not None else []
     # A SENDING row whose owner is gone: the next start of the service or post-now
     # reconciles it; until then it needs a look.
@@ -531,7 +524,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bot.http import serve
     from bot.service import Service
     from bot.source import GitSource, LocalSource, Source
-    from bot.store import open_store, state_dir, state_url
+    from bot.state import state_dir, state_url
     from bot.wiring import Wiring
 
     config = _settings(args)
@@ -545,8 +538,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
     else:
         source = LocalSource(Path(args.root), config.git_env)
-    engine = open_store(url)
-    service = Service(source, engine, folder, settings, wiring=Wiring(config), dry_run=args.dry_run)
+    wiring = Wiring(config)
+    service = Service(
+        source, wiring.store(url), folder, settings, wiring=wiring, dry_run=args.dry_run
+    )
     stop = threading.Event()
     failed: list[BaseException] = []
 
@@ -620,16 +615,15 @@ def _cmd_health(args: argparse.Namespace) -> int:
 
 def _cmd_pause(args: argparse.Namespace, paused: bool = True) -> int:
     from bot.content.loader import load
-    from bot.schedule.pauses import set_pause
 
     content = load(args.root)
     if args.account and args.account not in content.accounts.accounts:
         raise ConfigError(
             f"unknown account '{args.account}'; accounts: " + ", ".join(content.accounts.accounts)
         )
-    engine = _store(args)
-    assert engine is not None
-    set_pause(engine, args.account, getattr(args, "reason", "") or "", paused)
+    store = _store(args)
+    assert store is not None
+    store.pauses.set(args.account, getattr(args, "reason", "") or "", paused)
     who = args.account or "every account"
     print(f"{'paused' if paused else 'resumed'}: {who}")
     return EXIT_OK

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from loguru import logger
 
-from bot.schedule.ledger import Row
+from bot.state.ledger import Row
 
 if TYPE_CHECKING:
     from bot.publish.watch import Foreign

@@ -27,12 +27,12 @@ from bot.errors import PublishError
 from bot.publish.deliver import REARMABLE
 from bot.publish.session import Publishing
 from bot.schedule import plan as planning
-from bot.schedule.ledger import FINAL, MediaRef, NewDelivery, Row, State
-from bot.schedule.pins import PinStore
 from bot.source import head_commit
+from bot.state.ledger import FINAL, MediaRef, NewDelivery, Row, State
+from bot.state.pins import Pins
+from bot.state.translations import TranslationCache
 from bot.text.entities import has_url
 from bot.translate.base import Translator
-from bot.translate.cache import TranslationCache
 from bot.translate.localize import Localization, Variant
 from bot.translate.localize import localize as _localize
 
@@ -46,7 +46,7 @@ def plan(
     content: ContentSet,
     now: datetime,
     days: int,
-    pins: PinStore | None,
+    pins: Pins | None,
     *,
     since: datetime | None = None,
     save: bool = True,

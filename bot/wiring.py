@@ -8,8 +8,9 @@ installed here, explicitly, never as a side effect of an import.
   ``bot/translate/deep.py``). DeepL's client is configured per instance in its adapter.
 - :meth:`Wiring.notifier`: alerts to ``DIPLOBOT_ALERT_WEBHOOK``.
 - :meth:`Wiring.x`: each account's X credentials (accounts come from the content).
-- The publishers by account (``bot/platforms/``) and the state ``Store`` (``bot/state/``) are
-  built here too: see the two sections at the end of this module.
+- :meth:`Wiring.publishers`: each account's channel, through the platform registry
+  (``bot/platforms/``); a dry run is this choice (every account to the outbox).
+- :meth:`Wiring.store`: the state ``Store`` (``bot/state/``) with the settings' lease.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bot.translate.registry import USES_DEEP_TRANSLATOR, backend
 if TYPE_CHECKING:
     from bot.content.model import Account
     from bot.platforms import Channels
+    from bot.state import Store
 
 
 def make_translator(settings: TranslatorSettings) -> Translator:
@@ -82,6 +84,13 @@ class Wiring:
             outbox_path=outbox_path,
         )
 
-    # -- state --------------------------------------------------------------------------
-    # The state ``Store`` (bot/state/) is opened here from ``self.settings.state`` (or the
-    # root's default file) with ``self.settings.lease``, as ``store(...)``.
+    def store(self, url: str) -> Store:
+        """The state database at ``url`` (created and migrated when needed), its ledger with
+        the settings' lease (``DIPLOBOT_LEASE``).
+
+        Raises:
+            StateError: see :func:`bot.state.open_store`.
+        """
+        from bot.state import open_store
+
+        return open_store(url, lease=self.settings.lease)

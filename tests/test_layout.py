@@ -35,9 +35,8 @@ FORBIDDEN = (
     "bot.platforms.x",
     "bot.platforms.outbox",
     # Today's state modules, until they move into bot.state:
-    "bot.store",
-    "bot.schedule.ledger",
-    "bot.schedule.pins",
+    "bot.state.ledger",
+    "bot.state.pins",
 )
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from bot import pipeline
 from bot.content.loader import load
-from bot.schedule.ledger import MediaRef
-from bot.schedule.pins import PinStore
 from bot.schedule.plan import Pin
-from bot.store import open_store, state_url
+from bot.state import open_store, state_url
+from bot.state.ledger import MediaRef
+from bot.state.pins import Pins
 from bot.translate.localize import Variant
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -97,7 +97,7 @@ def test_rows_hold_a_failed_translation_and_refuse_one_that_needs_a_person(repo:
     assert en.refused == "the post is not published in 'en'" and en.held == ()
 
 
-class CountingPins(PinStore):
+class CountingPins(Pins):
     saves = 0
 
     def save(self, pins: Mapping[str, Pin], keep: set[str] | None = None) -> None:
@@ -110,7 +110,7 @@ def test_plan_saves_slot_pins_only_when_they_change_and_a_preview_never(repo: Pa
     the occurrences it gave; planning again with nothing new saves nothing; a slot post
     removed frees its occurrence."""
     content = load(repo)
-    pins = CountingPins(open_store(state_url(repo, None)))
+    pins = CountingPins(open_store(state_url(repo, None)).engine)
     preview = pipeline.plan(content, NOW, 7, pins, save=False)
     assert preview.new_pins and pins.load() == {} and pins.saves == 0
     first = pipeline.plan(content, NOW, 7, pins)

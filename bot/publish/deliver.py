@@ -40,7 +40,7 @@ from bot.errors import (
 )
 from bot.platforms import DEFAULT_PLATFORM, PLATFORMS
 from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt
-from bot.schedule.ledger import Ledger, Row, State
+from bot.state.ledger import Ledger, Row, State
 
 MAX_ATTEMPTS = 5
 """Attempts (claims) per delivery before it is FAILED: no retry loop is unbounded."""

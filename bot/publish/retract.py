@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from bot.errors import PublishError
 from bot.publish.deliver import display_name, may_be_live
 from bot.publish.session import Publishing
-from bot.schedule.ledger import Row, State
+from bot.state.ledger import Row, State
 
 
 @dataclass

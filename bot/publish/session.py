@@ -8,15 +8,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
-
 from bot.content.types import ContentSet
 from bot.notify import Notifier
 from bot.publish.deliver import Deliverer, recover
 from bot.publish.media import FolderMedia, MediaSource, ValidatedMedia
-from bot.schedule.ledger import Ledger, Row
+from bot.state import Store
+from bot.state.ledger import Ledger, Row
+from bot.state.translations import TranslationCache
 from bot.translate.base import Translator
-from bot.translate.cache import TranslationCache
 from bot.wiring import Wiring
 
 
@@ -38,7 +37,7 @@ class Publishing:
     def build(
         cls,
         content: ContentSet,
-        engine: Engine,
+        store: Store,
         state_dir: Path,
         wiring: Wiring,
         *,
@@ -50,7 +49,7 @@ class Publishing:
         checked again as each file is read); the service passes its validated revision.
         ``wiring``: the translator, notifier and credentials of this process's settings."""
         handles = {a: acct.handle for a, acct in content.accounts.accounts.items()}
-        ledger = Ledger(engine, lease=wiring.settings.lease)
+        ledger = store.ledger
         notifier = wiring.notifier(handles)
         translator = translator or wiring.translator()
         accounts = content.accounts.accounts
@@ -73,7 +72,7 @@ class Publishing:
         return cls(
             ledger,
             translator,
-            TranslationCache(engine),
+            store.translations,
             deliverers,
             channels.channel_of,
             notifier,

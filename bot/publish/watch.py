@@ -19,7 +19,6 @@ only one: each publishes every post, and X gets everything twice. Neither can pr
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,23 +27,15 @@ from typing import Any
 
 from loguru import logger
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.errors import PublishError, PublishRateLimited
 from bot.notify import Notifier
 from bot.publish.base import Published
 from bot.publish.match import same_text
 from bot.publish.session import Publishing
-from bot.schedule.ledger import (
-    INSTANCES_KEPT,
-    Instance,
-    Row,
-    State,
-    this_instance,
-    write_instance,
-)
-from bot.store import heartbeat, instances
+from bot.state import Store
+from bot.state.ledger import Row, State
+from bot.state.presence import OtherService
 
 DEFAULT_INTERVAL = 600.0
 """``DIPLOBOT_WATCH_INTERVAL``: seconds between two reads of each account's timeline."""
@@ -55,8 +46,6 @@ KNOWN_WINDOW = timedelta(days=1)
 """Rows changed this recently are compared with the timeline (a post of ours is always in it)."""
 SHOWN = 50
 """At most this many foreign posts are listed in ``/status`` (the counter counts them all)."""
-SERVICE_MARK = "service:"
-"""Prefix of a service start's mark in the ``heartbeat`` table (``service:<instance id>``)."""
 OPEN = (State.PENDING, State.SENDING, State.UNKNOWN)
 UNSETTLED = (State.SENDING, State.UNKNOWN)  # may be our own post, its answer lost
 
@@ -93,101 +82,11 @@ class Foreign:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class OtherService:
-    instance: str
-    host: str
-    pid: int
-    started_at: str
-    seen_at: datetime
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "instance": self.instance,
-            "host": self.host,
-            "pid": self.pid,
-            "started_at": self.started_at,
-            "seen_at": _iso(self.seen_at),
-        }
-
-
-class Presence:
-    """This service start's mark in the state database, and the other live ones."""
-
-    def __init__(self, engine: Engine, lease: timedelta, instance: Instance | None = None) -> None:
-        self.engine = engine
-        self.lease = lease
-        self.me = instance or this_instance()
-        self.started: datetime | None = None
-
-    def beat(self, now: datetime) -> None:
-        """Write or renew the mark: the ``instances`` row (shared with the ledger's claims)
-        and ``service:<id>`` in ``heartbeat``, which says the instance is a service."""
-        at = _stamp(now)
-        me = self.me
-        with self.engine.begin() as conn:
-            write_instance(conn, me, at)
-            mark = sqlite_insert(heartbeat).values(name=SERVICE_MARK + me.id, at=at)
-            conn.execute(
-                mark.on_conflict_do_update(
-                    index_elements=[heartbeat.c.name], set_={"at": mark.excluded.at}
-                )
-            )
-            if self.started is None:  # the first mark: forget those of long-gone starts
-                old = _stamp(now - INSTANCES_KEPT)
-                conn.execute(
-                    delete(heartbeat).where(
-                        heartbeat.c.name.startswith(SERVICE_MARK), heartbeat.c.at < old
-                    )
-                )
-        if self.started is None:
-            self.started = now
-
-    def others(self, now: datetime) -> list[OtherService]:
-        """Other services live on this state: marked since this one started (a dead one
-        cannot renew its mark), within the lease, and not a previous life of this process
-        (same host and pid: a restarted container) nor a gone process of this host."""
-        started = self.started
-        if started is None:
-            return []
-        me = self.me
-        query = select(
-            instances.c.instance,
-            instances.c.host,
-            instances.c.pid,
-            instances.c.pid_space,
-            instances.c.started_at,
-            instances.c.seen_at,
-        ).where(
-            instances.c.instance.in_(
-                select(func.substr(heartbeat.c.name, len(SERVICE_MARK) + 1)).where(
-                    heartbeat.c.name.startswith(SERVICE_MARK)
-                )
-            ),
-            instances.c.instance != me.id,
-        )
-        with self.engine.connect() as conn:
-            found = list(conn.execute(query))
-        live = []
-        for r in found:
-            seen = datetime.fromisoformat(r.seen_at)
-            if seen <= started or now - seen > self.lease:
-                continue
-            if r.host == me.host and (
-                r.pid == me.pid or (r.pid_space == me.pid_space and not _pid_running(r.pid))
-            ):
-                continue
-            live.append(OtherService(r.instance, r.host, r.pid, r.started_at, seen))
-        return live
-
-
 class Watch:
     """The service's watch (one per service): its :meth:`tick` runs every sweep interval."""
 
-    def __init__(
-        self, engine: Engine, lease: timedelta, interval: float = DEFAULT_INTERVAL
-    ) -> None:
-        self.presence = Presence(engine, lease)
+    def __init__(self, store: Store, lease: timedelta, interval: float = DEFAULT_INTERVAL) -> None:
+        self.presence = store.presence(lease)
         self.interval = timedelta(seconds=interval)
         self.lock = threading.Lock()
         self.since: dict[str, datetime] = {}  # account → when its timeline was last read
@@ -387,22 +286,5 @@ class Watch:
         return [foreign, others]
 
 
-def _stamp(moment: datetime) -> str:
-    """As the ledger writes ``instances`` (compared as text)."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else None
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True

@@ -21,8 +21,8 @@ from loguru import logger
 from bot import pipeline
 from bot.content.types import ContentSet
 from bot.publish.session import Publishing
-from bot.schedule.ledger import Ledger, State
 from bot.schedule.plan import Delivery, Pin, Plan, due_for
+from bot.state.ledger import Ledger, State
 
 MAX_WAIT = timedelta(minutes=15)
 """The longest wait between two tries of a failed translation, or of a revision that raised."""

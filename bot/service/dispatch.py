@@ -10,13 +10,12 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
-
 from bot import pipeline
 from bot.content.types import ContentSet
 from bot.publish.session import Publishing
-from bot.schedule.ledger import Ledger, Row, State
 from bot.schedule.pauses import paused_accounts
+from bot.state.ledger import Ledger, Row, State
+from bot.state.pauses import Pauses
 
 
 class Dispatch:
@@ -26,21 +25,21 @@ class Dispatch:
     def __init__(
         self,
         ledger: Ledger,
-        engine: Engine,
+        pauses: Pauses,
         *,
         max_late: timedelta,
         parallel: int,
         per_account: int,
         stopping: threading.Event,
     ) -> None:
-        self.ledger, self.engine = ledger, engine
+        self.ledger, self.pauses = ledger, pauses
         self.max_late, self.parallel, self.per_account = max_late, parallel, per_account
         self.stopping = stopping
         self.lock = threading.Lock()  # held while delivering
 
     def paused(self, content: ContentSet) -> dict[str, str]:
         """Accounts paused now (committed switch or ``diplobot pause``) → reason."""
-        return paused_accounts(content, self.engine)
+        return paused_accounts(content, self.pauses.current())
 
     def run(
         self,

@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from loguru import logger
-from sqlalchemy import Engine
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot import pipeline
 from bot.content.loader import LoadCache, validate
@@ -21,15 +19,14 @@ from bot.errors import BotError, ContentError, Problem
 from bot.publish.media import RevisionMedia
 from bot.publish.session import Publishing
 from bot.publish.watch import Watch
-from bot.schedule.ledger import Ledger, State
-from bot.schedule.pins import PinStore
 from bot.service import views
 from bot.service.changes import MAX_WAIT, Changes, Stats, span
 from bot.service.clock import Clock
 from bot.service.dispatch import Dispatch
 from bot.settings import ServiceSettings
 from bot.source import GitSource, Source, export_revision, head_commit
-from bot.store import heartbeat
+from bot.state import Store
+from bot.state.ledger import State
 from bot.translate.base import Translator
 from bot.wiring import Wiring
 
@@ -43,7 +40,7 @@ class Service:
     def __init__(
         self,
         source: Source,
-        engine: Engine,
+        store: Store,
         state_dir: Path,
         settings: ServiceSettings,
         translator: Translator | None = None,
@@ -55,13 +52,13 @@ class Service:
         ``dry_run``: every account's channel is the outbox."""
         self.source = source
         self.dry_run = dry_run
-        self.engine = engine
+        self.store = store
         self.state_dir = state_dir
         self.settings = settings
         self.translator = translator
         self.wiring = wiring or Wiring()
-        self.ledger = Ledger(engine, lease=self.wiring.settings.lease)
-        self.pins = PinStore(engine)
+        self.ledger = store.ledger
+        self.pins = store.pins
         self.lock = threading.RLock()
         self.sync_lock = threading.Lock()
         self.sync_requested = threading.Event()
@@ -92,7 +89,7 @@ class Service:
         )
         self.dispatch = Dispatch(
             self.ledger,
-            engine,
+            store.pauses,
             max_late=settings.max_late,
             parallel=settings.publish_parallel,
             per_account=settings.per_account,
@@ -100,7 +97,7 @@ class Service:
         )
         self.lifecycle = threading.Lock()  # start() and stop() agree on whether to run
         # Another publisher on our accounts, or another service on this state.
-        self.watcher = Watch(engine, self.ledger.lease, settings.watch_interval)
+        self.watcher = Watch(store, self.ledger.lease, settings.watch_interval)
         self.registry = views.registry(self)  # what /metrics shows
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -309,7 +306,7 @@ class Service:
         )
         pub = Publishing.build(
             content,
-            self.engine,
+            self.store,
             self.state_dir,
             self.wiring,
             dry_run=self.dry_run,
@@ -378,7 +375,7 @@ class Service:
         if self.stopping.is_set():
             return
         now = datetime.now(UTC)
-        _beat(self.engine, now)  # proves the ledger is writable
+        self.store.mark_sweep(now)  # proves the ledger is writable
         pub = self.pub
         if pub is not None:
             pub.recover(now)
@@ -428,14 +425,3 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if isinstance(orig, BaseException) else exc)
     return (text.strip().splitlines() or [""])[0][:300]
-
-
-def _beat(engine: Engine, now: datetime) -> None:
-    """The sweep's heartbeat in the state database (the only SQL here)."""
-    with engine.begin() as conn:
-        stmt = sqlite_insert(heartbeat).values(name="sweep", at=now.isoformat())
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[heartbeat.c.name], set_={"at": stmt.excluded.at}
-            )
-        )

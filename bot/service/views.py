@@ -9,10 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from sqlalchemy import Engine, func, select
 
-from bot.schedule.ledger import Row, State
-from bot.store import deliveries
+from bot.state.ledger import Row, State
 
 if TYPE_CHECKING:
     from bot.service.lifecycle import Service
@@ -110,7 +108,7 @@ class Figures:
         for (state, account), count in sorted(service.ledger.counts().items()):
             deliveries.add_metric([str(state), account], count)
         yield deliveries
-        next_due = _next_due(service.engine)
+        next_due = service.ledger.next_due()
         with service.lock:
             stats, last_sync, rev = service.stats, service.last_sync, service.revision
             engine_calls, cache_hits = stats.engine_calls, stats.cache_hits
@@ -171,15 +169,6 @@ def metrics(service: Service) -> bytes:
 
 def _stamp(moment: datetime | None) -> float:
     return moment.timestamp() if moment else 0
-
-
-def _next_due(engine: Engine) -> datetime | None:
-    """When the next PENDING delivery is due (the only SQL here)."""
-    with engine.connect() as conn:
-        due = conn.execute(
-            select(func.min(deliveries.c.due_at)).where(deliveries.c.state == State.PENDING.value)
-        ).scalar()
-    return datetime.fromisoformat(due) if due else None
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -23,10 +23,10 @@ from bot.content.model import Media
 from bot.content.types import ContentSet, PostEntry
 from bot.errors import TranslationError, TranslationPermanent
 from bot.platforms import platform_of, strictest
+from bot.state.translations import CacheKey, TranslationCache, text_hash
 from bot.text.protect import EntityMismatch, GlossaryTerm, protect, restore
 from bot.text.split import CannotSplit, split_thread
 from bot.translate.base import Translator
-from bot.translate.cache import CacheKey, TranslationCache, text_hash
 
 Origin = Literal["human", "machine", "cached", "file"]
 VariantState = Literal["ready", "review", "held", "failed"]

@@ -18,9 +18,9 @@ from servers.x import XServer
 
 from bot.platforms.x import XPublisher
 from bot.publish.deliver import Deliverer
-from bot.schedule.ledger import Ledger, NewDelivery, Row, State
 from bot.settings import XSettings
-from bot.store import open_store, state_url
+from bot.state import open_store, state_url
+from bot.state.ledger import NewDelivery, Row, State
 
 FR = "francediplo"
 PART_1 = "Conférence sur le Soudan : la France réunit ses partenaires (1/2)"
@@ -48,7 +48,7 @@ def deliver_while_editing(
     after ``slow`` seconds each. Returns what the delivery returned and what ``ensure``
     returned after the edit."""
     url = state_url(repo, None)
-    ledger = Ledger(open_store(url))
+    ledger = open_store(url).ledger
     ledger.ensure([part(1, PART_1), part(2, PART_2_A)])
     rows = ledger.rows("soudan", channel="x")
     assert [r.text for r in rows] == [PART_1, PART_2_A]
@@ -63,7 +63,7 @@ def deliver_while_editing(
     deadline = time.monotonic() + 10
     while not any(r.fault == "slow" for r in x.requests) and time.monotonic() < deadline:
         time.sleep(0.01)
-    editor = Ledger(open_store(url))  # another engine: its own connection to the file
+    editor = open_store(url).ledger  # another store: its own connection to the file
     edited = editor.ensure([part(1, PART_1), part(2, PART_2_B)])
     worker.join(30)
     assert not worker.is_alive()
@@ -83,7 +83,7 @@ def test_edit_at_its_due_time_publishes_what_the_ledger_records(repo: Path, live
     assert [(r.state, r.text, r.remote_id) for r in done] == [
         (State.POSTED, t["text"], t["id"]) for t in timeline
     ]
-    ledger = Ledger(open_store(state_url(repo, None)))
+    ledger = open_store(state_url(repo, None)).ledger
     assert [r.text for r in ledger.rows("soudan")] == [PART_1, PART_2_B]
     assert timeline[1]["reply_to"] == timeline[0]["id"]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from bot.platforms.outbox import OutboxPublisher
 from bot.publish.base import Outgoing, Receipt
 from bot.publish.deliver import Deliverer
-from bot.schedule.ledger import Ledger, NewDelivery, State
-from bot.store import open_store, state_url
+from bot.state import open_store, state_url
+from bot.state.ledger import NewDelivery, State
 
 FR = "francediplo"
 
@@ -40,7 +40,7 @@ def _parts(count: int) -> list[NewDelivery]:
 
 
 def test_each_part_replies_to_the_previous_receipt_with_the_threads_root(tmp_path: Path) -> None:
-    ledger = Ledger(open_store(state_url(tmp_path, None)))
+    ledger = open_store(state_url(tmp_path, None)).ledger
     ledger.ensure(_parts(3))
     publisher = Recording(tmp_path / "outbox.jsonl")
     done = Deliverer(ledger, publisher, tmp_path, {FR: FR}).deliver_chain(
@@ -58,7 +58,7 @@ def test_each_part_replies_to_the_previous_receipt_with_the_threads_root(tmp_pat
 def test_a_resumed_thread_rebuilds_the_receipt_from_the_ledger(tmp_path: Path) -> None:
     """Parts 1 and 2 POSTED by an earlier run: part 3 replies to part 2's recorded id and URL,
     with part 1's id as the root; reconciling part 3 looks for that same reply."""
-    ledger = Ledger(open_store(state_url(tmp_path, None)))
+    ledger = open_store(state_url(tmp_path, None)).ledger
     ledger.ensure(_parts(3))
     rows = ledger.rows("accord", channel="outbox")
     for row, remote in zip(rows[:2], ("111", "222"), strict=True):

@@ -28,12 +28,11 @@ from servers.translate import LibreServer
 from servers.x import XServer
 
 from bot.cli import main
-from bot.schedule.ledger import Ledger, Row
-from bot.schedule.pauses import set_pause
 from bot.service import Service
 from bot.settings import ServiceSettings, Settings
 from bot.source import LocalSource
-from bot.store import open_store, state_url
+from bot.state import open_store, state_url
+from bot.state.ledger import Ledger, Row
 from bot.wiring import Wiring
 
 FR = "francediplo"
@@ -82,7 +81,7 @@ class ClockedService:
             self.service.sweep()
 
     def pause(self, account: str, paused: bool = True) -> None:
-        set_pause(self.service.engine, account, "test", paused)
+        self.service.store.pauses.set(account, "test", paused)
 
     def rows(self, post: str) -> list[Row]:
         return self.ledger.rows(post)
@@ -116,11 +115,11 @@ def clocked_service(
         monkeypatch.setenv(key, value)
     state_dir.mkdir(parents=True, exist_ok=True)
     state = state_dir / "state.sqlite"
-    engine = open_store(state_url(root, str(state)))
+    store = open_store(state_url(root, str(state)))
     settings = ServiceSettings(max_late=max_late, sweep_interval=1.0)
     wiring = Wiring(Settings.from_env(os.environ))
-    service = Service(LocalSource(root), engine, state_dir, settings, wiring=wiring)
-    return ClockedService(root, state, service, Ledger(engine))
+    service = Service(LocalSource(root), store, state_dir, settings, wiring=wiring)
+    return ClockedService(root, state, service, store.ledger)
 
 
 def alerts_of(sink: WebhookSink, event: str) -> list[dict[str, Any]]:

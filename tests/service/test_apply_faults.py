@@ -39,7 +39,7 @@ from bot.publish.media import RevisionMedia
 from bot.service import Service, views
 from bot.settings import ServiceSettings, Settings
 from bot.source import GitSource
-from bot.store import open_store
+from bot.state import open_store
 from bot.wiring import Wiring
 
 LANGS = dict(zip(HANDLES, ("fr", "en", "ar", "es"), strict=True))
@@ -190,11 +190,11 @@ def in_process(
         monkeypatch.setenv(key, value)
     state = tmp_path / "in-process"
     state.mkdir()
-    engine = open_store(f"sqlite:///{state / 'state.sqlite'}")
+    store = open_store(f"sqlite:///{state / 'state.sqlite'}")
     source = GitSource(str(content_repo.path), BRANCH, state / "repo")
     wiring = Wiring(Settings.from_env(os.environ))
-    yield Service(source, engine, state, ServiceSettings(), wiring=wiring), state
-    engine.dispose()
+    yield Service(source, store, state, ServiceSettings(), wiring=wiring), state
+    store.close()
 
 
 def test_revision_whose_validation_raises_is_reported_and_later_commits_still_apply(

@@ -18,11 +18,11 @@ from servers.x import XServer
 from service.conftest import ContentRepo, ServiceFactory, ServiceProcess, due_in, wait_for
 
 from bot.http import serve
-from bot.schedule.ledger import Instance, Ledger, NewDelivery, this_instance
 from bot.service import Service
 from bot.settings import ServiceSettings
 from bot.source import LocalSource
-from bot.store import open_store, state_url
+from bot.state import open_store, state_url
+from bot.state.ledger import Instance, NewDelivery, this_instance
 
 FR = "francediplo"
 
@@ -119,15 +119,15 @@ def test_restarted_container_recovers_a_claim_held_by_pid_1(
 def test_status_endpoint_lists_a_claim_whose_owner_is_gone(tmp_path: Path) -> None:
     """/status of a service (not started: nothing settles the claim meanwhile) lists under
     ``stale`` a SENDING row whose owner's process is gone, with why."""
-    engine = open_store(state_url(tmp_path, None))
+    store = open_store(state_url(tmp_path, None))
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()  # a process of this host and pid namespace that is gone
     dead = Instance("previous0000", socket.gethostname(), proc.pid, this_instance().pid_space)
-    ledger = Ledger(engine, instance=dead)
+    ledger = store.ledger_as(dead)
     due = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     (row,) = ledger.ensure([NewDelivery("relance", FR, 1, "x", "fr", due, "Relance")])
     assert ledger.claim(row.id, datetime.now(UTC)) is not None
-    service = Service(LocalSource(tmp_path), engine, tmp_path, ServiceSettings())
+    service = Service(LocalSource(tmp_path), store, tmp_path, ServiceSettings())
     server, _thread = serve(service, "127.0.0.1:0")
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/status"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import time_machine
 
-from bot.schedule.ledger import State
 from bot.service import Service
 from bot.settings import ServiceSettings
 from bot.source import LocalSource
-from bot.store import open_store, state_url
+from bot.state import open_store, state_url
+from bot.state.ledger import State
 
 ACCOUNTS = "timezone: Europe/Paris\naccounts:\n  fr_acct: {lang: fr, handle: francediplo}\n"
 SLOTS = "slots:\n  night: {times: [02:30]}\n"
@@ -58,9 +58,9 @@ def test_service_publishes_a_0230_slot_across_dst_as_documented(
     for name in ("DIPLOBOT_X_API_KEY", "DIPLOBOT_X_API_SECRET", "DIPLOBOT_ALERT_WEBHOOK"):
         monkeypatch.delenv(name, raising=False)
     root = make_repo(tmp_path / "repo")
-    engine = open_store(state_url(root, None))
+    store = open_store(state_url(root, None))
     with time_machine.travel(start, tick=False):
-        service = Service(LocalSource(root), engine, root / ".diplobot", ServiceSettings())
+        service = Service(LocalSource(root), store, root / ".diplobot", ServiceSettings())
         service.sync()
         rows = service.ledger.rows("nuit")
         assert [(r.state, r.due_at) for r in rows] == [(State.PENDING, due_utc)]

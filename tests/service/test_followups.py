@@ -28,7 +28,7 @@ from service.conftest import ContentRepo
 
 from bot.platforms.x import XPublisher
 from bot.publish.base import Outgoing, Receipt
-from bot.schedule.ledger import State
+from bot.state.ledger import State
 
 MINUTE = timedelta(minutes=1)
 

@@ -28,11 +28,12 @@ import pytest
 from service.conftest import wait_for
 
 from bot.http import ReplayGuard, serve
-from bot.schedule.ledger import Ledger, NewDelivery, State
 from bot.service import Service
 from bot.settings import Secret, ServiceSettings
 from bot.source import LocalSource
-from bot.store import deliveries, open_store, state_url
+from bot.state import open_store, state_url
+from bot.state.ledger import NewDelivery, State
+from bot.state.tables import deliveries
 
 SECRET = "hook-secret-CANARY-5151"
 ACCOUNTS = "timezone: Europe/Paris\naccounts:\n  fr_acct: {lang: fr, handle: francediplo}\n"
@@ -104,11 +105,11 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveFactor
         (root / "schedules").mkdir(parents=True)
         (root / "schedules/accounts.yaml").write_text(ACCOUNTS, encoding="utf-8")
         (root / "content/posts").mkdir(parents=True)
-        engine = open_store(state_url(root, None))
+        store = open_store(state_url(root, None))
         settings = ServiceSettings(
             sync_interval=300, webhook_secret=Secret(secret) if secret else None
         )
-        service = Service(LocalSource(root), engine, root / ".diplobot", settings)
+        service = Service(LocalSource(root), store, root / ".diplobot", settings)
         if started:
             service.start()
         server, _thread = serve(service, "127.0.0.1:0", **http)  # type: ignore[arg-type]
@@ -289,7 +290,7 @@ def _fill(service: Service, rows: int) -> dict[str, dict[str, int]]:
         state = states[i] if i < len(states) else State.POSTED
         by_account = expected.setdefault(state.value, {})
         by_account[f"acct_{i % 4}"] = by_account.get(f"acct_{i % 4}", 0) + 1
-        moment = (now + timedelta(minutes=i - rows // 2)).isoformat()
+        moment = now + timedelta(minutes=i - rows // 2)
         records.append(
             {
                 "post_id": f"post-{i // 4:05d}",
@@ -307,7 +308,7 @@ def _fill(service: Service, rows: int) -> dict[str, dict[str, int]]:
                 "updated_at": moment,
             }
         )
-    with service.engine.begin() as conn:
+    with service.store.engine.begin() as conn:
         conn.execute(deliveries.insert(), records)
     return expected
 
@@ -362,7 +363,7 @@ def test_metrics_escapes_quote_backslash_and_newline_in_label_values(live: LiveF
     svc = live()
     odd = ['fr"acct', "back\\slash", "two\nlines", "plain"]
     due = datetime.now(UTC) + timedelta(hours=1)
-    Ledger(svc.service.engine).ensure(
+    svc.service.store.ledger.ensure(
         NewDelivery(post_id="p", account=a, part=1, channel="x", lang="fr", due_at=due, text="t")
         for a in odd
     )

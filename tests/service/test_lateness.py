@@ -38,7 +38,7 @@ from service.conftest import (
     wait_for,
 )
 
-from bot.schedule.ledger import State
+from bot.state.ledger import State
 
 MINUTE = timedelta(minutes=1)
 

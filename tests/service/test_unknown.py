@@ -30,7 +30,7 @@ from service.clocked import (
 )
 from service.conftest import ContentRepo, ServiceFactory, due_in, wait_for
 
-from bot.schedule.ledger import State
+from bot.state.ledger import State
 
 TIMELINE = "/2/users/*/tweets"
 

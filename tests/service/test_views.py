@@ -9,17 +9,17 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.schedule.ledger import Ledger, NewDelivery
 from bot.service import Service, views
 from bot.settings import ServiceSettings
 from bot.source import LocalSource
-from bot.store import open_store
+from bot.state import open_store
+from bot.state.ledger import NewDelivery
 
 
 def _service(folder: Path) -> Service:
     (folder / "schedules").mkdir(parents=True)
-    engine = open_store(f"sqlite:///{folder / 'state.sqlite'}")
-    return Service(LocalSource(folder), engine, folder, ServiceSettings())
+    store = open_store(f"sqlite:///{folder / 'state.sqlite'}")
+    return Service(LocalSource(folder), store, folder, ServiceSettings())
 
 
 def _samples(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -37,7 +37,7 @@ def test_each_service_shows_its_own_ledger_read_at_scrape_time(tmp_path: Path) -
     one, two = _service(tmp_path / "one"), _service(tmp_path / "two")
     due = datetime.now(UTC) + timedelta(hours=1)
     row = NewDelivery(post_id="p", account="a", part=1, channel="x", lang="fr", due_at=due, text="")
-    Ledger(one.engine).ensure([row])
+    one.ledger.ensure([row])
     first, other = _samples(one), _samples(two)
     assert first[("diplobot_deliveries", (("account", "a"), ("state", "PENDING")))] == 1
     assert not any(name == "diplobot_deliveries" for name, _ in other)

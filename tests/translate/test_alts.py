@@ -11,8 +11,7 @@ from servers.translate import LibreServer
 from translate.conftest import KEY, make_backend
 
 from bot.content.loader import load
-from bot.store import open_store, state_url
-from bot.translate.cache import TranslationCache
+from bot.state import open_store, state_url
 from bot.translate.localize import Localization, localize
 
 POST = "journee-droits-humains"  # an image whose alt text is written in fr, en and es
@@ -25,7 +24,7 @@ def keyed_libre() -> Iterator[LibreServer]:
 
 
 def _localize(repo: Path, server: LibreServer) -> Localization:
-    cache = TranslationCache(open_store(state_url(repo, None)))
+    cache = open_store(state_url(repo, None)).translations
     return localize(load(repo), make_backend("libre", server), cache, post_ids=[POST])
 
 

@@ -14,9 +14,8 @@ from servers.translate import FakeEngine, LibreServer
 from translate.conftest import KEY, make_backend
 
 from bot.content.loader import load
-from bot.store import open_store, state_url
+from bot.state import open_store, state_url
 from bot.text.protect import entities
-from bot.translate.cache import TranslationCache
 from bot.translate.localize import localize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +28,7 @@ def libre() -> Iterator[LibreServer]:
 
 
 def _localize(repo: Path, server: LibreServer, **kw: object):  # type: ignore[no-untyped-def]
-    cache = TranslationCache(open_store(state_url(repo, None)))
+    cache = open_store(state_url(repo, None)).translations
     return localize(load(repo), make_backend("libre", server), cache, **kw)  # type: ignore[arg-type]
 
 

@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
 
-from bot.schedule.ledger import Ledger, NewDelivery, State
-from bot.store import open_store, state_url
+from bot.state import Store, open_store, state_url
+from bot.state.ledger import NewDelivery, State
 
 
 def version(text: str) -> NewDelivery:
@@ -28,15 +27,15 @@ def version(text: str) -> NewDelivery:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
+def store(tmp_path: Path) -> Store:
     return open_store(state_url(tmp_path, None))
 
 
-def test_claim_returns_the_row_as_the_ledger_holds_it_when_claimed(engine: Engine) -> None:
+def test_claim_returns_the_row_as_the_ledger_holds_it_when_claimed(store: Store) -> None:
     """Read as version A, edited to B before the claim: the claim returns B."""
-    ledger = Ledger(engine)
+    ledger = store.ledger
     (read,) = ledger.ensure([version("Version A")])
-    Ledger(open_store(str(engine.url))).ensure([version("Version B")])  # another connection
+    open_store(store.url).ledger.ensure([version("Version B")])  # another connection
     claimed = ledger.claim(read.id, datetime.now(UTC))
     assert claimed is not None
     assert (claimed.state, claimed.text, claimed.attempts) == (State.SENDING, "Version B", 1)
@@ -49,12 +48,12 @@ def test_claim_returns_the_row_as_the_ledger_holds_it_when_claimed(engine: Engin
     "state", [s for s in State if s not in (State.PENDING, State.HELD, State.RETRACTED)], ids=str
 )
 def test_ensure_never_changes_the_text_of_a_row_that_is_not_pending(
-    engine: Engine, state: State
+    store: Store, state: State
 ) -> None:
     """An edit recorded after the claim (or after the end) leaves the row as it was sent."""
-    ledger = Ledger(engine)
+    ledger = store.ledger
     (row,) = ledger.ensure([version("Version A")])
-    with closing(sqlite3.connect(engine.url.database or "")) as conn, conn:
+    with closing(sqlite3.connect(store.engine.url.database or "")) as conn, conn:
         conn.execute("UPDATE deliveries SET state = ? WHERE id = ?", (state.value, row.id))
     (after,) = ledger.ensure([version("Version B")])
     assert (after.state, after.text, after.content_hash) == (state, "Version A", row.content_hash)

@@ -8,9 +8,9 @@ import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.store import translations, utc_now_iso
+from bot.state.dialect import upsert
+from bot.state.tables import translations, utc_now
 from bot.text.length import normalize
 
 
@@ -61,14 +61,14 @@ class TranslationCache:
         return found
 
     def put(self, key: CacheKey, value: str) -> None:
-        stmt = sqlite_insert(translations).values(
-            backend=key.backend,
-            source_lang=key.source_lang,
-            target_lang=key.target_lang,
-            source_hash=key.source_hash,
-            glossary_version=key.glossary_version,
-            text=value,
-            created_at=utc_now_iso(),
-        )
+        values = {
+            "backend": key.backend,
+            "source_lang": key.source_lang,
+            "target_lang": key.target_lang,
+            "source_hash": key.source_hash,
+            "glossary_version": key.glossary_version,
+            "text": value,
+            "created_at": utc_now(),
+        }
         with self.engine.begin() as conn:
-            conn.execute(stmt.on_conflict_do_nothing())
+            conn.execute(upsert(conn, translations, values))

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from bot.schedule.ledger import Ledger, NewDelivery
-from bot.store import open_store, state_url
+from bot.state import open_store, state_url
+from bot.state.ledger import NewDelivery
 
 ROOT = Path(__file__).resolve().parents[2]
 ADVICE = "Restore the last backup (docs/deploy.md, 'State, and backing it up')"
@@ -64,13 +64,13 @@ def test_damage_inside_the_file_is_reported_when_it_is_read(repo: Path, run_cli:
     """The header is intact, a page of the ledger is not: found only when `status` reads
     the ledger, and told the same way."""
     path = state_file(repo)
-    engine = open_store(state_url(repo, None))
+    store = open_store(state_url(repo, None))
     due = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-    Ledger(engine).ensure(
+    store.ledger.ensure(
         NewDelivery(f"post-{n}", "francediplo", 1, "x", "fr", due, "Bonjour " * 40)
         for n in range(400)
     )
-    engine.dispose()  # the last connection closes: the WAL is written back into the file
+    store.close()  # the last connection closes: the WAL is written back into the file
     size = path.stat().st_size
     with path.open("r+b") as handle:
         handle.seek(size // 2)
@@ -98,7 +98,7 @@ def test_database_of_another_program_is_refused_and_left_untouched(
 def test_state_migrated_by_a_newer_diplobot_is_refused(repo: Path, run_cli: CliRun) -> None:
     """A schema version this diplobot does not know: run the newer one, or restore."""
     path = state_file(repo)
-    open_store(state_url(repo, None)).dispose()
+    open_store(state_url(repo, None)).close()
     with closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("UPDATE schema_version SET version = 99")
     result = run_cli("status", "--root", str(repo))
@@ -127,7 +127,7 @@ def test_run_with_a_damaged_state_file_stops_at_once_with_the_message(repo: Path
 def test_a_committed_claim_is_on_disk_before_the_call_it_allows(tmp_path: Path) -> None:
     """synchronous=FULL on every connection: in WAL mode, NORMAL may lose the last commits
     (a claim) on power loss, and a lost claim is a post sent twice."""
-    engine = open_store(state_url(tmp_path, None))
-    with engine.connect() as conn:
+    store = open_store(state_url(tmp_path, None))
+    with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

@@ -84,20 +84,30 @@ import os
 import secrets
 import socket
 import threading
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, or_, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 
-from bot.settings import DEFAULT_LEASE
-from bot.store import by_hand, deliveries, instances, utc_now_iso
+from bot.state.dialect import upsert
+from bot.state.tables import MICROSECONDS, by_hand, deliveries, instances, utc_now
 
 
 class State(StrEnum):
@@ -186,7 +196,7 @@ class Heartbeat:
     seen_at: datetime
 
 
-def _pid_running(pid: int) -> bool:
+def pid_running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -220,7 +230,7 @@ def stale_reason(
             )
         # A claim from before instances existed was made by the pid check's own rules.
         same_space = beat.pid_space == me.pid_space if beat else owner.instance == ""
-        if same_space and not _pid_running(owner.pid):
+        if same_space and not pid_running(owner.pid):
             return f"process {owner.pid} on {owner.host} is gone"
     signs = [t for t in (row.claimed_at, beat.seen_at if beat else None) if t is not None]
     last = max(signs, default=None)
@@ -283,15 +293,8 @@ class Row:
     updated_at: datetime
 
 
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 def _row(r: Any) -> Row:
     media = tuple(MediaRef(m["file"], m.get("alt")) for m in json.loads(r.media or "[]"))
-    due = _dt(r.due_at)
-    updated = _dt(r.updated_at)
-    assert due is not None and updated is not None
     return Row(
         id=r.id,
         post_id=r.post_id,
@@ -299,21 +302,21 @@ def _row(r: Any) -> Row:
         part=r.part,
         channel=r.channel,
         lang=r.lang,
-        due_at=due,
+        due_at=r.due_at,
         text=r.text,
         media=media,
         content_hash=r.content_hash,
         state=State(r.state),
         attempts=r.attempts,
-        retry_at=_dt(r.retry_at),
+        retry_at=r.retry_at,
         remote_id=r.remote_id,
         url=r.url,
         last_error=r.last_error,
         revision=r.revision,
         author=r.author,
-        claimed_at=_dt(r.claimed_at),
+        claimed_at=r.claimed_at,
         claimed_by=r.claimed_by,
-        updated_at=updated,
+        updated_at=r.updated_at,
     )
 
 
@@ -345,8 +348,9 @@ _ARMED = deliveries.c.id.in_(select(by_hand.c.delivery_id))
 """The row was armed by ``post-now`` (see :meth:`Ledger.arm_by_hand`)."""
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+def _due(moment: datetime) -> Any:
+    """``moment`` as a value of ``due_at`` where no column gives it its type (``case``)."""
+    return literal(moment, MICROSECONDS)
 
 
 # Statements built once and executed with parameters: building a SQLAlchemy statement costs
@@ -359,21 +363,22 @@ _FOR_POST = (
     .where(and_(_c.post_id == bindparam("p_post"), _c.channel == bindparam("p_channel")))
     .order_by(*_ORDER)
 )
+_NOW = bindparam("now", type_=MICROSECONDS)  # one type: bound once, used three times
 _CLAIM = (
     update(deliveries)
     .where(
         and_(
             _c.id == bindparam("row_id"),
             _c.state == State.PENDING.value,
-            or_(_c.retry_at.is_(None), _c.retry_at <= bindparam("now_iso")),
+            or_(_c.retry_at.is_(None), _c.retry_at <= _NOW),
         )
     )
     .values(
         state=State.SENDING.value,
         attempts=_c.attempts + 1,
-        claimed_at=bindparam("now_iso"),
+        claimed_at=_NOW,
         claimed_by=bindparam("owner"),
-        updated_at=bindparam("now_iso"),
+        updated_at=_NOW,
     )
     .returning(*deliveries.c)  # the row as claimed: what will be published
 )
@@ -388,9 +393,7 @@ _ABANDON = (
             _c.attempts == bindparam("b_attempts"),
         )
     )
-    .values(
-        state=State.UNKNOWN.value, last_error=bindparam("error"), updated_at=bindparam("now_iso")
-    )
+    .values(state=State.UNKNOWN.value, last_error=bindparam("error"), updated_at=bindparam("now"))
 )
 
 
@@ -420,9 +423,10 @@ def _transition_statement(with_remote: bool, with_error: bool) -> Any:
 _TRANSITIONS = {(r, e): _transition_statement(r, e) for r in (False, True) for e in (False, True)}
 
 
-class _Hot:
-    """One connection per engine for the statements run several times per delivery (claim,
-    transition, get, a post's rows), and the lock every writer of this process takes.
+class Shared:
+    """One per opened state (:class:`bot.state.Store`): one connection for the statements
+    run several times per delivery (claim, transition, get, a post's rows), and the lock
+    every writer of this process takes.
 
     Checking a connection out of the pool and back costs about twice the statement itself
     (the pool rolls back on check-in), which mattered when 500 deliveries fall due at once.
@@ -434,6 +438,7 @@ class _Hot:
         self.lock = threading.RLock()
         self._conn: Connection | None = None
         self.heartbeats: dict[str, _Heartbeat] = {}  # instance id → its heartbeat here
+        self.heartbeats_lock = threading.Lock()
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -454,22 +459,18 @@ _EXITING = threading.Event()
 atexit.register(_EXITING.set)  # no heartbeat is written while the interpreter shuts down
 
 
-def write_instance(conn: Connection, me: Instance, at: str) -> None:
+def write_instance(conn: Connection, me: Instance, at: datetime) -> None:
     """Write or renew ``me``'s row in ``instances`` (its ``seen_at``), in ``conn``'s
-    transaction: the claims' heartbeat, and the service's mark (bot/publish/watch.py)."""
-    stmt = sqlite_insert(instances).values(
-        instance=me.id,
-        host=me.host,
-        pid=me.pid,
-        pid_space=me.pid_space,
-        started_at=at,
-        seen_at=at,
-    )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[instances.c.instance], set_={"seen_at": stmt.excluded.seen_at}
-        )
-    )
+    transaction: the claims' heartbeat, and the service's mark (bot/state/presence.py)."""
+    values = {
+        "instance": me.id,
+        "host": me.host,
+        "pid": me.pid,
+        "pid_space": me.pid_space,
+        "started_at": at,
+        "seen_at": at,
+    }
+    conn.execute(upsert(conn, instances, values, key=["instance"], update=["seen_at"]))
 
 
 class _Heartbeat:
@@ -477,25 +478,24 @@ class _Heartbeat:
     with its first claim and renewed every ``every`` seconds while it holds claims, by a
     thread of its own (so during an X request too). No claim held, no thread."""
 
-    def __init__(self, hot: _Hot, instance: Instance, every: float) -> None:
+    def __init__(self, hot: Shared, instance: Instance, every: float) -> None:
         self.hot, self.instance, self.every = hot, instance, every
         self.registered = False
         self._held: set[int] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def register(self, conn: Connection, now_iso: str) -> None:
+    def register(self, conn: Connection, now: datetime) -> None:
         """Write the instance's row (in the transaction of its first claim)."""
         if self.registered:
             return
-        self.beat(conn, now_iso)
-        old = _iso(datetime.fromisoformat(now_iso) - INSTANCES_KEPT)
-        conn.execute(delete(instances).where(instances.c.seen_at < old))
+        self.beat(conn, now)
+        conn.execute(delete(instances).where(instances.c.seen_at < now - INSTANCES_KEPT))
 
-    def beat(self, conn: Connection, now_iso: str) -> None:
+    def beat(self, conn: Connection, now: datetime) -> None:
         """Write or renew the row (an upsert: another process may have pruned it after a
         long idle time)."""
-        write_instance(conn, self.instance, now_iso)
+        write_instance(conn, self.instance, now)
 
     def hold(self, row_id: int) -> None:
         self.registered = True  # the claim that registered it is committed
@@ -519,40 +519,23 @@ class _Heartbeat:
                     return
             try:
                 with self.hot.connection() as conn:
-                    self.beat(conn, _iso(datetime.now(UTC)))
+                    self.beat(conn, utc_now())
             except Exception as exc:
                 # The next beat tries again; a lease spans six of them.
                 logger.bind(error=str(exc)).warning("ledger.heartbeat_failed")
 
 
-_HOT: weakref.WeakKeyDictionary[Engine, _Hot] = weakref.WeakKeyDictionary()
-_HOT_LOCK = threading.Lock()
-
-
-def _hot(engine: Engine) -> _Hot:
-    with _HOT_LOCK:
-        hot = _HOT.get(engine)
-        if hot is None:
-            hot = _HOT[engine] = _Hot(engine)
-        return hot
-
-
 class Ledger:
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        lease: timedelta | None = None,
-        instance: Instance | None = None,
-    ) -> None:
-        """``lease``: default :data:`~bot.settings.DEFAULT_LEASE` (the service and the CLI pass
-        ``DIPLOBOT_LEASE``); ``instance``: default this process start (tests pass another to
-        act as a second process)."""
-        self.engine = engine
-        self._hot = _hot(engine)  # shared by every Ledger of this engine in the process
-        self.lease = lease if lease is not None else DEFAULT_LEASE
-        self.instance = instance or this_instance()
-        with _HOT_LOCK:
+    """The deliveries of one state database, as one process start (``instance``) sees them.
+    Built by :class:`bot.state.Store` (``store.ledger``, or ``store.ledger_as(...)`` for a
+    test that plays a second process)."""
+
+    def __init__(self, shared: Shared, *, lease: timedelta, instance: Instance) -> None:
+        self.engine: Engine = shared.engine
+        self._hot = shared  # shared by every Ledger of this store in the process
+        self.lease = lease
+        self.instance = instance
+        with self._hot.heartbeats_lock:
             beat = self._hot.heartbeats.get(self.instance.id)
             if beat is None:
                 every = min(max(self.lease.total_seconds() / 6, 0.1), 10.0)
@@ -564,31 +547,31 @@ class Ledger:
     def ensure(self, items: Iterable[NewDelivery]) -> list[Row]:
         """Record deliveries that are not in the ledger yet; refresh PENDING ones whose text,
         media or due time changed. Rows in any other state are left as they are."""
-        now = utc_now_iso()
+        now = utc_now()
         keys = []
         with self._hot.lock, self.engine.begin() as conn:
             for item in items:
                 media = json.dumps(
                     [{"file": m.file, "alt": m.alt} for m in item.media], ensure_ascii=False
                 )
-                stmt = sqlite_insert(deliveries).values(
-                    post_id=item.post_id,
-                    account=item.account,
-                    part=item.part,
-                    channel=item.channel,
-                    lang=item.lang,
-                    due_at=_iso(item.due_at),
-                    text=item.text,
-                    media=media,
-                    content_hash=item.content_hash,
-                    state=State.PENDING.value,
-                    attempts=0,
-                    revision=item.revision,
-                    author=item.author,
-                    created_at=now,
-                    updated_at=now,
-                )
-                conn.execute(stmt.on_conflict_do_nothing())
+                new = {
+                    "post_id": item.post_id,
+                    "account": item.account,
+                    "part": item.part,
+                    "channel": item.channel,
+                    "lang": item.lang,
+                    "due_at": item.due_at,
+                    "text": item.text,
+                    "media": media,
+                    "content_hash": item.content_hash,
+                    "state": State.PENDING.value,
+                    "attempts": 0,
+                    "revision": item.revision,
+                    "author": item.author,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                conn.execute(upsert(conn, deliveries, new))
                 # A delivery cancelled because its post disappeared comes back with the post,
                 # as the plan's (no longer armed by hand).
                 revived = _revivable(item)
@@ -618,7 +601,7 @@ class Ledger:
                             deliveries.c.state == State.PENDING.value,
                             or_(
                                 deliveries.c.content_hash != item.content_hash,
-                                and_(deliveries.c.due_at != _iso(item.due_at), ~_ARMED),
+                                and_(deliveries.c.due_at != item.due_at, ~_ARMED),
                             ),
                         )
                     )
@@ -627,7 +610,7 @@ class Ledger:
                         media=media,
                         content_hash=item.content_hash,
                         # post-now's due (now, or X's reset) stands: the plan's is past or later
-                        due_at=case((_ARMED, deliveries.c.due_at), else_=_iso(item.due_at)),
+                        due_at=case((_ARMED, deliveries.c.due_at), else_=_due(item.due_at)),
                         revision=item.revision,
                         author=item.author,
                         updated_at=now,
@@ -641,35 +624,32 @@ class Ledger:
         the ledger, with ``reason`` and the next try at ``retry_at``, but never claimed. A
         PENDING one (its post changed and the new text failed) is held too, so that the old
         text is not published; rows in any other state are left as they are."""
-        now = utc_now_iso()
+        now = utc_now()
         with self._hot.lock, self.engine.begin() as conn:
             for item in items:
                 values = {
                     "state": State.HELD.value,
                     "last_error": reason,
-                    "retry_at": _iso(retry_at),
+                    "retry_at": retry_at,
                     "updated_at": now,
                 }
-                conn.execute(
-                    sqlite_insert(deliveries)
-                    .values(
-                        post_id=item.post_id,
-                        account=item.account,
-                        part=item.part,
-                        channel=item.channel,
-                        lang=item.lang,
-                        text=item.text,
-                        media="[]",
-                        content_hash="",
-                        attempts=0,
-                        revision=item.revision,
-                        author=item.author,
-                        created_at=now,
-                        due_at=_iso(item.due_at),
-                        **values,
-                    )
-                    .on_conflict_do_nothing()
-                )
+                new = {
+                    "post_id": item.post_id,
+                    "account": item.account,
+                    "part": item.part,
+                    "channel": item.channel,
+                    "lang": item.lang,
+                    "text": item.text,
+                    "media": "[]",
+                    "content_hash": "",
+                    "attempts": 0,
+                    "revision": item.revision,
+                    "author": item.author,
+                    "created_at": now,
+                    "due_at": item.due_at,
+                    **values,
+                }
+                conn.execute(upsert(conn, deliveries, new))
                 c = deliveries.c
                 # cancelled because its post disappeared: back with the post, as the plan's
                 revived = _revivable(item)
@@ -686,7 +666,7 @@ class Ledger:
                         )
                     )
                     # held with the new text's failure, but post-now's due time stands
-                    .values(**values, due_at=case((_ARMED, c.due_at), else_=_iso(item.due_at)))
+                    .values(**values, due_at=case((_ARMED, c.due_at), else_=_due(item.due_at)))
                 )
 
     def find(self, post_id: str, account: str, part: int, channel: str) -> Row | None:
@@ -730,7 +710,7 @@ class Ledger:
         if states is not None:
             query = query.where(c.state.in_([s.value for s in states]))
         if due_by is not None:  # only what is due: the sweep runs every few seconds
-            query = query.where(c.due_at <= _iso(due_by))
+            query = query.where(c.due_at <= due_by)
         query = query.order_by(c.due_at, c.post_id, c.account, c.part)
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(query)]
@@ -739,10 +719,9 @@ class Ledger:
         """PENDING → SENDING for this instance, committed; the row exactly as claimed (publish
         that copy: it is what the ledger holds). None when another process got it first or
         it is not due for retry yet."""
-        now_iso = _iso(now)
-        params = {"row_id": row_id, "now_iso": now_iso, "owner": self.instance.owner}
+        params = {"row_id": row_id, "now": now, "owner": self.instance.owner}
         with self._hot.connection() as conn:
-            self._beat.register(conn, now_iso)
+            self._beat.register(conn, now)
             claimed = conn.execute(_CLAIM, params).first()
         if claimed is None:
             return None
@@ -767,8 +746,8 @@ class Ledger:
             "row_id": row_id,
             "expect": [s.value for s in expect],
             "to_state": to.value,
-            "ts": utc_now_iso(),
-            "retry": _iso(retry_at) if retry_at else None,
+            "ts": utc_now(),
+            "retry": retry_at,
             "remote": remote_id,
             "remote_url": url,
             "error": error,
@@ -795,12 +774,12 @@ class Ledger:
                 .where(and_(c.id == row_id, c.state.in_([s.value for s in expect])))
                 .values(
                     state=State.PENDING.value,
-                    due_at=_iso(due),
+                    due_at=due,
                     retry_at=None,
                     attempts=case(
                         (c.attempts > attempts_at_most, attempts_at_most), else_=c.attempts
                     ),
-                    updated_at=utc_now_iso(),
+                    updated_at=utc_now(),
                 )
             )
             return result.rowcount == 1
@@ -812,7 +791,7 @@ class Ledger:
             result = conn.execute(
                 update(deliveries)
                 .where(and_(c.id == row_id, c.state.in_([State.PENDING.value, State.HELD.value])))
-                .values(due_at=_iso(due), updated_at=utc_now_iso())
+                .values(due_at=due, updated_at=utc_now())
             )
             return result.rowcount == 1
 
@@ -821,14 +800,11 @@ class Ledger:
         :meth:`ensure` and :meth:`hold` keep their due time (now, or X's reset) instead of the
         plan's, and the service does not cancel them because their post is a draft. A row
         cancelled with its post and brought back with it is the plan's again."""
-        now = utc_now_iso()
+        now = utc_now()
         with self._hot.lock, self.engine.begin() as conn:
             for row_id in row_ids:
-                conn.execute(
-                    sqlite_insert(by_hand)
-                    .values(delivery_id=row_id, armed_at=now)
-                    .on_conflict_do_nothing()
-                )
+                values = {"delivery_id": row_id, "armed_at": now}
+                conn.execute(upsert(conn, by_hand, values))
 
     def armed_by_hand(self) -> set[int]:
         """Ids of the open rows (PENDING, HELD, SENDING, UNKNOWN) armed by ``post-now``."""
@@ -856,7 +832,7 @@ class Ledger:
                     instances.c.instance.in_(sorted(ids))
                 )
             ).all()
-        beats = {i: Heartbeat(space, datetime.fromisoformat(seen)) for i, space, seen in found}
+        beats = {i: Heartbeat(space, seen) for i, space, seen in found}
         stale = {}
         for row in sending:
             owner = Owner.parse(row.claimed_by)
@@ -869,12 +845,18 @@ class Ledger:
     def counts(self) -> dict[tuple[State, str], int]:
         """(state, account) → how many deliveries, by one aggregate query (``/status``,
         ``/metrics``: cheap however long the ledger)."""
-        from sqlalchemy import func
-
         c = deliveries.c
         query = select(c.state, c.account, func.count()).group_by(c.state, c.account)
         with self.engine.connect() as conn:
             return {(State(s), a): n for s, a, n in conn.execute(query)}
+
+    def next_due(self) -> datetime | None:
+        """When the earliest PENDING delivery is due (``/metrics``)."""
+        c = deliveries.c
+        query = select(func.min(c.due_at)).where(c.state == State.PENDING.value)
+        with self.engine.connect() as conn:
+            due: datetime | None = conn.execute(query).scalar()
+        return due
 
     def page(
         self,
@@ -914,7 +896,7 @@ class Ledger:
             "owner": row.claimed_by,
             "b_attempts": row.attempts,
             "error": reason,
-            "now_iso": utc_now_iso(),
+            "now": utc_now(),
         }
         with self._hot.connection() as conn:
             return conn.execute(_ABANDON, params).rowcount == 1

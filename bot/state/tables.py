@@ -1,0 +1,163 @@
+"""The state's tables, and the column types that turn its stored text into Python values.
+
+Instants are aware UTC ``datetime``s in code and ISO-8601 text on disk (``UTCDateTime``),
+exactly as written before the type existed: existing state files keep working, and the
+ledger's text comparisons (``due_at <= now``) stay correct because every value of a column
+has the same width.
+
+Tables: ``slot_pins`` (a slot occurrence given to a post, so it never moves),
+``translations`` (the machine-translation cache), ``deliveries`` (the ledger: one row per
+post, account, part and channel, with its state), ``runtime_pauses`` (``diplobot pause``),
+``heartbeat`` (the sweep's and each service start's mark), ``instances`` (one row per process
+start that claimed a delivery or runs the service: its heartbeat keeps its claims alive) and
+``by_hand`` (deliveries armed by ``post-now``, which the plan must not move or cancel).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import (
+    Column,
+    Dialect,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC ``datetime`` stored as ISO-8601 text with its offset
+    (``2026-11-24T08:00:00.000000+00:00``). ``precision``: the width of a column's values,
+    as each was written before this type (``seconds`` drops the fraction)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, precision: Literal["seconds", "microseconds"] = "microseconds") -> None:
+        super().__init__()
+        self.precision = precision
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"a naive datetime ({value}) for a UTC column: give its zone")
+        return value.astimezone(UTC).isoformat(timespec=self.precision)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> datetime | None:
+        if not value:
+            return None
+        moment = datetime.fromisoformat(value)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class WallTime(TypeDecorator[datetime]):
+    """A naive local wall time (no zone) stored as ISO-8601 text: a slot occurrence."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+
+SECONDS = UTCDateTime("seconds")
+MICROSECONDS = UTCDateTime("microseconds")
+
+metadata = MetaData()
+
+schema_version = Table("schema_version", metadata, Column("version", Integer, nullable=False))
+slot_pins = Table(
+    "slot_pins",
+    metadata,
+    Column("post_id", String, primary_key=True),
+    Column("slot", String, nullable=False),
+    Column("local", WallTime, nullable=False),  # wall time of the occurrence
+    Column("pinned_at", SECONDS, nullable=False),
+)
+translations = Table(
+    "translations",
+    metadata,
+    Column("backend", String, primary_key=True),
+    Column("source_lang", String, primary_key=True),
+    Column("target_lang", String, primary_key=True),
+    Column("source_hash", String, primary_key=True),  # sha256 of the normalized source text
+    Column("glossary_version", String, primary_key=True),
+    Column("text", Text, nullable=False),  # restored and checked: what will be published
+    Column("created_at", SECONDS, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("post_id", String, nullable=False),
+    Column("account", String, nullable=False),
+    Column("part", Integer, nullable=False),  # 1-based position in the account's reply chain
+    Column("channel", String, nullable=False),  # "x", or "outbox" for dry runs
+    Column("lang", String, nullable=False),
+    Column("due_at", MICROSECONDS, nullable=False),
+    Column("text", Text, nullable=False),  # stored before the first attempt: retries match
+    Column("media", Text, nullable=False, default="[]"),  # JSON [{file, alt}]
+    Column("content_hash", String, nullable=False),
+    Column("state", String, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("retry_at", MICROSECONDS),
+    Column("remote_id", String),
+    Column("url", String),
+    Column("last_error", Text),
+    Column("revision", String),  # git commit the content came from
+    Column("author", String),  # its author
+    Column("claimed_at", MICROSECONDS),
+    Column("claimed_by", String),
+    Column("created_at", SECONDS, nullable=False),
+    Column("updated_at", SECONDS, nullable=False),
+    UniqueConstraint("post_id", "account", "part", "channel", name="uq_delivery"),
+)
+
+runtime_pauses = Table(
+    "runtime_pauses",
+    metadata,
+    Column("account", String, primary_key=True),  # "*" pauses every account
+    Column("reason", String, nullable=False),
+    Column("at", SECONDS, nullable=False),
+)
+heartbeat = Table(
+    "heartbeat",
+    metadata,
+    Column("name", String, primary_key=True),
+    Column("at", MICROSECONDS, nullable=False),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("instance", String, primary_key=True),  # random, new at every process start
+    Column("host", String, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("pid_space", String, nullable=False),  # the pid namespace, "" where there is none
+    Column("started_at", MICROSECONDS, nullable=False),
+    Column("seen_at", MICROSECONDS, nullable=False),  # the heartbeat
+)
+
+by_hand = Table(
+    "by_hand",
+    metadata,
+    # A delivery that ``post-now`` armed (a person's explicit act): while it is open, the plan
+    # neither moves its due time back nor cancels it because its post is (still) a draft.
+    Column("delivery_id", Integer, primary_key=True),  # deliveries.id
+    Column("armed_at", SECONDS, nullable=False),
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
