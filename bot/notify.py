@@ -16,7 +16,7 @@ from loguru import logger
 from bot.state.ledger import Row
 
 if TYPE_CHECKING:
-    from bot.publish.watch import Foreign
+    from bot.publish.base import Foreign
 
 
 class Notifier:

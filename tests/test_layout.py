@@ -13,8 +13,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 BOT = ROOT / "bot"
 
@@ -200,12 +198,6 @@ def test_no_import_cycle_in_bot() -> None:
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="two cycles through imports deferred into functions remain, in other slices of "
-    "issue 10: bot.content.model -> bot.platforms -> bot.content.model (a type-only import) and "
-    "bot.notify -> bot.publish.watch -> bot.notify (the service split)",
-)
 def test_no_import_cycle_even_through_deferred_imports() -> None:
     """A cycle hidden by moving an import into a function is still one: modules that need
     each other belong together, or a third module holds what they share."""

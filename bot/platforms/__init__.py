@@ -18,7 +18,6 @@ from bot.errors import ConfigError
 from bot.text.length import MAX_WEIGHTED_LENGTH, weighted_length
 
 if TYPE_CHECKING:
-    from bot.content.model import Account
     from bot.publish.base import Publisher
     from bot.settings import Settings
 
@@ -45,6 +44,17 @@ class Prices:
     post: float
     post_with_url: float
     currency: str
+
+
+class Account(Protocol):
+    """What the registry reads of an account (``bot.content.model.Account``, which imports
+    this module for its platform names: a protocol keeps the two apart)."""
+
+    @property
+    def platform(self) -> str: ...
+
+    @property
+    def handle(self) -> str: ...
 
 
 class PlatformSettings(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,40 @@ class Published:
     media: int  # how many images or videos it carries
     created_at: datetime | None  # when the platform says it was published
     url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Foreign:
+    """A post on one of our accounts that another publisher sent: it is one of our deliveries."""
+
+    account: str
+    handle: str
+    post: str  # our delivery: post id and part
+    part: int
+    state: str  # our delivery's state when it was found
+    ours: str | None  # our remote id, when POSTED here
+    our_url: str | None
+    theirs: str  # the foreign post's remote id
+    their_url: str | None
+    created_at: datetime | None
+    found_at: datetime
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "handle": self.handle,
+            "post": self.post,
+            "part": self.part,
+            "state": self.state,
+            "ours": self.ours,
+            "our_url": self.our_url,
+            "theirs": self.theirs,
+            "their_url": self.their_url,
+            "created_at": self.created_at.isoformat(timespec="seconds")
+            if self.created_at
+            else None,
+            "found_at": self.found_at.isoformat(timespec="seconds"),
+        }
 
 
 class Publisher(Protocol):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +29,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from bot.errors import PublishError, PublishRateLimited
 from bot.notify import Notifier
-from bot.publish.base import Published
+from bot.publish.base import Foreign, Published
 from bot.publish.match import same_text
 from bot.publish.session import Publishing
 from bot.state import Store
@@ -48,38 +47,6 @@ SHOWN = 50
 """At most this many foreign posts are listed in ``/status`` (the counter counts them all)."""
 OPEN = (State.PENDING, State.SENDING, State.UNKNOWN)
 UNSETTLED = (State.SENDING, State.UNKNOWN)  # may be our own post, its answer lost
-
-
-@dataclass(frozen=True, slots=True)
-class Foreign:
-    """A post on one of our accounts that another publisher sent: it is one of our deliveries."""
-
-    account: str
-    handle: str
-    post: str  # our delivery: post id and part
-    part: int
-    state: str  # our delivery's state when it was found
-    ours: str | None  # our remote id, when POSTED here
-    our_url: str | None
-    theirs: str  # the foreign post's remote id
-    their_url: str | None
-    created_at: datetime | None
-    found_at: datetime
-
-    def json(self) -> dict[str, Any]:
-        return {
-            "account": self.account,
-            "handle": self.handle,
-            "post": self.post,
-            "part": self.part,
-            "state": self.state,
-            "ours": self.ours,
-            "our_url": self.our_url,
-            "theirs": self.theirs,
-            "their_url": self.their_url,
-            "created_at": _iso(self.created_at),
-            "found_at": _iso(self.found_at),
-        }
 
 
 class Watch:

@@ -19,7 +19,6 @@ from bot.errors import BotError, ContentError, Problem
 from bot.publish.media import RevisionMedia
 from bot.publish.session import Publishing
 from bot.publish.watch import Watch
-from bot.service import views
 from bot.service.changes import MAX_WAIT, Changes, Stats, span
 from bot.service.clock import Clock
 from bot.service.dispatch import Dispatch
@@ -98,7 +97,6 @@ class Service:
         self.lifecycle = threading.Lock()  # start() and stop() agree on whether to run
         # Another publisher on our accounts, or another service on this state.
         self.watcher = Watch(store, self.ledger.lease, settings.watch_interval)
-        self.registry = views.registry(self)  # what /metrics shows
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -3,6 +3,8 @@ read from the service's state and the ledger at request time."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -150,12 +152,19 @@ class Figures:
         yield from service.watcher.metrics()
 
 
+_REGISTRIES: weakref.WeakKeyDictionary[Service, CollectorRegistry] = weakref.WeakKeyDictionary()
+_REGISTRIES_LOCK = threading.Lock()
+
+
 def registry(service: Service) -> CollectorRegistry:
-    """A registry of ``service``'s own (never the process-wide one: two services in one
-    process, as in the tests, each show their figures)."""
-    own = CollectorRegistry()
-    own.register(Figures(service))
-    return own
+    """A registry of ``service``'s own, made on its first scrape (never the process-wide one:
+    two services in one process, as in the tests, each show their figures)."""
+    with _REGISTRIES_LOCK:
+        own = _REGISTRIES.get(service)
+        if own is None:
+            own = _REGISTRIES[service] = CollectorRegistry()
+            own.register(Figures(service))
+        return own
 
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -164,7 +173,7 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 def metrics(service: Service) -> bytes:
     """``/metrics``: the Prometheus text format (labels escaped by the library)."""
-    return generate_latest(service.registry)
+    return generate_latest(registry(service))
 
 
 def _stamp(moment: datetime | None) -> float:
