@@ -299,7 +299,9 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     state = _store(args)
     assert state is not None
     parallel = _settings(args).translator.parallel
-    result = localize(content, translator, state.translations, args.ids or None, parallel)
+    result = localize(
+        content, translator, state.translations, post_ids=args.ids or None, parallel=parallel
+    )
     if args.write:
         for post_id in args.ids:
             langs = write_translations(

@@ -30,11 +30,9 @@ from bot.schedule import plan as planning
 from bot.source import head_commit
 from bot.state.ledger import FINAL, MediaRef, NewDelivery, Row, State
 from bot.state.pins import Pins
-from bot.state.translations import TranslationCache
 from bot.text.entities import has_url
-from bot.translate.base import Translator
-from bot.translate.localize import Localization, Variant
-from bot.translate.localize import localize as _localize
+from bot.translate.localize import Variant
+from bot.translate.localize import localize as localize  # the stage itself, text and alt texts
 
 Revision = tuple[str | None, str | None]
 """The git commit and author the content came from (recorded with every row)."""
@@ -85,21 +83,6 @@ def due_now(
                 )
             )
     return out
-
-
-# -- localize ------------------------------------------------------------------------------
-
-
-def localize(
-    content: ContentSet,
-    translator: Translator,
-    cache: TranslationCache,
-    post_ids: Iterable[str] | None = None,
-    parallel: int = 4,
-) -> Localization:
-    """Every variant of ``post_ids`` (default: every post), its text and its images' alt texts
-    (see ``bot/translate/localize.py``)."""
-    return _localize(content, translator, cache, post_ids=post_ids, parallel=parallel)
 
 
 # -- rows ----------------------------------------------------------------------------------

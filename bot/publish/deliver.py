@@ -261,13 +261,7 @@ class Deliverer:
                 )
             return self.reconcile(self.ledger.get(row.id))
         else:
-            recorded = self.ledger.transition(
-                row.id,
-                State.POSTED,
-                expect=[State.SENDING],
-                remote_id=receipt.remote_id,
-                url=receipt.url,
-            )
+            recorded = self._posted(row, receipt, [State.SENDING])
             log.bind(remote_id=receipt.remote_id).info("publish.sent")
             if recorded:  # the common case: no need to read back what was just written
                 return replace(
@@ -279,6 +273,13 @@ class Deliverer:
                     retry_at=None,
                 )
         return self.ledger.get(row.id)
+
+    def _posted(self, row: Row, receipt: Receipt, expect: Sequence[State]) -> bool:
+        """``row`` is on the platform as ``receipt`` (sent, found on the timeline, or found
+        when re-armed): POSTED with its id and link, if it is still in one of ``expect``."""
+        return self.ledger.transition(
+            row.id, State.POSTED, expect=expect, remote_id=receipt.remote_id, url=receipt.url
+        )
 
     def reconcile(self, row: Row, *, duplicate: bool = False) -> Row:
         """UNKNOWN → POSTED if this delivery is on the account's timeline (its text, its
@@ -295,13 +296,7 @@ class Deliverer:
             failure = PublishError(f"{type(exc).__name__}: {_first_line(exc)}")
             return self._lookup_failed(row, failure)
         if found is not None:
-            self.ledger.transition(
-                row.id,
-                State.POSTED,
-                expect=[State.UNKNOWN],
-                remote_id=found.remote_id,
-                url=found.url,
-            )
+            self._posted(row, found, [State.UNKNOWN])
             log.bind(remote_id=found.remote_id).info("reconcile.found")
         elif duplicate:
             self._fail(
@@ -391,13 +386,7 @@ class Deliverer:
             log = logger.bind(post=row.post_id, account=row.account, part=row.part, was=row.state)
             receipt = found.get(row.id)
             if receipt is not None:
-                self.ledger.transition(
-                    row.id,
-                    State.POSTED,
-                    expect=[row.state],
-                    remote_id=receipt.remote_id,
-                    url=receipt.url,
-                )
+                self._posted(row, receipt, [row.state])
                 log.bind(remote_id=receipt.remote_id).info("publish.rearm_found")
                 where = display_name(self.platforms, row.account)
                 shown = receipt.url or receipt.remote_id

@@ -152,7 +152,7 @@ class Changes:
         if not post_ids:
             return
         loc = pipeline.localize(
-            content, pub.translator, pub.cache, post_ids, pub.translate_parallel
+            content, pub.translator, pub.cache, post_ids=post_ids, parallel=pub.translate_parallel
         )
         with self.lock:
             self.stats.engine_calls += loc.stats.engine_calls
