@@ -20,12 +20,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 from publish.conftest import ACCOUNTS, WebhookSink, env_for
 from servers.translate import LibreServer
 from servers.x import XServer
+
+if TYPE_CHECKING:
+    from service.clocked import ClockedService
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLES = list(ACCOUNTS)
@@ -127,6 +130,22 @@ def content_repo(tmp_path: Path) -> ContentRepo:
     repo.git("config", "commit.gpgsign", "false")
     repo.commit("example accounts, slots and glossary")
     return repo
+
+
+@pytest.fixture
+def clocked(
+    content_repo: ContentRepo,
+    x: XServer,
+    libre: LibreServer,
+    alerts: WebhookSink,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> ClockedService:
+    """The service on ``content_repo`` under a test's clock (``service/clocked.py``),
+    publishing to the fake X with every account's credentials, alerting ``alerts``."""
+    from service.clocked import clocked_service
+
+    return clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
 
 
 @pytest.fixture

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from loguru import logger
 from publish.conftest import WebhookSink
-from servers.translate import LibreServer
 from servers.x import XServer
-from service.clocked import FR, alerts_of, clocked_service, fr_post, whole_hour_ahead, x_posts
+from service.clocked import FR, ClockedService, alerts_of, fr_post, whole_hour_ahead, x_posts
 from service.conftest import ContentRepo
 
 from bot.platforms.x import XPublisher
@@ -35,18 +33,16 @@ MINUTE = timedelta(minutes=1)
 
 def test_a_rate_limited_post_now_of_a_draft_survives_the_next_apply_and_goes_out(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``post-now`` of a draft gets a 429 (due at the reset); a commit about another post is
     applied before the reset: the draft's delivery stays PENDING and goes out at the reset."""
     now = whole_hour_ahead()
     content_repo.write("content/posts/brouillon.yaml", fr_post("brouillon", None, "Brouillon"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     svc.sync(now)
     reset = now + 20 * MINUTE
     x.fail_next("429", method="POST", path="/2/tweets", reset=int(reset.timestamp()))
@@ -66,18 +62,16 @@ def test_a_rate_limited_post_now_of_a_draft_survives_the_next_apply_and_goes_out
 
 def test_a_draft_armed_by_post_now_is_still_cancelled_when_its_post_is_deleted(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The same rate-limited ``post-now`` of a draft, then the post file is deleted: the
     delivery is cancelled, and nothing reaches X at the reset."""
     now = whole_hour_ahead()
     content_repo.write("content/posts/brouillon.yaml", fr_post("brouillon", None, "Brouillon"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     svc.sync(now)
     reset = now + 20 * MINUTE
     x.fail_next("429", method="POST", path="/2/tweets", reset=int(reset.timestamp()))
@@ -93,11 +87,9 @@ def test_a_draft_armed_by_post_now_is_still_cancelled_when_its_post_is_deleted(
 
 def test_a_post_now_rearmed_delivery_is_not_moved_back_and_expired_by_the_next_apply(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A post EXPIRED (window of 15 min); an hour later ``post-now`` re-arms it and X answers
@@ -106,7 +98,7 @@ def test_a_post_now_rearmed_delivery_is_not_moved_back_and_expired_by_the_next_a
     (on main, apply set it back to its planned time, an hour past: EXPIRED again)."""
     due = whole_hour_ahead()
     content_repo.write("content/posts/rappel.yaml", fr_post("rappel", due, "Rapel"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     svc.sync(due - MINUTE)
     svc.sweep(due + 30 * MINUTE)  # nothing sent in time (the service was stuck, say)
     assert svc.row("rappel").state is State.EXPIRED
@@ -130,18 +122,16 @@ def test_a_post_now_rearmed_delivery_is_not_moved_back_and_expired_by_the_next_a
 
 def test_a_post_now_of_a_scheduled_post_is_not_moved_to_its_later_planned_time(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A post due in 2 hours, sent now with ``post-now`` and rate-limited for 10 min; an edit
     is applied meanwhile: it goes out at the reset, not 2 hours later."""
     due = whole_hour_ahead()
     content_repo.write("content/posts/avance.yaml", fr_post("avance", due, "Avance"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     now = due - 120 * MINUTE
     svc.sync(now)
     reset = now + 10 * MINUTE
@@ -169,11 +159,10 @@ def errors() -> Iterator[list[dict[str, Any]]]:
 
 def test_a_defect_after_x_stored_the_post_is_reconciled_never_left_sending_nor_sent_twice(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     errors: list[dict[str, Any]],
 ) -> None:
     """The publisher raises TypeError once X has stored the post: the row is not left SENDING;
@@ -188,7 +177,7 @@ def test_a_defect_after_x_stored_the_post_is_reconciled_never_left_sending_nor_s
     monkeypatch.setattr(XPublisher, "publish", stored_then_raises)
     due = whole_hour_ahead()
     content_repo.write("content/posts/defaut.yaml", fr_post("defaut", due, "Défaut"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     svc.sync(due - timedelta(minutes=1))
     svc.sweep(due + timedelta(seconds=1))
     row = svc.row("defaut")
@@ -205,11 +194,10 @@ def test_a_defect_after_x_stored_the_post_is_reconciled_never_left_sending_nor_s
 
 def test_a_defect_before_the_request_is_retried_once_the_timeline_says_it_is_absent(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     errors: list[dict[str, Any]],
 ) -> None:
     """The publisher raises before anything reaches X: the row goes UNKNOWN, the timeline
@@ -227,7 +215,7 @@ def test_a_defect_before_the_request_is_retried_once_the_timeline_says_it_is_abs
     monkeypatch.setattr(XPublisher, "publish", raises_the_first_time)
     due = whole_hour_ahead()
     content_repo.write("content/posts/reprise.yaml", fr_post("reprise", due, "Reprise"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     svc.sync(due - timedelta(minutes=1))
     svc.sweep(due + timedelta(seconds=1))
     row = svc.row("reprise")
@@ -242,11 +230,9 @@ def test_a_defect_before_the_request_is_retried_once_the_timeline_says_it_is_abs
 
 def test_a_post_now_of_a_skipped_post_is_not_skipped_again_by_the_next_apply(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A post due in a blackout is SKIPPED; ``post-now`` sends it anyway (the documented
@@ -261,7 +247,7 @@ def test_a_post_now_of_a_skipped_post_is_not_skipped_again_by_the_next_apply(
     )
     slots.write_text(slots.read_text().replace("blackouts: []\n", blackout))
     content_repo.write("content/posts/deuil.yaml", fr_post("deuil", due, "Hommage"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     now = due - 3 * 60 * MINUTE
     svc.sync(now)
     assert svc.row("deuil").state is State.SKIPPED

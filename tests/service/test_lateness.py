@@ -14,16 +14,14 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from publish.conftest import WebhookSink
-from servers.translate import LibreServer
 from servers.x import XServer
 from service.clocked import (
     FR,
+    ClockedService,
     alerts_of,
-    clocked_service,
     fr_post,
     whole_hour_ahead,
     x_posts,
@@ -80,18 +78,16 @@ def test_rate_limit_reset_beyond_the_window_expires_at_once_instead_of_posting_l
 
 def test_retry_after_a_503_and_a_pause_expires_instead_of_going_out_late(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
     """A 503 at the due time (not on the timeline: retried in 1 min), then the account is
     paused for 30 min: the retry is past the 15-min window, so it ends EXPIRED with an alert
     during the pause, and nothing goes out when the account resumes."""
     due = whole_hour_ahead()
     content_repo.write("content/posts/repli.yaml", fr_post("repli", due, "Repli"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     svc.sync(due - MINUTE)
     x.fail_next("503", method="POST", path="/2/tweets")
     svc.sweep(due + timedelta(seconds=1))
@@ -117,18 +113,16 @@ def test_retry_after_a_503_and_a_pause_expires_instead_of_going_out_late(
 
 def test_a_thread_rate_limited_past_the_window_on_its_first_part_expires_whole(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
     """Part 1 of a thread gets a 429 whose reset is 40 min after the due time: nothing is
     public yet, so the whole thread ends EXPIRED at once (each part alerted), and the reset
     brings nothing."""
     due = whole_hour_ahead()
     content_repo.write("content/posts/fil.yaml", fr_post("fil", due, "Fil 1/2", "Fil 2/2"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     svc.sync(due - MINUTE)
     reset = int((due + 40 * MINUTE).timestamp())
     x.fail_next("429", method="POST", path="/2/tweets", reset=reset)
@@ -143,18 +137,16 @@ def test_a_thread_rate_limited_past_the_window_on_its_first_part_expires_whole(
 
 def test_a_thread_under_way_is_completed_even_past_the_window(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
     """Part 1 went out; part 2 gets a 429 whose reset is 40 min after the due time: the
     thread is public, so part 2 is not expired but sent at the reset, as a reply to part 1
     (a half-published thread is worse than a late reply)."""
     due = whole_hour_ahead()
     content_repo.write("content/posts/suite.yaml", fr_post("suite", due, "Suite 1/2", "Suite 2/2"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     svc.sync(due - MINUTE)
     reset = due + 40 * MINUTE
     # Faults are used in order, one per request: part 1 is answered at once ("slow" by 0 s),
@@ -175,11 +167,9 @@ def test_a_thread_under_way_is_completed_even_past_the_window(
 
 def test_post_now_has_no_window_and_its_rate_limited_retry_is_due_at_the_reset(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """While the service runs (15-min window): ``post-now`` of a draft rate-limited until
@@ -188,7 +178,7 @@ def test_post_now_has_no_window_and_its_rate_limited_retry_is_due_at_the_reset(
     due = whole_hour_ahead()
     content_repo.write("content/posts/main.yaml", fr_post("main", None, "À la main"))
     content_repo.write("content/posts/tard.yaml", fr_post("tard", due, "Tard"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     now = due - timedelta(hours=2)
     svc.sync(now)  # the service runs, with this content applied
 

@@ -13,16 +13,14 @@ from __future__ import annotations
 import itertools
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from publish.conftest import WebhookSink
-from servers.translate import LibreServer
 from servers.x import XServer
 from service.clocked import (
     FR,
+    ClockedService,
     alerts_of,
-    clocked_service,
     fr_post,
     lookups,
     whole_hour_ahead,
@@ -62,11 +60,9 @@ def test_an_unknown_delivery_is_alerted_once_not_on_every_sweep(
 
 def test_an_unknown_delivery_is_given_up_after_six_hours_with_one_alert_and_never_resent(
     content_repo: ContentRepo,
+    clocked: ClockedService,
     x: XServer,
-    libre: LibreServer,
     alerts: WebhookSink,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A sweep every minute for 7 hours while X's timeline stays unreadable: the look-ups
@@ -75,7 +71,7 @@ def test_an_unknown_delivery_is_given_up_after_six_hours_with_one_alert_and_neve
     finds the post and records it POSTED without sending it twice."""
     due = whole_hour_ahead()
     content_repo.write("content/posts/doute.yaml", fr_post("doute", due, "Doute"))
-    svc = clocked_service(content_repo.path, tmp_path / "state", x, libre, alerts, monkeypatch)
+    svc = clocked
     svc.sync(due - timedelta(minutes=1))
     x.fail_next("drop_after_store", method="POST", path="/2/tweets")
     x.fail_next("503", count=10_000, method="GET", path=TIMELINE)
