@@ -32,12 +32,11 @@ from bot.notify import Notifier
 from bot.publish.base import Foreign, Published
 from bot.publish.match import same_text
 from bot.publish.session import Publishing
+from bot.settings import DEFAULT_WATCH_INTERVAL
 from bot.state import Store
 from bot.state.ledger import Row, State
 from bot.state.presence import OtherService
 
-DEFAULT_INTERVAL = 600.0
-"""``DIPLOBOT_WATCH_INTERVAL``: seconds between two reads of each account's timeline."""
 OVERLAP = timedelta(seconds=30)
 """Each read goes this far back before the previous one: X's clock, and a post that appears on
 the timeline a moment after it was created."""
@@ -52,7 +51,9 @@ UNSETTLED = (State.SENDING, State.UNKNOWN)  # may be our own post, its answer lo
 class Watch:
     """The service's watch (one per service): its :meth:`tick` runs every sweep interval."""
 
-    def __init__(self, store: Store, lease: timedelta, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(
+        self, store: Store, lease: timedelta, interval: float = DEFAULT_WATCH_INTERVAL
+    ) -> None:
         self.presence = store.presence(lease)
         self.interval = timedelta(seconds=interval)
         self.lock = threading.Lock()
