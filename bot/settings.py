@@ -259,6 +259,10 @@ class Settings:
     x_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The X variables: credentials are per account, and accounts come from the content, so
     :meth:`x` reads them (once the accounts are known) from this copy."""
+    platform_env: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Every ``DIPLOBOT_*`` variable (and the CA bundle ones): the other platforms' modules
+    read their credentials from this copy (``bot/platforms/<name>.py``, ``read_settings``),
+    once their accounts are known; nothing else reads the environment."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -277,6 +281,13 @@ class Settings:
             log=LogSettings.from_env(env),
             git_env=_frozen({k: v for k, v in env.items() if not k.startswith("DIPLOBOT_")}),
             x_env=_frozen({k: v for k, v in env.items() if _is_x_variable(k)}),
+            platform_env=_frozen(
+                {
+                    k: v
+                    for k, v in env.items()
+                    if k.startswith("DIPLOBOT_") or k in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+                }
+            ),
         )
 
     def x(self, accounts: list[str]) -> XSettings:

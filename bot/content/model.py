@@ -144,7 +144,30 @@ class Account(_Strict):
     lang: Language = Field(description="The language this account publishes in")
     platform: PlatformName = Field(default=DEFAULT_PLATFORM, description="Where it publishes")
     handle: str = Field(
-        description="The account's handle, without @", pattern=r"^[A-Za-z0-9_]{1,15}$"
+        description=(
+            "The account's handle, without @: on X 1-15 letters, digits or _; on Bluesky a "
+            "domain (diplo.bsky.social); on Mastodon the user name on `instance`; on Facebook "
+            "the page's name; on Telegram the channel's @name"
+        ),
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,252}$",
+    )
+    instance: str | None = Field(
+        default=None,
+        description="Mastodon: the instance's URL, e.g. https://mastodon.social",
+        examples=["https://mastodon.social"],
+    )
+    did: str | None = Field(
+        default=None,
+        description="Bluesky: the account's DID (default: resolved from the handle)",
+        pattern=r"^did:[a-z]+:[A-Za-z0-9._:%-]+$",
+    )
+    page: str | None = Field(
+        default=None, description="Facebook: the page's numeric id", pattern=r"^[0-9]{1,30}$"
+    )
+    chat: str | None = Field(
+        default=None,
+        description="Telegram: the channel, @name or numeric id (default: @handle)",
+        pattern=r"^(@[A-Za-z0-9_]{5,32}|-?[0-9]{1,20})$",
     )
     timezone: str | None = Field(
         default=None,

@@ -9,12 +9,14 @@ library (each factory imports its module when called). A new platform is one mod
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.errors import ConfigError
+from bot.text.count import characters, graphemes, mastodon_length, utf16_length
 from bot.text.length import MAX_WEIGHTED_LENGTH, weighted_length
 
 if TYPE_CHECKING:
@@ -34,7 +36,12 @@ class Limits:
     media: int  # images per post
     media_bytes: int  # largest image
     media_types: tuple[str, ...]  # image formats accepted, as the loader names them
-    alt: int  # longest alt text, in characters
+    alt: int  # longest alt text, in characters; 0: the platform has no alt text
+    # With images, a text limit of its own (Telegram: a caption); None: ``text``.
+    caption: int | None = None
+    # How a thread goes out: "reply", each part a reply to the previous one (a chain);
+    # "join", the parts joined into one post when they fit (the platform has no reply chain).
+    threads: str = "reply"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,9 @@ class Account(Protocol):
     @property
     def handle(self) -> str: ...
 
+    @property
+    def lang(self) -> str: ...
+
 
 class PlatformSettings(Protocol):
     """A platform's settings, as the wiring read them from the environment."""
@@ -74,17 +84,42 @@ class Platform:
     display: str  # as messages name it: "X refused the text…"
     limits: Limits
     prices: Prices | None  # None: posting costs nothing
-    # (settings, account → handle) → the publisher for the accounts that have credentials,
-    # or None when none has.
-    publisher: Callable[[Any, dict[str, str]], Publisher | None]
+    # (its settings, account id → account, for its accounts) → the publisher for the
+    # accounts that have credentials, or None when none has.
+    publisher: Callable[[Any, Mapping[str, Account]], Publisher | None]
     # (the process's settings, account ids) → the platform's settings for those accounts.
     settings: Callable[[Settings, list[str]], PlatformSettings] = field(repr=False)
 
 
-def _x_publisher(settings: Any, handles: dict[str, str]) -> Publisher | None:
+def _x_publisher(settings: Any, accounts: Mapping[str, Account]) -> Publisher | None:
     from bot.platforms.x import XPublisher  # tweepy and aiohttp: only when publishing
 
-    return XPublisher.from_settings(settings, handles)
+    return XPublisher.from_settings(settings, {a: acct.handle for a, acct in accounts.items()})
+
+
+def _module_publisher(name: str) -> Callable[[Any, Mapping[str, Account]], Publisher | None]:
+    """The factory of a platform whose module ``bot/platforms/<name>.py`` has
+    ``publisher(settings, accounts)``: imported when called, so that loading and planning
+    never import a platform's library."""
+
+    def make(settings: Any, accounts: Mapping[str, Account]) -> Publisher | None:
+        module = importlib.import_module(f"bot.platforms.{name}")
+        made: Publisher | None = module.publisher(settings, accounts)
+        return made
+
+    return make
+
+
+def _module_settings(name: str) -> Callable[[Settings, list[str]], PlatformSettings]:
+    """The settings reader of a platform whose module has ``read_settings(settings,
+    accounts)`` (it reads ``settings.platform_env``, never the environment itself)."""
+
+    def read(settings: Settings, accounts: list[str]) -> PlatformSettings:
+        module = importlib.import_module(f"bot.platforms.{name}")
+        found: PlatformSettings = module.read_settings(settings, accounts)
+        return found
+
+    return read
 
 
 X = Platform(
@@ -103,7 +138,91 @@ X = Platform(
     settings=lambda settings, accounts: settings.x(accounts),
 )
 
-PLATFORMS: dict[str, Platform] = {X.name: X}
+MB = 1024 * 1024
+MASTODON = Platform(
+    name="mastodon",
+    display="Mastodon",
+    # An instance may allow more: `accounts check` reads its configuration.statuses.
+    limits=Limits(
+        text=500,
+        count=mastodon_length,
+        media=4,
+        media_bytes=16 * MB,
+        media_types=("JPEG", "PNG", "GIF", "WEBP"),
+        alt=1500,
+    ),
+    prices=None,
+    publisher=_module_publisher("mastodon"),
+    settings=_module_settings("mastodon"),
+)
+BLUESKY = Platform(
+    name="bluesky",
+    display="Bluesky",
+    limits=Limits(
+        text=300,
+        count=graphemes,
+        media=4,
+        media_bytes=976_560,  # app.bsky.embed.images: maxSize 1,000,000 bytes of the blob
+        media_types=("JPEG", "PNG", "WEBP"),
+        alt=2000,
+    ),
+    prices=None,
+    publisher=_module_publisher("bluesky"),
+    settings=_module_settings("bluesky"),
+)
+FACEBOOK = Platform(
+    name="facebook",
+    display="Facebook",
+    limits=Limits(
+        text=63_206,
+        count=characters,
+        media=10,
+        media_bytes=10 * MB,
+        media_types=("JPEG", "PNG", "GIF", "WEBP"),
+        alt=1000,
+        threads="join",
+    ),
+    prices=None,
+    publisher=_module_publisher("facebook"),
+    settings=_module_settings("facebook"),
+)
+TELEGRAM = Platform(
+    name="telegram",
+    display="Telegram",
+    limits=Limits(
+        text=4096,
+        count=utf16_length,
+        media=10,
+        media_bytes=10 * MB,
+        media_types=("JPEG", "PNG", "WEBP"),
+        alt=0,  # the Bot API has no alt text for photos
+        caption=1024,
+        threads="join",
+    ),
+    prices=None,
+    publisher=_module_publisher("telegram"),
+    settings=_module_settings("telegram"),
+)
+WEIBO = Platform(
+    name="weibo",
+    display="Weibo",
+    limits=Limits(
+        text=2000,
+        count=characters,
+        media=9,
+        media_bytes=20 * MB,
+        media_types=("JPEG", "PNG", "GIF"),
+        alt=0,
+        threads="join",
+    ),
+    prices=None,
+    publisher=_module_publisher("weibo"),  # a manual channel: a task for a person
+    settings=_module_settings("weibo"),
+)
+
+PLATFORMS: dict[str, Platform] = {
+    p.name: p for p in (X, MASTODON, BLUESKY, FACEBOOK, TELEGRAM, WEIBO)
+}
 """Every platform diplobot publishes to, by name."""
 
 DEFAULT_PLATFORM = X.name
@@ -168,7 +287,9 @@ def own_publishers(
 ) -> dict[str, Publisher | str]:
     """Each account's own platform publisher (one per platform, shared by its accounts), or,
     for an account without credentials, the variables to set."""
-    handles = {a: acct.handle for a, acct in accounts.items()}
+    by_platform: dict[str, dict[str, Account]] = {}
+    for account_id, account in accounts.items():
+        by_platform.setdefault(platform_of(account).name, {})[account_id] = account
     built: dict[str, Publisher | None] = {}
     found: dict[str, Publisher | str] = {}
     for account_id, account in accounts.items():
@@ -178,7 +299,7 @@ def own_publishers(
             found[account_id] = own.missing.get(account_id, "") if own is not None else ""
             continue
         if plat.name not in built:
-            built[plat.name] = plat.publisher(own, handles)
+            built[plat.name] = plat.publisher(own, by_platform[plat.name])
         publisher = built[plat.name]
         found[account_id] = publisher if publisher is not None else ""
     return found

@@ -43,6 +43,11 @@ class Outgoing:
     text: str
     reply_to: Receipt | None = None  # the previous part of a thread, as it was published
     media: tuple[MediaItem, ...] = ()
+    # The delivery's stable identity (post, part, account): the same for every attempt of one
+    # delivery, so a platform that takes an idempotency key (Mastodon) or a record key of our
+    # choosing (Bluesky) can never create the post twice. "" when there is no delivery.
+    key: str = ""
+    lang: str = ""  # the text's language (BCP 47), for platforms that tag posts with it
 
     @property
     def reply_to_id(self) -> str | None:

@@ -60,6 +60,11 @@ UNCONFIRMED = "could not confirm whether {platform} has it"
 in (see :func:`may_be_live`)."""
 
 
+def delivery_key(row: Row) -> str:
+    """The identity of ``row``'s delivery, the same for every attempt (``Outgoing.key``)."""
+    return f"{row.post_id}#{row.part}@{row.account}"
+
+
 def backoff(attempts: int) -> timedelta:
     """Wait before retry number ``attempts`` when the platform gave no time: 1, 2, 4… ≤ 15 min."""
     return min(timedelta(minutes=2 ** max(0, attempts - 1)), timedelta(minutes=15))
@@ -227,6 +232,8 @@ class Deliverer:
                 text=claimed.text,
                 reply_to=reply_to,
                 media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
+                key=delivery_key(claimed),
+                lang=claimed.lang,
             )
             receipt = self.publisher.publish(item)
         except PublishRateLimited as exc:
@@ -327,6 +334,8 @@ class Deliverer:
             text=row.text,
             reply_to=self._previous(row),
             media=tuple(MediaItem(self.root / m.file, m.alt) for m in row.media),
+            key=delivery_key(row),
+            lang=row.lang,
         )
         return self.publisher.find(wanted, since)
 

@@ -27,15 +27,53 @@ from bot.settings import Secret
 FR = "francediplo"
 
 
+FAULTS = ("rate_limit", "server_error", "auth", "drop_after_store", "duplicate")
+"""What a channel's ``fault`` hook can make its platform answer to the next post:
+
+- ``rate_limit``: the platform's rate-limit answer with a reset time → PublishRateLimited
+  whose ``retry_at`` is that reset;
+- ``server_error``: a 5xx (nothing stored) → PublishAmbiguous (or PublishError);
+- ``auth``: the credentials are refused → PublishAuthFailed;
+- ``drop_after_store``: the platform stores the post, then the connection drops before the
+  answer → PublishAmbiguous; the deliverer's reconcile then finds it (POSTED exactly once),
+  except where the platform cannot be searched (Telegram: it stays UNKNOWN for a person);
+- ``duplicate``: the platform refuses the text as a duplicate → PublishDuplicate.
+"""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One post as the platform's fake server holds it (not as the publisher reports it)."""
+
+    remote_id: str
+    text: str
+    lang: str | None  # the language tag the platform stored (None: it has none)
+    alts: tuple[str, ...]  # each image's alt text as stored ("" for none)
+    reply_to: str | None  # the remote id it replies to
+
+
 @dataclass
 class Channel:
-    """A publisher under test, the account it publishes as, and one fault of its platform."""
+    """A publisher under test, the account it publishes as, and its platform's faults."""
 
     publisher: Publisher
     account: str
     handle: str
     refuse_next: Callable[[], None]  # the platform refuses the next post
     refused: type[PublishError]  # …and the publisher raises this
+    # Make the platform answer the next post with one of FAULTS; False: this platform has no
+    # such answer (the test is skipped for it, saying so).
+    fault: Callable[[str], bool] = lambda _kind: False
+    # What the platform's fake holds for ``account``, oldest first (None: not inspectable).
+    stored: Callable[[], list[Stored]] | None = None
+    # Every credential the publisher holds: none may appear in output, logs or state.
+    secrets: tuple[str, ...] = ()
+    # False where the platform cannot be searched for a post (Telegram): an ambiguous send
+    # stays UNKNOWN for a person.
+    searchable: bool = True
+    # Whether the platform stores alt texts and language tags.
+    has_alt: bool = True
+    has_lang: bool = True
 
 
 @contextmanager

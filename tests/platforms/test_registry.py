@@ -36,8 +36,12 @@ def _env(*accounts: str) -> dict[str, str]:
 
 
 def test_an_unknown_platform_is_refused_with_the_valid_names() -> None:
-    with pytest.raises(ConfigError, match=r"unknown platform 'mastodon': use one of x$"):
-        platform("mastodon")
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown platform 'myspace': use one of bluesky, facebook, mastodon, telegram, "
+        r"weibo, x$",
+    ):
+        platform("myspace")
 
 
 def test_accounts_yaml_accepts_exactly_the_registered_platforms() -> None:
