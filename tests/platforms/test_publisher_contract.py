@@ -496,6 +496,23 @@ def _ensure(delivering: Delivering, channel: Channel, post_id: str, *texts: str)
     return ledger.rows(post_id, channel=name)
 
 
+def test_a_delivery_through_the_ledger_is_posted_as_recorded(
+    channel: Channel, tmp_path: Path
+) -> None:
+    """The deliverer publishes the row's text in the row's language: POSTED under the id
+    the platform stored, in one attempt; delivering it again sends nothing."""
+    delivering = _delivering(channel, tmp_path)
+    text = "Ouverture de la #COP31 à Belém"
+    (done,) = delivering.deliverer.deliver_chain(_ensure(delivering, channel, "cop31", text))
+    assert done.state is State.POSTED and done.attempts == 1, done.last_error
+    (post,) = _stored(channel)
+    assert (post.remote_id, post.text) == (done.remote_id, text)
+    assert post.lang == (LANG if channel.has_lang else None)
+    rows = delivering.deliverer.ledger.rows("cop31", channel=channel.publisher.name)
+    assert delivering.deliverer.deliver_chain(rows, look_now=True) == rows
+    assert len(_stored(channel)) == 1 and delivering.alerts == []
+
+
 def test_a_post_stored_then_dropped_is_posted_exactly_once_through_the_ledger(
     channel: Channel, tmp_path: Path
 ) -> None:
