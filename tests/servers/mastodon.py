@@ -16,9 +16,10 @@ What it checks, as a Mastodon instance does
 -------------------------------------------
 
 * **Bearer tokens**: a missing, unknown or revoked token → 401 ``{"error": "The access token is
-  invalid"}``; a token without the scope an endpoint needs (``read``/``write``, or their
-  ``read:statuses``-style parts) → 403 ``{"error": "This action is outside the authorized
-  scopes"}``.
+  invalid"}`` (public reads, a status or an account's statuses, need none, but a token given
+  is checked all the same); a token without the scope an endpoint needs (``read``/``write``,
+  or their ``read:statuses``-style parts) → 403 ``{"error": "This action is outside the
+  authorized scopes"}``.
 * **Statuses** (``POST /api/v1/statuses``, form or JSON, ``media_ids[]``): a blank text without
   media → 422 ``Validation failed: Text can't be blank``; a text longer than
   ``max_characters`` (500), counted as Mastodon counts (each URL 23, a remote mention its local
@@ -513,24 +514,30 @@ class MastodonServer(FakeTranslationServer):
         path = path.rstrip("/") or "/"
         if method == "GET" and path in ("/api/v2/instance", "/api/v1/instance"):
             return _json(self._instance(v2=path.startswith("/api/v2")))
-        routes: list[tuple[str, str, str, Any]] = [
+        # (method, path, scope needed (None: public, as a public status is), handler)
+        routes: list[tuple[str, str, str | None, Any]] = [
             ("GET", r"/api/v1/accounts/verify_credentials", "read:accounts", self._me),
             ("POST", r"/api/v2/media", "write:media", self._upload),
             ("GET", r"/api/v1/media/(\d+)", "write:media", self._get_media),
             ("PUT", r"/api/v1/media/(\d+)", "write:media", self._put_media),
             ("POST", r"/api/v1/statuses", "write:statuses", self._post_status),
-            ("GET", r"/api/v1/statuses/(\d+)", "read:statuses", self._get_status),
+            ("GET", r"/api/v1/statuses/(\d+)", None, self._get_status),
             ("DELETE", r"/api/v1/statuses/(\d+)", "write:statuses", self._delete_status),
-            ("GET", r"/api/v1/accounts/(\d+)/statuses", "read:statuses", self._account_statuses),
+            ("GET", r"/api/v1/accounts/(\d+)/statuses", None, self._account_statuses),
         ]
         for route_method, pattern, scope, handler in routes:
             match = re.fullmatch(pattern, path)
             if route_method != method or not match:
                 continue
             user = self._user(headers)
-            if user is None:
-                return _error(401, INVALID_TOKEN)
-            if scope not in user.scopes and scope.split(":")[0] not in user.scopes:
+            if user is None and (scope is not None or "Authorization" in headers):
+                return _error(401, INVALID_TOKEN)  # public reads too check a token given
+            if (
+                scope
+                and user
+                and scope not in user.scopes
+                and scope.split(":")[0] not in user.scopes
+            ):
                 return _error(403, OUT_OF_SCOPE)
             response: Response = handler(user, params, headers, *match.groups())
             return response
@@ -779,7 +786,7 @@ class MastodonServer(FakeTranslationServer):
         status = self._statuses.get(status_id)
         return status if status is not None and not status.deleted else None
 
-    def _get_status(self, _u: MastodonUser, _p: Any, _h: Any, status_id: str) -> Response:
+    def _get_status(self, _u: MastodonUser | None, _p: Any, _h: Any, status_id: str) -> Response:
         with self._lock:
             status = self._visible(status_id)
             return _json(self._status_json(status)) if status else _error(404, NOT_FOUND)
@@ -795,7 +802,7 @@ class MastodonServer(FakeTranslationServer):
             return _json(answer)
 
     def _account_statuses(
-        self, _u: MastodonUser, params: dict[str, Any], _h: Any, account_id: str
+        self, _u: MastodonUser | None, params: dict[str, Any], _h: Any, account_id: str
     ) -> Response:
         with self._lock:
             owner = next((u for u in self._users.values() if u.id == account_id), None)
