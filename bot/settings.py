@@ -343,7 +343,8 @@ VARIABLES: dict[str, str] = {
     "DIPLOBOT_X_TIMEOUT": "seconds to connect and between two reads of X's answer (default 20; "
     "a request ends after 3 × this)",
     "DIPLOBOT_MASTODON_TIMEOUT": "seconds to connect and between two reads of a Mastodon "
-    "instance's answer (default 20; an image's processing is awaited 3 × this). A Mastodon "
+    "instance's answer (default 20; a request ends after 3 × this, and an image's processing "
+    "is awaited as long). A Mastodon "
     "account's token is its `DIPLOBOT_<ACCOUNT>_ACCESS_TOKEN` (scopes `read write`)",
     "DIPLOBOT_LOG_LEVEL": "`INFO` by default",
     "DIPLOBOT_LOG_FORMAT": "`json` or `text` (default: text on a terminal, JSON otherwise)",

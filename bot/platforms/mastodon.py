@@ -5,7 +5,8 @@ client's ``api_base_url``) and has a user access token (``DIPLOBOT_<ACCOUNT>_ACC
 scopes ``read write``). What is set on the library, and why:
 
 - ``request_timeout``: Mastodon.py waits 300 s by default; ``DIPLOBOT_MASTODON_TIMEOUT`` (20 s)
-  bounds the connection and each read.
+  bounds the connection and each read, and every request ends after ``DEADLINE_FACTOR`` × that
+  whatever happens (the session shuts the socket of a request past its deadline).
 - ``ratelimit_method="throw"``: the default ("wait") sleeps inside the call, up to five
   minutes, holding the delivery's claim. A 429 becomes :class:`PublishRateLimited` whose
   ``retry_at`` is the instance's ``X-RateLimit-Reset``.
@@ -31,10 +32,12 @@ pages) and turns each status's HTML back into the text as it was sent (:func:`pl
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import mimetypes
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -45,6 +48,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 from mastodon import Mastodon, MastodonError, MastodonNetworkError
 
 from bot.envname import env_name
@@ -71,6 +77,8 @@ RATE_LIMIT_FALLBACK = timedelta(minutes=5)  # Mastodon's general window, when no
 RATE_LIMIT_LONGEST = timedelta(hours=3)  # its longest window (300 statuses per 3 hours)
 PAGE_SIZE = 40  # the most GET /api/v1/accounts/:id/statuses gives at once
 FIND_PAGES = 5  # at most 200 recent statuses are read when reconciling
+DEADLINE_FACTOR = 3
+"""A request to the instance ends after this many times the timeout, whatever happens."""
 MEDIA_WAIT_FACTOR = 3
 """An upload's processing is awaited at most this many times the timeout."""
 MEDIA_POLL = 0.25  # seconds between two reads of an attachment being processed (doubling)
@@ -159,14 +167,108 @@ class MastodonAccount:
     handle: str  # the user name on the instance, as accounts.yaml gives it
 
 
-class _Session(requests.Session):
-    """requests' session, remembering the last answer of each thread's request (None while a
-    request is under way, or when it got none): the status and headers the instance gave."""
+class _Watch:
+    """The request under way on one thread: the connection it went out on, and whether its
+    deadline passed (then the connection's socket is shut, which ends any read at once)."""
 
-    def __init__(self, ca_bundle: str | None) -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.connection: Any = None
+        self.expired = False
+
+    def attach(self, connection: Any) -> None:
+        with self._lock:
+            self.connection = connection
+            expired = self.expired
+        if expired:
+            _shut(connection)
+
+    def abort(self) -> None:
+        with self._lock:
+            self.expired = True
+            connection = self.connection
+        if connection is not None:
+            _shut(connection)
+
+
+def _shut(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+_WATCH = threading.local()
+
+
+class _Watched:
+    """Mixed into urllib3's connections: each tells the request under way on its thread
+    which connection it is, once connected and when it sends."""
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._watched()
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        self._watched()
+        return super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def _watched(self) -> None:
+        watch: _Watch | None = getattr(_WATCH, "current", None)
+        if watch is not None:
+            watch.attach(self)
+
+
+class _HTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class _Adapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, its connections (direct or through a proxy) watched."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+class _Session(requests.Session):
+    """requests' session for one account's client.
+
+    - Every request ends after ``deadline`` seconds whatever happens: an answer trickling in
+      one byte at a time never trips the read timeout, and would hold the delivery's claim.
+      It then raises ``requests.ReadTimeout``.
+    - It remembers, per thread, the last answer the instance gave (None while a request is
+      under way, or when it got none): the status and headers a failure is classified by.
+    """
+
+    def __init__(self, ca_bundle: str | None, deadline: float) -> None:
         super().__init__()
         if ca_bundle:
             self.verify = ca_bundle
+        self.deadline = deadline
+        adapter = _Adapter()
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
         self._last = threading.local()
 
     @property
@@ -178,7 +280,20 @@ class _Session(requests.Session):
         self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         self._last.response = None
-        response = super().request(method, url, *args, **kwargs)
+        watch = _Watch()
+        _WATCH.current = watch
+        timer = threading.Timer(self.deadline, watch.abort)
+        timer.daemon = True
+        timer.start()
+        try:
+            response = super().request(method, url, *args, **kwargs)
+        except requests.RequestException as exc:
+            if watch.expired:
+                raise requests.ReadTimeout(f"no full answer within {self.deadline:g} s") from exc
+            raise
+        finally:
+            timer.cancel()
+            _WATCH.current = None
         self._last.response = response
         return response
 
@@ -220,7 +335,7 @@ class MastodonPublisher:
         with self._lock:
             made = self._clients.get(account)
             if made is None:
-                session = _Session(self.ca_bundle)
+                session = _Session(self.ca_bundle, DEADLINE_FACTOR * self.timeout)
                 client = Mastodon(
                     access_token=own.token.reveal(),
                     api_base_url=own.instance,

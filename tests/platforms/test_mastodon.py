@@ -305,6 +305,20 @@ def test_no_answer_within_the_timeout_is_ambiguous(server: MastodonServer) -> No
     assert time.monotonic() - started < 5
 
 
+def test_an_answer_trickling_in_ends_at_the_deadline(server: MastodonServer) -> None:
+    """One byte every 0.1 s never trips the read timeout (0.3 s): the request still ends
+    after 3 × the timeout, ambiguous (the status was stored)."""
+    pub = _publisher(server, timeout=0.3)
+    pub.whoami(FR)
+    server.fail_next("trickle", method="POST", path="/api/v1/statuses", seconds=0.1)
+    started = time.monotonic()
+    with pytest.raises(PublishAmbiguous, match="did not answer in time"):
+        pub.publish(_item("Bonjour"))
+    assert 0.8 < time.monotonic() - started < 3
+    assert len(server.statuses(FR)) == 1
+    assert pub.whoami(FR) == "francediplo"  # the next request goes through
+
+
 def test_an_instance_that_cannot_be_reached_is_no_ambiguity() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

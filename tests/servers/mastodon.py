@@ -91,6 +91,8 @@ fault for the next ``count`` requests matching ``method`` and ``path`` (``fnmatc
 ``"malformed_after_store"``  process, answer 200 with the first half of the JSON
 ``"slow"``                process, answer after ``seconds``
 ``"hang"``                read the request, never answer (released by :meth:`stop`)
+``"trickle"``             process, then send the answer, status line first, one byte every
+                          ``seconds``: no read timeout ever fires
 ========================  =====================================================================
 
 Where Mastodon's behaviour was guessed: the 422 text for an unknown media id (Mastodon 4.2's
@@ -280,10 +282,10 @@ class MastodonServer(FakeTranslationServer):
     """
 
     FAULTS: ClassVar[frozenset[str]] = frozenset(
-        {"429", "drop", "drop_after_store", "malformed_after_store", "slow", "hang"}
+        {"429", "drop", "drop_after_store", "malformed_after_store", "slow", "hang", "trickle"}
     )
     PROCESSING: ClassVar[frozenset[str]] = frozenset(
-        {"drop_after_store", "malformed_after_store", "slow"}
+        {"drop_after_store", "malformed_after_store", "slow", "trickle"}
     )
 
     def __init__(
@@ -412,7 +414,7 @@ class MastodonServer(FakeTranslationServer):
             params.update(body)
         with self._lock:
             self._calls.append(Call(method, path, params, body, headers, kind))
-        handler.close_connection = kind in ("drop", "drop_after_store", "hang", "slow")
+        handler.close_connection = kind in ("drop", "drop_after_store", "hang", "slow", "trickle")
         if kind == "hang":
             self._stopping.wait()
             return
@@ -433,7 +435,26 @@ class MastodonServer(FakeTranslationServer):
         if kind == "slow" and fault is not None and self._stopping.wait(fault.seconds):
             return
         self._rate_headers(response)
+        if kind == "trickle" and fault is not None:
+            self._trickle(handler, response, fault.seconds)
+            return
         self._write(handler, response)
+
+    def _trickle(self, handler: _Handler, response: Response, seconds: float) -> None:
+        """The whole answer, status line first, one byte every ``seconds``: each byte comes
+        well within a read timeout, so only an overall deadline ends the request."""
+        head = [f"HTTP/1.1 {response.status} OK", f"Content-Type: {response.content_type}"]
+        head += [f"Content-Length: {len(response.body)}", "Connection: close"]
+        head += [f"{k}: {v}" for k, v in response.headers.items()]
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
+        try:
+            for offset in range(len(raw)):
+                if self._stopping.wait(seconds):
+                    return
+                handler.wfile.write(raw[offset : offset + 1])
+                handler.wfile.flush()
+        except OSError:  # the client gave up (its deadline) before the end
+            pass
 
     @staticmethod
     def _body(raw: bytes, content_type: str) -> Any:
