@@ -8,6 +8,7 @@ import io
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,7 +35,10 @@ from bot.platforms.mastodon import (
     read_settings,
 )
 from bot.publish.base import MediaItem, Outgoing
+from bot.publish.deliver import Deliverer
 from bot.settings import Secret, Settings
+from bot.state import open_store, state_url
+from bot.state.ledger import Ledger, NewDelivery, State
 
 FR = "francediplo_fr"
 TOKEN = "mastodon-tok-CANARY-8f7e"
@@ -478,3 +482,54 @@ def test_a_bad_timeout_names_the_variable() -> None:
     settings = Settings.from_env({"DIPLOBOT_MASTODON_TIMEOUT": "soon"})
     with pytest.raises(ConfigError, match="DIPLOBOT_MASTODON_TIMEOUT"):
         read_settings(settings, [FR])
+
+
+# -- through the deliverer and its ledger ---------------------------------------------------------
+
+
+def _ledger(tmp_path: Path, parts: int) -> Ledger:
+    ledger = open_store(state_url(tmp_path, None)).ledger
+    due = datetime.now(UTC)
+    ledger.ensure(
+        [
+            NewDelivery("accord", FR, n, "mastodon", "fr", due, f"Accord ({n}/{parts})")
+            for n in range(1, parts + 1)
+        ]
+    )
+    return ledger
+
+
+def test_a_thread_whose_middle_answer_was_lost_is_posted_once(
+    server: MastodonServer, pub: MastodonPublisher, tmp_path: Path
+) -> None:
+    """Part 2 stored, its answer lost: reconciliation finds it on the account, part 3 replies
+    to it; three statuses, each POSTED once."""
+    ledger = _ledger(tmp_path, 3)
+    server.fail_next("drop_after_store", method="POST", path="/api/v1/statuses", after=1)
+    done = Deliverer(ledger, pub, tmp_path, {FR: "francediplo"}).deliver_chain(
+        ledger.rows("accord", channel="mastodon")
+    )
+    assert [r.state for r in done] == [State.POSTED] * 3
+    statuses = server.statuses(FR)
+    assert [s["id"] for s in statuses] == [r.remote_id for r in done]
+    assert [s["reply_to"] for s in statuses] == [None, done[0].remote_id, done[1].remote_id]
+    assert [s["language"] for s in statuses] == ["fr"] * 3
+
+
+def test_a_lost_answer_the_listing_misses_is_not_posted_twice(
+    server: MastodonServer, pub: MastodonPublisher, tmp_path: Path
+) -> None:
+    """The instance's clock is 10 minutes behind: the stored status looks older than the
+    claim and reconciliation misses it, so the delivery is sent again — with the same
+    Idempotency-Key, and the instance answers the status it already has."""
+    ledger = _ledger(tmp_path, 1)
+    server.clock_skew = -600
+    server.fail_next("drop_after_store", method="POST", path="/api/v1/statuses")
+    later = datetime.now(UTC) + timedelta(hours=1)
+    deliverer = Deliverer(ledger, pub, tmp_path, {FR: "francediplo"})
+    (row,) = ledger.rows("accord", channel="mastodon")
+    assert deliverer.deliver(row, None).state is State.PENDING  # not found: retried later
+    retry = replace(deliverer, clock=lambda: later)
+    done = retry.deliver(ledger.get(row.id), None)
+    (status,) = server.statuses(FR)
+    assert done.state is State.POSTED and done.remote_id == status["id"]

@@ -69,14 +69,17 @@ publisher asked for something Mastodon does not have).
 
 Inspection: ``srv.statuses(name)`` the account's live statuses, oldest first (dicts: ``id``,
 ``text`` as sent, ``language``, ``reply_to``, ``media`` with ``description``, ``created_at``,
-``idempotency_key``); ``srv.media(id)``; ``srv.account(name)``; ``srv.add_status(name, text)``
-puts one on the account directly; ``srv.revoke(name)`` invalidates its token.
+``idempotency_key``); ``srv.clock_skew`` puts the instance's clock ahead (or behind) by that
+many seconds (statuses' ``created_at`` and ids); ``srv.media(id)``; ``srv.account(name)``;
+``srv.add_status(name, text)`` puts one on the account directly; ``srv.revoke(name)``
+invalidates its token.
 
 Faults
 ------
 
-``srv.fail_next(kind, count=1, *, method=None, path=None, reset=None, seconds=10.0)`` queues a
-fault for the next ``count`` requests matching ``method`` and ``path`` (``fnmatch``):
+``srv.fail_next(kind, count=1, *, method=None, path=None, reset=None, seconds=10.0, after=0)``
+queues a fault for the next ``count`` requests matching ``method`` and ``path`` (``fnmatch``),
+once ``after`` matching requests went through unharmed:
 
 ========================  =====================================================================
 ``"429"``                 429 ``{"error": "Too many requests"}``, ``X-RateLimit-Remaining: 0``
@@ -108,7 +111,7 @@ import struct
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
@@ -264,6 +267,7 @@ class _Fault:
     path: str | None
     reset: int | None
     seconds: float
+    after: int = 0  # matching requests to let through before this one strikes
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -297,8 +301,10 @@ class MastodonServer(FakeTranslationServer):
         processing_polls: int = 1,
         status_limit: int = 300,
         remote: Mapping[str, str] | None = None,
+        clock_skew: float = 0.0,
     ) -> None:
         super().__init__()
+        self.clock_skew = clock_skew  # seconds the instance's clock is ahead (behind: < 0)
         self.max_characters = max_characters
         self.idempotency_ttl = idempotency_ttl
         self.processing_polls = processing_polls
@@ -376,11 +382,13 @@ class MastodonServer(FakeTranslationServer):
         path: str | None = None,
         reset: int | None = None,
         seconds: float = 10.0,
+        after: int = 0,
     ) -> None:
         if kind not in self.FAULTS and not (kind.isdigit() and 400 <= int(kind) <= 599):
             raise ValueError(f"unknown fault {kind!r}")
         with self._lock:
-            self._mastodon_faults.extend([_Fault(kind, method, path, reset, seconds)] * count)
+            fault = _Fault(kind, method, path, reset, seconds, after)
+            self._mastodon_faults.extend([fault] * count)
 
     def reset(self) -> None:
         super().reset()
@@ -402,7 +410,12 @@ class MastodonServer(FakeTranslationServer):
         with self._lock:
             fault = next((f for f in self._mastodon_faults if f.matches(method, path)), None)
             if fault is not None:
-                self._mastodon_faults.remove(fault)
+                index = self._mastodon_faults.index(fault)
+                if fault.after:  # not yet: this request goes through, one fewer to wait for
+                    self._mastodon_faults[index] = replace(fault, after=fault.after - 1)
+                    fault = None
+                else:
+                    del self._mastodon_faults[index]
         kind = fault.kind if fault else None
         try:
             body = self._body(raw, headers.get("Content-Type", ""))
@@ -730,7 +743,7 @@ class MastodonServer(FakeTranslationServer):
     def _post_status(
         self, user: MastodonUser, params: dict[str, Any], headers: CaseInsensitiveDict[str]
     ) -> Response:
-        now = time.time()
+        now = time.time() + self.clock_skew
         key = headers.get("Idempotency-Key")
         with self._lock:
             if key:
