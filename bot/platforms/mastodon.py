@@ -62,6 +62,7 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
+from bot.platforms import MASTODON
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
 from bot.settings import Secret, read_secret
@@ -407,7 +408,7 @@ class MastodonPublisher:
         except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise PublishRejected(f"cannot read image {name}: {reason}") from exc
-        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        mime = _image_type(data) or mimetypes.guess_type(name)[0] or "application/octet-stream"
         what = f"uploading image {name}"
         attachment = self._call(
             account,
@@ -440,12 +441,14 @@ class MastodonPublisher:
     def find(self, item: Outgoing, since: datetime) -> Receipt | None:
         """The account's status that is this delivery, published after ``since``: the same
         text (read back from its HTML), as many images, replying to the same status."""
+        host = urlsplit(self._account(item.account).instance).hostname or ""
+        sent = _local_mentions(item.text, host)
         try:
             for status in self._statuses(item.account, since):
                 if (
                     status.reply_to == item.reply_to_id
                     and status.media == len(item.media)
-                    and same_text(status.text, item.text)
+                    and same_text(status.text, sent)
                 ):
                     return item.receipt(status.remote_id, status.url)
         except PublishError as exc:
@@ -530,8 +533,6 @@ class MastodonPublisher:
     def check(self, account: str) -> list[str]:
         """What ``accounts check`` should say of the account beyond its handle: an instance
         whose text limit is not the 500 characters diplobot checks texts against."""
-        from bot.platforms import MASTODON  # the registry: light, and already imported
-
         ours = MASTODON.limits.text
         theirs = self.max_characters(account)
         handle = self._account(account).handle
@@ -577,6 +578,27 @@ def iso639(tag: str) -> str | None:
 def _next(page: Any, client: Mastodon) -> Any:
     """The page after ``page`` (its Link header's ``next``), or None."""
     return client.fetch_next(page)
+
+
+def _local_mentions(text: str, host: str) -> str:
+    """``text`` with a mention of an account of the instance itself written as Mastodon
+    shows it: ``@user@host`` → ``@user``."""
+    if not host:
+        return text
+    return re.sub(rf"(?<![\w/@])(@[A-Za-z0-9_]+)@{re.escape(host)}\b", r"\1", text, flags=re.I)
+
+
+def _image_type(data: bytes) -> str | None:
+    """The MIME type of an image from its first bytes (its name may not say)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def _get(value: Any, key: str) -> Any:
@@ -635,7 +657,7 @@ def _created_at(value: Any) -> datetime | None:
             return None
     if not isinstance(value, datetime):
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class _Text(HTMLParser):

@@ -372,6 +372,28 @@ def test_find_reads_the_text_back_from_html(server: MastodonServer, pub: Mastodo
     assert pub.find(_item(text.replace("climat-et", "climat-ou")), since) is None
 
 
+def test_a_mention_of_the_instances_own_account_with_its_domain_is_found(
+    server: MastodonServer, pub: MastodonPublisher
+) -> None:
+    """Mastodon shows ``@user@its-own-host`` as ``@user``: still the text that was sent."""
+    host = server.url.split("//")[1].split(":")[0]  # the instance's domain
+    text = f"Avec @francediplo_es@{host} à Belém"
+    sent = pub.publish(_item(text))
+    assert pub.recent(FR, _since())[0].text == "Avec @francediplo_es à Belém"
+    assert pub.find(_item(text), _since()) == sent
+
+
+def test_an_image_named_without_its_type_is_sent_as_what_it_is(
+    server: MastodonServer, pub: MastodonPublisher
+) -> None:
+    """The type is read from the bytes: a file called ``carte`` (or ``photo.jpg`` holding a
+    PNG) is declared ``image/png``."""
+    pub.publish(_item("Carte", media=(MediaItem(Path("carte"), "Carte", _png()),)))
+    pub.publish(_item("Photo", media=(MediaItem(Path("photo.jpg"), "Photo", _png()),)))
+    declared = [server.media(m["id"]).declared for s in server.statuses(FR) for m in s["media"]]
+    assert declared == ["image/png", "image/png"]
+
+
 def test_plain_text_of_a_status_as_mastodon_renders_it() -> None:
     """A status's content as a Mastodon 4.3 instance gives it (mastodon.social)."""
     content = (

@@ -258,6 +258,7 @@ class _Media:
     status_id: str | None = None
     width: int | None = None
     height: int | None = None
+    declared: str | None = None  # the file part's Content-Type, as the client sent it
 
 
 @dataclass(frozen=True)
@@ -480,7 +481,13 @@ class MastodonServer(FakeTranslationServer):
             form = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
             return {k: v if k.endswith("[]") or len(v) > 1 else v[0] for k, v in form.items()}
         if ctype == "multipart/form-data":
-            return _parse_multipart(raw, content_type)
+            fields: dict[str, Any] = dict(_parse_multipart(raw, content_type))
+            declared = re.search(
+                rb'name="file"[^\r\n]*\r\n(?:[^\r\n]+\r\n)*?Content-Type: *([^\r\n]+)', raw, re.I
+            )
+            if declared:  # the type the client declared for the file (Mastodon sniffs its own)
+                fields["file.content_type"] = declared[1].decode("latin-1")
+            return fields
         raise ValueError(f"a body of type {ctype!r}: Mastodon takes JSON, a form or multipart")
 
     def _rate_headers(self, response: Response) -> None:
@@ -686,6 +693,7 @@ class MastodonServer(FakeTranslationServer):
                 self.processing_polls,
                 width=width,
                 height=height,
+                declared=params.get("file.content_type"),
             )
             self._media[item.id] = item
             return _json(self._media_json(item), 202 if item.polls_left > 0 else 200)
@@ -910,7 +918,7 @@ class MastodonServer(FakeTranslationServer):
 
     def _render(self, text: str) -> tuple[str, list[dict[str, Any]], list[dict[str, Any]]]:
         """Mastodon's TextFormatter for a local plain-text status."""
-        host = urlsplit(self.url).netloc.lower()
+        host = (urlsplit(self.url).hostname or "").lower()  # LOCAL_DOMAIN: no port
         mentions: list[dict[str, Any]] = []
         tags: list[dict[str, Any]] = []
         spans: list[tuple[int, int, str]] = []
