@@ -240,7 +240,8 @@ _POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
 
 
 class _Adapter(requests.adapters.HTTPAdapter):
-    """requests' adapter, its connections (direct or through a proxy) watched."""
+    """requests' adapter, its connections (direct or through an HTTP proxy) watched; through
+    a SOCKS proxy, the read timeout alone bounds a request."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -248,7 +249,8 @@ class _Adapter(requests.adapters.HTTPAdapter):
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = _POOLS
+        if not proxy.lower().startswith("socks"):  # SOCKS pools have connections of their own
+            manager.pool_classes_by_scheme = _POOLS
         return manager
 
 

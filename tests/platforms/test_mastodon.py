@@ -323,6 +323,26 @@ def test_an_answer_trickling_in_ends_at_the_deadline(server: MastodonServer) -> 
     assert pub.whoami(FR) == "francediplo"  # the next request goes through
 
 
+def test_the_deadline_holds_through_an_http_proxy(
+    server: MastodonServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The instance reached through a proxy (the fake stands in for both): its connections
+    are watched too."""
+    for name in ("HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, server.url)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    account = MastodonAccount("http://mastodon.invalid", Secret(TOKEN), "francediplo")
+    pub = MastodonPublisher({FR: account}, timeout=0.3)
+    assert pub.whoami(FR) == "francediplo"
+    assert server.calls[-1].headers["Host"] == "mastodon.invalid"  # it went by the proxy
+    server.fail_next("trickle", method="POST", path="/api/v1/statuses", seconds=0.1)
+    started = time.monotonic()
+    with pytest.raises(PublishAmbiguous, match="did not answer in time"):
+        pub.publish(_item("Bonjour"))
+    assert time.monotonic() - started < 3
+
+
 def test_an_instance_that_cannot_be_reached_is_no_ambiguity() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
