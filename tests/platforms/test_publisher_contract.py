@@ -35,6 +35,7 @@ import pytest
 from loguru import logger
 from PIL import Image
 from publish.conftest import ACCOUNTS, APP
+from servers.mastodon import MastodonServer
 from servers.x import XServer
 
 from bot.errors import (
@@ -47,6 +48,7 @@ from bot.errors import (
 )
 from bot.log import setup_logging
 from bot.platforms import PLATFORMS
+from bot.platforms.mastodon import MastodonAccount, MastodonPublisher
 from bot.platforms.outbox import OutboxPublisher
 from bot.platforms.x import XCredentials, XPublisher
 from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt
@@ -197,7 +199,60 @@ def x_channel(_tmp_path: Path) -> Iterator[Channel]:
         assert not server.errors
 
 
+MASTODON_TOKEN = "mastodon-tok-fr-CANARY-4d5e"
+
+
+@contextmanager
+def mastodon_channel(_tmp_path: Path) -> Iterator[Channel]:
+    with MastodonServer(accounts={FR: (MASTODON_TOKEN, FR)}) as server:
+        publisher = MastodonPublisher(
+            {FR: MastodonAccount(server.url, Secret(MASTODON_TOKEN), FR)}, timeout=2.0
+        )
+        statuses = "/api/v1/statuses"
+
+        def refuse_next() -> None:  # a text over the instance's limit, as Mastodon says it
+            server.fail_next("422", method="POST", path=statuses)
+
+        def fault(kind: str) -> bool:
+            if kind == "duplicate":
+                return False  # Mastodon refuses no duplicate: a repeated key is the same post
+            faults = {
+                "rate_limit": "429",
+                "server_error": "503",
+                "auth": "401",
+                "drop_after_store": "drop_after_store",
+            }
+            reset = int((datetime.now(UTC) + RATE_LIMIT_RESET).timestamp())
+            server.fail_next(faults[kind], method="POST", path=statuses, reset=reset)
+            return True
+
+        def stored() -> list[Stored]:
+            return [
+                Stored(
+                    s["id"],
+                    s["text"],
+                    s["language"],
+                    tuple(m["description"] or "" for m in s["media"]),
+                    s["reply_to"],
+                )
+                for s in server.statuses(FR)
+            ]
+
+        yield Channel(
+            publisher,
+            FR,
+            FR,
+            refuse_next,
+            PublishRejected,
+            fault=fault,
+            stored=stored,
+            secrets=(MASTODON_TOKEN,),
+        )
+        assert not server.errors  # every request the publisher made was one Mastodon has
+
+
 CHANNELS: dict[str, Callable[[Path], AbstractContextManager[Channel]]] = {
+    "mastodon": mastodon_channel,
     "outbox": outbox_channel,
     "x": x_channel,
 }
