@@ -478,7 +478,19 @@ class BlueskyPublisher:
             raise PublishRejected(f"image {name}: {exc}") from exc
 
         def upload(client: Any, _held: _Account) -> Any:
-            return client.com.atproto.repo.upload_blob(data, headers={"Content-Type": picture.mime})
+            # What ``client.com.atproto.repo.upload_blob`` does, with the bytes as httpx's
+            # ``content`` (the SDK passes them as ``data``, which httpx deprecates) and their
+            # own type (the SDK's default is ``*/*``).
+            from atproto_client import models
+            from atproto_client.models.utils import get_response_model  # type: ignore[import-untyped]
+
+            response = client.invoke_procedure(
+                "com.atproto.repo.uploadBlob",
+                content=data,
+                headers={"Content-Type": picture.mime},
+                output_encoding="application/json",
+            )
+            return get_response_model(response, models.ComAtprotoRepoUploadBlob.Response)
 
         try:
             answer = self._call(account, upload, sent=False)

@@ -253,12 +253,12 @@ class BlueskyServer(FakeTranslationServer):
         with self._lock:
             account = self._accounts[name]
             account.password = secrets.token_hex(8)
-            account.sessions_valid_after = time.time() + 1
+            account.sessions_valid_after = time.time()
 
     def expire_sessions(self, name: str) -> None:
         """End the account's sessions (access and refresh tokens), as the PDS may."""
         with self._lock:
-            self._accounts[name].sessions_valid_after = time.time() + 1
+            self._accounts[name].sessions_valid_after = time.time()
 
     def fail_next(
         self, kind: str, count: int = 1, *, nsid: str | None = None, reset: int | None = None
@@ -426,7 +426,7 @@ class BlueskyServer(FakeTranslationServer):
         account = next((a for a in self._accounts.values() if a.did == payload.get("sub")), None)
         if account is None:
             raise _Refusal(400, "InvalidToken", "Token could not be verified")
-        if payload["exp"] <= time.time() or payload["iat_precise"] < account.sessions_valid_after:
+        if payload["exp"] <= time.time() or payload["iat_precise"] <= account.sessions_valid_after:
             raise _Refusal(400, "ExpiredToken", "Token has expired")
         if scope == "com.atproto.refresh":
             if payload["jti"] in self._used_refresh:
