@@ -303,6 +303,18 @@ class BlueskyPublisher:
         except AtProtocolError as exc:
             if _xrpc_error(exc) not in _SESSION_ERRORS and _status(exc) not in (400, 401):
                 raise self._failure(exc, sent=False) from exc
+        # Another process on the same state (the service and a `post-now`) may have refreshed
+        # first: refresh tokens are single-use, so its session, saved, is the live one.
+        path = self._session_path(account)
+        saved = _read_session(path, (self.pds_url, self._identifier(account)))
+        if saved and saved != client.export_session_string():
+            try:
+                client.login(session_string=saved, fetch_bsky_profile=False)
+                client.com.atproto.server.get_session()
+                return
+            except AtProtocolError as exc:
+                if _xrpc_error(exc) not in _SESSION_ERRORS and _status(exc) not in (400, 401):
+                    raise self._failure(exc, sent=False) from exc
         logger.info("the Bluesky session of account '{}' has ended: logging in again", account)
         try:
             client.login(

@@ -359,6 +359,22 @@ def test_a_session_the_pds_ended_is_replaced_by_a_new_login(
     assert nsids(pds).count(CREATE) == 3
 
 
+def test_a_session_another_process_refreshed_is_taken_from_the_file(
+    pds: BlueskyServer, tmp_path: Path
+) -> None:
+    """Two processes share the saved session; one refreshes it (the refresh token rotates):
+    the other, refused, reads the file rather than logging in again."""
+    service, cli = make(pds, tmp_path), make(pds, tmp_path)
+    service.publish(post("Un"))
+    cli.whoami(FR)  # the saved session, no login
+    pds.expire_access(FR)
+    cli.whoami(FR)  # refused, refreshes: the session both hold rotates, saved by cli
+    service.publish(post("Deux"))  # refused; its refresh token is spent; the file is live
+    assert pds.logins(FR) == 1
+    assert nsids(pds).count("com.atproto.server.refreshSession") == 2  # cli's, service's
+    assert [p["text"] for p in pds.posts(FR)] == ["Un", "Deux"]
+
+
 def test_a_revoked_app_password_is_an_auth_failure_without_the_password(
     pds: BlueskyServer, bsky: BlueskyPublisher
 ) -> None:

@@ -68,7 +68,8 @@ requests (to ``nsid``, when given) with:
 =======================  ======================================================================
 
 :meth:`revoke` changes an account's app password and ends its sessions (the app password was
-revoked in the settings); :meth:`expire_sessions` ends the sessions only.
+revoked in the settings); :meth:`expire_sessions` ends the sessions only, :meth:`expire_access`
+their access tokens only (as time does).
 """
 
 from __future__ import annotations
@@ -117,6 +118,7 @@ class BlueskyAccount:
     password: str
     logins: list[float] = field(default_factory=list)  # createSession times
     sessions_valid_after: float = 0.0  # tokens issued before this are expired
+    access_valid_after: float = 0.0  # access tokens issued before this are expired
 
 
 @dataclass
@@ -259,6 +261,11 @@ class BlueskyServer(FakeTranslationServer):
         """End the account's sessions (access and refresh tokens), as the PDS may."""
         with self._lock:
             self._accounts[name].sessions_valid_after = time.time()
+
+    def expire_access(self, name: str) -> None:
+        """End the account's access tokens (their refresh tokens still refresh)."""
+        with self._lock:
+            self._accounts[name].access_valid_after = time.time()
 
     def fail_next(
         self, kind: str, count: int = 1, *, nsid: str | None = None, reset: int | None = None
@@ -426,7 +433,12 @@ class BlueskyServer(FakeTranslationServer):
         account = next((a for a in self._accounts.values() if a.did == payload.get("sub")), None)
         if account is None:
             raise _Refusal(400, "InvalidToken", "Token could not be verified")
-        if payload["exp"] <= time.time() or payload["iat_precise"] <= account.sessions_valid_after:
+        issued = payload["iat_precise"]
+        if (
+            payload["exp"] <= time.time()
+            or issued <= account.sessions_valid_after
+            or (scope != "com.atproto.refresh" and issued <= account.access_valid_after)
+        ):
             raise _Refusal(400, "ExpiredToken", "Token has expired")
         if scope == "com.atproto.refresh":
             if payload["jti"] in self._used_refresh:
