@@ -488,3 +488,42 @@ def test_the_registry_gives_a_bluesky_account_its_publisher(
     assert "DIPLOBOT_FRANCEDIPLO_EN_APP_PASSWORD" in channels.warnings[0]
     assert channels.publishers["bluesky"].whoami(FR) == HANDLE
     assert os.listdir(tmp_path / "s") == ["francediplo.session"]
+
+
+# -- through the deliverer ------------------------------------------------------------------
+
+
+def test_a_thread_whose_answer_is_lost_ends_posted_once_through_the_deliverer(
+    pds: BlueskyServer, bsky: BlueskyPublisher, tmp_path: Path
+) -> None:
+    """A real ledger and deliverer: part 1 is stored, its answer lost; the deliverer's look-up
+    reads its derived key (one getRecord, no timeline) and records it POSTED; parts 2 and 3
+    follow, replying under it. The PDS holds each part once."""
+    from bot.publish.deliver import Deliverer
+    from bot.state import open_store, state_url
+    from bot.state.ledger import NewDelivery, State
+
+    ledger = open_store(state_url(tmp_path, None)).ledger
+    ledger.ensure(
+        [
+            NewDelivery("cop31", FR, n, "bluesky", "fr", datetime.now(UTC), f"COP31 ({n}/3)")
+            for n in (1, 2, 3)
+        ]
+    )
+    pds.fail_next("drop_after_store", nsid=CREATE)
+    deliverer = Deliverer(ledger, bsky, tmp_path, {FR: HANDLE})
+    done = deliverer.deliver_chain(ledger.rows("cop31", channel="bluesky"))
+    assert [r.state for r in done] == [State.POSTED] * 3
+    posts = pds.posts(FR)
+    assert [p["text"] for p in posts] == ["COP31 (1/3)", "COP31 (2/3)", "COP31 (3/3)"]
+    assert [r.remote_id for r in done] == [p["uri"] for p in posts]
+    assert [p["rkey"] for p in posts] == [tid_for(f"cop31#{n}@{FR}") for n in (1, 2, 3)]
+    assert posts[2]["reply"] == {"root": posts[0]["uri"], "parent": posts[1]["uri"]}
+    assert [p["langs"] for p in posts] == [["fr"]] * 3
+    assert nsids(pds) == [
+        "com.atproto.server.createSession",
+        CREATE,  # part 1: stored, answer lost
+        "com.atproto.repo.getRecord",  # the look-up at its key
+        CREATE,
+        CREATE,
+    ]
