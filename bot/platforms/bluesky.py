@@ -223,6 +223,9 @@ class BlueskyPublisher:
         self._lock = threading.Lock()
         self._cids: dict[str, str] = {}  # URI → CID of the posts this process made or read
         self._checked: set[str] = set()
+        # handle → DID (None: it does not resolve), for this process: a handle that moves
+        # to another DID is rare, and a restart forgets it.
+        self._dids: dict[str, str | None] = {}
 
     def __repr__(self) -> str:
         return f"BlueskyPublisher(pds_url={self.pds_url!r}, accounts={sorted(self.passwords)})"
@@ -418,12 +421,11 @@ class BlueskyPublisher:
         from atproto_client.utils import facet_detection  # type: ignore[import-untyped]
 
         facets: list[Any] = list(facet_detection.detect_facets(text))
-        dids: dict[str, str | None] = {}
         for mention in facet_detection.detect_mentions(text):
             handle = mention.handle.lower()
-            if handle not in dids:
-                dids[handle] = self._resolve(account, handle)
-            did = dids[handle]
+            if handle not in self._dids:
+                self._dids[handle] = self._resolve(account, handle)
+            did = self._dids[handle]
             if did is None:
                 continue
             facets.append(

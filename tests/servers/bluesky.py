@@ -761,6 +761,13 @@ class _Req:
     headers: CaseInsensitiveDict[str]
 
     def json(self) -> dict[str, Any]:
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind != "application/json":
+            raise _Refusal(
+                400,
+                "InvalidRequest",
+                f"Wrong request encoding (Content-Type): {kind or 'none'}",
+            )
         try:
             body = json.loads(self.raw or b"null")
         except ValueError:
