@@ -26,12 +26,16 @@ MAX_PIXELS = 80_000_000
 """An image claiming more pixels is refused unread (a decompression bomb)."""
 
 
+_ORIENTATION = 0x0112  # the EXIF tag
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})  # orientations that show the image turned by 90°
+
+
 @dataclass(frozen=True, slots=True)
 class Picture:
     """What a platform needs to know of an image besides its bytes."""
 
     mime: str  # image/jpeg, image/png, image/webp, image/gif
-    width: int
+    width: int  # as shown: a photo whose EXIF orientation turns it has its sides swapped
     height: int
 
 
@@ -46,7 +50,10 @@ def describe(data: bytes) -> Picture:
     try:
         with Image.open(io.BytesIO(data)) as image:
             mime = Image.MIME.get(image.format or "", "application/octet-stream")
-            return Picture(mime, image.width, image.height)
+            width, height = image.width, image.height
+            if image.getexif().get(_ORIENTATION) in _QUARTER_TURNS:  # shown turned
+                width, height = height, width
+            return Picture(mime, width, height)
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise PublishRejected(f"the image cannot be read ({type(exc).__name__})") from exc
 

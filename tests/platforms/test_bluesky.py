@@ -303,6 +303,20 @@ def test_fit_keeps_small_images_and_shrinks_large_ones() -> None:
         fit(_noise(300, 300), 200)
 
 
+def test_a_turned_photo_has_the_aspect_ratio_it_is_shown_with() -> None:
+    """A phone photo stored 300×200 with EXIF orientation 6 (turn 90°) is shown 200×300:
+    its aspect ratio says so, before and after recompression."""
+    image = Image.frombytes("RGB", (300, 200), random.Random(3).randbytes(300 * 200 * 3))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    image.save(out, "JPEG", exif=exif, quality=95)
+    photo = out.getvalue()
+    assert (describe(photo).width, describe(photo).height) == (200, 300)
+    shrunk = fit(photo, len(photo) // 2)
+    assert (describe(shrunk).width, describe(shrunk).height) == (200, 300)
+
+
 def test_an_upload_the_pds_refuses_is_rejected(tmp_path: Path) -> None:
     with BlueskyServer(accounts={FR: (HANDLE, PASSWORD)}, upload_limit=1000) as pds:
         path = tmp_path / "a.png"
