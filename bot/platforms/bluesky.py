@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -107,6 +108,7 @@ class BlueskySettings:
     passwords: dict[str, Secret] = field(default_factory=dict, repr=False)
     missing: dict[str, str] = field(default_factory=dict)  # account → what to set
     session_dir: Path | None = None  # where sessions are kept; None: not kept
+    ca_bundle: str | None = None  # an institution's own CA (REQUESTS_CA_BUNDLE), as for X
 
 
 def read_settings(settings: Settings, accounts: list[str]) -> BlueskySettings:
@@ -134,6 +136,7 @@ def read_settings(settings: Settings, accounts: list[str]) -> BlueskySettings:
         passwords=passwords,
         missing=missing,
         session_dir=_session_dir(settings),
+        ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
     )
 
 
@@ -171,6 +174,7 @@ def publisher(
         pds_url=settings.pds_url,
         timeout=settings.timeout,
         session_dir=settings.session_dir,
+        ca_bundle=settings.ca_bundle,
     )
 
 
@@ -213,12 +217,14 @@ class BlueskyPublisher:
         pds_url: str = DEFAULT_PDS_URL,
         timeout: float = 20.0,
         session_dir: Path | None = None,
+        ca_bundle: str | None = None,
     ) -> None:
         self.passwords = dict(passwords)
         self.identities = dict(identities)  # account → (handle, did from accounts.yaml)
         self.pds_url = pds_url.rstrip("/")
         self.timeout = timeout
         self.session_dir = session_dir
+        self.ca_bundle = ca_bundle
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()
         self._cids: dict[str, str] = {}  # URI → CID of the posts this process made or read
@@ -265,7 +271,14 @@ class BlueskyPublisher:
         from atproto_client.request import Request  # type: ignore[import-untyped]
 
         password = self._password(account)
-        client = Client(base_url=self.pds_url, request=Request(timeout=self.timeout))
+
+        def request() -> Any:
+            if self.ca_bundle and self.pds_url.startswith("https:"):
+                context = ssl.create_default_context(cafile=self.ca_bundle)
+                return Request(timeout=self.timeout, verify=context)
+            return Request(timeout=self.timeout)
+
+        client = Client(base_url=self.pds_url, request=request())
         path = self._session_path(account)
         owner = (self.pds_url, self._identifier(account))
         saved = _read_session(path, owner)
@@ -279,7 +292,7 @@ class BlueskyPublisher:
                     account,
                     type(exc).__name__,
                 )
-                client = Client(base_url=self.pds_url, request=Request(timeout=self.timeout))
+                client = Client(base_url=self.pds_url, request=request())
                 saved = None
         if not saved:
             try:

@@ -469,7 +469,9 @@ def test_settings_read_app_passwords_and_say_what_is_missing(tmp_path: Path) -> 
     assert found.missing == {"francediplo_EN": "DIPLOBOT_FRANCEDIPLO_EN_APP_PASSWORD"}
     assert found.pds_url == "http://127.0.0.1:9" and found.timeout == 3.0
     assert found.session_dir == (tmp_path / "state" / "bluesky").resolve()
-    assert PASSWORD not in repr(found)
+    assert PASSWORD not in repr(found) and found.ca_bundle is None
+    bundle = {"REQUESTS_CA_BUNDLE": "/etc/ssl/ministry.pem"}
+    assert read_settings(Settings.from_env(bundle), [FR]).ca_bundle == "/etc/ssl/ministry.pem"
     with pytest.raises(ConfigError, match="DIPLOBOT_BLUESKY_TIMEOUT"):
         read_settings(Settings.from_env({"DIPLOBOT_BLUESKY_TIMEOUT": "soon"}), [FR])
     chosen = {"DIPLOBOT_BLUESKY_SESSION_DIR": str(tmp_path / "s")}
