@@ -346,7 +346,7 @@ VARIABLES: dict[str, str] = {
     "Privacy and security → App passwords; never the account's own password). Secret",
     "DIPLOBOT_BLUESKY_PDS_URL": "the Bluesky PDS (default `https://bsky.social`)",
     "DIPLOBOT_BLUESKY_TIMEOUT": "seconds to connect and between two reads of the PDS's answer "
-    "(default 20)",
+    "(default 20; a call ends after 3 × this)",
     "DIPLOBOT_BLUESKY_SESSION_DIR": "where Bluesky sessions are kept between runs, one file per "
     "account, mode 0600 (default `bluesky/` beside the state database)",
     "DIPLOBOT_LOG_LEVEL": "`INFO` by default",

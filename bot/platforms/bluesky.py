@@ -34,6 +34,7 @@ stored (a lost connection, a timeout, a 5xx with nothing at the key) is
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
@@ -70,6 +71,9 @@ BLOB_LIMIT = 976_560  # app.bsky.embed.images: an image blob's maxSize
 RATE_LIMIT_FALLBACK = timedelta(minutes=5)  # when a 429 gives no readable reset
 RATE_LIMIT_LONGEST = timedelta(hours=24)  # createSession's daily window: no reset is later
 READ_PAGES = 10  # listRecords pages read at most (100 records each) by recent and find
+DEADLINE_FACTOR = 3
+"""A call to the PDS ends after this many times ``DIPLOBOT_BLUESKY_TIMEOUT``, whatever
+happens: an answer trickling one byte at a time never trips httpx's read timeout."""
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 _TID_EPOCH_US = 1_672_531_200_000_000  # 2023-01-01T00:00:00Z, in microseconds
 _TID_SPAN_BITS = 45  # derived timestamps fall within ~1.1 years from that epoch
@@ -223,6 +227,7 @@ class BlueskyPublisher:
         self.identities = dict(identities)  # account → (handle, did from accounts.yaml)
         self.pds_url = pds_url.rstrip("/")
         self.timeout = timeout
+        self.deadline = DEADLINE_FACTOR * timeout
         self.session_dir = session_dir
         self.ca_bundle = ca_bundle
         self._accounts: dict[str, _Account] = {}
@@ -296,7 +301,11 @@ class BlueskyPublisher:
                 saved = None
         if not saved:
             try:
-                client.login(self._identifier(account), password.reveal(), fetch_bsky_profile=False)
+                self._bounded(
+                    lambda: client.login(
+                        self._identifier(account), password.reveal(), fetch_bsky_profile=False
+                    )
+                )
             except Exception as exc:
                 raise self._failure(exc, sent=False, login=True) from exc
         client.on_session_change(
@@ -309,15 +318,17 @@ class BlueskyPublisher:
 
     def _relogin(self, account: str, held: _Account) -> None:
         """The PDS refused the session: refresh it, or log in again when that fails too."""
-        from atproto_client.exceptions import AtProtocolError  # type: ignore[import-untyped]
-
         client = held.client
-        try:
+
+        def refresh() -> None:
             with client._refresh_lock:
                 client._refresh_and_set_session()
+
+        try:
+            self._bounded(refresh)
             return
-        except AtProtocolError as exc:
-            if _xrpc_error(exc) not in _SESSION_ERRORS and _status(exc) not in (400, 401):
+        except Exception as exc:
+            if not _ended(exc):
                 raise self._failure(exc, sent=False) from exc
         # Another process on the same state (the service and a `post-now`) may have refreshed
         # first: refresh tokens are single-use, so its session, saved, is the live one.
@@ -326,20 +337,49 @@ class BlueskyPublisher:
         if saved and saved != client.export_session_string():
             try:
                 client.login(session_string=saved, fetch_bsky_profile=False)
-                client.com.atproto.server.get_session()
+                self._bounded(client.com.atproto.server.get_session)
                 return
-            except AtProtocolError as exc:
-                if _xrpc_error(exc) not in _SESSION_ERRORS and _status(exc) not in (400, 401):
+            except Exception as exc:
+                if not _ended(exc):
                     raise self._failure(exc, sent=False) from exc
         logger.info("the Bluesky session of account '{}' has ended: logging in again", account)
+        password = self._password(account)
         try:
-            client.login(
-                self._identifier(account),
-                self._password(account).reveal(),
-                fetch_bsky_profile=False,
+            self._bounded(
+                lambda: client.login(
+                    self._identifier(account), password.reveal(), fetch_bsky_profile=False
+                )
             )
         except Exception as exc:
             raise self._failure(exc, sent=False, login=True) from exc
+
+    def _bounded(self, work: Callable[[], T]) -> T:
+        """``work()``, given at most ``deadline`` seconds: run on a thread of its own, which
+        is left behind (it ends with its socket) when the deadline passes.
+
+        Raises:
+            _Deadline: the deadline passed; whatever ``work`` raised, otherwise.
+        """
+        outcome: list[Any] = []
+        done = threading.Event()
+        context = contextvars.copy_context()  # the caller's log context
+
+        def run() -> None:
+            try:
+                outcome.append((True, context.run(work)))
+            except BaseException as exc:
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="bluesky-call", daemon=True).start()
+        if not done.wait(self.deadline):
+            raise _Deadline(self.deadline)
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        result: T = value
+        return result
 
     def _call(self, account: str, call: Callable[[Any, _Account], T], *, sent: bool) -> T:
         """One XRPC call for ``account``; a session the PDS calls expired or invalid is renewed
@@ -348,7 +388,7 @@ class BlueskyPublisher:
         held = self._account(account)
         for attempt in (1, 2):
             try:
-                return call(held.client, held)
+                return self._bounded(lambda: call(held.client, held))
             except PublishError:
                 raise
             except Exception as exc:
@@ -694,6 +734,24 @@ class BlueskyPublisher:
         return _failure(exc, sent=sent, login=login)
 
 
+class _Deadline(Exception):
+    """A call to the PDS outlived its deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no complete answer within {seconds:g} s")
+        self.seconds = seconds
+
+
+def _ended(exc: BaseException) -> bool:
+    """Whether the PDS refused a session as over (expired, revoked, not valid), rather than
+    failing to answer."""
+    from atproto_client.exceptions import AtProtocolError  # type: ignore[import-untyped]
+
+    return isinstance(exc, AtProtocolError) and (
+        _xrpc_error(exc) in _SESSION_ERRORS or _status(exc) in (400, 401)
+    )
+
+
 def _status(exc: BaseException | None) -> int | None:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
@@ -742,6 +800,10 @@ def _failure(exc: BaseException, *, sent: bool, login: bool = False) -> PublishE
     error = _xrpc_error(exc) or ""
     message = _xrpc_message(exc)
     detail = f"{error}: {message}" if error and message else error or message
+    if isinstance(exc, _Deadline):
+        return (PublishAmbiguous if sent else PublishError)(
+            f"Bluesky did not answer within {exc.seconds:g} s"
+        )
     if status is None:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout):

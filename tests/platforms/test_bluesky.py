@@ -452,6 +452,21 @@ def test_a_hanging_pds_ends_in_a_timeout(pds: BlueskyServer, tmp_path: Path) -> 
         bsky.publish(post("Lent"))
 
 
+def test_an_answer_that_trickles_ends_at_the_deadline(pds: BlueskyServer, tmp_path: Path) -> None:
+    """One byte every 0.2 s never trips a 0.5 s read timeout: the call ends after 3 × the
+    timeout, ambiguous; the post was stored, and the look-up at its key finds it."""
+    bsky = make(pds, tmp_path, timeout=0.5)
+    bsky.whoami(FR)
+    pds.fail_next("trickle", nsid=CREATE, seconds=0.2)
+    item = post("Lentement", key="slow#1@francediplo")
+    started = datetime.now(UTC)
+    with pytest.raises(PublishAmbiguous, match=r"within 1\.5 s"):
+        bsky.publish(item)
+    assert datetime.now(UTC) - started < timedelta(seconds=3)
+    found = bsky.find(item, started)
+    assert found is not None and [p["uri"] for p in pds.posts(FR)] == [found.remote_id]
+
+
 # -- settings -------------------------------------------------------------------------------
 
 

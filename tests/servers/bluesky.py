@@ -65,6 +65,8 @@ requests (to ``nsid``, when given) with:
 ``"drop_after_store"``   process the request (a post IS stored), close without answering
 ``"drop"``               close without processing (nothing is stored)
 ``"hang"``               read the request, never answer
+``"trickle"``            process the request (a post IS stored), then send the answer, status
+                         line first, one byte every ``seconds``: no read timeout ever fires
 =======================  ======================================================================
 
 :meth:`revoke` changes an account's app password and ends its sessions (the app password was
@@ -147,6 +149,7 @@ class _Fault:
     kind: str
     nsid: str | None
     reset: int | None
+    seconds: float = 1.0
 
 
 class _Refusal(Exception):
@@ -190,7 +193,9 @@ class BlueskyServer(FakeTranslationServer):
     """A PDS for the accounts given: test name → ``(handle, app_password)`` or ``(handle,
     app_password, did)``; the DID defaults to one derived from the name."""
 
-    FAULTS: ClassVar[frozenset[str]] = frozenset({"429", "drop_after_store", "drop", "hang"})
+    FAULTS: ClassVar[frozenset[str]] = frozenset(
+        {"429", "drop_after_store", "drop", "hang", "trickle"}
+    )
 
     def __init__(
         self,
@@ -268,12 +273,18 @@ class BlueskyServer(FakeTranslationServer):
             self._accounts[name].access_valid_after = time.time()
 
     def fail_next(
-        self, kind: str, count: int = 1, *, nsid: str | None = None, reset: int | None = None
+        self,
+        kind: str,
+        count: int = 1,
+        *,
+        nsid: str | None = None,
+        reset: int | None = None,
+        seconds: float = 1.0,
     ) -> None:
         if kind not in self.FAULTS and not (kind.isdigit() and 400 <= int(kind) <= 599):
             raise ValueError(f"unknown fault {kind!r}")
         with self._lock:
-            self._pds_faults.extend([_Fault(kind, nsid, reset)] * count)
+            self._pds_faults.extend([_Fault(kind, nsid, reset, seconds)] * count)
 
     def reset(self) -> None:
         super().reset()
@@ -296,14 +307,14 @@ class BlueskyServer(FakeTranslationServer):
             kind = fault.kind if fault else None
             body: Any = raw if nsid == "com.atproto.repo.uploadBlob" else _json(raw)
             self._calls.append(Call(handler.command, split.path, query, body, headers, kind))
-        handler.close_connection = kind in ("drop", "drop_after_store", "hang")
+        handler.close_connection = kind in ("drop", "drop_after_store", "hang", "trickle")
         if kind == "hang":
             self._stopping.wait()
             return
         if kind == "drop":
             return
         try:
-            if fault is not None and kind != "drop_after_store":
+            if fault is not None and kind not in ("drop_after_store", "trickle"):
                 response = self._fault_response(fault)
             else:
                 response = self._route(handler.command, nsid, query, raw, headers)
@@ -313,7 +324,25 @@ class BlueskyServer(FakeTranslationServer):
         if kind == "drop_after_store":
             return
         response.headers.update(self._limits(response))
+        if kind == "trickle" and fault is not None:
+            self._trickle(handler, response, fault.seconds)
+            return
         self._write(handler, response)  # type: ignore[arg-type]
+
+    def _trickle(self, handler: BaseHTTPRequestHandler, response: Response, seconds: float) -> None:
+        """The whole answer, one byte every ``seconds`` (each well within a read timeout)."""
+        head = [f"HTTP/1.1 {response.status} OK", f"Content-Type: {response.content_type}"]
+        head += [f"Content-Length: {len(response.body)}", "Connection: close"]
+        head += [f"{k}: {v}" for k, v in response.headers.items()]
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
+        try:
+            for offset in range(len(raw)):
+                if self._stopping.wait(seconds):
+                    return
+                handler.wfile.write(raw[offset : offset + 1])
+                handler.wfile.flush()
+        except OSError:  # the client gave up
+            pass
 
     def _limits(self, response: Response) -> dict[str, str]:
         if response.status == 429 and "ratelimit-reset" in response.headers:
