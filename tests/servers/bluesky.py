@@ -61,7 +61,8 @@ requests (to ``nsid``, when given) with:
 =======================  ======================================================================
 ``"429"``                ``429 RateLimitExceeded``, ``ratelimit-remaining: 0`` and
                          ``ratelimit-reset`` (epoch seconds: ``reset``, default now + 300)
-``"500"``, ``"502"`` …   XRPC error body (``InternalServerError``, ``UpstreamFailure``…)
+``"401"``, ``"500"`` …   XRPC error body (``AuthenticationRequired``, ``InternalServerError``,
+                         ``UpstreamFailure``…)
 ``"drop_after_store"``   process the request (a post IS stored), close without answering
 ``"drop"``               close without processing (nothing is stored)
 ``"hang"``               read the request, never answer
@@ -103,6 +104,9 @@ _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 _DID = re.compile(r"^did:[a-z]+:[a-zA-Z0-9._:%-]+$")
 _PHRASES = {
+    400: ("InvalidRequest", "Bad Request"),
+    401: ("AuthenticationRequired", "Authentication Required"),
+    403: ("AccountTakedown", "Account has been taken down"),
     500: ("InternalServerError", "Internal Server Error"),
     501: ("MethodNotImplemented", "Method Not Implemented"),
     502: ("UpstreamFailure", "Upstream Failure"),
