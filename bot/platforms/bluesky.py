@@ -34,6 +34,7 @@ stored (a lost connection, a timeout, a 5xx with nothing at the key) is
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import json
@@ -724,6 +725,44 @@ class BlueskyPublisher:
             raise PublishError("Bluesky's answer to getSession gives no handle")
         return handle
 
+    def check(self, account: str) -> list[str]:
+        """What ``accounts check`` should say besides the handle: an account the PDS calls
+        inactive, a DID in accounts.yaml that is not the session's (or none: a change of
+        handle would stop publishing), a session that could not be saved."""
+
+        def get(client: Any, _held: _Account) -> Any:
+            return client.com.atproto.server.get_session()
+
+        answer = self._call(account, get, sent=False)
+        held = self._account(account)
+        handle, did = self.identities.get(account, (account, None))
+        said: list[str] = []
+        if getattr(answer, "active", None) is False:
+            status = getattr(answer, "status", None) or "no reason given"
+            said.append(
+                f"the Bluesky account @{held.handle} is not active ({status}): the PDS will "
+                "refuse its posts; sign in on bsky.app to see why"
+            )
+        if did and did != held.did:
+            said.append(
+                f"accounts.yaml gives account '{account}' the DID {did}, but its app password "
+                f"belongs to {held.did}: nothing will be sent until one of them is corrected"
+            )
+        elif not did:
+            said.append(
+                f"accounts.yaml gives account '{account}' no did: add `did: {held.did}` so "
+                f"that a change of the handle @{handle.lstrip('@')} does not stop publishing"
+            )
+        path = self._session_path(account)
+        if path is None or not path.is_file():
+            where = path.parent if path is not None else "no folder"
+            said.append(
+                f"the Bluesky session of account '{account}' cannot be saved ({where}): each "
+                "run logs in again, and logins are limited to 30 in 5 minutes; make the folder "
+                "writable or set DIPLOBOT_BLUESKY_SESSION_DIR"
+            )
+        return said
+
     def _url(self, account: str, uri: str) -> str:
         handle = self.identities.get(account, (account, None))[0].lstrip("@")
         return f"https://bsky.app/profile/{handle}/post/{_split_uri(uri)[2]}"
@@ -952,4 +991,5 @@ def _write_session(path: Path | None, owner: tuple[str, str], session: str) -> N
         os.replace(tmp, path)
     except OSError as exc:
         logger.warning("cannot save the Bluesky session in {} ({})", path, exc.strerror)
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # no folder to leave it in, or already gone
+            tmp.unlink()

@@ -467,6 +467,23 @@ def test_an_answer_that_trickles_ends_at_the_deadline(pds: BlueskyServer, tmp_pa
     assert found is not None and [p["uri"] for p in pds.posts(FR)] == [found.remote_id]
 
 
+def test_check_says_what_an_operator_should_fix(pds: BlueskyServer, tmp_path: Path) -> None:
+    from bot.publish.base import AccountCheck
+
+    did = pds.account(FR).did
+    pinned = BlueskyPublisher(
+        {FR: Secret(PASSWORD)}, {FR: (HANDLE, did)}, pds_url=pds.url, session_dir=tmp_path
+    )
+    assert isinstance(pinned, AccountCheck)
+    assert pinned.check(FR) == []
+    unpinned = make(pds, tmp_path, session_dir=tmp_path / "missing" / "x")
+    (tmp_path / "missing").write_text("a file where the folder should be")
+    said = unpinned.check(FR)
+    assert f"add `did: {did}`" in said[0]
+    assert "cannot be saved" in said[1] and "DIPLOBOT_BLUESKY_SESSION_DIR" in said[1]
+    assert all(PASSWORD not in line for line in said)
+
+
 # -- settings -------------------------------------------------------------------------------
 
 
