@@ -346,6 +346,13 @@ VARIABLES: dict[str, str] = {
     "instance's answer (default 20; a request ends after 3 × this, and an image's processing "
     "is awaited as long). A Mastodon "
     "account's token is its `DIPLOBOT_<ACCOUNT>_ACCESS_TOKEN` (scopes `read write`)",
+    "DIPLOBOT_<ACCOUNT>_APP_PASSWORD": "the Bluesky account's app password (Settings → "
+    "Privacy and security → App passwords; never the account's own password). Secret",
+    "DIPLOBOT_BLUESKY_PDS_URL": "the Bluesky PDS (default `https://bsky.social`)",
+    "DIPLOBOT_BLUESKY_TIMEOUT": "seconds to connect and between two reads of the PDS's answer "
+    "(default 20; a call ends after 3 × this)",
+    "DIPLOBOT_BLUESKY_SESSION_DIR": "where Bluesky sessions are kept between runs, one file per "
+    "account, mode 0600 (default `bluesky/` beside the state database)",
     "DIPLOBOT_LOG_LEVEL": "`INFO` by default",
     "DIPLOBOT_LOG_FORMAT": "`json` or `text` (default: text on a terminal, JSON otherwise)",
     "REQUESTS_CA_BUNDLE": "an institution's own CA bundle, for X (also read by requests for "

@@ -35,6 +35,7 @@ import pytest
 from loguru import logger
 from PIL import Image
 from publish.conftest import ACCOUNTS, APP
+from servers.bluesky import BlueskyServer
 from servers.mastodon import MastodonServer
 from servers.x import XServer
 
@@ -48,6 +49,7 @@ from bot.errors import (
 )
 from bot.log import setup_logging
 from bot.platforms import PLATFORMS
+from bot.platforms.bluesky import BlueskyPublisher
 from bot.platforms.mastodon import MastodonAccount, MastodonPublisher
 from bot.platforms.outbox import OutboxPublisher
 from bot.platforms.x import XCredentials, XPublisher
@@ -251,10 +253,69 @@ def mastodon_channel(_tmp_path: Path) -> Iterator[Channel]:
         assert not server.errors  # every request the publisher made was one Mastodon has
 
 
+BSKY_PASSWORD = "bsky-app-pass-CANARY-2b3c"  # an app password's shape: xxxx-xxxx-xxxx-xxxx
+BSKY_HANDLE = "francediplo.bsky.social"
+
+
+@contextmanager
+def bluesky_channel(tmp_path: Path) -> Iterator[Channel]:
+    with BlueskyServer(accounts={FR: (BSKY_HANDLE, BSKY_PASSWORD)}) as pds:
+        publisher = BlueskyPublisher(
+            {FR: Secret(BSKY_PASSWORD)},
+            {FR: (BSKY_HANDLE, None)},
+            pds_url=pds.url,
+            timeout=2.0,
+            session_dir=tmp_path / "bluesky-sessions",
+        )
+        create = "com.atproto.repo.createRecord"
+
+        def refuse_next() -> None:  # the PDS's InvalidRequest
+            pds.fail_next("400", nsid=create)
+
+        def fault(kind: str) -> bool:
+            if kind == "rate_limit":
+                reset = int((datetime.now(UTC) + RATE_LIMIT_RESET).timestamp())
+                pds.fail_next("429", nsid=create, reset=reset)  # ratelimit-reset: an epoch
+            elif kind == "server_error":
+                pds.fail_next("500", nsid=create)
+            elif kind == "auth":  # (the app password revoked for good: test_bluesky.py)
+                pds.fail_next("401", nsid=create)
+            elif kind == "drop_after_store":
+                pds.fail_next("drop_after_store", nsid=create)
+            else:  # "duplicate": Bluesky takes the same text twice; a key taken is ours
+                return False
+            return True
+
+        def stored() -> list[Stored]:
+            return [
+                Stored(
+                    p["uri"],
+                    p["text"],
+                    (p["langs"] or [None])[0],
+                    tuple(i["alt"] for i in p["images"]),
+                    (p["reply"] or {}).get("parent"),
+                )
+                for p in pds.posts(FR)
+            ]
+
+        yield Channel(
+            publisher,
+            FR,
+            BSKY_HANDLE,
+            refuse_next,
+            PublishRejected,
+            fault=fault,
+            stored=stored,
+            secrets=(BSKY_PASSWORD,),
+        )
+        assert not pds.errors  # every request the publisher made was one the PDS serves
+
+
 CHANNELS: dict[str, Callable[[Path], AbstractContextManager[Channel]]] = {
     "mastodon": mastodon_channel,
     "outbox": outbox_channel,
     "x": x_channel,
+    "bluesky": bluesky_channel,
 }
 
 
