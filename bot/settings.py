@@ -342,6 +342,10 @@ VARIABLES: dict[str, str] = {
     "DIPLOBOT_X_API_URL": "the X API base (default `https://api.x.com`)",
     "DIPLOBOT_X_TIMEOUT": "seconds to connect and between two reads of X's answer (default 20; "
     "a request ends after 3 × this)",
+    "DIPLOBOT_FACEBOOK_API_URL": "the Graph API base, version included (default "
+    "`https://graph.facebook.com/v21.0`)",
+    "DIPLOBOT_FACEBOOK_TIMEOUT": "seconds to connect and between two reads of Facebook's answer "
+    "(default 20; a request ends after 3 × this)",
     "DIPLOBOT_LOG_LEVEL": "`INFO` by default",
     "DIPLOBOT_LOG_FORMAT": "`json` or `text` (default: text on a terminal, JSON otherwise)",
     "REQUESTS_CA_BUNDLE": "an institution's own CA bundle, for X (also read by requests for "

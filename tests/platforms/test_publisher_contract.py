@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 from publish.conftest import ACCOUNTS, APP
+from servers.facebook import FacebookPage, FacebookServer
 from servers.x import XServer
 
 from bot.errors import PublishError, PublishRejected
+from bot.platforms.facebook import FacebookPublisher
 from bot.platforms.outbox import OutboxPublisher
 from bot.platforms.x import XCredentials, XPublisher
 from bot.publish.base import Outgoing, Publisher, Receipt
@@ -103,9 +105,56 @@ def x_channel(_tmp_path: Path) -> Iterator[Channel]:
         assert not server.errors  # every request the publisher made was valid
 
 
+FACEBOOK_TOKEN = "fb-page-token-CANARY-6d7e"
+FACEBOOK_FAULTS = {
+    "rate_limit": "32",  # page request limit, with estimated_time_to_regain_access
+    "server_error": "500",
+    "auth": "190",
+    "drop_after_store": "drop_after_store",
+    "duplicate": "506",
+}
+
+
+@contextmanager
+def facebook_channel(_tmp_path: Path) -> Iterator[Channel]:
+    page = FacebookPage(FACEBOOK_TOKEN, "1000000000001", "FranceDiplomatie", "France Diplomatie")
+    with FacebookServer(pages={FR: page}) as server:
+        publisher = FacebookPublisher(
+            {FR: Secret(FACEBOOK_TOKEN)},
+            {FR: page.username or page.id},
+            {FR: page.id},
+            api_url=server.url,
+            timeout=2.0,
+        )
+
+        def refuse_next() -> None:
+            server.fail_next("100", method="POST")
+
+        def fault(kind: str) -> bool:
+            server.fail_next(FACEBOOK_FAULTS[kind], method="POST")
+            return True
+
+        def stored() -> list[Stored]:
+            return [Stored(p.id, p.text, None, p.alts, p.reply_to) for p in server.stored(FR)]
+
+        yield Channel(
+            publisher,
+            FR,
+            page.username or page.id,
+            refuse_next,
+            PublishRejected,
+            fault=fault,
+            stored=stored,
+            secrets=(FACEBOOK_TOKEN,),
+            has_lang=False,  # a Graph API post carries no language tag
+        )
+        assert not server.errors  # the fake never failed on what the publisher sent
+
+
 CHANNELS: dict[str, Callable[[Path], AbstractContextManager[Channel]]] = {
     "outbox": outbox_channel,
     "x": x_channel,
+    "facebook": facebook_channel,
 }
 
 
