@@ -81,9 +81,10 @@ RATE_LIMIT_LONGEST = timedelta(hours=24)  # the Pages business use case window
 USAGE_WARNING = 90  # percent of a usage header: logged, the next calls may be throttled
 FIND_PAGES = 3  # pages of 100 posts read at most when reconciling or listing
 PAGE_SIZE = 100
+COMMENT_FIELDS = "id,message,created_time,from,parent,attachment"
 POST_FIELDS = (
     "id,message,created_time,permalink_url,attachments{media_type,subattachments},"
-    "comments.filter(stream).limit(100){id,message,created_time,from,parent,attachment}"
+    f"comments.filter(stream).limit(100){{{COMMENT_FIELDS}}}"
 )
 NEEDED_SCOPES = ("pages_manage_posts", "pages_read_engagement")
 
@@ -561,18 +562,67 @@ class FacebookPublisher:
 
     def find(self, item: Outgoing, since: datetime) -> Receipt | None:
         """The page's post (or, for a later part, comment) that is this delivery, published
-        after ``since``: the same text, as many images, replying to the same post."""
+        after ``since``: the same text, as many images, replying to the same post.
+
+        A first part is looked for among the page's posts since ``since``; a later part among
+        the comments of its thread's first post (which may be older than ``since``)."""
         try:
-            for seen in self._read_page(item.account, since):
+            if item.reply_to is None:
+                expected: str | None = None
+                candidates = self._read_page(item.account, since)
+            else:
+                expected = self._parent_of_reply(item.account, item.reply_to)
+                candidates = self._read_comments(item.account, item.reply_to.thread_root, since)
+            for seen in candidates:
                 if (
-                    seen.reply_to == item.reply_to_id
+                    seen.reply_to == expected
                     and seen.media == len(item.media)
                     and same_text(seen.text, item.text)
                 ):
                     return item.receipt(seen.id, seen.url or _url(seen.id))
+        except _Gone:
+            return None  # the thread's post (or the part answered) is gone: so is the comment
         except PublishError as exc:
             raise self._unreadable(item.account, exc) from exc
         return None
+
+    def _parent_of_reply(self, account: str, previous: Receipt) -> str:
+        """What Facebook records as the object a comment on ``previous`` answers: the post
+        itself, a top-level comment, or, for a comment on a reply, that reply's top-level
+        comment (Facebook nests comments one level deep)."""
+        if previous.root is None:  # the thread's post
+            return previous.remote_id
+        answer = self._request(
+            account, "GET", previous.remote_id, params={"fields": "id,parent"}, sent=False
+        )
+        parent = _field(answer, "parent", "id")
+        return parent if isinstance(parent, str) and _ID.fullmatch(parent) else previous.remote_id
+
+    def _read_comments(self, account: str, post: str, since: datetime) -> Iterator[_Seen]:
+        """The page's comments under ``post`` since ``since``, newest first."""
+        page = self._page(account)
+        params = {
+            "fields": COMMENT_FIELDS,
+            "filter": "stream",
+            "order": "reverse_chronological",
+            "limit": str(PAGE_SIZE),
+        }
+        for _ in range(FIND_PAGES):
+            answer = self._request(account, "GET", f"{post}/comments", params=params, sent=False)
+            data = answer.get("data") if isinstance(answer, dict) else None
+            if not isinstance(data, list):
+                raise PublishError("Facebook's comments answer is not what its API documents")
+            for comment in data:
+                seen = _comment_seen(comment, page, post)
+                if seen is None:
+                    continue
+                if seen.created_at is not None and seen.created_at < _second(since):
+                    return  # newest first: the rest is older still
+                yield seen
+            after = _field(answer, "paging", "cursors", "after")
+            if not isinstance(after, str) or not _field(answer, "paging", "next"):
+                return
+            params = {**params, "after": after}
 
     def recent(self, account: str, since: datetime) -> list[Published]:
         """The page's posts and its own comments on them since ``since``, newest first (at
@@ -659,26 +709,30 @@ def _post_and_comments(post: Any, page: str, since: datetime) -> Iterator[_Seen]
     if not isinstance(comments, list):
         raise PublishError("Facebook's feed answer holds comments it cannot read")
     for comment in comments:
-        if not isinstance(comment, dict) or _field(comment, "from", "id") != page:
-            continue  # someone else's comment: not ours
-        comment_id = comment.get("id")
-        if not isinstance(comment_id, str) or not _ID.fullmatch(comment_id):
-            raise PublishError("Facebook's feed answer holds a comment without an id")
-        created = _created_at(comment.get("created_time"))
-        if created is not None and created < since:
-            continue
-        parent = _field(comment, "parent", "id")
-        text = comment.get("message")
-        attachment = comment.get("attachment")
-        photo = isinstance(attachment, dict) and attachment.get("type") == "photo"
-        yield _Seen(
-            comment_id,
-            text if isinstance(text, str) else "",
-            parent if isinstance(parent, str) else post_id,
-            1 if photo else 0,
-            created,
-            _url(comment_id),
-        )
+        seen = _comment_seen(comment, page, post_id)
+        if seen is not None and (seen.created_at is None or seen.created_at >= _second(since)):
+            yield seen
+
+
+def _comment_seen(comment: Any, page: str, post_id: str) -> _Seen | None:
+    """One of the page's comments under ``post_id`` (None: someone else's)."""
+    if not isinstance(comment, dict) or _field(comment, "from", "id") != page:
+        return None  # someone else's comment (or one Facebook does not say whose): not ours
+    comment_id = comment.get("id")
+    if not isinstance(comment_id, str) or not _ID.fullmatch(comment_id):
+        raise PublishError("Facebook's answer holds a comment without an id")
+    parent = _field(comment, "parent", "id")
+    text = comment.get("message")
+    attachment = comment.get("attachment")
+    photo = isinstance(attachment, dict) and attachment.get("type") == "photo"
+    return _Seen(
+        comment_id,
+        text if isinstance(text, str) else "",
+        parent if isinstance(parent, str) else post_id,
+        1 if photo else 0,
+        _created_at(comment.get("created_time")),
+        _url(comment_id),
+    )
 
 
 def _photos(attachments: Any) -> int:
@@ -745,6 +799,12 @@ def _created_at(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _second(moment: datetime) -> datetime:
+    """``moment`` to the second below: Facebook's times have no fraction, so a comment made
+    0.3 s after ``since`` reads as made before it."""
+    return moment.replace(microsecond=0)
 
 
 def _scrub(message: str, secret: str) -> str:

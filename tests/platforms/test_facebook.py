@@ -218,6 +218,45 @@ def test_a_thread_part_is_the_pages_comment_with_at_most_one_image(fb: FacebookS
         pub.publish(Outgoing(FR, "FranceDiplomatie", "3/3", reply_to=second, media=(image, image)))
 
 
+def test_a_long_thread_is_found_part_by_part_although_facebook_flattens_replies(
+    fb: FacebookServer,
+) -> None:
+    """Facebook nests comments one level deep: part 4, a comment on part 3 (a reply), is
+    stored under part 2. Each part dropped after being stored is still found (POSTED once),
+    even when the thread's post is older than the attempt."""
+    pub = _publisher(fb)
+    parts = [pub.publish(_item("1/5 Le sommet"))]
+    parts.append(pub.publish(Outgoing(FR, "FranceDiplomatie", "2/5", reply_to=parts[0])))
+    time.sleep(1.1)  # Facebook's times are to the second: the post is now older than ``since``
+    since = datetime.now(UTC)
+    for n in (3, 4, 5):
+        item = Outgoing(FR, "FranceDiplomatie", f"{n}/5", reply_to=parts[-1])
+        fb.fail_next("drop_after_store", method="POST")
+        with pytest.raises(PublishAmbiguous):
+            pub.publish(item)
+        found = pub.find(item, since)
+        assert found is not None and found.root == parts[0].remote_id
+        assert pub.find(Outgoing(FR, "FranceDiplomatie", f"{n}/5", reply_to=parts[0]), since) is (
+            None
+        )
+        parts.append(found)
+    stored = {p.text: p.reply_to for p in fb.stored(FR)}
+    assert stored == {
+        "1/5 Le sommet": None,
+        "2/5": parts[0].remote_id,
+        "3/5": parts[1].remote_id,
+        "4/5": parts[1].remote_id,  # flattened: under part 2, not part 3
+        "5/5": parts[1].remote_id,
+    }
+
+
+def test_a_part_whose_thread_was_deleted_is_not_found(fb: FacebookServer) -> None:
+    pub = _publisher(fb)
+    first = pub.publish(_item("1/2"))
+    pub.delete(FR, first.remote_id)
+    assert pub.find(Outgoing(FR, "FranceDiplomatie", "2/2", reply_to=first), _since()) is None
+
+
 def test_someone_elses_comment_with_the_same_text_is_not_ours(fb: FacebookServer) -> None:
     pub = _publisher(fb)
     since = _since()

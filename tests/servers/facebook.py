@@ -834,14 +834,41 @@ class FacebookServer(FakeTranslationServer):
             return _json(self._render(found, fields))
 
     def _comments(self, page: FacebookPage, object_id: str, params: Mapping[str, Any]) -> Response:
+        """``GET /{object}/comments``: ``filter`` (toplevel, stream), ``order``
+        (chronological, reverse_chronological), ``limit`` (≤ 100), ``after`` cursor."""
         fields = parse_fields(params.get("fields") or "id,message,created_time,from")
         _check_fields(fields, _COMMENT_FIELDS, "Comment")
+        order = params.get("order") or "chronological"
+        if order not in ("chronological", "reverse_chronological"):
+            raise _invalid(
+                "(#100) order must be one of the following values: chronological, "
+                "reverse_chronological"
+            )
+        try:
+            limit = int(params.get("limit") or 25)
+            after = int(params["after"]) if params.get("after") else 0
+        except ValueError:
+            raise _invalid("(#100) param limit or after is not a number") from None
+        if not 1 <= limit <= 100:
+            raise _invalid("(#100) The parameter limit must be between 1 and 100")
         with self._lock:
             found = self._objects.get(object_id)
             if found is None or found.deleted:
                 raise _missing("get", object_id)
             rendered = self._render_comments(found, fields, params.get("filter") or "toplevel")
-        return _json(rendered)
+        data = rendered["data"]
+        if order == "reverse_chronological":
+            data.reverse()
+        chunk = data[after : after + limit]
+        answer: dict[str, Any] = {"data": chunk}
+        if chunk:
+            answer["paging"] = {"cursors": {"before": str(after), "after": str(after + len(chunk))}}
+            if after + len(chunk) < len(data):
+                answer["paging"]["next"] = (
+                    f"https://graph.facebook.com/{VERSION}/{object_id}/comments"
+                    f"?limit={limit}&after={after + len(chunk)}"
+                )
+        return _json(answer)
 
     def _delete(self, page: FacebookPage, object_id: str) -> Response:
         with self._lock:
