@@ -425,6 +425,38 @@ def test_a_usage_near_its_limit_is_logged(fb: FacebookServer) -> None:
     assert any("100%" in line and "7 min" in line for line in lines)
 
 
+def test_a_post_dropped_after_facebook_stored_it_ends_posted_once_through_the_ledger(
+    fb: FacebookServer, tmp_path: Path
+) -> None:
+    """The real deliverer on a real SQLite ledger: the answer is lost after Facebook stored
+    part 1 and part 2, the look-up finds each, and nothing is sent twice."""
+    from bot.publish.deliver import Deliverer
+    from bot.state import open_store, state_url
+    from bot.state.ledger import NewDelivery, State
+
+    ledger = open_store(state_url(tmp_path, None)).ledger
+    now = datetime.now(UTC)
+    ledger.ensure(
+        [
+            NewDelivery("cop31", FR, n, "facebook", "fr", now, f"COP31 ({n}/2) à Belém")
+            for n in (1, 2)
+        ]
+    )
+    deliverer = Deliverer(ledger, _publisher(fb), tmp_path, {FR: "FranceDiplomatie"})
+    for _ in range(2):
+        fb.fail_next("drop_after_store", method="POST")
+        deliverer.deliver_chain(ledger.rows("cop31", channel="facebook"), look_now=True)
+    rows = ledger.rows("cop31", channel="facebook")
+    assert [r.state for r in rows] == [State.POSTED, State.POSTED]
+    stored = fb.stored(FR)
+    assert [(p.id, p.text) for p in stored] == [
+        (rows[0].remote_id, "COP31 (1/2) à Belém"),
+        (rows[1].remote_id, "COP31 (2/2) à Belém"),
+    ]
+    assert stored[1].reply_to == rows[0].remote_id
+    assert len([r for r in fb.requests if r.method == "POST"]) == 2
+
+
 # -- delete, whoami, token expiry -------------------------------------------------------------
 
 
