@@ -87,6 +87,7 @@ POST_FIELDS = (
     f"comments.filter(stream).limit(100){{{COMMENT_FIELDS}}}"
 )
 NEEDED_SCOPES = ("pages_manage_posts", "pages_read_engagement")
+THREAD_SCOPE = "pages_manage_engagement"  # a comment (a thread too long to join)
 
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 341, 613, 80001})
 """#4 application, #17 user, #32 page, #341 feed action, #613 calls within a time span,
@@ -466,6 +467,11 @@ class FacebookPublisher:
         lacking = [s for s in NEEDED_SCOPES if info.scopes and s not in info.scopes]
         if lacking:
             warnings.append(f"the token lacks the permission(s) {', '.join(lacking)}")
+        if info.scopes and THREAD_SCOPE not in info.scopes:
+            warnings.append(
+                f"the token lacks {THREAD_SCOPE}: a thread too long to join into one post "
+                "cannot continue in the page's comments"
+            )
         now = datetime.now(UTC)
         for what, when in (
             ("the page token expires", info.expires_at),

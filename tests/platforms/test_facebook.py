@@ -509,6 +509,9 @@ def test_a_user_token_or_a_missing_permission_is_warned_of(fb: FacebookServer) -
     warnings = _publisher(fb).check(FR)
     assert any("not a PAGE token" in w for w in warnings)
     assert any("pages_manage_posts" in w for w in warnings)
+    assert any("pages_manage_engagement" in w for w in warnings)
+    with pytest.raises(PublishAuthFailed, match="#200"):  # and Facebook refuses the post
+        _publisher(fb).publish(_item("Bonjour"))
 
 
 def test_an_invalid_token_says_so_in_the_check(fb: FacebookServer) -> None:

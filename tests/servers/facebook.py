@@ -168,7 +168,12 @@ class FacebookPage:
     name: str = "Page"
     expires_at: int = 0  # epoch seconds; 0: never (a token made from a long-lived user token)
     data_access_expires_at: int = 0
-    scopes: tuple[str, ...] = ("pages_manage_posts", "pages_read_engagement", "pages_show_list")
+    scopes: tuple[str, ...] = (
+        "pages_manage_posts",
+        "pages_read_engagement",
+        "pages_manage_engagement",
+        "pages_show_list",
+    )
     type: str = "PAGE"
     expired: bool = False
 
@@ -591,7 +596,7 @@ class FacebookServer(FakeTranslationServer):
         if parts == ["debug_token"] and method == "GET":
             return self._debug_token(params)
         if len(parts) == 2 and parts[1] in ("feed", "photos") and method == "POST":
-            if parts[0] not in (page.id, "me"):
+            if parts[0] not in (page.id, "me") or "pages_manage_posts" not in page.scopes:
                 raise _permission()
             if parts[1] == "feed":
                 return self._feed(page, params)
@@ -599,10 +604,13 @@ class FacebookServer(FakeTranslationServer):
         if len(parts) == 2 and parts[1] in ("feed", "published_posts") and method == "GET":
             if parts[0] not in (page.id, "me"):
                 raise _permission()
+            _require(page, "pages_read_engagement")
             return self._list(page, params)
         if len(parts) == 2 and parts[1] == "comments":
             if method == "POST":
+                _require(page, "pages_manage_engagement")
                 return self._comment(page, parts[0], params)
+            _require(page, "pages_read_engagement")
             if method == "GET":
                 return self._comments(page, parts[0], params)
         if len(parts) == 1 and method in ("GET", "DELETE"):
@@ -1006,6 +1014,16 @@ def _expired(page: FacebookPage) -> GraphError:
             '"Error validating access token: Session has expired"'
         },
     )
+
+
+def _require(page: FacebookPage, scope: str) -> None:
+    if scope not in page.scopes:
+        raise GraphError(
+            403,
+            10,
+            f"(#10) This endpoint requires the '{scope}' permission or the 'Page Public Content "
+            "Access' feature.",
+        )
 
 
 def _permission() -> GraphError:
