@@ -870,12 +870,11 @@ def _usage(headers: Mapping[str, str]) -> tuple[int, int]:
 
 
 def _watch_usage(headers: Mapping[str, str]) -> None:
+    """Log when a usage header says a limit is near: Facebook refuses calls past 100 %."""
     highest, regain = _usage(headers)
     if highest >= USAGE_WARNING:
-        logger.warning(
-            "Facebook API usage at {}% of its limit: calls may be throttled (for {} min)",
-            highest,
-            regain,
+        logger.bind(platform="facebook", usage_percent=highest, regain_minutes=regain).warning(
+            "facebook.usage_high"
         )
 
 

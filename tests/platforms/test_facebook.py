@@ -40,7 +40,7 @@ from bot.platforms.facebook import (
     publisher,
     read_settings,
 )
-from bot.publish.base import MediaItem, Outgoing
+from bot.publish.base import MediaItem, Outgoing, Receipt
 from bot.settings import Secret, Settings
 
 FR = "francediplo_fb"
@@ -225,10 +225,10 @@ def test_a_long_thread_is_found_part_by_part_although_facebook_flattens_replies(
     stored under part 2. Each part dropped after being stored is still found (POSTED once),
     even when the thread's post is older than the attempt."""
     pub = _publisher(fb)
-    parts = [pub.publish(_item("1/5 Le sommet"))]
+    old = fb.add_post(FR, "1/5 Le sommet", created=time.time() - 600)  # before ``since``
+    parts = [Receipt(old, None)]
     parts.append(pub.publish(Outgoing(FR, "FranceDiplomatie", "2/5", reply_to=parts[0])))
-    time.sleep(1.1)  # Facebook's times are to the second: the post is now older than ``since``
-    since = datetime.now(UTC)
+    since = datetime.now(UTC)  # to the microsecond: Facebook's times are to the second
     for n in (3, 4, 5):
         item = Outgoing(FR, "FranceDiplomatie", f"{n}/5", reply_to=parts[-1])
         fb.fail_next("drop_after_store", method="POST")
@@ -413,16 +413,20 @@ def test_the_token_never_appears_in_logs_or_repr(fb: FacebookServer) -> None:
 
 
 def test_a_usage_near_its_limit_is_logged(fb: FacebookServer) -> None:
-    lines: list[str] = []
-    sink = logger.add(lines.append, level="WARNING", format="{message}")
+    records: list[dict[str, object]] = []
+    sink = logger.add(lambda m: records.append(m.record), level="WARNING")
     try:
         pub = _publisher(fb)
+        pub.publish(_item("Sous la limite"))
+        assert records == []
         fb.fail_next("32", method="POST", regain=7)
         with pytest.raises(PublishRateLimited):
             pub.publish(_item("Bonjour"))
     finally:
         logger.remove(sink)
-    assert any("100%" in line and "7 min" in line for line in lines)
+    [record] = records
+    assert record["message"] == "facebook.usage_high"
+    assert record["extra"] == {"platform": "facebook", "usage_percent": 100, "regain_minutes": 7}
 
 
 def test_a_post_dropped_after_facebook_stored_it_ends_posted_once_through_the_ledger(
