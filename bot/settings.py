@@ -344,6 +344,8 @@ VARIABLES: dict[str, str] = {
     "a request ends after 3 × this)",
     "DIPLOBOT_FACEBOOK_API_URL": "the Graph API base, version included (default "
     "`https://graph.facebook.com/v21.0`)",
+    "DIPLOBOT_FACEBOOK_APP_SECRET": "the Meta app's secret, when the app requires "
+    "`appsecret_proof` (Require App Secret); optional. Secret",
     "DIPLOBOT_FACEBOOK_TIMEOUT": "seconds to connect and between two reads of Facebook's answer "
     "(default 20; a request ends after 3 × this)",
     "DIPLOBOT_LOG_LEVEL": "`INFO` by default",

@@ -39,6 +39,8 @@ what it is (:func:`_from_answer`). Facebook refuses a text identical to the page
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import mimetypes
 import re
@@ -118,6 +120,8 @@ class FacebookSettings:
     tokens: dict[str, Secret] = field(default_factory=dict, repr=False)
     missing: dict[str, str] = field(default_factory=dict)  # account → what to set
     ca_bundle: str | None = None
+    # The app's secret, when the app requires ``appsecret_proof`` on every call.
+    app_secret: Secret | None = field(default=None, repr=False)
 
 
 def read_settings(settings: Settings, accounts: list[str]) -> FacebookSettings:
@@ -143,6 +147,7 @@ def read_settings(settings: Settings, accounts: list[str]) -> FacebookSettings:
         tokens=tokens,
         missing=missing,
         ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+        app_secret=read_secret("DIPLOBOT_FACEBOOK_APP_SECRET", env),
     )
 
 
@@ -159,6 +164,7 @@ def publisher(settings: FacebookSettings, accounts: Mapping[str, Any]) -> Facebo
         api_url=settings.api_url,
         timeout=settings.timeout,
         ca_bundle=settings.ca_bundle,
+        app_secret=settings.app_secret,
     )
 
 
@@ -250,8 +256,10 @@ class FacebookPublisher:
         api_url: str = DEFAULT_API_URL,
         timeout: float = DEFAULT_TIMEOUT,
         ca_bundle: str | None = None,
+        app_secret: Secret | None = None,
     ) -> None:
         self.tokens = dict(tokens)
+        self.app_secret = app_secret
         self.handles = dict(handles)
         self.pages = dict(pages)  # account → page id, from accounts.yaml
         self.api_url = api_url.rstrip("/")
@@ -321,6 +329,11 @@ class FacebookPublisher:
         account: str,
     ) -> Any:
         url = f"{self.api_url}/{path.lstrip('/')}"
+        proof = ""
+        if self.app_secret:  # the app requires it: HMAC-SHA256 of the token, keyed by the secret
+            key = self.app_secret.reveal().encode()
+            proof = hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
+            params = {**(params or {}), "appsecret_proof": proof}
         started = time.monotonic()
         try:
             with self._session().request(
@@ -338,7 +351,8 @@ class FacebookPublisher:
         except PublishError:
             raise
         except requests.RequestException as exc:
-            raise _network(exc, sent=sent) from _Redacted(_scrub(str(exc), secret))
+            message = _scrub(_scrub(str(exc), secret), proof)
+            raise _network(exc, sent=sent) from _Redacted(message)
         answer = _loads(raw)
         _watch_usage(response.headers)
         if not 200 <= response.status_code < 300:
@@ -894,6 +908,11 @@ def _from_answer(
         wait = timedelta(minutes=regain) if regain > 0 else RATE_LIMIT_FALLBACK
         retry_at = now + min(wait, RATE_LIMIT_LONGEST)
         return PublishRateLimited(f"Facebook rate limit reached ({said}){where}", retry_at)
+    if "appsecret_proof" in error.message:
+        return PublishAuthFailed(
+            f"Facebook requires appsecret_proof ({said}){where}: set "
+            "DIPLOBOT_FACEBOOK_APP_SECRET to the app's secret (the app that made the page tokens)"
+        )
     if code in AUTH_CODES or (code is not None and 200 <= code <= 299) or status == 401:
         why = _SUBCODES.get(subcode or 0)
         detail = f"{said}; {why}" if why else said

@@ -22,6 +22,7 @@ from loguru import logger
 from PIL import Image
 from servers.facebook import FacebookPage, FacebookServer
 
+from bot.content.model import Account
 from bot.errors import (
     ConfigError,
     PublishAmbiguous,
@@ -78,6 +79,10 @@ def _publisher(
     )
 
 
+def _account() -> Account:
+    return Account(lang="fr", platform="facebook", handle="FranceDiplomatie", page=PAGE_ID)
+
+
 def _item(text: str, *media: MediaItem) -> Outgoing:
     return Outgoing(FR, "FranceDiplomatie", text, media=media, key=f"p1#0@{FR}", lang="fr")
 
@@ -117,9 +122,7 @@ def test_the_registry_builds_the_publisher_only_for_accounts_with_a_token(
     fb: FacebookServer,
 ) -> None:
     """Through the registry's factory, as the wiring does: no token, no publisher."""
-    from bot.content.model import Account
-
-    account = Account(lang="fr", platform="facebook", handle="FranceDiplomatie", page=PAGE_ID)
+    account = _account()
     facebook = PLATFORMS["facebook"]
     env = {"DIPLOBOT_FACEBOOK_API_URL": fb.url}
     assert (
@@ -459,6 +462,34 @@ def test_a_post_dropped_after_facebook_stored_it_ends_posted_once_through_the_le
     ]
     assert stored[1].reply_to == rows[0].remote_id
     assert len([r for r in fb.requests if r.method == "POST"]) == 2
+
+
+def test_an_app_that_requires_the_secret_proof_gets_it(tmp_path: Path) -> None:
+    """With Require App Secret, a call without appsecret_proof is refused: an auth failure
+    that names the variable to set; with DIPLOBOT_FACEBOOK_APP_SECRET every call carries it."""
+    pages = {FR: FacebookPage(TOKEN, PAGE_ID, "FranceDiplomatie")}
+    with FacebookServer(pages=pages, app_secret="s3cret-CANARY", require_proof=True) as server:
+        without = _publisher(server)
+        with pytest.raises(PublishAuthFailed, match="DIPLOBOT_FACEBOOK_APP_SECRET"):
+            without.publish(_item("Bonjour"))
+        env = {
+            "DIPLOBOT_FACEBOOK_API_URL": server.url,
+            "DIPLOBOT_FRANCEDIPLO_FB_ACCESS_TOKEN": TOKEN,
+            "DIPLOBOT_FACEBOOK_APP_SECRET": "wrong",
+        }
+        wrong = publisher(read_settings(Settings.from_env(env), [FR]), {FR: _account()})
+        assert wrong is not None
+        with pytest.raises(PublishAuthFailed, match="Invalid appsecret_proof"):
+            wrong.whoami(FR)
+        env["DIPLOBOT_FACEBOOK_APP_SECRET"] = "s3cret-CANARY"
+        settings = read_settings(Settings.from_env(env), [FR])
+        assert "s3cret-CANARY" not in repr(settings)
+        right = publisher(settings, {FR: _account()})
+        assert right is not None and "s3cret-CANARY" not in repr(right)
+        right.publish(_item("Bonjour"))
+        right.check(FR)
+        assert [p.text for p in server.stored(FR)] == ["Bonjour"]
+        assert not server.errors
 
 
 # -- delete, whoami, token expiry -------------------------------------------------------------

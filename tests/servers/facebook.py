@@ -22,6 +22,9 @@ What it checks, the way the Graph API does
   (:meth:`FacebookServer.expire`) → 400 ``#190`` subcode 463 "Error validating access token:
   Session has expired…". Both answers carry ``WWW-Authenticate: OAuth "Facebook Platform"
   "invalid_token" …``.
+* **appsecret_proof**: checked when given (400 ``#100`` "Invalid appsecret_proof provided in
+  the API argument"); with ``require_proof=True`` (the app's "Require App Secret") a call
+  without it → 400 ``#100`` "API calls from the server require an appsecret_proof argument".
 * **The page**: a page token acts only on its own page; another page's id in ``/{page}/feed``
   → 403 ``#200`` (the pages_manage_posts permission answer).
 * **Bodies**: a feed post needs ``message`` or ``attached_media`` (400 ``#100``); a message over
@@ -100,6 +103,8 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import hashlib
+import hmac
 import itertools
 import json
 import time
@@ -346,10 +351,20 @@ class FacebookServer(FakeTranslationServer):
         {"4", "17", "32", "341", "613", "80001", "506", "190", "200", "100", "500", "503"}
     )
 
-    def __init__(self, *, pages: Mapping[str, FacebookPage], app_id: str = "555000111") -> None:
+    def __init__(
+        self,
+        *,
+        pages: Mapping[str, FacebookPage],
+        app_id: str = "555000111",
+        app_secret: str = "app-secret",
+        require_proof: bool = False,
+    ) -> None:
         super().__init__()
         self.pages = dict(pages)
         self.app_id = app_id
+        self.app_secret = app_secret
+        #: The app's "Require App Secret" setting: every call must carry ``appsecret_proof``.
+        self.require_proof = require_proof
         self._objects: dict[str, _Object] = {}
         self._photos: dict[str, _Photo] = {}
         self._requests: list[GraphRequest] = []
@@ -479,6 +494,7 @@ class FacebookServer(FakeTranslationServer):
                 raise GraphError(400, 2635, f"Unknown version: {version}", kind="OAuthException")
             name = self._authenticate(headers, params)
             page = name
+            self._check_proof(self.pages[name], params)
             if fault is not None and kind not in ("drop_after_store",):
                 response = self._fault(fault, self.pages[name])
             else:
@@ -579,6 +595,30 @@ class FacebookServer(FakeTranslationServer):
                 '"Invalid OAuth access token - Cannot parse access token"'
             },
         )
+
+    def _check_proof(self, page: FacebookPage, params: Mapping[str, Any]) -> None:
+        """``appsecret_proof``: HMAC-SHA256 of the token keyed by the app secret, checked when
+        given, required when the app says so."""
+        proof = params.get("appsecret_proof")
+        if proof is None:
+            if self.require_proof:
+                raise GraphError(
+                    400,
+                    100,
+                    "API calls from the server require an appsecret_proof argument",
+                    kind="GraphMethodException",
+                )
+            return
+        expected = hmac.new(
+            self.app_secret.encode(), page.token.encode(), hashlib.sha256
+        ).hexdigest()
+        if not hmac.compare_digest(str(proof), expected):
+            raise GraphError(
+                400,
+                100,
+                "Invalid appsecret_proof provided in the API argument",
+                kind="GraphMethodException",
+            )
 
     # -- endpoints ------------------------------------------------------------------------
 
