@@ -335,6 +335,7 @@ class FacebookPublisher:
             proof = hmac.new(key, secret.encode(), hashlib.sha256).hexdigest()
             params = {**(params or {}), "appsecret_proof": proof}
         started = time.monotonic()
+        lost: tuple[PublishError, _Redacted] | None = None
         try:
             with self._session().request(
                 method,
@@ -351,8 +352,11 @@ class FacebookPublisher:
         except PublishError:
             raise
         except requests.RequestException as exc:
-            message = _scrub(_scrub(str(exc), secret), proof)
-            raise _network(exc, sent=sent) from _Redacted(message)
+            # Raised below, outside this block: requests' exception (its message may quote
+            # the URL, and with it a token) must not even be the error's __context__.
+            lost = _network(exc, sent=sent), _Redacted(_scrub(_scrub(str(exc), secret), proof))
+        if lost is not None:
+            raise lost[0] from lost[1]
         answer = _loads(raw)
         _watch_usage(response.headers)
         if not 200 <= response.status_code < 300:
