@@ -52,6 +52,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import requests
+import urllib3
 from loguru import logger
 
 from bot.envname import env_name
@@ -351,7 +352,7 @@ class FacebookPublisher:
                 raw = self._read(response, started, sent=sent)
         except PublishError:
             raise
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             # Raised below, outside this block: requests' exception (its message may quote
             # the URL, and with it a token) must not even be the error's __context__.
             lost = _network(exc, sent=sent), _Redacted(_scrub(_scrub(str(exc), secret), proof))
@@ -371,9 +372,11 @@ class FacebookPublisher:
         return answer
 
     def _read(self, response: requests.Response, started: float, *, sent: bool) -> bytes:
-        """The answer's body, read within the request's deadline."""
+        """The answer's body, read within the request's deadline: ``read1`` returns after one
+        receive, so an answer trickling in a byte at a time (which never trips the read
+        timeout, and would block ``iter_content`` until its chunk is full) is cut off."""
         chunks: list[bytes] = []
-        for chunk in response.iter_content(65536):
+        while chunk := response.raw.read1(65536, decode_content=True):
             chunks.append(chunk)
             if time.monotonic() - started > self.deadline:
                 problem = f"Facebook did not finish its answer within {self.deadline:g} s"
@@ -835,15 +838,21 @@ def _scrub(message: str, secret: str) -> str:
     return message.replace(secret, "***") if secret else message
 
 
-def _network(exc: requests.RequestException, *, sent: bool) -> PublishError:
-    """Map a ``requests`` failure to ours (never with its message: it may hold the URL)."""
+def _network(exc: Exception, *, sent: bool) -> PublishError:
+    """Map a ``requests`` (or, while reading the body, ``urllib3``) failure to ours, never
+    with its message: it may hold the URL."""
     if isinstance(exc, requests.ConnectTimeout):
         return PublishError("could not connect to Facebook in time (nothing was sent)")
     if isinstance(exc, requests.ConnectionError) and _never_connected(exc):
         return PublishError("could not connect to Facebook (nothing was sent)")
-    if isinstance(exc, requests.Timeout):
+    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError):
         return (PublishAmbiguous if sent else PublishError)("Facebook did not answer in time")
-    if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+    if isinstance(
+        exc,
+        requests.ConnectionError
+        | requests.exceptions.ChunkedEncodingError
+        | urllib3.exceptions.ProtocolError,
+    ):
         return (PublishAmbiguous if sent else PublishError)("the connection to Facebook was lost")
     return (PublishAmbiguous if sent else PublishError)(
         f"unexpected error talking to Facebook ({type(exc).__name__})"

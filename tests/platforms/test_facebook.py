@@ -382,6 +382,22 @@ def test_a_hanging_graph_api_is_ambiguous_within_the_timeout(fb: FacebookServer)
     assert time.monotonic() - started < 3
 
 
+def test_an_answer_trickling_in_is_cut_off_at_the_deadline(fb: FacebookServer) -> None:
+    """One byte every 0.1 s never trips the 0.3 s read timeout; the 0.9 s deadline ends it:
+    ambiguous, and the post Facebook stored is found."""
+    pub = _publisher(fb, timeout=0.3)
+    pub.whoami(FR)
+    since = _since()
+    fb.fail_next("trickle", method="POST", seconds=0.1)
+    started = time.monotonic()
+    with pytest.raises(PublishAmbiguous, match=r"within 0\.9 s"):
+        pub.publish(_item("Au compte-gouttes"))
+    assert time.monotonic() - started < 2
+    [post] = fb.stored(FR)
+    assert pub.find(_item("Au compte-gouttes"), since) is not None
+    assert post.text == "Au compte-gouttes"
+
+
 def test_an_unreachable_graph_api_is_no_ambiguity_and_never_quotes_the_token() -> None:
     """Nothing was sent: not ambiguous. requests quotes the URL in its exception, and
     debug_token's URL carries the token: it is scrubbed from the cause too."""

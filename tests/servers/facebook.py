@@ -92,6 +92,8 @@ Faults
 ``drop``             close without processing
 ``hang``             never answer (until the server stops)
 ``malformed``        200 with JSON cut off (nothing stored)
+``trickle``          process the request (a post IS stored), then send the answer one byte
+                     every ``seconds``: no read timeout ever fires
 ===================  ===========================================================================
 
 Inspection: ``fb.stored(name)`` the page's live posts and comments, oldest first, as
@@ -235,6 +237,7 @@ class _Fault:
     method: str | None
     path: str | None
     regain: int
+    seconds: float = 0.5
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (
@@ -346,7 +349,9 @@ def _check_fields(fields: Mapping[str, _Field], allowed: frozenset[str], node: s
 class FacebookServer(FakeTranslationServer):
     """The Graph API of ``pages`` (the name tests use → :class:`FacebookPage`)."""
 
-    FAULTS: ClassVar[frozenset[str]] = frozenset({"drop_after_store", "drop", "hang", "malformed"})
+    FAULTS: ClassVar[frozenset[str]] = frozenset(
+        {"drop_after_store", "drop", "hang", "malformed", "trickle"}
+    )
     CODES: ClassVar[frozenset[str]] = frozenset(
         {"4", "17", "32", "341", "613", "80001", "506", "190", "200", "100", "500", "503"}
     )
@@ -386,13 +391,14 @@ class FacebookServer(FakeTranslationServer):
         method: str | None = None,
         path: str | None = None,
         regain: int = 15,
+        seconds: float = 0.5,
     ) -> None:
         if kind not in self.FAULTS and kind not in self.CODES:
             valid = ", ".join(sorted(self.FAULTS | self.CODES))
             raise ValueError(f"unknown fault {kind!r}: use one of {valid}")
         with self._lock:
             self._graph_faults.extend(
-                [_Fault(kind, method.upper() if method else None, path, regain)] * count
+                [_Fault(kind, method.upper() if method else None, path, regain, seconds)] * count
             )
 
     def expire(self, name: str) -> None:
@@ -495,7 +501,7 @@ class FacebookServer(FakeTranslationServer):
             name = self._authenticate(headers, params)
             page = name
             self._check_proof(self.pages[name], params)
-            if fault is not None and kind not in ("drop_after_store",):
+            if fault is not None and kind not in ("drop_after_store", "trickle"):
                 response = self._fault(fault, self.pages[name])
             else:
                 if body_error is not None:
@@ -512,7 +518,31 @@ class FacebookServer(FakeTranslationServer):
         if page is not None and kind not in ("malformed",):
             response.headers.update(self._usage(self.pages[page], fault))
         record(response.status)
+        if kind == "trickle" and fault is not None:
+            self._trickle(handler, response, fault.seconds)
+            return
         self._write(handler, response)
+
+    def _trickle(self, handler: _Handler, response: Response, seconds: float) -> None:
+        """The status line and headers at once, then the body one byte every ``seconds``:
+        no read timeout ever fires."""
+        handler.close_connection = True
+        try:
+            handler.send_response(response.status)
+            handler.send_header("Content-Type", response.content_type)
+            handler.send_header("Content-Length", str(len(response.body)))
+            handler.send_header("Connection", "close")
+            for name, value in response.headers.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.flush()
+            for byte in response.body:
+                if self._stopping.wait(seconds):
+                    return
+                handler.wfile.write(bytes([byte]))
+                handler.wfile.flush()
+        except ConnectionError:  # the client gave up, as it should
+            pass
 
     def _usage(self, page: FacebookPage, fault: _Fault | None) -> dict[str, str]:
         with self._lock:
