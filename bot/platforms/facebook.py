@@ -70,6 +70,7 @@ from bot.publish.match import same_text
 from bot.settings import Secret, _float, read_secret
 
 if TYPE_CHECKING:
+    from bot.content.model import Account
     from bot.settings import Settings
 
 DEFAULT_API_URL = "https://graph.facebook.com/v21.0"
@@ -152,7 +153,9 @@ def read_settings(settings: Settings, accounts: list[str]) -> FacebookSettings:
     )
 
 
-def publisher(settings: FacebookSettings, accounts: Mapping[str, Any]) -> FacebookPublisher | None:
+def publisher(
+    settings: FacebookSettings, accounts: Mapping[str, Account]
+) -> FacebookPublisher | None:
     """The publisher of the accounts that have a token; None when none has. ``accounts``:
     account id → ``bot.content.model.Account`` (its ``handle`` and ``page``)."""
     tokens = {a: t for a, t in settings.tokens.items() if a in accounts}
@@ -161,7 +164,7 @@ def publisher(settings: FacebookSettings, accounts: Mapping[str, Any]) -> Facebo
     return FacebookPublisher(
         tokens,
         {a: acct.handle for a, acct in accounts.items()},
-        {a: acct.page for a, acct in accounts.items() if getattr(acct, "page", None)},
+        {a: acct.page for a, acct in accounts.items() if acct.page},
         api_url=settings.api_url,
         timeout=settings.timeout,
         ca_bundle=settings.ca_bundle,
@@ -279,7 +282,11 @@ class FacebookPublisher:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            session.trust_env = True  # HTTPS_PROXY / NO_PROXY, as for the other clients
+            # Not trust_env: it reads ~/.netrc on every request, and netrc credentials for the
+            # host would replace our Authorization header. HTTPS_PROXY / NO_PROXY are read
+            # once here instead (as x.py does); the CA bundle comes from the settings.
+            session.trust_env = False
+            session.proxies.update(requests.utils.get_environ_proxies(self.api_url))
             if self.ca_bundle:
                 session.verify = self.ca_bundle
             self._local.session = session

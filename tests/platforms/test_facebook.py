@@ -153,6 +153,19 @@ def test_a_text_goes_to_the_page_feed_with_the_token_in_the_header_only(
         assert "access_token" not in call.params  # never in a URL or a body
 
 
+def test_a_netrc_entry_for_the_host_does_not_replace_the_page_token(
+    fb: FacebookServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests, trusting the environment, would put ~/.netrc's credentials for the host in
+    the Authorization header, over the page token."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    _publisher(fb).publish(_item("Bonjour"))
+    assert [p.text for p in fb.stored(FR)] == ["Bonjour"]
+
+
 def test_one_image_is_a_photo_post_with_its_caption_and_alt_text(fb: FacebookServer) -> None:
     image = _png()
     receipt = _publisher(fb).publish(
