@@ -13,23 +13,35 @@ what a page needs is a handful of endpoints, so this module speaks them itself:
 ``POST /{page}/feed`` + ``attached_media[n]``   a post of several images, each uploaded
                                                 unpublished first
 ``POST /{object}/comments``                     a later part of a thread (see below)
-``GET /{page}/published_posts``                 reconcile (``find``) and ``recent``, with the
-                                                page's own comments by field expansion
+``GET /{page}/published_posts``                 reconcile a post (``find``), and ``recent``,
+                                                with the page's own comments by field
+                                                expansion
+``GET /{post}/comments``, ``GET /{comment}``    reconcile a later part of a thread
 ``DELETE /{object}``                            retract
 ``GET /me``                                     ``whoami``: the page the token belongs to
 ``GET /debug_token``                            the token's expiry (``check``)
 ==============================================  ===========================================
 
-Credentials: one **page access token** per account (``DIPLOBOT_<ACCOUNT>_ACCESS_TOKEN``),
-sent in the ``Authorization`` header, never in a URL: ``requests`` puts the URL of a failed
-request in its exception's message. The one request that must carry a token in its query
-(``debug_token``'s ``input_token``) never lets its exception's message out.
+Credentials: one **page access token** per account (``DIPLOBOT_<ACCOUNT>_ACCESS_TOKEN``), and
+the app's secret when the app requires ``appsecret_proof`` (``DIPLOBOT_FACEBOOK_APP_SECRET``).
+
+What ``requests`` would get wrong, and how it is avoided here:
+
+- It quotes the URL of a failed request in its exception's message: the token travels in the
+  ``Authorization`` header, never in a URL, and the one request that must name it in its query
+  (``debug_token``'s ``input_token``) is raised from a scrubbed copy, outside the ``except``
+  block (not even its ``__context__`` keeps requests' exception).
+- With ``trust_env`` it applies ``~/.netrc`` credentials for the host *over* our
+  ``Authorization`` header: the session does not trust the environment; proxies are read once.
+- ``iter_content`` blocks until its chunk is full, so a read timeout never cuts an answer that
+  trickles in: the body is read with urllib3's ``read1`` and an overall deadline.
 
 Threads: the registry gives Facebook ``threads="join"``: the pipeline joins a thread's parts
 into one post, and this publisher publishes what it gets. When a part does come with
 ``reply_to`` (a thread too long to join), it is published as the page's comment on the part it
-follows, the way pages continue a long text "in the comments"; ``find`` and ``recent`` read the
-page's comments too.
+follows, the way pages continue a long text "in the comments"; ``find`` looks for it among
+the comments of the thread's post (Facebook files a comment on a reply under the top-level
+comment: one level of nesting), and ``recent`` lists the page's comments with its posts.
 
 Errors: the Graph API answers an error with ``{"error": {"message", "type", "code",
 "error_subcode", "fbtrace_id"}}``, mostly with status 400 whatever the cause; the ``code`` says
