@@ -54,6 +54,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import mimetypes
 import re
 import threading
@@ -513,16 +514,24 @@ class FacebookPublisher:
                 "cannot continue in the page's comments"
             )
         now = datetime.now(UTC)
-        for what, when in (
-            ("the page token expires", info.expires_at),
-            ("the token's data access expires", info.data_access_expires_at),
+        for what, when, how in (
+            (
+                "the page token expires",
+                info.expires_at,
+                "a page token made from a long-lived user token, or a system user's, does not "
+                "expire",
+            ),
+            (
+                "the token's data access expires",
+                info.data_access_expires_at,
+                "the person who made it must use the app again, or use a system user's token",
+            ),
         ):
             if when is not None and when - now < EXPIRY_WARNING:
-                days = max(0, (when - now).days)
+                days = max(0, math.ceil((when - now) / timedelta(days=1)))
                 warnings.append(
                     f"{what} on {when:%Y-%m-%d %H:%M} UTC (in {days} day(s)): renew "
-                    f"{variable} before then (a page token made from a long-lived user token "
-                    "does not expire)"
+                    f"{variable} before then ({how})"
                 )
         return warnings
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -565,6 +566,36 @@ def test_a_token_ending_soon_is_warned_of_well_before(fb: FacebookServer) -> Non
     page.data_access_expires_at = int((datetime.now(UTC) + timedelta(days=2)).timestamp())
     [warning] = _publisher(fb).check(FR)
     assert "data access expires" in warning
+
+
+def test_accounts_check_warns_of_the_token_well_before_it_dies(
+    fb: FacebookServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The CLI, on the example repository with a Facebook account: ok for the page, and the
+    warning that its token's data access ends in 3 days."""
+    from bot.cli import main
+
+    root = Path(__file__).resolve().parents[2]
+    for folder in ("content", "schedules"):
+        shutil.copytree(root / folder, tmp_path / folder)
+    with (tmp_path / "schedules/accounts.yaml").open("a", encoding="utf-8") as accounts:
+        accounts.write(
+            f"  {FR}: {{lang: fr, platform: facebook, handle: FranceDiplomatie, "
+            f'page: "{PAGE_ID}"}}\n'
+        )
+    ends = datetime.now(UTC) + timedelta(days=3)
+    fb.pages[FR].data_access_expires_at = int(ends.timestamp())
+    monkeypatch.setenv("DIPLOBOT_FACEBOOK_API_URL", fb.url)
+    monkeypatch.setenv("DIPLOBOT_FRANCEDIPLO_FB_ACCESS_TOKEN", TOKEN)
+    main(["accounts", "check", "--root", str(tmp_path)])
+    out = capsys.readouterr()
+    ours = [line for line in out.out.splitlines() if line.startswith(FR)]
+    assert ours[0] == f"{FR} (Facebook): ok (@FranceDiplomatie)"
+    assert "data access expires" in ours[1] and "(in 3 day(s))" in ours[1]
+    assert TOKEN not in out.out + out.err
 
 
 def test_a_user_token_or_a_missing_permission_is_warned_of(fb: FacebookServer) -> None:
