@@ -353,6 +353,12 @@ VARIABLES: dict[str, str] = {
     "(default 20; a call ends after 3 × this)",
     "DIPLOBOT_BLUESKY_SESSION_DIR": "where Bluesky sessions are kept between runs, one file per "
     "account, mode 0600 (default `bluesky/` beside the state database)",
+    "DIPLOBOT_FACEBOOK_API_URL": "the Graph API base, version included (default "
+    "`https://graph.facebook.com/v21.0`)",
+    "DIPLOBOT_FACEBOOK_APP_SECRET": "the Meta app's secret, when the app requires "
+    "`appsecret_proof` (Require App Secret); optional. Secret",
+    "DIPLOBOT_FACEBOOK_TIMEOUT": "seconds to connect and between two reads of Facebook's answer "
+    "(default 20; a request ends after 3 × this)",
     "DIPLOBOT_LOG_LEVEL": "`INFO` by default",
     "DIPLOBOT_LOG_FORMAT": "`json` or `text` (default: text on a terminal, JSON otherwise)",
     "REQUESTS_CA_BUNDLE": "an institution's own CA bundle, for X (also read by requests for "

@@ -36,6 +36,7 @@ from loguru import logger
 from PIL import Image
 from publish.conftest import ACCOUNTS, APP
 from servers.bluesky import BlueskyServer
+from servers.facebook import FacebookPage, FacebookServer
 from servers.mastodon import MastodonServer
 from servers.x import XServer
 
@@ -50,6 +51,7 @@ from bot.errors import (
 from bot.log import setup_logging
 from bot.platforms import PLATFORMS
 from bot.platforms.bluesky import BlueskyPublisher
+from bot.platforms.facebook import FacebookPublisher
 from bot.platforms.mastodon import MastodonAccount, MastodonPublisher
 from bot.platforms.outbox import OutboxPublisher
 from bot.platforms.x import XCredentials, XPublisher
@@ -311,11 +313,60 @@ def bluesky_channel(tmp_path: Path) -> Iterator[Channel]:
         assert not pds.errors  # every request the publisher made was one the PDS serves
 
 
+FACEBOOK_TOKEN = "fb-page-token-CANARY-6d7e"
+FACEBOOK_FAULTS = {
+    "rate_limit": "32",  # page request limit, with estimated_time_to_regain_access
+    "server_error": "500",
+    "auth": "190",
+    "drop_after_store": "drop_after_store",
+    "duplicate": "506",
+}
+
+
+@contextmanager
+def facebook_channel(_tmp_path: Path) -> Iterator[Channel]:
+    page = FacebookPage(FACEBOOK_TOKEN, "1000000000001", "FranceDiplomatie", "France Diplomatie")
+    with FacebookServer(pages={FR: page}) as server:
+        publisher = FacebookPublisher(
+            {FR: Secret(FACEBOOK_TOKEN)},
+            {FR: page.username or page.id},
+            {FR: page.id},
+            api_url=server.url,
+            timeout=2.0,
+        )
+
+        def refuse_next() -> None:
+            server.fail_next("100", method="POST")
+
+        def fault(kind: str) -> bool:
+            # Facebook says how long to wait in minutes (estimated_time_to_regain_access).
+            regain = int(RATE_LIMIT_RESET.total_seconds() // 60)
+            server.fail_next(FACEBOOK_FAULTS[kind], method="POST", regain=regain)
+            return True
+
+        def stored() -> list[Stored]:
+            return [Stored(p.id, p.text, None, p.alts, p.reply_to) for p in server.stored(FR)]
+
+        yield Channel(
+            publisher,
+            FR,
+            page.username or page.id,
+            refuse_next,
+            PublishRejected,
+            fault=fault,
+            stored=stored,
+            secrets=(FACEBOOK_TOKEN,),
+            has_lang=False,  # a Graph API post carries no language tag
+        )
+        assert not server.errors  # the fake never failed on what the publisher sent
+
+
 CHANNELS: dict[str, Callable[[Path], AbstractContextManager[Channel]]] = {
     "mastodon": mastodon_channel,
     "outbox": outbox_channel,
     "x": x_channel,
     "bluesky": bluesky_channel,
+    "facebook": facebook_channel,
 }
 
 
