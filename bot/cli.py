@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 from bot import __version__
 from bot.errors import BotError, ConfigError, ContentError
 from bot.settings import Settings, from_process
-from bot.state.ledger import State
 
 if TYPE_CHECKING:
     from bot.content.types import ContentSet
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
     from bot.wiring import Wiring
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+_PURE = ("validate", "count")
+"""Commands that only read files and print: they log nothing, so logging is not set up."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -159,9 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command not in ("run", "health") and not Path(args.root).is_dir():
         print(f"diplobot: --root {args.root}: no such directory", file=sys.stderr)
         return EXIT_USAGE
-    from bot.log import setup_logging
+    if args.command not in _PURE:
+        from bot.log import setup_logging  # loguru: ~40 ms, for the commands that log
 
-    setup_logging(settings.log.level, settings.log.format)
+        setup_logging(settings.log.level, settings.log.format)
     try:
         handler = _COMMANDS[args.command]
         return handler(args)
@@ -375,6 +377,7 @@ def _targets(content: ContentSet, post_id: str, langs: list[str] | None) -> list
 def _cmd_post_now(args: argparse.Namespace) -> int:
     from bot.content.loader import load
     from bot.pipeline import publish_now
+    from bot.state.ledger import State  # SQLAlchemy: only for the commands that need it
 
     content = load(args.root)
     accounts = _targets(content, args.id, args.lang)
@@ -398,6 +401,8 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
+
+    from bot.state.ledger import State
 
     store = _store(args, create=False)
     ledger = store.ledger if store is not None else None
@@ -452,6 +457,7 @@ def _cmd_retract(args: argparse.Namespace) -> int:
     from bot.content.loader import load
     from bot.publish.deliver import display_name, may_be_live
     from bot.publish.retract import retract
+    from bot.state.ledger import State
 
     content = load(args.root)
     accounts = _targets(content, args.id, args.lang)

@@ -349,8 +349,8 @@ class PostChecker:
         if check_length:
             where = self.platform_of_lang.get(lang, self.platform)
             limit = where.limits.text
-            length = where.limits.count(text)
-            if length > limit:
+            length = where.limits.over(text, limit)
+            if length is not None:
                 self.out.add(
                     doc,
                     loc,
