@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -95,7 +96,7 @@ def validate(
     base = Path(root)
     out = Collector()
     try:
-        content, problems = _validate(base, cache, out)
+        content, problems, _ = _validate(base, cache, out)
     except Exception as exc:  # a defect of diplobot must not stop the service: say so, once
         if cache is not None:
             cache.context, cache.files = "", {}
@@ -106,9 +107,30 @@ def validate(
     return content, [printable(p) for p in problems]
 
 
+PARALLEL_MIN_FILES = 2000
+"""Below this many post files a second process costs more than it saves."""
+
+
+def check(root: str | os.PathLike[str], *, jobs: int = 1) -> tuple[bool, list[Problem]]:
+    """What :func:`validate` finds, without keeping the content (``diplobot validate``):
+    whether the repository is valid, and every problem, in the same order.
+
+    With ``jobs`` of 2 or more (and at least ``PARALLEL_MIN_FILES`` post files, and ``fork``),
+    the second half of the post files is checked in a forked process meanwhile; only ids and
+    problems come back from it.
+    """
+    out = Collector()
+    try:
+        _, problems, valid = _validate(Path(root), None, out, keep=False, jobs=jobs)
+    except Exception as exc:
+        out.problems.append(_internal_problem(".", exc))
+        problems, valid = out.problems, False
+    return valid, [printable(p) for p in problems]
+
+
 def _validate(
-    base: Path, cache: LoadCache | None, out: Collector
-) -> tuple[ContentSet | None, list[Problem]]:
+    base: Path, cache: LoadCache | None, out: Collector, *, keep: bool = True, jobs: int = 1
+) -> tuple[ContentSet | None, list[Problem], bool]:
     accounts = slots_loaded = glossary_loaded = None
     with _guard(out, ACCOUNTS_FILE):
         accounts = _load_model(base, ACCOUNTS_FILE, AccountsFile, out, required=True)
@@ -137,36 +159,94 @@ def _validate(
         if context != cache.context:
             cache.context, cache.files = context, {}
     seen: set[str] = set()
-    for rel in _post_files(base, out):
-        entry = None
-        with _guard(out, rel):
-            entry = _check_cached(checker, base, rel, cache, out) if cache else checker.check(rel)
+    files = list(_post_files(base, out))
+    forked = not keep and jobs > 1 and len(files) >= PARALLEL_MIN_FILES and hasattr(os, "fork")
+    checked = _checked_forked(checker, files, out) if forked else _checked(checker, files, cache)
+    for rel, post_id, entry in checked:
         seen.add(rel)
-        if entry is None:
+        if post_id is None:
             continue
-        if entry.id in posts:
+        if post_id in first_seen:
             out.add(
                 rel,
                 (),
-                f"id '{entry.id}' is already used by {first_seen[entry.id]}",
+                f"id '{post_id}' is already used by {first_seen[post_id]}",
                 "every post needs its own id; change one of them",
             )
             # Locate the duplicate precisely when we can (cheap: only on this rare path).
             out.problems[-1] = _relocate_to_id(base, rel, out.problems[-1])
             continue
-        posts[entry.id] = entry
-        first_seen[entry.id] = rel
+        if entry is not None:
+            posts[post_id] = entry
+        first_seen[post_id] = rel
     if cache is not None:
         for gone in set(cache.files) - seen:
             del cache.files[gone]
-    errors = out.errors
-    if errors or account_model is None:
-        return None, out.problems
+    valid = not out.errors and account_model is not None
+    if not valid or not keep or account_model is None:
+        return None, out.problems, valid
     warnings = tuple(p for p in out.problems if p.severity != "error")
     return (
         ContentSet(base, account_model, slots[1], glossary[1], posts, warnings),
         out.problems,
+        valid,
     )
+
+
+Checked = Iterator[tuple[str, str | None, PostEntry | None]]
+"""Each post file checked, in order: its path, its post's id (None: invalid) and the entry
+(None as well when only problems are kept); its problems are in the collector by then."""
+
+
+def _checked(checker: PostChecker, files: list[str], cache: LoadCache | None) -> Checked:
+    out, base = checker.out, checker.base
+    for rel in files:
+        entry = None
+        with _guard(out, rel):
+            entry = _check_cached(checker, base, rel, cache, out) if cache else checker.check(rel)
+        yield rel, (entry.id if entry is not None else None), entry
+
+
+def _checked_forked(checker: PostChecker, files: list[str], out: Collector) -> Checked:
+    """:func:`_checked` without entries, the second half of ``files`` in a forked child.
+
+    The child sends ``(path, id, problems)`` of each of its files through a pipe and exits;
+    if it fails in any way, this process checks its half itself.
+    """
+    half = len(files) // 2
+    mine, theirs = files[:half], files[half:]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (its work is checked through the parent)
+        code = 1
+        try:
+            os.close(read_end)
+            checker.out = local = Collector()
+            found: list[tuple[str, str | None, list[Problem]]] = []
+            for rel, post_id, _ in _checked(checker, theirs, None):
+                found.append((rel, post_id, local.problems))
+                local.problems = []
+            with os.fdopen(write_end, "wb") as sink:
+                sink.write(pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    pipe = os.fdopen(read_end, "rb")
+    try:
+        for rel, post_id, _ in _checked(checker, mine, None):
+            yield rel, post_id, None
+        data = pipe.read()
+    finally:
+        pipe.close()  # first: a child still writing gets EPIPE and exits
+        _, status = os.waitpid(pid, 0)
+    results = pickle.loads(data) if status == 0 and data else None
+    if results is None or [r[0] for r in results] != theirs:
+        yield from ((rel, post_id, None) for rel, post_id, _ in _checked(checker, theirs, None))
+        return
+    for rel, post_id, problems in results:
+        out.problems.extend(problems)
+        yield rel, post_id, None
 
 
 INTERNAL_ERROR = "diplobot failed while checking this file"
