@@ -43,7 +43,7 @@ _IMAGE_MAGIC = (
 def read_doc(base: Path, rel: str, out: Collector) -> YamlDoc | None:
     """The YAML document at ``rel``, or None once its problem is reported to ``out``."""
     try:
-        return read_yaml(base / rel, rel)
+        return read_yaml(os.path.join(base, rel), rel)  # not Path's /: 10,000 times
     except YamlProblem as exc:
         out.problems.append(exc.problem)
         return None
