@@ -327,6 +327,7 @@ class _Builder:
     """Turn libyaml's events into data in one iterative pass, recording locations."""
 
     __slots__ = ("doc", "loader")
+    inline = True  # False: every event takes the general path (tests compare the two)
 
     def __init__(self, doc: YamlDoc, loader: yaml.CSafeLoader | yaml.SafeLoader) -> None:
         self.doc = doc
@@ -343,7 +344,7 @@ class _Builder:
         frame: _Frame | None = None  # the innermost open block, stack[-1]
         documents = 0
         keys = self.doc.keys
-        scalar_event = yaml.ScalarEvent
+        scalar_event = yaml.ScalarEvent if self.inline else None
         while True:
             event = get_event()
             # The common case first, inlined (10,000 files hold ~100,000 of them): a scalar
