@@ -285,7 +285,7 @@ def _check_cached(
     checker: PostChecker, base: Path, rel: str, cache: LoadCache, out: Collector
 ) -> PostEntry | None:
     try:
-        st = os.stat(base / rel)
+        st = os.stat(os.path.join(base, rel))  # not Path's /: once per file per sync
         key = (st.st_size, st.st_mtime_ns, st.st_ino)
     except OSError:
         return checker.check(rel)
