@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import os
 import pickle
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,7 +26,7 @@ from bot.content.checks import (
     check_slots,
     read_doc,
 )
-from bot.content.files import NotReadable, read_regular, walk
+from bot.content.files import MAX_DIR_DEPTH, NotReadable, read_regular, walk
 from bot.content.model import AccountsFile, GlossaryFile, SlotsFile
 from bot.content.report import Collector, printable
 from bot.content.shape import check_shape
@@ -67,6 +67,14 @@ class LoadCache:
     def __init__(self) -> None:
         self.context = ""
         self.files: dict[str, tuple[tuple[int, int, int], PostEntry | None, list[Problem]]] = {}
+        # The post files found by the last call, and what walking the folders reported: with
+        # ``changed``, the next call starts from them instead of walking and stat-ing.
+        self.listed: list[str] | None = None
+        self.walk_problems: list[Problem] = []
+        self.revision: str | None = None  # the caller's name for the tree last checked
+
+    def clear(self) -> None:
+        self.context, self.files, self.listed, self.revision = "", {}, None, None
 
 
 def _context_key(base: Path) -> str:
@@ -86,20 +94,27 @@ def _context_key(base: Path) -> str:
 
 
 def validate(
-    root: str | os.PathLike[str], cache: LoadCache | None = None
+    root: str | os.PathLike[str],
+    cache: LoadCache | None = None,
+    *,
+    changed: Collection[str] | None = None,
 ) -> tuple[ContentSet | None, list[Problem]]:
     """Check the whole repository; return the content (None if any error) and all problems.
 
     With a ``cache``, post files unchanged since the last call (same size, mtime and inode,
-    and the same accounts, slots, glossary and media) are not read again.
+    and the same accounts, slots, glossary and media) are not read again. With ``changed``
+    as well — every root-relative path that may differ from the tree of the last call (the
+    service asks git) — the folders are not walked nor the other post files stat-ed: only
+    the changed ones are read. Anything ``changed`` cannot describe safely (a folder, a
+    hidden or too deep path) makes this call walk as without it.
     """
     base = Path(root)
     out = Collector()
     try:
-        content, problems, _ = _validate(base, cache, out)
+        content, problems, _ = _validate(base, cache, out, changed=changed)
     except Exception as exc:  # a defect of diplobot must not stop the service: say so, once
         if cache is not None:
-            cache.context, cache.files = "", {}
+            cache.clear()
         out.problems.append(_internal_problem(".", exc))
         content, problems = None, out.problems
     # Messages quote editors' values: a newline or an escape sequence in one must not break
@@ -129,7 +144,13 @@ def check(root: str | os.PathLike[str], *, jobs: int = 1) -> tuple[bool, list[Pr
 
 
 def _validate(
-    base: Path, cache: LoadCache | None, out: Collector, *, keep: bool = True, jobs: int = 1
+    base: Path,
+    cache: LoadCache | None,
+    out: Collector,
+    *,
+    keep: bool = True,
+    jobs: int = 1,
+    changed: Collection[str] | None = None,
 ) -> tuple[ContentSet | None, list[Problem], bool]:
     accounts = slots_loaded = glossary_loaded = None
     with _guard(out, ACCOUNTS_FILE):
@@ -154,14 +175,29 @@ def _validate(
     checker = PostChecker(base, account_model, slots[1] if slots_known else None, out)
     posts: dict[str, PostEntry] = {}
     first_seen: dict[str, str] = {}
+    fresh: set[str] | None = None  # with ``changed``: the post files to read again
     if cache is not None:
         context = _context_key(base)
         if context != cache.context:
-            cache.context, cache.files = context, {}
+            cache.context, cache.files, cache.listed = context, {}, None
+        elif changed is not None and cache.listed is not None:
+            fresh = _changed_posts(base, changed)
     seen: set[str] = set()
-    files = list(_post_files(base, out))
+    if cache is not None and cache.listed is not None and fresh is not None:
+        files = _listed_after(base, cache.listed, fresh)
+        out.problems.extend(cache.walk_problems)
+    else:
+        before = len(out.problems)
+        files = list(_post_files(base, out))
+        if cache is not None:
+            cache.walk_problems = out.problems[before:]
+    if cache is not None:
+        cache.listed = files
     forked = not keep and jobs > 1 and len(files) >= PARALLEL_MIN_FILES and hasattr(os, "fork")
-    checked = _checked_forked(checker, files, out) if forked else _checked(checker, files, cache)
+    if forked:
+        checked = _checked_forked(checker, files, out)
+    else:
+        checked = _checked(checker, files, cache, fresh)
     for rel, post_id, entry in checked:
         seen.add(rel)
         if post_id is None:
@@ -198,13 +234,58 @@ Checked = Iterator[tuple[str, str | None, PostEntry | None]]
 (None as well when only problems are kept); its problems are in the collector by then."""
 
 
-def _checked(checker: PostChecker, files: list[str], cache: LoadCache | None) -> Checked:
+def _checked(
+    checker: PostChecker,
+    files: list[str],
+    cache: LoadCache | None,
+    fresh: set[str] | None = None,
+) -> Checked:
     out, base = checker.out, checker.base
     for rel in files:
         entry = None
         with _guard(out, rel):
-            entry = _check_cached(checker, base, rel, cache, out) if cache else checker.check(rel)
+            if cache is None:
+                entry = checker.check(rel)
+            elif fresh is not None and rel not in fresh and rel in cache.files:
+                _, entry, problems = cache.files[rel]  # unchanged, says the caller: no stat
+                out.problems.extend(problems)
+            else:
+                entry = _check_cached(checker, base, rel, cache, out)
         yield rel, (entry.id if entry is not None else None), entry
+
+
+def _changed_posts(base: Path, changed: Collection[str]) -> set[str] | None:
+    """The post files among ``changed`` (present or gone), or None when one of the paths is
+    something only a walk of the folders can judge: a folder (or a link to one) in place of
+    a file, a hidden or too deep path, a name a walk would report."""
+    posts: set[str] = set()
+    prefix = POSTS_DIR + "/"
+    for rel in changed:
+        if not rel.startswith(prefix):
+            continue  # schedules, glossary, media: in the context key, checked every time
+        parts = rel.split("/")
+        if (
+            len(parts) - 2 > MAX_DIR_DEPTH
+            or any(not p or p.startswith(".") for p in parts)
+            or not rel.isprintable()
+        ):
+            return None
+        if os.path.isdir(os.path.join(base, rel)):
+            return None
+        if rel.endswith((".yaml", ".yml")):
+            posts.add(rel)
+    return posts
+
+
+def _listed_after(base: Path, listed: list[str], fresh: set[str]) -> list[str]:
+    """The post files of the last call, with the changed ones that appeared or went."""
+    files = set(listed)
+    for rel in fresh:
+        if os.path.lexists(os.path.join(base, rel)):
+            files.add(rel)
+        else:
+            files.discard(rel)
+    return sorted(files)
 
 
 def _checked_forked(checker: PostChecker, files: list[str], out: Collector) -> Checked:
