@@ -115,7 +115,10 @@ def plan(
     paused = set(content.slots.pause.accounts)
     pause_note = content.slots.pause.reason or "paused in schedules/slots.yaml"
     warned_past: set[str] = set()
+    skip_later = _SKIP_LATER
     for entry in content.posts.values():
+        if skip_later and entry.due is not None and entry.due >= end:
+            continue  # due after the window on every account: most posts of a repository
         if entry.is_draft:
             result.drafts.append(entry.id)
             continue
@@ -170,6 +173,12 @@ def plan(
     result.deliveries.sort(key=lambda d: (d.due, d.post, d.account, d.part))
     _caps_and_cost(content, result)
     return result
+
+
+_SKIP_LATER = True
+"""Skip fixed-time posts due after the window before looking at accounts (an exact
+shortcut: ``due_for`` gives such a post that time on every account; tests turn it off to
+compare)."""
 
 
 def due_for(

@@ -269,3 +269,25 @@ def test_root_option_works_before_or_after_the_command(
     assert main(args) == 0
     posts = {d["post"] for d in json.loads(capsys.readouterr().out)["deliveries"]}
     assert posts == {"only-here"}
+
+
+@pytest.mark.parametrize("days", [1, 7, 30, 400])
+def test_skipping_posts_due_after_the_window_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, days: int
+) -> None:
+    """plan skips fixed-time posts due after its window before looking at accounts: the
+    plan (deliveries, warnings, drafts, cost) is the one it makes without that shortcut."""
+    import sys
+
+    from bot.schedule import plan as plan_module
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from bench.genrepo import generate
+
+    content = load(generate(tmp_path / "repo", 600))
+    now = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+    since = datetime(2027, 2, 20, tzinfo=UTC)
+    fast = plan(content, now, days, since=since)
+    monkeypatch.setattr(plan_module, "_SKIP_LATER", False)
+    assert plan(content, now, days, since=since) == fast
+    assert fast.deliveries and fast.drafts and fast.warnings
