@@ -243,14 +243,18 @@ def _checked(
     out, base = checker.out, checker.base
     for rel in files:
         entry = None
-        with _guard(out, rel):
-            if cache is None:
-                entry = checker.check(rel)
-            elif fresh is not None and rel not in fresh and rel in cache.files:
-                _, entry, problems = cache.files[rel]  # unchanged, says the caller: no stat
+        if fresh is not None and rel not in fresh and cache is not None and rel in cache.files:
+            _, entry, problems = cache.files[rel]  # unchanged, says the caller: no stat
+            if problems:
                 out.problems.extend(problems)
-            else:
-                entry = _check_cached(checker, base, rel, cache, out)
+        else:
+            with _guard(out, rel):
+                if cache is None:
+                    entry = checker.check(rel)
+                else:
+                    if fresh is not None:
+                        cache.files.pop(rel, None)  # changed, says the caller: read it again
+                    entry = _check_cached(checker, base, rel, cache, out)
         yield rel, (entry.id if entry is not None else None), entry
 
 

@@ -284,8 +284,12 @@ def _blackout_for(blackouts: list[BlackoutWindow], account: str, due: datetime) 
 
 def _warn_overflow(entry: PostEntry, account: str, lang: str, limits: Limits, result: Plan) -> None:
     limit = limits.text
-    length = limits.count(entry.post.text)
-    estimate = round(length * EXPANSION.get(lang, 1.2))
+    expansion = EXPANSION.get(lang, 1.2)
+    text = entry.post.text
+    if limits.bound is not None and round(limits.bound(text) * expansion) <= limit:
+        return  # the length is at most the bound, so the estimate is within the limit too
+    length = limits.count(text)
+    estimate = round(length * expansion)
     if estimate > limit:
         policy = (
             "will be held for a human"

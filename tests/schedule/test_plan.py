@@ -275,8 +275,10 @@ def test_root_option_works_before_or_after_the_command(
 def test_skipping_posts_due_after_the_window_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, days: int
 ) -> None:
-    """plan skips fixed-time posts due after its window before looking at accounts: the
-    plan (deliveries, warnings, drafts, cost) is the one it makes without that shortcut."""
+    """plan skips fixed-time posts due after its window before looking at accounts, and
+    counts a text for the overflow warning only when a bound cannot clear it: the plan
+    (deliveries, warnings, drafts, cost) is the one it makes without those shortcuts."""
+    import dataclasses
     import sys
 
     from bot.schedule import plan as plan_module
@@ -284,10 +286,24 @@ def test_skipping_posts_due_after_the_window_changes_nothing(
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from bench.genrepo import generate
 
-    content = load(generate(tmp_path / "repo", 600))
+    repo = generate(tmp_path / "repo", 600)
+    for n in range(40):  # texts around the overflow warning's threshold, some with a link
+        text = "Déclaration " * (14 + n % 8) + ("https://www.diplomatie.gouv.fr" if n % 2 else "")
+        (repo / f"content/posts/long-{n}.yaml").write_text(
+            f'lang: fr\npublish_at: 2027-03-0{1 + n % 9} 10:00\ntext: "{text}"\n',
+            encoding="utf-8",
+        )
+    content = load(repo)
     now = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
     since = datetime(2027, 2, 20, tzinfo=UTC)
     fast = plan(content, now, days, since=since)
+    # Without either shortcut: every post looked at, every overflow estimate counted exactly.
     monkeypatch.setattr(plan_module, "_SKIP_LATER", False)
+    exact_limits = plan_module.limits_for
+    monkeypatch.setattr(
+        plan_module, "limits_for", lambda a: dataclasses.replace(exact_limits(a), bound=None)
+    )
     assert plan(content, now, days, since=since) == fast
     assert fast.deliveries and fast.drafts and fast.warnings
+    overflows = {w.post for w in fast.warnings if w.kind == "may_overflow"}
+    assert 0 < len(overflows) < 40 or days == 1
