@@ -95,7 +95,7 @@ def bench_size(posts: int, edits: int, profile: bool, libre_url: str) -> tuple[f
         shutil.rmtree(state, ignore_errors=True)
     if profile:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(12)
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
         print(out.getvalue())
     return first, times
 
