@@ -23,11 +23,11 @@ from bot.cli import main
 from bot.errors import ConfigError
 from bot.platforms.telegram import TelegramPublisher
 from bot.platforms.weibo import WeiboPublisher
-from bot.publish.deliver import NEEDS_PERSON, TASK, Deliverer, for_a_person
+from bot.publish.deliver import NEEDS_PERSON, TASK, Deliverer, for_a_person, recover
 from bot.publish.manual import mark_posted
 from bot.settings import Secret
 from bot.state import open_store, state_url
-from bot.state.ledger import Ledger, MediaRef, NewDelivery, Row, State
+from bot.state.ledger import Instance, Ledger, MediaRef, NewDelivery, Row, State
 
 ES = "francediplo_ES"
 ZH = "france_weibo"
@@ -179,6 +179,39 @@ def test_a_refused_telegram_row_is_rearmed_without_a_search(
         "part 1 was FAILED (Telegram refused the message (400): Peer_id_invalid): trying again"
     ]
     assert deliverer.deliver_chain([ledger.get(row.id)])[0].state is State.POSTED
+
+
+def test_a_telegram_send_cut_by_a_crash_waits_for_a_person(
+    tmp_path: Path, telegram: TelegramServer
+) -> None:
+    """A process died while SENDING (claimed, maybe sent): recovered UNKNOWN, for a person,
+    alerted once; nothing is sent by the recovery. A Weibo claim that died made no task yet:
+    it is made, once."""
+    store = open_store(state_url(tmp_path, None), lease=timedelta(seconds=1))
+    dead = store.ledger_as(Instance("deadbeef0001", "elsewhere", 4_000_001, "pid:[1]"))
+    items = [
+        NewDelivery("cop31", ES, 1, "telegram", "es", datetime.now(UTC), "Acuerdo"),
+        NewDelivery("cop31", ZH, 1, "weibo", "zh-Hans", datetime.now(UTC), ZH_TEXT),
+    ]
+    rows = store.ledger.ensure(items)
+    for row in rows:
+        assert dead.claim(row.id, datetime.now(UTC) - timedelta(minutes=5)) is not None
+    alerts = Alerts()
+    deliverers = {
+        "telegram": _telegram_deliverer(store.ledger, telegram, tmp_path, alerts),
+        "weibo": _weibo(store.ledger, tmp_path, alerts),
+    }
+    recovered = {r.channel: r for r in recover(store.ledger, deliverers, datetime.now(UTC))}
+    assert recovered["telegram"].state is State.UNKNOWN and for_a_person(recovered["telegram"])
+    assert "stopped" in (recovered["telegram"].last_error or "")
+    assert recovered["weibo"].state is State.PENDING  # no task was recorded: not a person's yet
+    [weibo] = deliverers["weibo"].deliver_chain([store.ledger.get(recovered["weibo"].id)])
+    assert weibo.state is State.PENDING and weibo.retry_at is not None  # its back-off
+    store.ledger.rearm(weibo.id, expect=[State.PENDING], due=weibo.due_at, attempts_at_most=1)
+    [task] = deliverers["weibo"].deliver_chain([store.ledger.get(weibo.id)])
+    assert task.state is State.UNKNOWN and (task.last_error or "").startswith(TASK)
+    assert [r.channel for r, _ in alerts.seen] == ["telegram", "weibo"]
+    assert telegram.calls == []
 
 
 # -- Weibo ------------------------------------------------------------------------------------
