@@ -314,6 +314,40 @@ class TelegramPublisher:
             raise PublishError("Telegram's answer to getChat gives no chat")
         return str(chat_id)
 
+    def check(self, account: str) -> list[str]:
+        """What ``accounts check`` should say beyond ``whoami``: the bot is an administrator
+        of the channel, allowed to post (else every post fails) and to delete (else
+        ``retract`` cannot).
+
+        Raises:
+            PublishError: Telegram could not be asked.
+        """
+        chat = self._chat(account)
+        link = self.channel_link(account)
+
+        async def ask(bot: Bot) -> Any:
+            me = await bot.get_me()
+            return await bot.get_chat_member(chat, me.id)
+
+        try:
+            member = self._run(account, ask, sends=False)
+        except PublishRejected as exc:
+            return [f"the bot is not an administrator of {link} ({exc}): add it, allowed to post"]
+        status = getattr(member, "status", None)
+        if status not in ("administrator", "creator"):
+            return [
+                f"the bot is not an administrator of {link} ({status}): add it, allowed to post"
+            ]
+        warnings = []
+        if status == "administrator" and not getattr(member, "can_post_messages", False):
+            warnings.append(f"the bot may not post in {link}: give it 'Post messages'")
+        if status == "administrator" and not getattr(member, "can_delete_messages", False):
+            warnings.append(
+                f"the bot may not delete messages in {link}: retract will fail; give it "
+                "'Delete messages of others'"
+            )
+        return warnings
+
     # -- helpers ----------------------------------------------------------------------------
 
     def channel_link(self, account: str) -> str:

@@ -244,3 +244,33 @@ def test_settings_read_each_accounts_token(tmp_path: Path) -> None:
     assert TOKEN not in repr(found)
     with pytest.raises(ConfigError, match="DIPLOBOT_TELEGRAM_TIMEOUT"):
         read_settings(Settings(platform_env={"DIPLOBOT_TELEGRAM_TIMEOUT": "soon"}), [ES])
+
+
+def test_check_says_what_the_bot_may_not_do(server: TelegramServer) -> None:
+    """accounts check's extra: an administrator allowed to post and delete, or what lacks."""
+    assert _publisher(server).check(ES) == []
+    [not_admin] = _publisher(server, OTHER).check(ES)
+    assert "not an administrator of https://t.me/francediplo_es" in not_admin
+    CHANNEL.withheld[7012345678] = {"post", "delete"}
+    try:
+        warnings = _publisher(server).check(ES)
+        assert [w.split(":")[0] for w in warnings] == [
+            "the bot may not post in https",
+            "the bot may not delete messages in https",
+        ]
+        with pytest.raises(PublishRejected, match=r"(?i)need administrator rights"):
+            _publisher(server).publish(_item("Hola"))
+    finally:
+        CHANNEL.withheld.clear()
+
+
+def test_a_delete_telegram_refuses_is_an_error(server: TelegramServer) -> None:
+    publisher = _publisher(server)
+    sent = publisher.publish(_item("Hola"))
+    CHANNEL.withheld[7012345678] = {"delete"}
+    try:
+        with pytest.raises(PublishError, match="did not delete"):
+            publisher.delete(ES, sent.remote_id)
+    finally:
+        CHANNEL.withheld.clear()
+    assert len(server.stored(CHANNEL.id)) == 1

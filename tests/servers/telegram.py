@@ -71,7 +71,15 @@ TEXT_MAX = 4096
 CAPTION_MAX = 1024
 PHOTO_MAX = 10 * 1024 * 1024
 METHODS = frozenset(
-    {"getMe", "getChat", "sendMessage", "sendPhoto", "sendMediaGroup", "deleteMessage"}
+    {
+        "getMe",
+        "getChat",
+        "getChatMember",
+        "sendMessage",
+        "sendPhoto",
+        "sendMediaGroup",
+        "deleteMessage",
+    }
 )
 FAULTS = frozenset(
     {"429", "401", "403", "400", "500", "502", "malformed", "drop", "drop_after_store", "hang"}
@@ -101,6 +109,8 @@ class Chat:
     username: str | None
     title: str
     admins: set[int] = field(default_factory=set)
+    # Administrators without a right: "post" (can_post_messages), "delete".
+    withheld: dict[int, set[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -337,6 +347,43 @@ class TelegramServer(FakeTranslationServer):
             },
         }
 
+    def _getChatMember(self, bot: tuple[int, str], params: dict[str, Any]) -> Any:
+        chat = self._chat(params)
+        if bot[0] not in chat.admins:  # a channel's members are for its administrators
+            raise _bad("member list is inaccessible")
+        try:
+            user_id = int(str(params.get("user_id")))
+        except ValueError:
+            raise _bad("invalid user_id specified") from None
+        user = {"id": user_id, "is_bot": True, "first_name": "bot"}
+        if user_id not in chat.admins:
+            return {"status": "left", "user": user}
+        withheld = chat.withheld.get(user_id, set())
+        rights = dict.fromkeys(
+            (
+                "can_manage_chat",
+                "can_change_info",
+                "can_invite_users",
+                "can_post_stories",
+                "can_edit_stories",
+                "can_delete_stories",
+                "can_manage_video_chats",
+                "can_restrict_members",
+                "can_promote_members",
+            ),
+            True,
+        )
+        return {
+            "status": "administrator",
+            "user": user,
+            "can_be_edited": False,
+            "is_anonymous": False,
+            **rights,
+            "can_post_messages": "post" not in withheld,
+            "can_edit_messages": True,
+            "can_delete_messages": "delete" not in withheld,
+        }
+
     def _sendMessage(self, bot: tuple[int, str], params: dict[str, Any]) -> Any:
         chat = self._postable(bot, params)
         text = str(params.get("text") or "").strip()
@@ -416,6 +463,10 @@ class TelegramServer(FakeTranslationServer):
         chat = self._chat(params)
         if bot[0] not in chat.admins:
             raise _Refusal(403, "Forbidden: bot is not a member of the channel chat")
+        if "post" in chat.withheld.get(bot[0], set()) and params.get("message_id") is None:
+            raise _bad("need administrator rights in the channel chat")
+        if "delete" in chat.withheld.get(bot[0], set()) and params.get("message_id") is not None:
+            raise _bad("message can't be deleted")
         return chat
 
     def _photo(self, params: dict[str, Any], value: Any) -> bytes:
