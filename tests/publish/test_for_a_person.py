@@ -304,16 +304,22 @@ def test_mark_posted_refuses_what_is_not_waiting_for_a_person(
 # -- the commands -----------------------------------------------------------------------------
 
 
-def test_the_commands_settle_a_weibo_task_and_status_shows_it(
-    repo: Path, live: XServer, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """post-now makes the task (no credentials needed), status shows it for a person,
-    mark-posted records it, a second mark-posted changes nothing."""
+def _weibo_es(repo: Path) -> list[str]:
+    """The example with its Spanish account on Weibo; the --root option."""
     accounts_file = repo / "schedules" / "accounts.yaml"
     accounts = yaml.safe_load(accounts_file.read_text(encoding="utf-8"))
     accounts["accounts"][ES] = {"lang": "es", "platform": "weibo", "handle": "franceweibo"}
     accounts_file.write_text(yaml.safe_dump(accounts, allow_unicode=True), encoding="utf-8")
-    root = ["--root", str(repo)]
+    return ["--root", str(repo)]
+
+
+def test_the_commands_settle_a_weibo_task_and_status_shows_it(
+    repo: Path, live: XServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """post-now makes the task (no credentials needed), status shows it for a person,
+    mark-posted records it, a second mark-posted changes nothing; retract cannot delete on
+    Weibo and says so."""
+    root = _weibo_es(repo)
 
     assert main(["post-now", *root, "entretien-liban", "--account", ES]) == 1
     out = capsys.readouterr().out
@@ -334,6 +340,36 @@ def test_the_commands_settle_a_weibo_task_and_status_shows_it(
     [row] = [r for r in yaml.safe_load(capsys.readouterr().out) if r["account"] == ES]
     assert (row["state"], row["url"], row["for_a_person"]) == ("POSTED", url, False)
 
+    assert main(["retract", *root, "entretien-liban", "--lang", "es", "--yes"]) == 1
+    assert "delete post PzAbCdEf1 of @franceweibo on weibo.com yourself" in capsys.readouterr().out
+
     assert main(["post-now", *root, "entretien-liban", "--resend"]) == 2
     assert "--resend needs --account" in capsys.readouterr().err
     assert main(["mark-posted", *root, "entretien-liban", "--account", "nobody", "--url", url]) == 2
+
+
+def test_retract_withdraws_an_open_task(
+    repo: Path, live: XServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _weibo_es(repo)
+    assert main(["post-now", *root, "entretien-liban", "--account", ES]) == 1
+    assert main(["retract", *root, "entretien-liban", "--lang", "es", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert "task cancelled (if it was already posted on Weibo, delete it there by hand)" in out
+    assert main(["status", *root, "entretien-liban", "--format", "json"]) == 0
+    [row] = [r for r in yaml.safe_load(capsys.readouterr().out) if r["account"] == ES]
+    assert row["state"] == "RETRACTED"
+    assert (
+        main(
+            [
+                "mark-posted",
+                *root,
+                "entretien-liban",
+                "--account",
+                ES,
+                "--url",
+                "https://weibo.com/1/A",
+            ]
+        )
+        == 1
+    )
