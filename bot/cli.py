@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("post-now", parents=[common], help="publish a post now, through the ledger")
     p.add_argument("id", help="the post's id")
     p.add_argument("--lang", type=_langs, help="only these languages, e.g. fr,en")
-    p.add_argument("--dry-run", action="store_true", help="write to the outbox, not to X")
+    p.add_argument(
+        "--dry-run", action="store_true", help="write to the outbox, not to the platforms"
+    )
     p.add_argument("--account", help="only this account (its id in accounts.yaml)")
     p.add_argument(
         "--resend",
@@ -526,7 +528,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_retract(args: argparse.Namespace) -> int:
     from bot.content.loader import load
-    from bot.publish.deliver import may_be_live
+    from bot.publish.deliver import display_name, may_be_live
     from bot.publish.retract import retract
 
     content = load(args.root)
@@ -543,8 +545,9 @@ def _cmd_retract(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             print("retract deletes published posts: add --yes to confirm", file=sys.stderr)
             return EXIT_USAGE
+        where = " or ".join(sorted({display_name(pub.platforms, r.account) for r in unsure}))
         unsure_part = (
-            f", look up {len(unsure)} that X may hold (deleted if found)" if unsure else ""
+            f", look up {len(unsure)} that {where} may hold (deleted if found)" if unsure else ""
         )
         answer = input(
             f"Delete {len(live)} published post(s){unsure_part} and cancel {len(pending)} "
@@ -562,7 +565,8 @@ def _cmd_retract(args: argparse.Namespace) -> int:
 def _cmd_accounts(args: argparse.Namespace) -> int:
     from bot.content.loader import load
     from bot.errors import PublishError
-    from bot.platforms import own_publishers, read_settings
+    from bot.platforms import own_publishers, platform_of, read_settings
+    from bot.publish.base import AccountCheck
 
     content = load(args.root)
     accounts = content.accounts.accounts
@@ -570,24 +574,29 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     found = own_publishers(accounts, read_settings(accounts, _wiring(args).settings))
     for account, publisher in found.items():
         handle = accounts[account].handle
+        where = f"{account} ({platform_of(accounts[account]).display})"
         if isinstance(publisher, str):
-            print(f"{account}: no credentials (set {publisher})")
+            print(f"{where}: no credentials (set {publisher})")
             ok = False
             continue
         try:
             actual = publisher.whoami(account)
+            # A platform's own checks (a token's expiry, an instance's limit), when it has any.
+            warnings = publisher.check(account) if isinstance(publisher, AccountCheck) else []
         except PublishError as exc:
-            print(f"{account}: FAILED: {exc}")
+            print(f"{where}: FAILED: {exc}")
             ok = False
             continue
         if actual.lower() != handle.lower():
             print(
-                f"{account}: credentials belong to @{actual}, but accounts.yaml says "
+                f"{where}: credentials belong to @{actual}, but accounts.yaml says "
                 f"@{handle}: fix one of them"
             )
             ok = False
         else:
-            print(f"{account}: ok (@{actual})")
+            print(f"{where}: ok (@{actual})")
+        for warning in warnings:
+            print(f"{where}: WARNING: {warning}")
     return EXIT_OK if ok else EXIT_INVALID
 
 

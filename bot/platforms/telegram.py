@@ -38,6 +38,7 @@ import contextlib
 import logging
 import re
 import threading
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ import httpx
 from telegram import Bot, InputMediaPhoto, Message, ReplyParameters
 from telegram.error import ChatMigrated, RetryAfter, TelegramError
 from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.envname import env_name
 from bot.errors import (
@@ -178,6 +180,11 @@ class _Redact(logging.Filter):
 
 
 def _quiet_logs() -> None:
+    # python-telegram-bot warns (a UserWarning, shown on a terminal) on every flood-control
+    # answer that ``retry_after`` will become a timedelta: read here as a timedelta already.
+    warnings.filterwarnings(
+        "ignore", message=r".*attribute `retry_after`", category=PTBDeprecationWarning
+    )
     httpx_log = logging.getLogger("httpx")
     if not any(isinstance(f, _Redact) for f in httpx_log.filters):
         httpx_log.addFilter(_Redact())

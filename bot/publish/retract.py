@@ -1,9 +1,11 @@
 """Retract a post: delete every published part, cancel the ones not yet published.
 
-A delivery whose outcome is not known (UNKNOWN, or FAILED because X's timeline could never be
-read) may be live on X: it is looked up first. Found: deleted, like a published one. Not
-found: cancelled. The look-up fails: nothing is changed and the retraction is reported as
-incomplete, since marking it RETRACTED would hide a post that may be live.
+A delivery whose outcome is not known (UNKNOWN, or FAILED because its account could never be
+read) may be live on its platform: it is looked up first. Found: deleted, like a published
+one. Not found: cancelled. The look-up fails (or the platform cannot be searched, as
+Telegram): nothing is changed and the retraction is reported as incomplete, since marking it
+RETRACTED would hide a post that may be live. Every platform is retracted the same way,
+through its publisher's ``find`` and ``delete``; messages name the account's platform.
 """
 
 from __future__ import annotations
