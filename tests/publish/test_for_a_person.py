@@ -373,3 +373,25 @@ def test_retract_withdraws_an_open_task(
         )
         == 1
     )
+
+
+def test_status_lists_what_waits_for_a_person(tmp_path: Path) -> None:
+    """/status shows the task with its text and images, and the Telegram row to check."""
+    from bot.service import Service, views
+    from bot.settings import ServiceSettings
+    from bot.source import LocalSource
+
+    (tmp_path / "schedules").mkdir()
+    store = open_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    service = Service(LocalSource(tmp_path), store, tmp_path, ServiceSettings())
+    task, _alerts = _task(store.ledger, tmp_path)
+    plain = _record(store.ledger, ES, "x", "Acuerdo")  # PENDING: nobody's task
+    status = views.status(service)
+    [waiting] = status["for_a_person"]
+    assert (waiting["post"], waiting["account"], waiting["state"]) == ("cop31", ZH, "UNKNOWN")
+    assert waiting["text"] == ZH_TEXT and waiting["media"] == ["media/cop31.png"]
+    assert waiting["error"].startswith(TASK) and waiting["for_a_person"] is True
+    [open_row] = status["open"]
+    assert open_row["for_a_person"] is True
+    assert [r["for_a_person"] for r in status["upcoming"]] == [False]
+    assert status["upcoming"][0]["post"] == plain.post_id
