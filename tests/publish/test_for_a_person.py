@@ -389,6 +389,7 @@ def test_status_lists_what_waits_for_a_person(tmp_path: Path) -> None:
     status = views.status(service)
     [waiting] = status["for_a_person"]
     assert (waiting["post"], waiting["account"], waiting["state"]) == ("cop31", ZH, "UNKNOWN")
+    assert waiting["error"] == task.last_error
     assert waiting["text"] == ZH_TEXT and waiting["media"] == ["media/cop31.png"]
     assert waiting["error"].startswith(TASK) and waiting["for_a_person"] is True
     [open_row] = status["open"]
