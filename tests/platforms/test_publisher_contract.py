@@ -35,6 +35,9 @@ import pytest
 from loguru import logger
 from PIL import Image
 from publish.conftest import ACCOUNTS, APP
+from servers.bluesky import BlueskyServer
+from servers.facebook import FacebookPage, FacebookServer
+from servers.mastodon import MastodonServer
 from servers.telegram import Chat, TelegramServer, token_for
 from servers.x import XServer
 
@@ -48,6 +51,9 @@ from bot.errors import (
 )
 from bot.log import setup_logging
 from bot.platforms import PLATFORMS
+from bot.platforms.bluesky import BlueskyPublisher
+from bot.platforms.facebook import FacebookPublisher
+from bot.platforms.mastodon import MastodonAccount, MastodonPublisher
 from bot.platforms.outbox import OutboxPublisher
 from bot.platforms.telegram import TelegramPublisher
 from bot.platforms.x import XCredentials, XPublisher
@@ -199,6 +205,164 @@ def x_channel(_tmp_path: Path) -> Iterator[Channel]:
         assert not server.errors
 
 
+MASTODON_TOKEN = "mastodon-tok-fr-CANARY-4d5e"
+
+
+@contextmanager
+def mastodon_channel(_tmp_path: Path) -> Iterator[Channel]:
+    with MastodonServer(accounts={FR: (MASTODON_TOKEN, FR)}) as server:
+        publisher = MastodonPublisher(
+            {FR: MastodonAccount(server.url, Secret(MASTODON_TOKEN), FR)}, timeout=2.0
+        )
+        statuses = "/api/v1/statuses"
+
+        def refuse_next() -> None:  # a text over the instance's limit, as Mastodon says it
+            server.fail_next("422", method="POST", path=statuses)
+
+        def fault(kind: str) -> bool:
+            if kind == "duplicate":
+                return False  # Mastodon refuses no duplicate: a repeated key is the same post
+            faults = {
+                "rate_limit": "429",
+                "server_error": "503",
+                "auth": "401",
+                "drop_after_store": "drop_after_store",
+            }
+            reset = int((datetime.now(UTC) + RATE_LIMIT_RESET).timestamp())
+            server.fail_next(faults[kind], method="POST", path=statuses, reset=reset)
+            return True
+
+        def stored() -> list[Stored]:
+            return [
+                Stored(
+                    s["id"],
+                    s["text"],
+                    s["language"],
+                    tuple(m["description"] or "" for m in s["media"]),
+                    s["reply_to"],
+                )
+                for s in server.statuses(FR)
+            ]
+
+        yield Channel(
+            publisher,
+            FR,
+            FR,
+            refuse_next,
+            PublishRejected,
+            fault=fault,
+            stored=stored,
+            secrets=(MASTODON_TOKEN,),
+        )
+        assert not server.errors  # every request the publisher made was one Mastodon has
+
+
+BSKY_PASSWORD = "bsky-app-pass-CANARY-2b3c"  # an app password's shape: xxxx-xxxx-xxxx-xxxx
+BSKY_HANDLE = "francediplo.bsky.social"
+
+
+@contextmanager
+def bluesky_channel(tmp_path: Path) -> Iterator[Channel]:
+    with BlueskyServer(accounts={FR: (BSKY_HANDLE, BSKY_PASSWORD)}) as pds:
+        publisher = BlueskyPublisher(
+            {FR: Secret(BSKY_PASSWORD)},
+            {FR: (BSKY_HANDLE, None)},
+            pds_url=pds.url,
+            timeout=2.0,
+            session_dir=tmp_path / "bluesky-sessions",
+        )
+        create = "com.atproto.repo.createRecord"
+
+        def refuse_next() -> None:  # the PDS's InvalidRequest
+            pds.fail_next("400", nsid=create)
+
+        def fault(kind: str) -> bool:
+            if kind == "rate_limit":
+                reset = int((datetime.now(UTC) + RATE_LIMIT_RESET).timestamp())
+                pds.fail_next("429", nsid=create, reset=reset)  # ratelimit-reset: an epoch
+            elif kind == "server_error":
+                pds.fail_next("500", nsid=create)
+            elif kind == "auth":  # (the app password revoked for good: test_bluesky.py)
+                pds.fail_next("401", nsid=create)
+            elif kind == "drop_after_store":
+                pds.fail_next("drop_after_store", nsid=create)
+            else:  # "duplicate": Bluesky takes the same text twice; a key taken is ours
+                return False
+            return True
+
+        def stored() -> list[Stored]:
+            return [
+                Stored(
+                    p["uri"],
+                    p["text"],
+                    (p["langs"] or [None])[0],
+                    tuple(i["alt"] for i in p["images"]),
+                    (p["reply"] or {}).get("parent"),
+                )
+                for p in pds.posts(FR)
+            ]
+
+        yield Channel(
+            publisher,
+            FR,
+            BSKY_HANDLE,
+            refuse_next,
+            PublishRejected,
+            fault=fault,
+            stored=stored,
+            secrets=(BSKY_PASSWORD,),
+        )
+        assert not pds.errors  # every request the publisher made was one the PDS serves
+
+
+FACEBOOK_TOKEN = "fb-page-token-CANARY-6d7e"
+FACEBOOK_FAULTS = {
+    "rate_limit": "32",  # page request limit, with estimated_time_to_regain_access
+    "server_error": "500",
+    "auth": "190",
+    "drop_after_store": "drop_after_store",
+    "duplicate": "506",
+}
+
+
+@contextmanager
+def facebook_channel(_tmp_path: Path) -> Iterator[Channel]:
+    page = FacebookPage(FACEBOOK_TOKEN, "1000000000001", "FranceDiplomatie", "France Diplomatie")
+    with FacebookServer(pages={FR: page}) as server:
+        publisher = FacebookPublisher(
+            {FR: Secret(FACEBOOK_TOKEN)},
+            {FR: page.username or page.id},
+            {FR: page.id},
+            api_url=server.url,
+            timeout=2.0,
+        )
+
+        def refuse_next() -> None:
+            server.fail_next("100", method="POST")
+
+        def fault(kind: str) -> bool:
+            # Facebook says how long to wait in minutes (estimated_time_to_regain_access).
+            regain = int(RATE_LIMIT_RESET.total_seconds() // 60)
+            server.fail_next(FACEBOOK_FAULTS[kind], method="POST", regain=regain)
+            return True
+
+        def stored() -> list[Stored]:
+            return [Stored(p.id, p.text, None, p.alts, p.reply_to) for p in server.stored(FR)]
+
+        yield Channel(
+            publisher,
+            FR,
+            page.username or page.id,
+            refuse_next,
+            PublishRejected,
+            fault=fault,
+            stored=stored,
+            secrets=(FACEBOOK_TOKEN,),
+            has_lang=False,  # a Graph API post carries no language tag
+        )
+        assert not server.errors  # the fake never failed on what the publisher sent
+
+
 @contextmanager
 def telegram_channel(_tmp_path: Path) -> Iterator[Channel]:
     """A channel whose bot is its administrator. Telegram has no duplicate refusal, no alt
@@ -263,8 +427,11 @@ def telegram_channel(_tmp_path: Path) -> Iterator[Channel]:
 
 
 CHANNELS: dict[str, Callable[[Path], AbstractContextManager[Channel]]] = {
+    "mastodon": mastodon_channel,
     "outbox": outbox_channel,
     "x": x_channel,
+    "bluesky": bluesky_channel,
+    "facebook": facebook_channel,
     "telegram": telegram_channel,
 }
 
