@@ -359,6 +359,13 @@ VARIABLES: dict[str, str] = {
     "`appsecret_proof` (Require App Secret); optional. Secret",
     "DIPLOBOT_FACEBOOK_TIMEOUT": "seconds to connect and between two reads of Facebook's answer "
     "(default 20; a request ends after 3 × this)",
+    "DIPLOBOT_<ACCOUNT>_BOT_TOKEN": "a Telegram account's bot token (from @BotFather; the bot "
+    "is an administrator of the channel, allowed to post). Secret",
+    "DIPLOBOT_TELEGRAM_API_URL": "the Telegram Bot API base (default `https://api.telegram.org`)",
+    "DIPLOBOT_TELEGRAM_TIMEOUT": "seconds to connect, write and read each Telegram request "
+    "(default 20; a request ends after 3 × this)",
+    "DIPLOBOT_WEIBO_TASK_WINDOW": "how long a Weibo delivery stays a task for a person before it "
+    "is EXPIRED: seconds, or `30m`, `12h` (default 24 h)",
     "DIPLOBOT_LOG_LEVEL": "`INFO` by default",
     "DIPLOBOT_LOG_FORMAT": "`json` or `text` (default: text on a terminal, JSON otherwise)",
     "REQUESTS_CA_BUNDLE": "an institution's own CA bundle, for X (also read by requests for "
