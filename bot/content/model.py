@@ -27,7 +27,14 @@ _PRICES = _DEFAULT.prices or Prices(post=0.0, post_with_url=0.0, currency="USD")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 Language = Annotated[
-    str, Field(description="ISO 639-1 language code, e.g. fr, en, ar, es", examples=["fr"])
+    str,
+    Field(
+        description=(
+            "Language tag (BCP 47): an ISO 639-1 code, e.g. fr, en, ar, es, optionally with a "
+            "script or region: zh-Hans, zh-Hant, pt-BR"
+        ),
+        examples=["fr", "zh-Hans"],
+    ),
 ]
 LocalDateTime = Annotated[
     str,
