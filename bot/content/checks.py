@@ -402,14 +402,37 @@ class PostChecker:
             if post.languages is None
             else set(post.languages) & self.account_langs
         )
-        holders: list[tuple[tuple[Any, ...], str, dict[str, str], bool]] = [
-            ((), post.text, post.translations, bool(post.media))
-        ]
+        # (where, text, translations, has images, the platforms it goes to: None, every
+        # platform of the language without a version of its own for that part)
+        holders: list[Holder] = [((), post.text, post.translations, bool(post.media), None, 0)]
         holders += [
-            (("thread", i), p.text, p.translations, bool(p.media))
+            (("thread", i), p.text, p.translations, bool(p.media), None, i + 1)
             for i, p in enumerate(post.thread)
         ]
-        for base_loc, text, translations, with_media in holders:
+        for name, version in post.platforms.items():
+            plat = PLATFORMS[name]
+            loc = ("platforms", name)
+            langs_there = {lang for lang in published if plat in self.platforms_of_lang[lang]}
+            if self.account_langs and not langs_there:
+                out.add(
+                    doc,
+                    loc,
+                    f"no account this post goes to publishes on {plat.display}",
+                    "remove this version, or add an account with platform: " + name,
+                    key=True,
+                )
+                continue
+            if version.text is not None:
+                holders.append((loc, version.text, version.translations, bool(post.media), plat, 0))
+            elif version.translations:
+                self._check_translations(
+                    doc, loc, post, version.translations, bool(post.media), plat
+                )
+            for i, p in enumerate(version.thread or []):
+                holders.append(
+                    ((*loc, "thread", i), p.text, p.translations, bool(p.media), plat, i + 1)
+                )
+        for base_loc, text, translations, with_media, only, part in holders:
             self._check_one_text(
                 doc,
                 (*base_loc, "text"),
@@ -417,32 +440,72 @@ class PostChecker:
                 check_length=post.lang in published or not self.account_langs,
                 lang=post.lang,
                 with_media=with_media,
+                platforms=self._where(post, post.lang, part, only),
             )
-            for lang, value in translations.items():
-                loc = (*base_loc, "translations", lang)
-                if not check_lang(doc, loc, lang, out, key=True):
-                    continue
-                if lang == post.lang:
-                    out.add(
-                        doc,
-                        loc,
-                        f"a translation into '{lang}', the post's own language",
-                        "remove it, or change 'lang'",
-                        key=True,
-                    )
-                    continue
-                if self.account_langs and lang not in self.account_langs:
-                    out.add(
-                        doc,
-                        loc,
-                        f"translation into '{lang}', but no account publishes in '{lang}'",
-                        f"accounts publish in: {self.langs_text}",
-                        key=True,
-                    )
-                    continue
-                self._check_one_text(
-                    doc, loc, value, check_length=True, lang=lang, with_media=with_media
+            self._check_translations(doc, base_loc, post, translations, with_media, only, part)
+
+    def _where(
+        self, post: Post, lang: str, part: int, only: Platform | None
+    ) -> tuple[Platform, ...]:
+        """The platforms a text of ``lang`` goes to: ``only`` (a version's text), else those
+        of the language's accounts that have no version of their own for part ``part``."""
+        if only is not None:
+            return (only,)
+        found = self.platforms_of_lang.get(lang) or self.all_platforms or (DEFAULT,)
+        return tuple(p for p in found if not _has_own(post, p.name, part))
+
+    def _check_translations(
+        self,
+        doc: YamlDoc,
+        base_loc: tuple[Any, ...],
+        post: Post,
+        translations: dict[str, str],
+        with_media: bool,
+        only: Platform | None,
+        part: int = 0,
+    ) -> None:
+        out = self.out
+        for lang, value in translations.items():
+            loc = (*base_loc, "translations", lang)
+            if not check_lang(doc, loc, lang, out, key=True):
+                continue
+            if lang == post.lang:
+                out.add(
+                    doc,
+                    loc,
+                    f"a translation into '{lang}', the post's own language",
+                    "remove it, or change 'lang'",
+                    key=True,
                 )
+                continue
+            if self.account_langs and lang not in self.account_langs:
+                out.add(
+                    doc,
+                    loc,
+                    f"translation into '{lang}', but no account publishes in '{lang}'",
+                    f"accounts publish in: {self.langs_text}",
+                    key=True,
+                )
+                continue
+            if only is not None and only not in self.platforms_of_lang.get(lang, (only,)):
+                out.add(
+                    doc,
+                    loc,
+                    f"translation into '{lang}', but no {only.display} account publishes "
+                    f"in '{lang}'",
+                    "move it to the post's translations, or remove it",
+                    key=True,
+                )
+                continue
+            self._check_one_text(
+                doc,
+                loc,
+                value,
+                check_length=True,
+                lang=lang,
+                with_media=with_media,
+                platforms=self._where(post, lang, part, only),
+            )
 
     def _check_one_text(
         self,
@@ -453,6 +516,7 @@ class PostChecker:
         check_length: bool,
         lang: str,
         with_media: bool,
+        platforms: tuple[Platform, ...] | None = None,
     ) -> None:
         if not text.strip():
             hint = "write the text" if loc[-1] == "text" else "write the text, or remove the key"
@@ -470,7 +534,11 @@ class PostChecker:
             )
             return
         if check_length:
-            where = self.platforms_of_lang.get(lang) or self.all_platforms or (DEFAULT,)
+            where = (
+                platforms
+                if platforms is not None
+                else self.platforms_of_lang.get(lang) or self.all_platforms or (DEFAULT,)
+            )
             self._check_length(doc, loc, text, where, with_media)
 
     def _check_length(
@@ -547,6 +615,11 @@ class PostChecker:
     def _check_media(self, doc: YamlDoc, post: Post) -> None:
         groups: list[tuple[tuple[Any, ...], list[Media]]] = [(("media",), post.media)]
         groups += [(("thread", i, "media"), p.media) for i, p in enumerate(post.thread)]
+        groups += [
+            (("platforms", name, "thread", i, "media"), p.media)
+            for name, version in post.platforms.items()
+            for i, p in enumerate(version.thread or [])
+        ]
         langs = self.account_langs if post.languages is None else set(post.languages)
         targets = self._platforms_of(langs)
         for loc, items in groups:
@@ -643,6 +716,20 @@ class PostChecker:
                     f"use a {', '.join(first)} or {last} file" if first else f"use a {last} file",
                 )
         return None
+
+
+Holder = tuple[tuple[Any, ...], str, dict[str, str], bool, Platform | None, int]
+"""A text to check: where, text, translations, has images, its one platform (None: the
+language's platforms), and its part (0: the post)."""
+
+
+def _has_own(post: Post, platform: str, part: int) -> bool:
+    """Whether ``post`` has a version of its own of part ``part`` (0: the post) for
+    ``platform`` (see ``PostEntry.has_own_text``)."""
+    version = post.platforms.get(platform)
+    if version is None:
+        return False
+    return version.text is not None if part == 0 else version.thread is not None
 
 
 def _unique(platforms: Iterable[Platform]) -> tuple[Platform, ...]:

@@ -92,6 +92,35 @@ class Part(_Strict):
     machine_translated: dict[Language, str] = _machine_translated()
 
 
+class PlatformText(_Strict):
+    """A post's own version for one platform (a longer Facebook text, a shorter Bluesky one).
+
+    Accounts on that platform publish it instead of the post's text; accounts elsewhere never
+    see it. Human beats machine as for the post: a language's text is the version's human
+    translation, else (when the version has no ``text`` of its own) the post's, else a machine
+    translation of the version's text.
+    """
+
+    text: str | None = Field(
+        default=None,
+        description=(
+            "This platform's text in the post's `lang` (default: the post's text); a version "
+            "with its own text is translated from it, never from the post's"
+        ),
+    )
+    translations: dict[Language, str] = Field(
+        default_factory=dict,
+        description="Human translations of this platform's text, per language",
+    )
+    thread: list[Part] | None = Field(
+        default=None,
+        description=(
+            "This platform's follow-up parts (default: the post's thread; [] for none, e.g. "
+            "when `text` already says everything)"
+        ),
+    )
+
+
 class Post(_Strict):
     """One announcement: one file under content/posts/."""
 
@@ -131,6 +160,13 @@ class Post(_Strict):
     )
     media: list[Media] = Field(default_factory=list, description=f"Up to {_LIMITS.media} images")
     thread: list[Part] = Field(default_factory=list, description="Follow-up parts, in order")
+    platforms: dict[PlatformName, PlatformText] = Field(
+        default_factory=dict,
+        description=(
+            "Per-platform versions, e.g. facebook: {text: a longer text}; accounts on that "
+            "platform publish the version instead of the text above"
+        ),
+    )
     review: Literal["required", "none"] | None = Field(
         default=None,
         description="required: machine translations wait for approval (default: the account's)",

@@ -277,3 +277,61 @@ def test_a_tag_in_the_wrong_case_gets_its_canonical_spelling(check: Check) -> No
         "unknown language 'zh-hans'",
         "use 'zh-Hans'",
     )
+
+
+def test_a_platform_version_is_checked_against_its_platform_only(check: Check) -> None:
+    """Telegram's own text may be longer than X allows (4,096); a version too long for its
+    platform is located in the file."""
+    long = "Una version larga para Telegram. " * 40  # 1,280 characters
+    body = f'lang: es\ntext: Hola\nlanguages: [es]\nplatforms:\n  telegram:\n    text: "{long}"\n'
+    assert check({ACCOUNTS: EVERY_PLATFORM, POST: body}).code == 0
+    too_long = "x" * 4097
+    one_error(
+        check,
+        {
+            POST: "lang: es\ntext: Hola\nlanguages: [es]\nplatforms:\n  telegram:\n"
+            f'    text: "{too_long}"\n'
+        },
+        f"{POST}:6:11",
+        "text is 4097 characters long as Telegram counts them; the limit is 4096",
+    )
+
+
+def test_the_posts_text_is_not_checked_where_a_version_replaces_it(check: Check) -> None:
+    """A text too long for Bluesky is fine when Bluesky publishes its own shorter version."""
+    long = "e" * 301
+    body = (
+        f'lang: en\ntext: "{long}"\nlanguages: [en]\n'
+        "platforms:\n  bluesky:\n    text: A shorter text for Bluesky\n"
+    )
+    accounts = EVERY_PLATFORM + "  diplo_en_x: {lang: en, platform: x, handle: diplo_en}\n"
+    result = check({ACCOUNTS: accounts, POST: body})
+    assert result.code == 1  # X still gets the long text
+    assert result.only_error()[1].startswith("text is 301 characters long as X counts them")
+    assert check({ACCOUNTS: EVERY_PLATFORM, POST: body}).code == 0
+
+
+def test_a_version_for_a_platform_without_account_is_refused(check: Check) -> None:
+    """A Mastodon version where no account publishes on Mastodon would never be published."""
+    one_error(
+        check,
+        {
+            ACCOUNTS: EVERY_PLATFORM,
+            POST: "lang: en\ntext: Hi\nlanguages: [en]\nplatforms:\n  mastodon:\n    text: Hello\n",
+        },
+        f"{POST}:5:3",
+        "no account this post goes to publishes on Mastodon",
+    )
+
+
+def test_a_version_translation_into_a_language_not_on_that_platform(check: Check) -> None:
+    """A Facebook translation into English, when no Facebook account publishes in English."""
+    one_error(
+        check,
+        {
+            ACCOUNTS: EVERY_PLATFORM,
+            POST: "lang: fr\ntext: Salut\nplatforms:\n  facebook:\n    translations: {en: Hi}\n",
+        },
+        f"{POST}:5:20",
+        "translation into 'en', but no Facebook account publishes in 'en'",
+    )
