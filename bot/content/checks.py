@@ -414,13 +414,8 @@ class PostChecker:
             loc = ("platforms", name)
             langs_there = {lang for lang in published if plat in self.platforms_of_lang[lang]}
             if self.account_langs and not langs_there:
-                out.add(
-                    doc,
-                    loc,
-                    f"no account this post goes to publishes on {plat.display}",
-                    "remove this version, or add an account with platform: " + name,
-                    key=True,
-                )
+                # Not published (no account of the post on that platform): nothing to check,
+                # and no warning, so that removing an account leaves its posts' versions valid.
                 continue
             if version.text is not None:
                 holders.append((loc, version.text, version.translations, bool(post.media), plat, 0))
@@ -733,8 +728,10 @@ def _has_own(post: Post, platform: str, part: int) -> bool:
 
 
 def _unique(platforms: Iterable[Platform]) -> tuple[Platform, ...]:
-    """Each platform once, by name."""
-    return tuple(sorted({p.name: p for p in platforms}.values(), key=lambda p: p.name))
+    """Each platform once: the default platform (X) first, then by name, so that of several
+    platforms with the same limit a message names X."""
+    found = {p.name: p for p in platforms}.values()
+    return tuple(sorted(found, key=lambda p: (p.name != DEFAULT_PLATFORM, p.name)))
 
 
 def _image_type(head: bytes) -> str | None:

@@ -74,7 +74,8 @@ class Media(_Strict):
     alt: str | dict[Language, str] | None = Field(
         default=None,
         description=(
-            f"Alternative text for screen readers (at most {_LIMITS.alt:,} characters): one text "
+            f"Alternative text for screen readers (at most {_LIMITS.alt:,} characters on "
+            f"{_DEFAULT.display}; each platform has its own limit, and Telegram none): one text "
             "in the "
             "post's language (machine-translated for the others), or a map per language"
         ),
@@ -88,7 +89,12 @@ class Part(_Strict):
     translations: dict[Language, str] = Field(
         default_factory=dict, description="Human translations of this part, per language"
     )
-    media: list[Media] = Field(default_factory=list, description=f"Up to {_LIMITS.media} images")
+    media: list[Media] = Field(
+        default_factory=list,
+        description=(
+            f"Images (up to {_LIMITS.media} on {_DEFAULT.display}; each platform has its limit)"
+        ),
+    )
     machine_translated: dict[Language, str] = _machine_translated()
 
 
@@ -147,7 +153,10 @@ class Post(_Strict):
         examples=["Europe/Paris"],
     )
     text: str = Field(
-        description=f"The post's text in `lang`; at most {_LIMITS.text} weighted characters"
+        description=(
+            f"The post's text in `lang`; it must fit every account's platform ("
+            f"{_DEFAULT.display}: {_LIMITS.text} weighted characters)"
+        )
     )
     translations: dict[Language, str] = Field(
         default_factory=dict,
@@ -158,7 +167,12 @@ class Post(_Strict):
         default=None,
         description="Publish only in these languages (default: every account's language)",
     )
-    media: list[Media] = Field(default_factory=list, description=f"Up to {_LIMITS.media} images")
+    media: list[Media] = Field(
+        default_factory=list,
+        description=(
+            f"Images (up to {_LIMITS.media} on {_DEFAULT.display}; each platform has its limit)"
+        ),
+    )
     thread: list[Part] = Field(default_factory=list, description="Follow-up parts, in order")
     platforms: dict[PlatformName, PlatformText] = Field(
         default_factory=dict,
@@ -174,7 +188,7 @@ class Post(_Strict):
     overflow: Literal["hold", "thread"] = Field(
         default="hold",
         description=(
-            f"When a machine translation exceeds {_LIMITS.text} characters: hold it for a human, "
+            "When a machine translation exceeds its platform's limit: hold it for a human, "
             "or split "
             "it into a numbered thread"
         ),

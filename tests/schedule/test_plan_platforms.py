@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from schedule.test_plan import NOW, make_repo
 
 from bot.content.loader import load
@@ -107,3 +108,29 @@ def test_a_platform_version_with_its_own_thread_plans_its_own_parts(tmp_path: Pa
     assert parts == {"fr_x": [1, 2], "fr_fb": [1]}
     due = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     assert {d.due for d in result.deliveries} == {due}
+
+
+def test_the_example_plans_every_platform_and_says_which(
+    example_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bundled example has an account on each platform: the plan names each account's
+    platform, gives Facebook one delivery of the Sudan thread (its own text), and every free
+    platform costs 0."""
+    from bot.cli import main
+
+    args = ["plan", "--root", str(example_repo), "--from", "2026-11-23 12:00", "--days", "4"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    for header in (
+        "@francediplo (X, fr, Europe/Paris)",
+        "@FranceDiplomatie (Mastodon, fr, Europe/Paris)",
+        "@francediplo-en.bsky.social (Bluesky, en, Europe/Paris)",
+        "@FranceDiplomatieAR (Facebook, ar, Europe/Paris)",
+        "@francediplo_es (Telegram, es, Europe/Paris)",
+        "@ambafrancechine (Weibo, zh-Hans, Asia/Shanghai)",
+    ):
+        assert header in out
+    facebook = out.split("@FranceDiplomatieAR")[1].split("\n\n")[0]
+    assert "conference-soudan  machine" in facebook and "conference-soudan 1/3" not in facebook
+    assert "france_es_telegram: 0 (Telegram is free)" in out
+    assert "francediplo: 0.68 over 4 day(s)" in out
