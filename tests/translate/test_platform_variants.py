@@ -206,3 +206,51 @@ def test_a_thread_too_long_to_join_goes_out_part_by_part(
     assert [(r.part, r.text[-1], len(r.media)) for r in tg] == [(1, "a", 1), (2, "b", 0)]
     (fb,) = _rows(content, result, "fr_fb").rows
     assert len(fb.text) == 1403
+
+
+def test_a_bcp47_account_language_reaches_the_engine_as_its_code(
+    tmp_path: Path, libre: LibreServer
+) -> None:
+    """A zh-Hant account gets its variant under its own tag, translated by LibreTranslate
+    into "zt" (traditional Chinese), and a zh-Hans account's into "zh"."""
+    accounts = (
+        "timezone: Europe/Paris\naccounts:\n"
+        "  fr_x: {lang: fr, handle: francediplo}\n"
+        "  tw: {lang: zh-Hant, platform: x, handle: franceintaiwan}\n"
+        "  cn: {lang: zh-Hans, platform: weibo, handle: ambafrancechine}\n"
+    )
+    content = make_repo(tmp_path, "lang: fr\ntext: La France salue l'accord.\n", accounts)
+    variants = by_key(run(tmp_path, content, libre))
+    assert variants[("zh-Hant", "x", 1)].state == "ready"
+    assert variants[("zh-Hans", "weibo", 1)].state == "ready"
+    assert sorted(_first(c.params, "target") or "" for c in libre.calls) == ["zh", "zt"]
+
+
+def test_translate_write_puts_each_language_in_the_file_once(
+    tmp_path: Path, libre: LibreServer
+) -> None:
+    """Two platforms in one language share the post's machine translation: written once;
+    a platform version's translation is never written (an editor writes it)."""
+    from bot.translate.write import write_translations
+
+    content = make_repo(
+        tmp_path,
+        """\
+        lang: fr
+        text: La France salue l'accord.
+        languages: [fr, en]
+        platforms:
+          facebook:
+            text: La France salue l'accord avec le ministre.
+        """,
+    )
+    result = run(tmp_path, content, libre)
+    assert {(v.lang, v.platform) for v in result.variants if v.origin == "machine"} == {
+        ("en", "x"),
+        ("en", "facebook"),
+    }
+    written = write_translations(tmp_path, content.posts["p"], result.variants, "libre")
+    assert written == ["en"]
+    reloaded = load(tmp_path).posts["p"].post
+    assert list(reloaded.translations) == ["en"] and "minister" not in reloaded.translations["en"]
+    assert reloaded.platforms["facebook"].translations == {}
