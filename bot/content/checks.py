@@ -554,17 +554,15 @@ class PostChecker:
                 over.append((length - limit, where, length, limit))
         if not over:
             return
-        over.sort(key=lambda o: -o[0])
+        over.sort(key=lambda o: -o[0])  # stable: X first among equals (see _unique)
         excess, where, length, limit = over[0]
-        what = "a caption" if limit != where.limits.text else "text"
+        caption = " for a post with images (a caption)" if limit != where.limits.text else ""
         also = "".join(f"; {w.display} {n} (limit {m})" for _e, w, n, m in over[1:])
         self.out.add(
             doc,
             loc,
             f"text is {length} characters long as {where.display} counts them; the limit "
-            f"is {limit}"
-            + (" for a post with images (a caption)" if what != "text" else "")
-            + also,
+            f"is {limit}{caption}{also}",
             f"shorten it by {excess}, or move the rest to 'thread:'",
         )
 
