@@ -88,7 +88,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("post-now", parents=[common], help="publish a post now, through the ledger")
     p.add_argument("id", help="the post's id")
     p.add_argument("--lang", type=_langs, help="only these languages, e.g. fr,en")
-    p.add_argument("--dry-run", action="store_true", help="write to the outbox, not to X")
+    p.add_argument(
+        "--dry-run", action="store_true", help="write to the outbox, not to the platforms"
+    )
+    p.add_argument("--account", help="only this account (its id in accounts.yaml)")
+    p.add_argument(
+        "--resend",
+        action="store_true",
+        help="with --account: send again what is UNKNOWN there (you checked it is not "
+        "published: Telegram), or make a Weibo task again",
+    )
+
+    p = sub.add_parser(
+        "mark-posted",
+        parents=[common],
+        help="record a delivery a person published or found (Weibo; Telegram's UNKNOWN)",
+    )
+    p.add_argument("id", help="the post's id")
+    p.add_argument("--account", required=True, help="the account's id in accounts.yaml")
+    p.add_argument("--url", required=True, help="the published post's link")
+    p.add_argument("--part", type=_positive_int, help="the part (when several are open)")
 
     p = sub.add_parser("status", parents=[common], help="ledger state of every delivery")
     p.add_argument("id", nargs="?", help="only this post")
@@ -380,7 +399,22 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
 
     content = load(args.root)
     accounts = _targets(content, args.id, args.lang)
+    if args.account is not None:
+        accounts = [_account(content, args.id, args.account, accounts)]
+    elif args.resend:
+        raise ConfigError("--resend needs --account: say which account to send again")
     pub = _publishing(args, content, dry_run=args.dry_run)
+    if args.resend:
+        channel = pub.channel_of[args.account]
+        unknown = [
+            r
+            for r in pub.ledger.rows(args.id, channel=channel)
+            if r.account == args.account and r.state is State.UNKNOWN
+        ]
+        if not unknown:
+            print(f"@{content.accounts.accounts[args.account].handle}: nothing UNKNOWN to resend")
+        for line in pub.deliverers[channel].resend(unknown, datetime.now(UTC)):
+            print(f"@{content.accounts.accounts[args.account].handle} ({channel}): {line}")
     results = publish_now(pub, content, content.posts[args.id], accounts)
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
     for result in results:
@@ -398,8 +432,44 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok and not r.message for r in results) else EXIT_INVALID
 
 
+def _account(content: ContentSet, post_id: str, account: str, targets: list[str]) -> str:
+    """``--account``: an account of accounts.yaml that ``post_id`` goes out on."""
+    if account not in content.accounts.accounts:
+        known = ", ".join(sorted(content.accounts.accounts))
+        raise ConfigError(f"no account '{account}' in accounts.yaml: use one of {known}")
+    if account not in targets:
+        raise ConfigError(f"{post_id} does not go out on account '{account}'")
+    return account
+
+
+def _cmd_mark_posted(args: argparse.Namespace) -> int:
+    from bot.content.loader import load
+    from bot.publish.manual import mark_posted
+
+    content = load(args.root)
+    account = _account(content, args.id, args.account, _targets(content, args.id, None))
+    store = _store(args, create=False)
+    if store is None:
+        print(f"diplobot: no deliveries recorded for {args.id}", file=sys.stderr)
+        return EXIT_INVALID
+    ledger = store.ledger
+    rows = [r for r in ledger.rows(args.id) if r.account == account]
+    marked = mark_posted(
+        ledger,
+        rows,
+        platform=content.accounts.accounts[account].platform,
+        url=args.url,
+        part=args.part,
+    )
+    handle = content.accounts.accounts[account].handle
+    print(f"@{handle}: {marked.message}", file=sys.stdout if marked.ok else sys.stderr)
+    return EXIT_OK if marked.ok else EXIT_INVALID
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
+
+    from bot.publish.deliver import for_a_person
 
     store = _store(args, create=False)
     ledger = store.ledger if store is not None else None
@@ -416,6 +486,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                         "state": str(r.state),
                         "media": [asdict(m) for m in r.media],
                         "stale": stale.get(r.id),
+                        "for_a_person": for_a_person(r),
                     }
                     for r in rows
                 ],
@@ -435,9 +506,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if r.id in stale:
             tail = f"STALE: {stale[r.id]}; reconciled at the next start of the service or post-now"
         retry = f" retry at {r.retry_at:%Y-%m-%d %H:%M} UTC" if r.retry_at else ""
+        state = str(r.state)
+        if for_a_person(r):  # a manual task, or a channel that cannot be searched
+            state, retry = f"{r.state} (FOR A PERSON)", ""
         print(
             f"{r.due_at:%Y-%m-%d %H:%M} UTC  {r.post_id} part {r.part}  {r.account} "
-            f"[{r.channel}]  {r.state}  attempts {r.attempts}{retry}  {tail}".rstrip()
+            f"[{r.channel}]  {state}  attempts {r.attempts}{retry}  {tail}".rstrip()
         )
     problems = [
         r for r in rows if r.state in (State.FAILED, State.UNKNOWN, State.EXPIRED) or r.id in stale
@@ -447,12 +521,18 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f"{len(problems)} delivery(ies) need attention (FAILED, UNKNOWN, EXPIRED or stale "
             "SENDING): see docs/operations.md"
         )
+    waiting = [r for r in rows if for_a_person(r)]
+    if waiting:
+        print(
+            f"{len(waiting)} of them wait for a person (a Weibo task, or a Telegram post to "
+            "check): each line says what to do, then 'diplobot mark-posted'"
+        )
     return EXIT_OK
 
 
 def _cmd_retract(args: argparse.Namespace) -> int:
     from bot.content.loader import load
-    from bot.publish.deliver import may_be_live
+    from bot.publish.deliver import display_name, may_be_live
     from bot.publish.retract import retract
 
     content = load(args.root)
@@ -469,8 +549,9 @@ def _cmd_retract(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             print("retract deletes published posts: add --yes to confirm", file=sys.stderr)
             return EXIT_USAGE
+        where = " or ".join(sorted({display_name(pub.platforms, r.account) for r in unsure}))
         unsure_part = (
-            f", look up {len(unsure)} that X may hold (deleted if found)" if unsure else ""
+            f", look up {len(unsure)} that {where} may hold (deleted if found)" if unsure else ""
         )
         answer = input(
             f"Delete {len(live)} published post(s){unsure_part} and cancel {len(pending)} "
@@ -488,7 +569,8 @@ def _cmd_retract(args: argparse.Namespace) -> int:
 def _cmd_accounts(args: argparse.Namespace) -> int:
     from bot.content.loader import load
     from bot.errors import PublishError
-    from bot.platforms import own_publishers, read_settings
+    from bot.platforms import own_publishers, platform_of, read_settings
+    from bot.publish.base import AccountCheck
 
     content = load(args.root)
     accounts = content.accounts.accounts
@@ -496,24 +578,29 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     found = own_publishers(accounts, read_settings(accounts, _wiring(args).settings))
     for account, publisher in found.items():
         handle = accounts[account].handle
+        where = f"{account} ({platform_of(accounts[account]).display})"
         if isinstance(publisher, str):
-            print(f"{account}: no credentials (set {publisher})")
+            print(f"{where}: no credentials (set {publisher})")
             ok = False
             continue
         try:
             actual = publisher.whoami(account)
+            # A platform's own checks (a token's expiry, an instance's limit), when it has any.
+            warnings = publisher.check(account) if isinstance(publisher, AccountCheck) else []
         except PublishError as exc:
-            print(f"{account}: FAILED: {exc}")
+            print(f"{where}: FAILED: {exc}")
             ok = False
             continue
         if actual.lower() != handle.lower():
             print(
-                f"{account}: credentials belong to @{actual}, but accounts.yaml says "
+                f"{where}: credentials belong to @{actual}, but accounts.yaml says "
                 f"@{handle}: fix one of them"
             )
             ok = False
         else:
-            print(f"{account}: ok (@{actual})")
+            print(f"{where}: ok (@{actual})")
+        for warning in warnings:
+            print(f"{where}: WARNING: {warning}")
     return EXIT_OK if ok else EXIT_INVALID
 
 
@@ -652,6 +739,7 @@ _COMMANDS = {
     "plan": _cmd_plan,
     "translate": _cmd_translate,
     "post-now": _cmd_post_now,
+    "mark-posted": _cmd_mark_posted,
     "status": _cmd_status,
     "retract": _cmd_retract,
     "accounts": _cmd_accounts,

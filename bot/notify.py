@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from loguru import logger
 
+from bot.platforms import PLATFORMS
 from bot.state.ledger import Row
 
 if TYPE_CHECKING:
@@ -25,20 +26,35 @@ class Notifier:
         webhook: str | None = None,
         timeout: float = 10.0,
         handles: dict[str, str] | None = None,
+        platforms: dict[str, str] | None = None,
     ) -> None:
         self.webhook = webhook
         self.timeout = timeout
         self.handles = handles or {}
+        # account → its platform's name (accounts.yaml's ``platform:``), to say where it is
+        self.platforms = platforms or {}
+
+    def where(self, account: str, handle: str | None = None) -> str:
+        """How an alert names an account: ``@handle on Mastodon`` (its platform's display
+        name, when the notifier knows the account's platform)."""
+        shown = f"@{handle or self.handles.get(account, account)}"
+        found = PLATFORMS.get(self.platforms.get(account, ""))
+        return f"{shown} on {found.display}" if found is not None else shown
+
+    def _platform(self, account: str) -> dict[str, str]:
+        """The ``platform`` field of an alert about ``account``, when known."""
+        name = self.platforms.get(account)
+        return {"platform": name} if name else {}
 
     def delivery(self, row: Row, reason: str) -> None:
-        handle = self.handles.get(row.account, row.account)
         self.send(
             {
-                "text": f"diplobot: {row.post_id} part {row.part} for @{handle} is {row.state}: "
-                f"{reason}",
+                "text": f"diplobot: {row.post_id} part {row.part} for {self.where(row.account)} "
+                f"is {row.state}: {reason}",
                 "event": f"delivery.{row.state.lower()}",
                 "post": row.post_id,
                 "account": row.account,
+                **self._platform(row.account),
                 "part": row.part,
                 "state": str(row.state),
                 "reason": reason,
@@ -46,13 +62,13 @@ class Notifier:
         )
 
     def held(self, post_id: str, account: str, reason: str) -> None:
-        handle = self.handles.get(account, account)
         self.send(
             {
-                "text": f"diplobot: {post_id} for @{handle} is held: {reason}",
+                "text": f"diplobot: {post_id} for {self.where(account)} is held: {reason}",
                 "event": "delivery.held",
                 "post": post_id,
                 "account": account,
+                **self._platform(account),
                 "state": "HELD",
                 "reason": reason,
             }
@@ -90,7 +106,8 @@ class Notifier:
         )
         self.send(
             {
-                "text": f"diplobot: another publisher sends our content on @{foreign.handle}: "
+                "text": "diplobot: another publisher sends our content to "
+                f"{self.where(foreign.account, foreign.handle)}: "
                 f"{foreign.their_url or foreign.theirs} is {foreign.post} part {foreign.part}, "
                 f"but this service did not send it ({ours}). Two deployments are publishing "
                 "to this account: stop the other one, then check the account for posts "
@@ -98,6 +115,7 @@ class Notifier:
                 "event": "account.foreign_publisher",
                 "post": foreign.post,
                 "account": foreign.account,
+                **self._platform(foreign.account),
                 "part": foreign.part,
                 "state": foreign.state,
                 "ours": foreign.ours,

@@ -25,7 +25,7 @@ from loguru import logger
 from bot.content.types import CONTENT_DIR, ContentSet, PostEntry
 from bot.errors import PublishError
 from bot.platforms import Limits, platform
-from bot.publish.deliver import REARMABLE
+from bot.publish.deliver import REARMABLE, display_name
 from bot.publish.session import Publishing
 from bot.schedule import plan as planning
 from bot.source import head_commit
@@ -280,8 +280,9 @@ def record(
         try:
             rearm[account] = pub.deliverers[channel].rearm(ended, item.due)
         except PublishError as exc:
+            where = display_name(pub.platforms, account)
             return (
-                "nothing sent: it may be on X from an earlier attempt, and the "
+                f"nothing sent: it may be on {where} from an earlier attempt, and the "
                 f"timeline could not be read to check ({exc}); try again later"
             )
     if not resuming:

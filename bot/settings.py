@@ -342,6 +342,30 @@ VARIABLES: dict[str, str] = {
     "DIPLOBOT_X_API_URL": "the X API base (default `https://api.x.com`)",
     "DIPLOBOT_X_TIMEOUT": "seconds to connect and between two reads of X's answer (default 20; "
     "a request ends after 3 × this)",
+    "DIPLOBOT_MASTODON_TIMEOUT": "seconds to connect and between two reads of a Mastodon "
+    "instance's answer (default 20; a request ends after 3 × this, and an image's processing "
+    "is awaited as long). A Mastodon "
+    "account's token is its `DIPLOBOT_<ACCOUNT>_ACCESS_TOKEN` (scopes `read write`)",
+    "DIPLOBOT_<ACCOUNT>_APP_PASSWORD": "the Bluesky account's app password (Settings → "
+    "Privacy and security → App passwords; never the account's own password). Secret",
+    "DIPLOBOT_BLUESKY_PDS_URL": "the Bluesky PDS (default `https://bsky.social`)",
+    "DIPLOBOT_BLUESKY_TIMEOUT": "seconds to connect and between two reads of the PDS's answer "
+    "(default 20; a call ends after 3 × this)",
+    "DIPLOBOT_BLUESKY_SESSION_DIR": "where Bluesky sessions are kept between runs, one file per "
+    "account, mode 0600 (default `bluesky/` beside the state database)",
+    "DIPLOBOT_FACEBOOK_API_URL": "the Graph API base, version included (default "
+    "`https://graph.facebook.com/v21.0`)",
+    "DIPLOBOT_FACEBOOK_APP_SECRET": "the Meta app's secret, when the app requires "
+    "`appsecret_proof` (Require App Secret); optional. Secret",
+    "DIPLOBOT_FACEBOOK_TIMEOUT": "seconds to connect and between two reads of Facebook's answer "
+    "(default 20; a request ends after 3 × this)",
+    "DIPLOBOT_<ACCOUNT>_BOT_TOKEN": "a Telegram account's bot token (from @BotFather; the bot "
+    "is an administrator of the channel, allowed to post). Secret",
+    "DIPLOBOT_TELEGRAM_API_URL": "the Telegram Bot API base (default `https://api.telegram.org`)",
+    "DIPLOBOT_TELEGRAM_TIMEOUT": "seconds to connect, write and read each Telegram request "
+    "(default 20; a request ends after 3 × this)",
+    "DIPLOBOT_WEIBO_TASK_WINDOW": "how long a Weibo delivery stays a task for a person before it "
+    "is EXPIRED: seconds, or `30m`, `12h` (default 24 h)",
     "DIPLOBOT_LOG_LEVEL": "`INFO` by default",
     "DIPLOBOT_LOG_FORMAT": "`json` or `text` (default: text on a terminal, JSON otherwise)",
     "REQUESTS_CA_BUNDLE": "an institution's own CA bundle, for X (also read by requests for "

@@ -56,10 +56,15 @@ class Wiring:
     def translator(self) -> Translator:
         return make_translator(self.settings.translator)
 
-    def notifier(self, handles: dict[str, str] | None = None) -> Notifier:
-        """Alerts, naming accounts by ``handles`` (account → @handle)."""
+    def notifier(
+        self, handles: dict[str, str] | None = None, platforms: dict[str, str] | None = None
+    ) -> Notifier:
+        """Alerts, naming accounts by ``handles`` (account → @handle) and ``platforms``
+        (account → its platform's name: "@handle on Mastodon")."""
         url = self.settings.alert_webhook
-        return Notifier(url.reveal() if url else None, handles=handles or {})
+        return Notifier(
+            url.reveal() if url else None, handles=handles or {}, platforms=platforms or {}
+        )
 
     def x(self, accounts: list[str]) -> XSettings:
         """X credentials of ``accounts`` (and what each account without them must set).

@@ -32,6 +32,8 @@ class OutboxPublisher:
             "account": item.account,
             "handle": item.handle,
             "text": item.text,
+            "lang": item.lang or None,  # as a platform that tags posts would tag it
+            "key": item.key or None,  # the delivery's identity (idempotency, record key)
             "reply_to": item.reply_to_id,
             "media": [
                 # With the bytes of the validated revision, their digest says what would go.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,5 +162,26 @@ class Publisher(Protocol):
         Raises:
             ConfigError: the channel holds no credentials for ``account``.
             PublishError: the platform could not tell.
+        """
+        ...
+
+
+@runtime_checkable
+class AccountCheck(Protocol):
+    """What a publisher may add to ``diplobot accounts check`` beyond ``whoami``: warnings
+    about an account that an operator should act on before they bite (an optional part of
+    the contract: a publisher without ``check`` has nothing to add).
+
+    ``isinstance(publisher, AccountCheck)`` tells whether a publisher has it."""
+
+    def check(self, account: str) -> list[str]:
+        """What an operator should know about ``account``'s channel, one sentence each,
+        saying what to do: a token that expires soon (Facebook: "the page token expires on
+        2027-01-05, in 12 days: renew it …"), a text limit of the instance other than the
+        one diplobot plans with (Mastodon). [] when there is nothing to say.
+
+        Raises:
+            ConfigError: the channel holds no credentials for ``account``.
+            PublishError: the platform could not tell (the check is reported as failed).
         """
         ...

@@ -1,9 +1,11 @@
 """Retract a post: delete every published part, cancel the ones not yet published.
 
-A delivery whose outcome is not known (UNKNOWN, or FAILED because X's timeline could never be
-read) may be live on X: it is looked up first. Found: deleted, like a published one. Not
-found: cancelled. The look-up fails: nothing is changed and the retraction is reported as
-incomplete, since marking it RETRACTED would hide a post that may be live.
+A delivery whose outcome is not known (UNKNOWN, or FAILED because its account could never be
+read) may be live on its platform: it is looked up first. Found: deleted, like a published
+one. Not found: cancelled. The look-up fails (or the platform cannot be searched, as
+Telegram): nothing is changed and the retraction is reported as incomplete, since marking it
+RETRACTED would hide a post that may be live. Every platform is retracted the same way,
+through its publisher's ``find`` and ``delete``; messages name the account's platform.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.errors import PublishError
-from bot.publish.deliver import display_name, may_be_live
+from bot.publish.deliver import display_name, is_task, may_be_live
 from bot.publish.session import Publishing
 from bot.state.ledger import Row, State
 
@@ -35,6 +37,16 @@ def retract(pub: Publishing, rows: list[Row]) -> Retraction:
                 out.lines.append(f"{where}: cancelled")
             continue
         deliverer = pub.deliverers.get(row.channel)
+        if is_task(row):  # a manual channel's open task: withdrawn from the person
+            name = display_name(platforms, row.account)
+            if pub.ledger.transition(
+                row.id, State.RETRACTED, expect=[row.state], error="cancelled by retract (task)"
+            ):
+                out.lines.append(
+                    f"{where}: task cancelled (if it was already posted on {name}, delete it "
+                    "there by hand)"
+                )
+            continue
         if may_be_live(row):
             name = display_name(platforms, row.account)
             if deliverer is None:

@@ -48,15 +48,15 @@ class Publishing:
         """``media``: where images are read from when published (default: the content folder,
         checked again as each file is read); the service passes its validated revision.
         ``wiring``: the translator, notifier and credentials of this process's settings."""
-        handles = {a: acct.handle for a, acct in content.accounts.accounts.items()}
-        ledger = store.ledger
-        notifier = wiring.notifier(handles)
-        translator = translator or wiring.translator()
         accounts = content.accounts.accounts
+        handles = {a: acct.handle for a, acct in accounts.items()}
+        platforms = {a: acct.platform for a, acct in accounts.items()}
+        ledger = store.ledger
+        notifier = wiring.notifier(handles, platforms)
+        translator = translator or wiring.translator()
         channels = wiring.publishers(
             accounts, dry_run=dry_run, outbox_path=state_dir / "outbox.jsonl"
         )
-        platforms = {a: acct.platform for a, acct in accounts.items()}
         media = media or FolderMedia(content.root)
         deliverers = {
             name: Deliverer(

@@ -396,7 +396,8 @@ class Service:
         try:
             self.watcher.tick(
                 pub,
-                self.notifier,
+                # The content's notifier names each account's handle and platform.
+                pub.notifier if pub is not None else self.notifier,
                 publishing=self.dispatch.lock.locked(),
                 now=datetime.now(UTC),
                 stopping=self.stopping.is_set,

@@ -24,9 +24,22 @@ JOIN_SEPARATOR = "\n\n"
 """Between the parts of a thread published as one post (a platform without reply chains)."""
 
 
+_NUMBERING = re.compile(r"\s+(\d{1,3})/(\d{1,3})$")
+
+
 def join_parts(texts: Sequence[str]) -> str:
-    """The parts of a thread as one post's text, in order."""
-    return JOIN_SEPARATOR.join(t.strip() for t in texts)
+    """The parts of a thread as one post's text, in order. A part's closing number ("… 2/3",
+    as editors and :func:`split_thread` write them) means nothing in one post: it is dropped
+    when it is exactly the part's place in the thread."""
+    total = len(texts)
+    out = []
+    for place, text in enumerate(texts, 1):
+        text = text.strip()
+        found = _NUMBERING.search(text)
+        if found and (int(found[1]), int(found[2])) == (place, total):
+            text = text[: found.start()]
+        out.append(text)
+    return JOIN_SEPARATOR.join(out)
 
 
 def split_thread(

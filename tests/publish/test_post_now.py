@@ -140,5 +140,5 @@ def test_accounts_check_reports_each_account(
     accounts.write_text(accounts.read_text().replace("handle: francediplo_ES", "handle: otro"))
     assert main(["accounts", "check", "--root", str(repo)]) == 1
     out = capsys.readouterr().out
-    assert "francediplo: ok (@francediplo)" in out
+    assert "francediplo (X): ok (@francediplo)" in out
     assert "credentials belong to @francediplo_ES, but accounts.yaml says @otro" in out
