@@ -71,6 +71,41 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     return value
 
 
+def read_credentials(
+    env: Mapping[str, str], accounts: list[str], suffix: str
+) -> tuple[dict[str, Secret], dict[str, str]]:
+    """Each account's ``DIPLOBOT_<ACCOUNT>_<suffix>`` secret (or its ``_FILE``), and for each
+    account without one, the variable to set: what every platform's ``read_settings`` reads.
+
+    Raises:
+        ConfigError: a variable and its ``_FILE`` are both set, or a file cannot be read.
+    """
+    found: dict[str, Secret] = {}
+    missing: dict[str, str] = {}
+    for account in accounts:
+        name = f"DIPLOBOT_{env_name(account)}_{suffix}"
+        secret = read_secret(name, env)
+        if secret:
+            found[account] = secret
+        else:
+            missing[account] = name
+    return found, missing
+
+
+def read_timeout(env: Mapping[str, str], name: str, default: float = 20.0) -> float:
+    """A platform's timeout in seconds, from 0.1 to 600.
+
+    Raises:
+        ConfigError: the variable is not a number in that range.
+    """
+    return _float(env, name, default, 0.1, 600)
+
+
+def ca_bundle(env: Mapping[str, str]) -> str | None:
+    """An institution's own CA bundle, as requests would have read it from the environment."""
+    return env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None
+
+
 def _duration(env: Mapping[str, str], name: str, default: float) -> float:
     """Seconds, or a number with s, m or h (``15m``)."""
     raw = (env.get(name) or "").strip().lower()
@@ -147,7 +182,7 @@ class XSettings:
             api_secret=api_secret,
             tokens=tokens,
             missing=missing,
-            ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+            ca_bundle=ca_bundle(env),
         )
 
 

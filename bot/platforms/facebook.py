@@ -80,7 +80,7 @@ from bot.errors import (
 )
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
-from bot.settings import Secret, _float, read_secret
+from bot.settings import Secret, ca_bundle, read_credentials, read_secret, read_timeout
 
 if TYPE_CHECKING:
     from bot.content.model import Account
@@ -147,21 +147,13 @@ def read_settings(settings: Settings, accounts: list[str]) -> FacebookSettings:
             ``DIPLOBOT_FACEBOOK_TIMEOUT`` is not a number in range.
     """
     env = settings.platform_env
-    tokens: dict[str, Secret] = {}
-    missing: dict[str, str] = {}
-    for account in accounts:
-        name = f"DIPLOBOT_{env_name(account)}_ACCESS_TOKEN"
-        token = read_secret(name, env)
-        if token:
-            tokens[account] = token
-        else:
-            missing[account] = name
+    tokens, missing = read_credentials(env, accounts, "ACCESS_TOKEN")
     return FacebookSettings(
         api_url=env.get("DIPLOBOT_FACEBOOK_API_URL") or DEFAULT_API_URL,
-        timeout=_float(env, "DIPLOBOT_FACEBOOK_TIMEOUT", DEFAULT_TIMEOUT, 0.1, 600),
+        timeout=read_timeout(env, "DIPLOBOT_FACEBOOK_TIMEOUT", DEFAULT_TIMEOUT),
         tokens=tokens,
         missing=missing,
-        ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+        ca_bundle=ca_bundle(env),
         app_secret=read_secret("DIPLOBOT_FACEBOOK_APP_SECRET", env),
     )
 

@@ -63,7 +63,7 @@ from bot.errors import (
 )
 from bot.platforms import Account
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
-from bot.settings import Secret, Settings, read_secret
+from bot.settings import Secret, Settings, read_credentials, read_timeout
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 DEFAULT_TIMEOUT = 20.0
@@ -100,24 +100,8 @@ def read_settings(settings: Settings, accounts: list[str]) -> TelegramSettings:
             timeout is not a number from 0.1 to 600.
     """
     env = settings.platform_env
-    tokens: dict[str, Secret] = {}
-    missing: dict[str, str] = {}
-    for account in accounts:
-        name = token_variable(account)
-        token = read_secret(name, env)
-        if token:
-            tokens[account] = token
-        else:
-            missing[account] = name
-    raw = (env.get("DIPLOBOT_TELEGRAM_TIMEOUT") or "").strip()
-    timeout = DEFAULT_TIMEOUT
-    if raw:
-        try:
-            timeout = float(raw)
-        except ValueError:
-            raise ConfigError(f"DIPLOBOT_TELEGRAM_TIMEOUT={raw!r} is not a number") from None
-        if not 0.1 <= timeout <= 600:
-            raise ConfigError(f"DIPLOBOT_TELEGRAM_TIMEOUT={raw} must be between 0.1 and 600")
+    tokens, missing = read_credentials(env, accounts, "BOT_TOKEN")
+    timeout = read_timeout(env, "DIPLOBOT_TELEGRAM_TIMEOUT", DEFAULT_TIMEOUT)
     api_url = (env.get("DIPLOBOT_TELEGRAM_API_URL") or DEFAULT_TELEGRAM_API_URL).rstrip("/")
     return TelegramSettings(tokens, missing, api_url, timeout)
 
