@@ -111,7 +111,10 @@ _BLUESKY_HANDLE = re.compile(
     r"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 )
 _TELEGRAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
-_HTTPS_URL = re.compile(r"https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/?")
+# https, or plain http to this machine only (a local proxy, a test server).
+_INSTANCE_URL = re.compile(
+    r"(https://[A-Za-z0-9.\-]+|http://(127\.0\.0\.1|localhost|\[::1\]))(:[0-9]{1,5})?/?"
+)
 _PLATFORM_FIELDS = {
     "instance": "mastodon",
     "did": "bluesky",
@@ -164,12 +167,13 @@ def check_account_fields(doc: YamlDoc, aid: str, account: Account, out: Collecto
                 "add instance: https://<your server>, e.g. instance: https://mastodon.social",
                 key=True,
             )
-        elif not _HTTPS_URL.fullmatch(account.instance):
+        elif not _INSTANCE_URL.fullmatch(account.instance):
             out.add(
                 doc,
                 (*loc, "instance"),
                 f"instance '{one_line(account.instance)}' is not an https:// server address",
-                "write the server's address only, e.g. https://mastodon.social",
+                "write the server's address only, e.g. https://mastodon.social (plain http "
+                "only to this machine: http://127.0.0.1:PORT)",
             )
     elif name == "bluesky" and (len(handle) > 253 or not _BLUESKY_HANDLE.fullmatch(handle)):
         out.add(

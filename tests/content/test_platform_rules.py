@@ -19,6 +19,7 @@ timezone: Europe/Paris
 accounts:
   francediplo:    {lang: fr, platform: x, handle: francediplo}
   diplo_fr_masto: {lang: fr, platform: mastodon, handle: France, instance: https://social.example}
+  diplo_fr_local: {lang: fr, platform: mastodon, handle: Local, instance: "http://127.0.0.1:8080"}
   diplo_en_sky:   {lang: en, platform: bluesky, handle: diplo.bsky.social}
   diplo_ar_fb:    {lang: ar, platform: facebook, handle: FranceDiplo.ar, page: "1234567890"}
   diplo_es_tg:    {lang: es, platform: telegram, handle: francediplo_es}
