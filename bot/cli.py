@@ -343,9 +343,13 @@ def _cmd_translate(args: argparse.Namespace) -> int:
         )
     else:
         for v in result.variants:
-            part = f" part {v.part}" if content.posts[v.post].parts > 1 else ""
+            part = (
+                f" part {v.part}" if content.posts[v.post].parts_for(v.platform or None) > 1 else ""
+            )
             reason = f" — {v.reason}" if v.reason else ""
-            print(f"{v.post} [{v.lang}]{part}: {v.origin}, {v.state}{reason}")
+            # The platform only where the language has several (each may differ).
+            where = f" {v.platform}" if len(content.platforms_of(v.lang)) > 1 else ""
+            print(f"{v.post} [{v.lang}{where}]{part}: {v.origin}, {v.state}{reason}")
             for text in v.texts:
                 print("    " + text.replace("\n", "\n    "))
         print(
