@@ -345,7 +345,7 @@ def test_installed_package_runs_the_commands(
     plan = image.run([*diplobot, *argv], env, tmp_path)
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert plan.stdout.startswith("Plan from 2026-11-23 12:00 to 2026-11-30 12:00 UTC: ")
-    assert "@francediplo_AR (ar, Asia/Beirut)" in plan.stdout
+    assert "@francediplo_AR (X, ar, Asia/Beirut)" in plan.stdout
     # The same plan as the source tree computes.
     assert plan.stdout == run_cli(*argv).out
 
