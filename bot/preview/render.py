@@ -1,0 +1,80 @@
+"""The preview model → a static site: ``index.html`` (the calendar, drafts and held posts, the
+schedule's changes) and one page per post (its cards), from Jinja2 templates shipped in
+``bot/preview/templates/``. Autoescaping is on for every template: the text of a post, an alt
+text, a reason or a file name is untrusted input and is always drawn as text (a ``<script>``
+in a post shows as ``<script>``). The CSS is inline; no page loads anything from elsewhere,
+so the site opens from ``file://`` and from the service's ``/preview`` alike.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from bot.content.types import CONTENT_DIR
+from bot.preview.model import Preview
+
+INDEX = "index.html"
+
+
+@dataclass(slots=True)
+class Site:
+    """The pages (file name → HTML) and the images to put beside them (site path → file)."""
+
+    pages: dict[str, str] = field(default_factory=dict)
+    assets: dict[str, Path] = field(default_factory=dict)
+
+    def write(self, out: Path) -> None:
+        """Write the site into ``out`` (created; what an earlier preview left is replaced)."""
+        out.mkdir(parents=True, exist_ok=True)
+        old_files = out / "files"
+        if old_files.is_dir():
+            shutil.rmtree(old_files)
+        for stale in out.glob("post-*.html"):
+            stale.unlink()
+        for name, html in self.pages.items():
+            (out / name).write_text(html, encoding="utf-8")
+        for name, source in self.assets.items():
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("bot.preview", "templates"),
+        autoescape=True,  # every template, whatever its name: post text is untrusted
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["local"] = lambda moment, fmt="%a %d %b %Y %H:%M": moment.strftime(fmt)
+    return env
+
+
+def render(preview: Preview, content_root: Path, *, generated: datetime | None = None) -> Site:
+    """Every page of ``preview``; images are taken from ``content_root``'s content folder."""
+    env = environment()
+    stamp = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    common = {"preview": preview, "generated": stamp}
+    site = Site()
+    site.pages[INDEX] = env.get_template("index.html").render(**common)
+    post_template = env.get_template("post.html")
+    for page in preview.posts:
+        site.pages[page.page] = post_template.render(page=page, **common)
+        for card in page.cards:
+            for part in card.parts:
+                for image in part.images:
+                    site.assets.setdefault(image.src, content_root / CONTENT_DIR / image.file)
+    return site
+
+
+def file_url(out: Path) -> str:
+    """The address to open the written site in a browser."""
+    return (out.resolve() / INDEX).as_uri()
