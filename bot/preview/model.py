@@ -35,6 +35,9 @@ from bot.text.protect import entity_spans
 if TYPE_CHECKING:
     from bot.translate.localize import Variant
 
+RTL = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ku", "ps", "sd", "ug", "ur", "yi"})
+"""Languages written right to left (their ISO 639 codes)."""
+
 # -- the cards -----------------------------------------------------------------------------
 
 
@@ -104,6 +107,12 @@ class Card:
     @property
     def ready(self) -> bool:
         return not self.reason
+
+    @property
+    def direction(self) -> str:
+        """The card's layout, as the platform's app in the account's language draws it (each
+        paragraph then takes the direction of its own first letter: ``dir="auto"``)."""
+        return "rtl" if self.lang.split("-")[0].lower() in RTL else "ltr"
 
     @property
     def over(self) -> bool:
