@@ -7,6 +7,7 @@ the preview: the variant is drawn "awaiting translation", with the reason.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -22,7 +23,7 @@ from bot.schedule.diff import ScheduleDiff, diff_plans
 from bot.schedule.plan import Pin, Plan
 from bot.schedule.plan import plan as pure_plan
 from bot.state.pins import Pins
-from bot.state.translations import TranslationCache
+from bot.state.translations import CacheKey, TranslationCache
 from bot.translate.base import Translator
 
 DEFAULT_DAYS = 14
@@ -39,6 +40,26 @@ class Unavailable:
 
     def translate(self, text: str, source: str, target: str) -> str:
         raise TranslationTransient(f"no translator: {self.why}")
+
+
+class Deferred(TranslationCache):
+    """The translation cache, its writes kept until :meth:`flush` and then made in one
+    transaction: a preview publishes nothing, so nothing needs a translation stored before
+    the next one is asked for (publishing does, and writes each at once)."""
+
+    def __init__(self, cache: TranslationCache) -> None:
+        super().__init__(cache.engine)
+        self.pending: list[tuple[CacheKey, str]] = []
+        self.lock = threading.Lock()
+
+    def put(self, key: CacheKey, value: str) -> None:
+        with self.lock:
+            self.pending.append((key, value))
+
+    def flush(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, []
+        self.put_many(pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +89,9 @@ def make(
     if only is not None:
         wanted &= only | {c.post for c in (diff.changes if diff else [])}
         wanted |= only & set(content.posts)
-    loc = localize(content, translator, cache, post_ids=sorted(wanted), parallel=parallel)
+    deferred = Deferred(cache)
+    loc = localize(content, translator, deferred, post_ids=sorted(wanted), parallel=parallel)
+    deferred.flush()
     preview = build(
         content,
         result,

@@ -61,14 +61,22 @@ class TranslationCache:
         return found
 
     def put(self, key: CacheKey, value: str) -> None:
-        values = {
-            "backend": key.backend,
-            "source_lang": key.source_lang,
-            "target_lang": key.target_lang,
-            "source_hash": key.source_hash,
-            "glossary_version": key.glossary_version,
-            "text": value,
-            "created_at": utc_now(),
-        }
+        self.put_many([(key, value)])
+
+    def put_many(self, items: list[tuple[CacheKey, str]]) -> None:
+        """Store every (key, text) of ``items`` in one transaction."""
+        if not items:
+            return
+        now = utc_now()
         with self.engine.begin() as conn:
-            conn.execute(upsert(conn, translations, values))
+            for key, value in items:
+                values = {
+                    "backend": key.backend,
+                    "source_lang": key.source_lang,
+                    "target_lang": key.target_lang,
+                    "source_hash": key.source_hash,
+                    "glossary_version": key.glossary_version,
+                    "text": value,
+                    "created_at": now,
+                }
+                conn.execute(upsert(conn, translations, values))
