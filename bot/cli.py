@@ -332,13 +332,21 @@ def _plan_markdown(args: argparse.Namespace, content: ContentSet, now: datetime)
 
 
 def _cmd_preview(args: argparse.Namespace) -> int:
-    from bot.content.loader import load
+    from bot.content.loader import validate
+    from bot.content.report import render_problems
     from bot.preview.render import file_url
+    from bot.preview.render import render_problems as problems_site
     from bot.preview.site import Unavailable, make
     from bot.source import head_commit
     from bot.translate.base import Translator
 
-    content = load(args.root)
+    out = Path(args.out) if args.out else Path(args.root) / ".diplobot" / "preview"
+    content, problems = validate(args.root)
+    if content is None:  # the site says so too: a pull request's artifact is opened first
+        problems_site(problems).write(out)
+        print(render_problems(problems), file=sys.stderr)
+        print(f"the content has errors: {file_url(out)}")
+        return EXIT_INVALID
     now = _now(args)
     since = _since(args) if args.changed_since else None
     try:
@@ -359,7 +367,6 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         revision=head_commit(Path(args.root))[0],
         parallel=_settings(args).translator.parallel,
     )
-    out = Path(args.out) if args.out else Path(args.root) / ".diplobot" / "preview"
     made.site.write(out)
     cards = [c for p in made.preview.posts for c in p.cards]
     waiting = sum(1 for c in cards if not c.ready)

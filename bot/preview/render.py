@@ -9,6 +9,7 @@ so the site opens from ``file://`` and from the service's ``/preview`` alike.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -17,6 +18,7 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from bot.content.types import CONTENT_DIR
+from bot.errors import Problem
 from bot.preview.model import Preview
 
 INDEX = "index.html"
@@ -73,6 +75,21 @@ def render(preview: Preview, content_root: Path, *, generated: datetime | None =
                 for image in part.images:
                     site.assets.setdefault(image.src, content_root / CONTENT_DIR / image.file)
     return site
+
+
+def render_problems(problems: Sequence[Problem], *, generated: datetime | None = None) -> Site:
+    """The site of a repository that cannot be previewed: its problems, file by file, each
+    with its ``file:line`` (what a pull request's artifact shows instead of the cards)."""
+    stamp = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    files: dict[str, list[Problem]] = {}
+    for p in problems:
+        files.setdefault(p.path, []).append(p)
+    page = (
+        environment()
+        .get_template("errors.html")
+        .render(files=sorted(files.items()), generated=stamp)
+    )
+    return Site(pages={INDEX: page})
 
 
 def file_url(out: Path) -> str:
