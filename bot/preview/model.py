@@ -83,6 +83,9 @@ class CardPart:
     number: int
     texts: tuple[Text, ...]
     images: tuple[Image, ...]
+    # No text yet (awaiting translation): the editor's text it will be translated from.
+    pending: Text | None = None
+    pending_lang: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,6 +516,10 @@ def _card(
         )
         caption = bool(images) and limits.caption is not None
         limit = limits.caption if caption and limits.caption is not None else limits.text
+        pending = None
+        if not v.texts:
+            source = entry.human_text(entry.post.lang, v.part - 1) or ""
+            pending = measure_text(source, limits.count, limit, "caption" if caption else "text")
         parts.append(
             CardPart(
                 v.part,
@@ -521,6 +528,8 @@ def _card(
                     for t in v.texts
                 ),
                 images,
+                pending,
+                entry.post.lang if pending is not None else "",
             )
         )
     source, reason = source_of(found)

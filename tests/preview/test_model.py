@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 
-from conftest import ROOT
+from conftest import NOW, ROOT, example_copy
 
 from bot.content.loader import load
-from bot.preview.model import Cell, Preview, build, cut_at, pieces
+from bot.preview.model import Cell, Preview, build, cut_at, page_name, pieces
 from bot.schedule.plan import plan
 from bot.text.length import weighted_length
+from bot.translate.localize import Variant
 
 
 def _cells(preview: Preview, account: str) -> dict[date, Cell]:
@@ -83,3 +85,59 @@ def test_drafts_are_set_apart_with_their_own_page() -> None:
         for c in r.cells
         for item in c.items
     )
+
+
+def _with_accounts(tmp_path: Path, extra: str) -> Path:
+    root = example_copy(tmp_path / "repo")
+    accounts = root / "schedules/accounts.yaml"
+    accounts.write_text(accounts.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    return root
+
+
+def test_each_card_counts_and_limits_as_its_accounts_platform_does(tmp_path: Path) -> None:
+    """One English text on X and on Bluesky: X counts the long URL as 23 and it fits; Bluesky
+    counts every character of it, is past 300 and is marked where it would cut. Each card
+    carries its platform's name; Mastodon's has 500."""
+    root = _with_accounts(
+        tmp_path,
+        "  diplo_bsky: {lang: en, platform: bluesky, handle: francediplo.bsky.social,"
+        " did: 'did:plc:abc123'}\n"
+        "  diplo_masto: {lang: en, platform: mastodon, handle: francediplo,"
+        " instance: 'https://mastodon.social'}\n",
+    )
+    content = load(root)
+    url = "https://www.diplomatie.gouv.fr/en/" + "x" * 200
+    text = "France welcomes the agreement. " * 3 + url
+    variants = [
+        Variant("bilan-cop31", lang, 1, (text if lang == "en" else "Texte",), "human", "ready")
+        for lang in content.posts["bilan-cop31"].languages
+    ]
+    preview = build(content, plan(content, NOW, 14), variants, only={"bilan-cop31"})
+    (page,) = preview.posts
+    cards = {c.account: c for c in page.cards}
+    x, bsky, masto = cards["francediplo_EN"], cards["diplo_bsky"], cards["diplo_masto"]
+    assert (x.platform, bsky.platform, masto.platform) == ("X", "Bluesky", "Mastodon")
+    (x_text,) = x.parts[0].texts
+    (b_text,) = bsky.parts[0].texts
+    (m_text,) = masto.parts[0].texts
+    assert (x_text.limit, b_text.limit, m_text.limit) == (280, 300, 500)
+    assert x_text.count == weighted_length(text) < 280 and not x.over
+    assert b_text.count == len(text) > 300 and bsky.over
+    kept = "".join(p.text for para in b_text.paragraphs for p in para if not p.over)
+    assert len(kept) == 300 and text.startswith(kept)
+    assert m_text.count == len(text) - len(url) + 23 and not masto.over
+
+
+def test_a_variant_awaiting_translation_shows_the_text_it_will_come_from() -> None:
+    """A failed translation: no text in the account's language, the reason, and the editor's
+    source text (French) to judge meanwhile."""
+    content = load(ROOT)
+    failed = Variant("bilan-cop31", "ar", 1, (), "machine", "failed", "engine down (will retry)")
+    preview = build(content, plan(content, NOW, 14), [failed], only={"bilan-cop31"})
+    (card,) = preview.posts[0].cards
+    assert (card.source, card.reason) == ("awaiting translation", "engine down")
+    part = card.parts[0]
+    assert part.texts == () and part.pending is not None and part.pending_lang == "fr"
+    source = "".join(p.text for para in part.pending.paragraphs for p in para)
+    assert source.startswith("🌍 #COP31 : la France salue")
+    assert preview.held == (("bilan-cop31", page_name("bilan-cop31"), "ar: engine down"),)
