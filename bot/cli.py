@@ -328,6 +328,11 @@ def _plan_markdown(args: argparse.Namespace, content: ContentSet, now: datetime)
     since = _since(args) if args.changed_since else None
     result, diff = plans(content, now, args.days, pinned, since)
     print(plan_to_markdown(result, content, diff, since.ref if since else None))
+    if since is not None and since.base is None:
+        print(
+            f"_The content at `{since.ref}` does not validate "
+            f"({len(since.base_problems)} problem(s)): every delivery counts as added._"
+        )
     return EXIT_OK
 
 

@@ -15,6 +15,7 @@ read, nothing is translated here (``site.py`` runs the stages and hands their re
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -72,8 +73,10 @@ class Image:
 
     @property
     def src(self) -> str:
-        """Where the site has it (relative to its root)."""
-        return f"files/{self.file}"
+        """Where the site has it (relative to its root): its path in content/, normalised
+        (the loader keeps it inside content/, so no ``..`` is left)."""
+        inside = posixpath.normpath(posixpath.join("content", self.file.replace("\\", "/")))
+        return "files/" + inside.removeprefix("content/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,8 +41,11 @@ class Site:
             stale.unlink()
         for name, html in self.pages.items():
             (out / name).write_text(html, encoding="utf-8")
+        base = out.resolve()
         for name, source in self.assets.items():
             target = out / name
+            if not target.resolve().is_relative_to(base):  # never outside the site
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import NOW, ROOT, example_copy
 
 from bot.content.loader import load
-from bot.preview.model import Cell, Preview, build, cut_at, page_name, pieces
+from bot.preview.model import Cell, Image, Preview, build, cut_at, page_name, pieces
 from bot.schedule.plan import plan
 from bot.text.length import weighted_length
 from bot.translate.localize import Variant
@@ -141,3 +141,10 @@ def test_a_variant_awaiting_translation_shows_the_text_it_will_come_from() -> No
     source = "".join(p.text for para in part.pending.paragraphs for p in para)
     assert source.startswith("🌍 #COP31 : la France salue")
     assert preview.held == (("bilan-cop31", page_name("bilan-cop31"), "ar: engine down"),)
+
+
+def test_an_image_path_is_normalised_inside_the_site() -> None:
+    """However the post spells its path inside content/, the site's copy stays in files/."""
+    assert Image("media/drapeau.png", None).src == "files/media/drapeau.png"
+    assert Image("a/../../content/media/x.png", None).src == "files/media/x.png"
+    assert Image("media/./sub/../x.png", None).src == "files/media/x.png"
