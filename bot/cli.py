@@ -118,6 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="write to the outbox, not to the platforms"
     )
+    p.add_argument("--account", help="only this account (its id in accounts.yaml)")
+    p.add_argument(
+        "--resend",
+        action="store_true",
+        help="with --account: send again what is UNKNOWN there (you checked it is not "
+        "published: Telegram), or make a Weibo task again",
+    )
+
+    p = sub.add_parser(
+        "mark-posted",
+        parents=[common],
+        help="record a delivery a person published or found (Weibo; Telegram's UNKNOWN)",
+    )
+    p.add_argument("id", help="the post's id")
+    p.add_argument("--account", required=True, help="the account's id in accounts.yaml")
+    p.add_argument("--url", required=True, help="the published post's link")
+    p.add_argument("--part", type=_positive_int, help="the part (when several are open)")
 
     p = sub.add_parser("status", parents=[common], help="ledger state of every delivery")
     p.add_argument("id", nargs="?", help="only this post")
@@ -432,9 +449,13 @@ def _cmd_translate(args: argparse.Namespace) -> int:
         )
     else:
         for v in result.variants:
-            part = f" part {v.part}" if content.posts[v.post].parts > 1 else ""
+            part = (
+                f" part {v.part}" if content.posts[v.post].parts_for(v.platform or None) > 1 else ""
+            )
             reason = f" — {v.reason}" if v.reason else ""
-            print(f"{v.post} [{v.lang}]{part}: {v.origin}, {v.state}{reason}")
+            # The platform only where the language has several (each may differ).
+            where = f" {v.platform}" if len(content.platforms_of(v.lang)) > 1 else ""
+            print(f"{v.post} [{v.lang}{where}]{part}: {v.origin}, {v.state}{reason}")
             for text in v.texts:
                 print("    " + text.replace("\n", "\n    "))
         print(
@@ -484,7 +505,22 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
 
     content = load(args.root)
     accounts = _targets(content, args.id, args.lang)
+    if args.account is not None:
+        accounts = [_account(content, args.id, args.account, accounts)]
+    elif args.resend:
+        raise ConfigError("--resend needs --account: say which account to send again")
     pub = _publishing(args, content, dry_run=args.dry_run)
+    if args.resend:
+        channel = pub.channel_of[args.account]
+        unknown = [
+            r
+            for r in pub.ledger.rows(args.id, channel=channel)
+            if r.account == args.account and r.state is State.UNKNOWN
+        ]
+        if not unknown:
+            print(f"@{content.accounts.accounts[args.account].handle}: nothing UNKNOWN to resend")
+        for line in pub.deliverers[channel].resend(unknown, datetime.now(UTC)):
+            print(f"@{content.accounts.accounts[args.account].handle} ({channel}): {line}")
     results = publish_now(pub, content, content.posts[args.id], accounts)
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
     for result in results:
@@ -502,8 +538,44 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok and not r.message for r in results) else EXIT_INVALID
 
 
+def _account(content: ContentSet, post_id: str, account: str, targets: list[str]) -> str:
+    """``--account``: an account of accounts.yaml that ``post_id`` goes out on."""
+    if account not in content.accounts.accounts:
+        known = ", ".join(sorted(content.accounts.accounts))
+        raise ConfigError(f"no account '{account}' in accounts.yaml: use one of {known}")
+    if account not in targets:
+        raise ConfigError(f"{post_id} does not go out on account '{account}'")
+    return account
+
+
+def _cmd_mark_posted(args: argparse.Namespace) -> int:
+    from bot.content.loader import load
+    from bot.publish.manual import mark_posted
+
+    content = load(args.root)
+    account = _account(content, args.id, args.account, _targets(content, args.id, None))
+    store = _store(args, create=False)
+    if store is None:
+        print(f"diplobot: no deliveries recorded for {args.id}", file=sys.stderr)
+        return EXIT_INVALID
+    ledger = store.ledger
+    rows = [r for r in ledger.rows(args.id) if r.account == account]
+    marked = mark_posted(
+        ledger,
+        rows,
+        platform=content.accounts.accounts[account].platform,
+        url=args.url,
+        part=args.part,
+    )
+    handle = content.accounts.accounts[account].handle
+    print(f"@{handle}: {marked.message}", file=sys.stdout if marked.ok else sys.stderr)
+    return EXIT_OK if marked.ok else EXIT_INVALID
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
+
+    from bot.publish.deliver import for_a_person
 
     store = _store(args, create=False)
     ledger = store.ledger if store is not None else None
@@ -520,6 +592,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                         "state": str(r.state),
                         "media": [asdict(m) for m in r.media],
                         "stale": stale.get(r.id),
+                        "for_a_person": for_a_person(r),
                     }
                     for r in rows
                 ],
@@ -539,9 +612,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if r.id in stale:
             tail = f"STALE: {stale[r.id]}; reconciled at the next start of the service or post-now"
         retry = f" retry at {r.retry_at:%Y-%m-%d %H:%M} UTC" if r.retry_at else ""
+        state = str(r.state)
+        if for_a_person(r):  # a manual task, or a channel that cannot be searched
+            state, retry = f"{r.state} (FOR A PERSON)", ""
         print(
             f"{r.due_at:%Y-%m-%d %H:%M} UTC  {r.post_id} part {r.part}  {r.account} "
-            f"[{r.channel}]  {r.state}  attempts {r.attempts}{retry}  {tail}".rstrip()
+            f"[{r.channel}]  {state}  attempts {r.attempts}{retry}  {tail}".rstrip()
         )
     problems = [
         r for r in rows if r.state in (State.FAILED, State.UNKNOWN, State.EXPIRED) or r.id in stale
@@ -550,6 +626,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(
             f"{len(problems)} delivery(ies) need attention (FAILED, UNKNOWN, EXPIRED or stale "
             "SENDING): see docs/operations.md"
+        )
+    waiting = [r for r in rows if for_a_person(r)]
+    if waiting:
+        print(
+            f"{len(waiting)} of them wait for a person (a Weibo task, or a Telegram post to "
+            "check): each line says what to do, then 'diplobot mark-posted'"
         )
     return EXIT_OK
 
@@ -764,6 +846,7 @@ _COMMANDS = {
     "preview": _cmd_preview,
     "translate": _cmd_translate,
     "post-now": _cmd_post_now,
+    "mark-posted": _cmd_mark_posted,
     "status": _cmd_status,
     "retract": _cmd_retract,
     "accounts": _cmd_accounts,

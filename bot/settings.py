@@ -83,6 +83,41 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={raw!r} must be on or off")
 
 
+def read_credentials(
+    env: Mapping[str, str], accounts: list[str], suffix: str
+) -> tuple[dict[str, Secret], dict[str, str]]:
+    """Each account's ``DIPLOBOT_<ACCOUNT>_<suffix>`` secret (or its ``_FILE``), and for each
+    account without one, the variable to set: what every platform's ``read_settings`` reads.
+
+    Raises:
+        ConfigError: a variable and its ``_FILE`` are both set, or a file cannot be read.
+    """
+    found: dict[str, Secret] = {}
+    missing: dict[str, str] = {}
+    for account in accounts:
+        name = f"DIPLOBOT_{env_name(account)}_{suffix}"
+        secret = read_secret(name, env)
+        if secret:
+            found[account] = secret
+        else:
+            missing[account] = name
+    return found, missing
+
+
+def read_timeout(env: Mapping[str, str], name: str, default: float = 20.0) -> float:
+    """A platform's timeout in seconds, from 0.1 to 600.
+
+    Raises:
+        ConfigError: the variable is not a number in that range.
+    """
+    return _float(env, name, default, 0.1, 600)
+
+
+def ca_bundle(env: Mapping[str, str]) -> str | None:
+    """An institution's own CA bundle, as requests would have read it from the environment."""
+    return env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None
+
+
 def _duration(env: Mapping[str, str], name: str, default: float) -> float:
     """Seconds, or a number with s, m or h (``15m``)."""
     raw = (env.get(name) or "").strip().lower()
@@ -159,7 +194,7 @@ class XSettings:
             api_secret=api_secret,
             tokens=tokens,
             missing=missing,
-            ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+            ca_bundle=ca_bundle(env),
         )
 
 
@@ -375,6 +410,13 @@ VARIABLES: dict[str, str] = {
     "`appsecret_proof` (Require App Secret); optional. Secret",
     "DIPLOBOT_FACEBOOK_TIMEOUT": "seconds to connect and between two reads of Facebook's answer "
     "(default 20; a request ends after 3 × this)",
+    "DIPLOBOT_<ACCOUNT>_BOT_TOKEN": "a Telegram account's bot token (from @BotFather; the bot "
+    "is an administrator of the channel, allowed to post). Secret",
+    "DIPLOBOT_TELEGRAM_API_URL": "the Telegram Bot API base (default `https://api.telegram.org`)",
+    "DIPLOBOT_TELEGRAM_TIMEOUT": "seconds to connect, write and read each Telegram request "
+    "(default 20; a request ends after 3 × this)",
+    "DIPLOBOT_WEIBO_TASK_WINDOW": "how long a Weibo delivery stays a task for a person before it "
+    "is EXPIRED: seconds, or `30m`, `12h` (default 24 h)",
     "DIPLOBOT_LOG_LEVEL": "`INFO` by default",
     "DIPLOBOT_LOG_FORMAT": "`json` or `text` (default: text on a terminal, JSON otherwise)",
     "REQUESTS_CA_BUNDLE": "an institution's own CA bundle, for X (also read by requests for "

@@ -32,6 +32,7 @@ from bot.schedule.diff import ScheduleDiff
 from bot.schedule.plan import Delivery, Plan
 from bot.text.length import normalize
 from bot.text.protect import entity_spans
+from bot.text.split import join_parts
 
 if TYPE_CHECKING:
     from bot.translate.localize import Variant
@@ -107,8 +108,11 @@ class Card:
     source: str  # human, machine, machine awaiting review, awaiting translation, held
     reason: str  # why it is held or awaits something ("" when ready)
     parts: tuple[CardPart, ...]
-    joined: bool  # the platform publishes a thread as one post
+    # On a platform without reply chains: "joined" (the parts go out as one post, drawn so),
+    # "apart" (joined they do not fit: each part is a post of its own), "" (a reply chain).
+    joined: str
     warnings: tuple[str, ...]  # plan warnings about this post on this account
+    own_version: bool = False  # the post has a version of its own for this platform
 
     @property
     def ready(self) -> bool:
@@ -339,9 +343,9 @@ def build(
     """The preview of ``plan`` (made from ``content``) with the ``variants`` localize gave.
     ``only``: the posts to show (``--changed-since``); ``diff``: the schedule's changes."""
     window = _Window(plan.start, plan.end)
-    by_variant: dict[tuple[str, str], list[Variant]] = defaultdict(list)
+    by_variant: dict[tuple[str, str, str], list[Variant]] = defaultdict(list)
     for v in variants:
-        by_variant[(v.post, v.lang)].append(v)
+        by_variant[(v.post, v.lang, v.platform)].append(v)
     for found in by_variant.values():
         found.sort(key=lambda v: v.part)
     accounts = content.accounts.accounts
@@ -354,8 +358,16 @@ def build(
     pages_of = {p: page_name(p) for p in [*shown_posts, *drafts]}
     first_of = {(d.post, d.account): d for d in firsts}
 
-    def held_reason(post: str, lang: str) -> str:
-        source, reason = source_of(by_variant.get((post, lang), []))
+    def variants_for(post: str, account_id: str) -> list[Variant]:
+        """The variants ``account_id`` publishes: its platform's, else those made for no
+        platform in particular (as ``bot.pipeline.rows`` joins them)."""
+        account = accounts[account_id]
+        return by_variant.get((post, account.lang, account.platform)) or by_variant.get(
+            (post, account.lang, ""), []
+        )
+
+    def held_reason(post: str, account_id: str) -> str:
+        source, reason = source_of(variants_for(post, account_id))
         if not reason:
             return ""
         return f"{source}: {reason}" if source != "held" else reason
@@ -376,7 +388,7 @@ def build(
                 f"{local:%H:%M}",
                 _offset(local),
                 d.status,
-                held_reason(d.post, d.lang),
+                held_reason(d.post, d.account),
                 d.parts,
             )
         )
@@ -444,7 +456,7 @@ def build(
         for account_id, account in accounts.items():
             if account.lang not in entry.languages:
                 continue
-            found = by_variant.get((post_id, account.lang), [])
+            found = variants_for(post_id, account_id)
             if not found:
                 continue
             cards.append(
@@ -509,7 +521,7 @@ def _card(
     tz = content.account_zone(account_id)
     parts = []
     for v in found:
-        media = entry.post.media if v.part == 1 else entry.post.thread[v.part - 2].media
+        media = entry.media_of(v.part - 1, account.platform)
         images = tuple(
             Image(
                 m.file,
@@ -518,10 +530,10 @@ def _card(
             for i, m in enumerate(media)
         )
         caption = bool(images) and limits.caption is not None
-        limit = limits.caption if caption and limits.caption is not None else limits.text
+        limit = limits.text_limit(bool(images))
         pending = None
         if not v.texts:
-            source = entry.human_text(entry.post.lang, v.part - 1) or ""
+            source = entry.human_text(entry.post.lang, v.part - 1, account.platform) or ""
             pending = measure_text(source, limits.count, limit, "caption" if caption else "text")
         parts.append(
             CardPart(
@@ -535,6 +547,19 @@ def _card(
                 entry.post.lang if pending is not None else "",
             )
         )
+    joined = ""
+    texts = [t for v in found for t in v.texts]
+    if limits.threads == "join" and len(texts) > 1 and all(v.texts for v in found):
+        # As bot.pipeline.joined_thread publishes it: one post when it fits, else apart.
+        whole = join_parts(texts)
+        images = tuple(i for p in parts for i in p.images)
+        limit = limits.text_limit(bool(images))
+        if len(images) <= limits.media and limits.count(whole) <= limit:
+            name = "caption" if images and limits.caption is not None else "text"
+            parts = [CardPart(1, (measure_text(whole, limits.count, limit, name),), images)]
+            joined = "joined"
+        else:
+            joined = "apart"
     source, reason = source_of(found)
     status: str
     if first is not None:
@@ -557,6 +582,7 @@ def _card(
         source,
         reason,
         tuple(parts),
-        limits.threads == "join" and entry.parts > 1,
+        joined,
         tuple(warnings),
+        entry.version(account.platform) is not None,
     )

@@ -30,6 +30,7 @@ def plan_to_json(plan: Plan, content: ContentSet) -> dict[str, Any]:
                 "post": d.post,
                 "account": d.account,
                 "handle": content.accounts.accounts[d.account].handle,
+                "platform": content.accounts.accounts[d.account].platform,
                 "lang": d.lang,
                 "part": d.part,
                 "parts": d.parts,
@@ -85,7 +86,8 @@ def plan_to_text(plan: Plan, content: ContentSet) -> str:
         tz = content.account_zone(account_id)
         rows = by_account.get(account_id, [])
         lines.append("")
-        lines.append(f"@{account.handle} ({account.lang}, {tz.key}): {len(rows)}")
+        display = platform_of(account).display
+        lines.append(f"@{account.handle} ({display}, {account.lang}, {tz.key}): {len(rows)}")
         lines.extend(rows or ["  nothing planned"])
     if plan.drafts:
         lines.append("")
@@ -98,12 +100,16 @@ def plan_to_text(plan: Plan, content: ContentSet) -> str:
         lines.extend(f"  {w.kind}: {w.message}" for w in plan.warnings)
     if plan.cost:
         lines.append("")
-        lines.append(f"Estimated X API cost ({plan.currency}):")
+        lines.append(f"Estimated API cost ({plan.currency}; free platforms cost 0):")
         totals: dict[str, float] = defaultdict(float)
         for (account_id, _day), cost in plan.cost.items():
             totals[account_id] += cost
         days = max(1, round((plan.end - plan.start).total_seconds() / 86400))
         for account_id, total in totals.items():
+            where = platform_of(content.accounts.accounts[account_id])
+            if where.prices is None:
+                lines.append(f"  {account_id}: 0 ({where.display} is free)")
+                continue
             lines.append(
                 f"  {account_id}: {total:.2f} over {days} day(s), "
                 f"{total / days:.2f} a day on average"

@@ -134,7 +134,9 @@ def test_a_variant_awaiting_translation_shows_the_text_it_will_come_from() -> No
     content = load(ROOT)
     failed = Variant("bilan-cop31", "ar", 1, (), "machine", "failed", "engine down (will retry)")
     preview = build(content, plan(content, NOW, 14), [failed], only={"bilan-cop31"})
-    (card,) = preview.posts[0].cards
+    cards = {c.account: c for c in preview.posts[0].cards}
+    assert set(cards) == {"francediplo_AR", "france_ar_facebook"}  # made for no platform: both
+    card = cards["francediplo_AR"]
     assert (card.source, card.reason) == ("awaiting translation", "engine down")
     part = card.parts[0]
     assert part.texts == () and part.pending is not None and part.pending_lang == "fr"
@@ -148,3 +150,31 @@ def test_an_image_path_is_normalised_inside_the_site() -> None:
     assert Image("media/drapeau.png", None).src == "files/media/drapeau.png"
     assert Image("a/../../content/media/x.png", None).src == "files/media/x.png"
     assert Image("media/./sub/../x.png", None).src == "files/media/x.png"
+
+
+def test_threads_on_a_platform_without_reply_chains_are_drawn_as_published() -> None:
+    """conference-soudan: a reply chain on X and Mastodon (3 parts), one post joined on
+    Telegram and Weibo (the parts fit), and Facebook's own one-part version."""
+    content = load(ROOT)
+    entry = content.posts["conference-soudan"]
+    variants = [
+        Variant(
+            entry.id, lang, part, (f"{lang} n{part} {part}/{parts}",), "human", "ready", platform=p
+        )
+        for lang in entry.languages
+        for p in content.platforms_of(lang)
+        for parts in [entry.parts_for(p)]
+        for part in range(1, parts + 1)
+    ]
+    preview = build(content, plan(content, NOW, 14), variants, only={entry.id})
+    cards = {c.account: c for c in preview.posts[0].cards}
+    x, masto = cards["francediplo"], cards["france_fr_mastodon"]
+    assert (len(x.parts), x.joined, len(masto.parts), masto.joined) == (3, "", 3, "")
+    telegram = cards["france_es_telegram"]
+    assert (len(telegram.parts), telegram.joined) == (1, "joined")
+    joined = "".join(p.text for para in telegram.parts[0].texts[0].paragraphs for p in para)
+    assert joined == "es n1es n2es n3"  # each "k/3" dropped, one paragraph each
+    assert len(telegram.parts[0].texts[0].paragraphs) == 3
+    facebook = cards["france_ar_facebook"]
+    assert (len(facebook.parts), facebook.joined, facebook.own_version) == (1, "", True)
+    assert not x.own_version
