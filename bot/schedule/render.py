@@ -172,6 +172,7 @@ def plan_to_markdown(
                 f"| {kinds['added']} | {kinds['moved']} | {kinds['cancelled']} "
                 f"| {before} → {after} | {cost_b:.2f} → {cost_a:.2f} ({cost_a - cost_b:+.2f}) |"
             )
+        lines += ["", "<details><summary>Each change, in each account's time</summary>"]
         for account_id, account in accounts.items():
             mine = diff.of(account_id)
             if not mine:
@@ -190,6 +191,7 @@ def plan_to_markdown(
                         f"- moved `{c.post}`: {_local(content, account_id, c.before)} → "
                         f"{_local(content, account_id, c.after)}"
                     )
+        lines += ["", "</details>"]
     total_b, total_a = sum(diff.cost_before.values()), sum(diff.cost_after.values())
     lines += [
         "",
