@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from conftest import ARABIC_URL, DAYS, NOW, Rendered
+from preview.helpers import ARABIC_URL, DAYS, NOW, Rendered
 
 from bot.content.loader import load
 from bot.schedule.plan import plan

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NOW, ROOT
+from preview.helpers import NOW, ROOT
 
 from bot.content.loader import load
 from bot.preview.model import page_name

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT
+from preview.helpers import ROOT
 
 from bot.cli import build_parser
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import example_copy
+from preview.helpers import example_copy
 
 
 def test_a_repository_with_errors_gets_a_page_of_its_problems_and_exit_1(

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from conftest import NOW, ROOT, example_copy
+from preview.helpers import NOW, ROOT, example_copy
 
 from bot.content.loader import load
 from bot.preview.model import Cell, Image, Preview, build, cut_at, page_name, pieces

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import example_copy
+from preview.helpers import example_copy
 from servers.translate import LibreServer
 
 from bot.http import serve
