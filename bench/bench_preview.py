@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.genrepo import generate
 from bot.content.loader import load
 from bot.preview.site import make
+from bot.publish.media import FolderMedia
 from bot.state import open_store
 
 
@@ -58,7 +59,7 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)
             begin = time.perf_counter()
             made = make(content, now, args.days, Echo(), store.translations, parallel=4)
-            made.site.write(out)
+            made.site.write(out, FolderMedia(root))
             took = time.perf_counter() - begin
             cards = sum(len(p.cards) for p in made.preview.posts)
             return took, len(made.site.pages), cards, len(made.site.assets)

@@ -359,13 +359,14 @@ def _cmd_preview(args: argparse.Namespace) -> int:
     from bot.preview.render import file_url
     from bot.preview.render import render_problems as problems_site
     from bot.preview.site import Unavailable, make
+    from bot.publish.media import FolderMedia
     from bot.source import head_commit
     from bot.translate.base import Translator
 
     out = Path(args.out) if args.out else Path(args.root) / ".diplobot" / "preview"
     content, problems = validate(args.root)
     if content is None:  # the site says so too: a pull request's artifact is opened first
-        problems_site(problems).write(out)
+        problems_site(problems).write(out, FolderMedia(Path(args.root)))
         print(render_problems(problems), file=sys.stderr)
         print(f"the content has errors: {file_url(out)}")
         return EXIT_INVALID
@@ -389,7 +390,8 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         revision=head_commit(Path(args.root))[0],
         parallel=_settings(args).translator.parallel,
     )
-    made.site.write(out)
+    for missing in made.site.write(out, FolderMedia(Path(args.root))):
+        print(f"WARNING: image not copied: {missing}", file=sys.stderr)
     cards = [c for p in made.preview.posts for c in p.cards]
     waiting = sum(1 for c in cards if not c.ready)
     over = sum(1 for c in cards if c.over)

@@ -76,8 +76,13 @@ class Image:
     def src(self) -> str:
         """Where the site has it (relative to its root): its path in content/, normalised
         (the loader keeps it inside content/, so no ``..`` is left)."""
-        inside = posixpath.normpath(posixpath.join("content", self.file.replace("\\", "/")))
-        return "files/" + inside.removeprefix("content/")
+        return "files/" + self.path.removeprefix("content/")
+
+    @property
+    def path(self) -> str:
+        """Its path from the content root, normalised (``content/media/x.png``): the loader
+        keeps it inside content/, so no ``..`` is left."""
+        return posixpath.normpath(posixpath.join("content", self.file.replace("\\", "/")))
 
 
 @dataclass(frozen=True, slots=True)

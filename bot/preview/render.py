@@ -18,22 +18,25 @@ from pathlib import Path
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from bot.content.types import CONTENT_DIR
-from bot.errors import Problem
+from bot.errors import Problem, PublishRejected
 from bot.preview.model import Preview, Text
+from bot.publish.media import MediaSource
 
 INDEX = "index.html"
 
 
 @dataclass(slots=True)
 class Site:
-    """The pages (file name → HTML) and the images to put beside them (site path → file)."""
+    """The pages (file name → HTML) and the images to put beside them (site path → the file's
+    path in the content repository, ``content/media/x.png``)."""
 
     pages: dict[str, str] = field(default_factory=dict)
-    assets: dict[str, Path] = field(default_factory=dict)
+    assets: dict[str, str] = field(default_factory=dict)
 
-    def write(self, out: Path) -> None:
-        """Write the site into ``out`` (created; what an earlier preview left is replaced)."""
+    def write(self, out: Path, media: MediaSource) -> list[str]:
+        """Write the site into ``out`` (created; what an earlier preview left is replaced),
+        the images read from ``media`` as publishing reads them. Returns why each image that
+        could not be read is missing (its card then shows the alt text without the image)."""
         out.mkdir(parents=True, exist_ok=True)
         old_files = out / "files"
         if old_files.is_dir():
@@ -43,12 +46,19 @@ class Site:
         for name, html in self.pages.items():
             (out / name).write_text(html, encoding="utf-8")
         base = out.resolve()
-        for name, source in self.assets.items():
+        missing = []
+        for name, file in self.assets.items():
             target = out / name
             if not target.resolve().is_relative_to(base):  # never outside the site
                 continue
+            try:
+                data = media.read(file)
+            except PublishRejected as exc:
+                missing.append(str(exc))
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+            target.write_bytes(data)
+        return missing
 
 
 @lru_cache(maxsize=1)
@@ -86,8 +96,8 @@ def paragraphs(text: Text, platform: str = "") -> Markup:
     return Markup("".join(out))
 
 
-def render(preview: Preview, content_root: Path, *, generated: datetime | None = None) -> Site:
-    """Every page of ``preview``; images are taken from ``content_root``'s content folder."""
+def render(preview: Preview, *, generated: datetime | None = None) -> Site:
+    """Every page of ``preview``, and the images they show (to be read when written)."""
     env = environment()
     stamp = (generated or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     common = {"preview": preview, "generated": stamp}
@@ -99,7 +109,7 @@ def render(preview: Preview, content_root: Path, *, generated: datetime | None =
         for card in page.cards:
             for part in card.parts:
                 for image in part.images:
-                    site.assets.setdefault(image.src, content_root / CONTENT_DIR / image.file)
+                    site.assets.setdefault(image.src, image.path)
     return site
 
 

@@ -11,7 +11,6 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
-from pathlib import Path
 
 from bot.content.types import ContentSet
 from bot.errors import TranslationTransient
@@ -102,7 +101,7 @@ def make(
         revision=revision,
         days=days,
     )
-    return Made(preview, render(preview, content.root))
+    return Made(preview, render(preview))
 
 
 def plans(
@@ -121,8 +120,3 @@ def plans(
     before = pure_plan(base, now, days, pinned=pinned)
     after = pure_plan(content, now, days, pinned=before.pins)
     return after, diff_plans(before, after)
-
-
-def write(made: Made, out: Path) -> Path:
-    made.site.write(out)
-    return out

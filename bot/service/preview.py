@@ -16,8 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from bot.errors import PublishRejected
 from bot.preview.render import INDEX, Site
 from bot.preview.site import DEFAULT_DAYS, make
+from bot.publish.media import FolderMedia, MediaSource, RevisionMedia
+from bot.source import GitSource
 
 if TYPE_CHECKING:
     from bot.service.lifecycle import Service
@@ -54,7 +57,7 @@ class Previews:
         """The page or image ``name`` (relative to ``/preview/``; "" is the calendar)."""
         with service.lock:
             content, pub, revision = service.content, service.pub, service.revision
-        if content is None or pub is None:
+        if content is None or pub is None or revision is None:
             return Answer(503, b"no valid content loaded yet\n", "text/plain")
         with self.lock:  # one request makes the site; the others wait for it
             made = self.made
@@ -73,12 +76,19 @@ class Previews:
         name = name or INDEX
         if name in made.site.pages:
             return Answer(200, made.site.pages[name].encode("utf-8"), "text/html")
-        source = made.site.assets.get(name)
-        if source is None:
+        file = made.site.assets.get(name)
+        if file is None:
             return Answer(404, b"not found\n", "text/plain")
+        # As publishing reads it: from the running revision in git, or checked in the folder.
+        source = service.source
+        media: MediaSource = (
+            RevisionMedia(source.root, revision, source.env)
+            if isinstance(source, GitSource)
+            else FolderMedia(content.root)
+        )
         try:
-            data = source.read_bytes()
-        except OSError:
+            data = media.read(file)
+        except PublishRejected:
             return Answer(404, b"not found\n", "text/plain")
         kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return Answer(200, data, kind)

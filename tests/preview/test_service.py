@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from preview.helpers import example_copy
+from preview.helpers import ROOT, example_copy
 from servers.translate import LibreServer
 
 from bot.http import serve
@@ -29,7 +29,8 @@ def _service(tmp_path: Path, libre: LibreServer, *, preview: bool = True) -> Ser
     (root / "content/posts/test/bientot.yaml").write_text(
         "id: bientot\nlang: fr\n"
         f"publish_at: {due:%Y-%m-%dT%H:%M}Z\n"
-        'text: "La France salue l\'accord #Paix https://www.diplomatie.gouv.fr/fr/"\n',
+        'text: "La France salue l\'accord #Paix https://www.diplomatie.gouv.fr/fr/"\n'
+        "media:\n  - file: media/drapeau.png\n    alt: Drapeau français\n",
         encoding="utf-8",
     )
     settings = Settings.from_env(
@@ -97,6 +98,10 @@ def test_the_service_serves_the_preview_of_its_revision(
     assert "machine" in page and "https://www.diplomatie.gouv.fr/fr/" in page
     assert "ترحب" in page  # "salue", as the fake engine puts it in Arabic
     assert any("salue" in c.params.get("q", "") for c in libre.calls)
+    assert 'src="files/media/drapeau.png"' in page
+    status, headers, body = _get(port, "/preview/files/media/drapeau.png")
+    assert (status, headers["Content-Type"]) == (200, "image/png")
+    assert body == (ROOT / "content/media/drapeau.png").read_bytes()
 
 
 def test_the_preview_serves_only_its_own_files(served: tuple[Service, int]) -> None:
