@@ -22,6 +22,7 @@ from bot.state.ledger import State
 
 if TYPE_CHECKING:
     from bot.content.types import ContentSet
+    from bot.preview.changes import Since
     from bot.publish.session import Publishing
     from bot.state import Store
     from bot.wiring import Wiring
@@ -66,12 +67,38 @@ def build_parser() -> argparse.ArgumentParser:
         "plan", parents=[common], help="upcoming deliveries per account, in local time"
     )
     p.add_argument("--days", type=_positive_int, default=7)
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     p.add_argument(
         "--from",
         dest="start",
         metavar="DATETIME",
         help="plan as if it were this UTC time (YYYY-MM-DD HH:MM); nothing is saved",
+    )
+    p.add_argument(
+        "--changed-since",
+        metavar="REF",
+        help="with --format markdown: what the change since the git commit REF adds, moves "
+        "or cancels, per account (a pull request's comment); nothing is saved",
+    )
+
+    p = sub.add_parser(
+        "preview",
+        parents=[common],
+        help="write a static site showing every post as each account's platform shows it",
+    )
+    p.add_argument("--out", metavar="DIR", help="where (default: ROOT/.diplobot/preview)")
+    p.add_argument("--days", type=_positive_int, default=14)
+    p.add_argument(
+        "--changed-since",
+        metavar="REF",
+        help="only the posts whose files changed since the git commit REF, and what the "
+        "change does to the schedule",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="DATETIME",
+        help="as if it were this UTC time (YYYY-MM-DD HH:MM)",
     )
 
     p = sub.add_parser(
@@ -269,18 +296,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from bot.schedule.render import plan_to_json, plan_to_text
 
     content = load(args.root)
-    if args.start:
-        from bot.content.timeparse import MAX_YEAR, MIN_YEAR
-
-        try:
-            now = datetime.fromisoformat(args.start.replace(" ", "T"))
-        except ValueError:
-            raise ConfigError(f"--from '{args.start}' is not YYYY-MM-DD HH:MM") from None
-        if not MIN_YEAR <= now.year <= MAX_YEAR:  # beyond, date arithmetic overflows
-            raise ConfigError(f"--from '{args.start}': give a year from {MIN_YEAR} to {MAX_YEAR}")
-        now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
-    else:
-        now = datetime.now(UTC)
+    now = _now(args)
+    if args.changed_since is not None or args.format == "markdown":
+        return _plan_markdown(args, content, now)
     # Planning from the real now pins slot posts; a preview (--from) creates and pins nothing.
     state = _store(args, create=not args.start)
     pins = state.pins if state is not None else None
@@ -291,6 +309,96 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         if content.warnings:
             print(render_problems(content.warnings), file=sys.stderr)
         print(plan_to_text(result, content))
+    return EXIT_OK
+
+
+def _now(args: argparse.Namespace) -> datetime:
+    """``--from`` (UTC when no offset is given), or now."""
+    if not args.start:
+        return datetime.now(UTC)
+    from bot.content.timeparse import MAX_YEAR, MIN_YEAR
+
+    try:
+        now = datetime.fromisoformat(args.start.replace(" ", "T"))
+    except ValueError:
+        raise ConfigError(f"--from '{args.start}' is not YYYY-MM-DD HH:MM") from None
+    if not MIN_YEAR <= now.year <= MAX_YEAR:  # beyond, date arithmetic overflows
+        raise ConfigError(f"--from '{args.start}': give a year from {MIN_YEAR} to {MAX_YEAR}")
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now
+
+
+def _since(args: argparse.Namespace) -> Since:
+    from bot.content.loader import validate
+    from bot.preview.changes import since
+
+    return since(Path(args.root), args.changed_since, validate, _settings(args).git_env)
+
+
+def _plan_markdown(args: argparse.Namespace, content: ContentSet, now: datetime) -> int:
+    from bot.preview.site import plans
+    from bot.schedule.render import plan_to_markdown
+
+    if args.format != "markdown":
+        raise ConfigError("--changed-since goes with --format markdown")
+    state = _store(args, create=False)  # read the slot occurrences given; save nothing
+    pinned = state.pins.load() if state is not None else {}
+    since = _since(args) if args.changed_since else None
+    result, diff = plans(content, now, args.days, pinned, since)
+    print(plan_to_markdown(result, content, diff, since.ref if since else None))
+    if since is not None and since.base is None:
+        print(
+            f"_The content at `{since.ref}` does not validate "
+            f"({len(since.base_problems)} problem(s)): every delivery counts as added._"
+        )
+    return EXIT_OK
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from bot.content.loader import validate
+    from bot.content.report import render_problems
+    from bot.preview.render import file_url
+    from bot.preview.render import render_problems as problems_site
+    from bot.preview.site import Unavailable, make
+    from bot.publish.media import FolderMedia
+    from bot.source import head_commit
+    from bot.translate.base import Translator
+
+    out = Path(args.out) if args.out else Path(args.root) / ".diplobot" / "preview"
+    content, problems = validate(args.root)
+    if content is None:  # the site says so too: a pull request's artifact is opened first
+        problems_site(problems).write(out, FolderMedia(Path(args.root)))
+        print(render_problems(problems), file=sys.stderr)
+        print(f"the content has errors: {file_url(out)}")
+        return EXIT_INVALID
+    now = _now(args)
+    since = _since(args) if args.changed_since else None
+    try:
+        translator: Translator = _wiring(args).translator()
+    except ConfigError as exc:  # the preview still shows the human texts
+        print(f"WARNING: machine translations unavailable: {exc}", file=sys.stderr)
+        translator = Unavailable(str(exc))
+    state = _store(args)
+    assert state is not None
+    made = make(
+        content,
+        now,
+        args.days,
+        translator,
+        state.translations,
+        pins=state.pins,
+        since=since,
+        revision=head_commit(Path(args.root))[0],
+        parallel=_settings(args).translator.parallel,
+    )
+    for missing in made.site.write(out, FolderMedia(Path(args.root))):
+        print(f"WARNING: image not copied: {missing}", file=sys.stderr)
+    cards = [c for p in made.preview.posts for c in p.cards]
+    waiting = sum(1 for c in cards if not c.ready)
+    over = sum(1 for c in cards if c.over)
+    print(
+        f"{len(made.preview.posts)} post(s), {len(cards)} card(s)"
+        f" ({waiting} not ready, {over} over a limit): {file_url(out)}"
+    )
     return EXIT_OK
 
 
@@ -737,6 +845,7 @@ _COMMANDS = {
     "validate": _cmd_validate,
     "count": _cmd_count,
     "plan": _cmd_plan,
+    "preview": _cmd_preview,
     "translate": _cmd_translate,
     "post-now": _cmd_post_now,
     "mark-posted": _cmd_mark_posted,

@@ -71,6 +71,18 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     return value
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``on`` or ``off`` (also true/false, yes/no, 1/0)."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "yes", "1"):
+        return True
+    if raw in ("off", "false", "no", "0"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be on or off")
+
+
 def read_credentials(
     env: Mapping[str, str], accounts: list[str], suffix: str
 ) -> tuple[dict[str, Secret], dict[str, str]]:
@@ -201,6 +213,7 @@ class ServiceSettings:
     publish_parallel: int = 16  # chains delivered at once, all accounts together
     per_account: int = 4  # chains delivered at once on one account
     watch_interval: float = DEFAULT_WATCH_INTERVAL
+    preview: bool = True  # /preview is served
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServiceSettings:
@@ -212,6 +225,7 @@ class ServiceSettings:
             http_addr=env.get("DIPLOBOT_HTTP_ADDR") or "127.0.0.1:8080",
             webhook_secret=read_secret("DIPLOBOT_WEBHOOK_SECRET", env),
             watch_interval=_duration(env, "DIPLOBOT_WATCH_INTERVAL", DEFAULT_WATCH_INTERVAL),
+            preview=_switch(env, "DIPLOBOT_PREVIEW", True),
         )
 
 
@@ -359,6 +373,8 @@ VARIABLES: dict[str, str] = {
     "DIPLOBOT_WATCH_INTERVAL": "how often each account's recent posts are read for another "
     "publisher of our content (default 10 min)",
     "DIPLOBOT_WEBHOOK_SECRET": "enables the content webhook `/hooks/git`. Secret",
+    "DIPLOBOT_PREVIEW": "`off` stops `run` serving the editors' preview at `/preview` "
+    "(default `on`)",
     "DIPLOBOT_LEASE": "how long a claim is trusted without a sign of life from its process: "
     "seconds, or minutes as `2m` (default 60 s; keep it above `DIPLOBOT_X_TIMEOUT`)",
     "DIPLOBOT_ALERT_WEBHOOK": "where alerts are POSTed as JSON. Secret",
