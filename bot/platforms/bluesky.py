@@ -58,6 +58,7 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
+from bot.platforms._json import iso_time
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
 from bot.settings import Secret, ca_bundle, read_credentials, read_timeout
@@ -913,18 +914,8 @@ def _post(body: Any) -> _Post:
         parent if isinstance(parent, str) else None,
         root if isinstance(root, str) else None,
         len(images) if isinstance(images, list) else 0,
-        _created_at(value.get("createdAt")),
+        iso_time(value.get("createdAt")),
     )
-
-
-def _created_at(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _now_iso() -> str:

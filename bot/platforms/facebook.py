@@ -78,7 +78,7 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
-from bot.platforms._json import dig, loads
+from bot.platforms._json import dig, iso_time, loads
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
 from bot.settings import Secret, ca_bundle, read_credentials, read_secret, read_timeout
@@ -750,7 +750,7 @@ def _post_and_comments(post: Any, page: str, since: datetime) -> Iterator[_Seen]
         message if isinstance(message, str) else "",
         None,
         _photos(post.get("attachments")),
-        _created_at(post.get("created_time")),
+        iso_time(post.get("created_time")),
         url if isinstance(url, str) else None,
     )
     comments = dig(post, "comments", "data") or []
@@ -778,7 +778,7 @@ def _comment_seen(comment: Any, page: str, post_id: str) -> _Seen | None:
         text if isinstance(text, str) else "",
         parent if isinstance(parent, str) else post_id,
         1 if photo else 0,
-        _created_at(comment.get("created_time")),
+        iso_time(comment.get("created_time")),
         _url(comment_id),
     )
 
@@ -821,17 +821,6 @@ def _epoch(value: Any) -> datetime | None:
         return datetime.fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def _created_at(value: Any) -> datetime | None:
-    """``created_time`` (``2026-11-24T08:00:00+0000``); None when absent or odd."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _second(moment: datetime) -> datetime:

@@ -76,7 +76,7 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
-from bot.platforms._json import dig, loads
+from bot.platforms._json import dig, iso_time, loads
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
 from bot.settings import DEFAULT_X_API_URL, Secret, XSettings
@@ -670,19 +670,7 @@ def _seen(post: Any) -> _Seen:
             text = text.replace(link, expanded)
     replied = [r.get("id") for r in refs if r.get("type") == "replied_to"]
     reply_to = replied[0] if replied and isinstance(replied[0], str) else None
-    return _Seen(post_id, text, reply_to, len(keys), _created_at(post.get("created_at")))
-
-
-def _created_at(value: Any) -> datetime | None:
-    """``created_at`` (ISO 8601, ``2026-11-24T08:00:00.000Z``); None when absent or odd: it
-    says when, never which post, so an odd one is no reason to refuse the page."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return _Seen(post_id, text, reply_to, len(keys), iso_time(post.get("created_at")))
 
 
 def _detail(body: Any) -> str:
