@@ -510,8 +510,9 @@ def test_image_settings() -> None:
 
 def test_compose_wires_every_secret() -> None:
     """Each *_FILE variable names a declared secret with a file; every example account has
-    its token pair; the HTTP port is published on loopback only."""
+    its platform's credentials; the HTTP port is published on loopback only."""
     from bot.envname import env_name
+    from bot.platforms import PLATFORMS
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     bot = compose["services"]["bot"]
@@ -537,8 +538,7 @@ def test_compose_wires_every_secret() -> None:
     expected = {"DIPLOBOT_X_API_KEY", "DIPLOBOT_X_API_SECRET"}
     expected |= {"DIPLOBOT_TRANSLATOR_KEY", "DIPLOBOT_WEBHOOK_SECRET"}
     for account, fields in accounts["accounts"].items():
-        if fields.get("platform", "x") != "x":
-            continue  # other platforms' credentials: see docs/operations.md
         prefix = f"DIPLOBOT_{env_name(account)}"
-        expected |= {f"{prefix}_ACCESS_TOKEN", f"{prefix}_ACCESS_SECRET"}
+        needed = PLATFORMS[fields.get("platform", "x")].credentials  # Weibo: none
+        expected |= {f"{prefix}_{suffix}" for suffix in needed}
     assert {k.removesuffix("_FILE") for k in file_vars} == expected

@@ -97,6 +97,8 @@ class Platform:
     publisher: Callable[[Any, Mapping[str, Account]], Publisher | None]
     # (the process's settings, account ids) → the platform's settings for those accounts.
     settings: Callable[[Settings, list[str]], PlatformSettings] = field(repr=False)
+    # Each account's secrets, as ``DIPLOBOT_<ACCOUNT>_<suffix>`` (or its ``_FILE``).
+    credentials: tuple[str, ...] = ()
 
 
 def _x_publisher(settings: Any, accounts: Mapping[str, Account]) -> Publisher | None:
@@ -144,6 +146,7 @@ X = Platform(
     prices=Prices(post=0.015, post_with_url=0.20, currency="USD"),
     publisher=_x_publisher,
     settings=lambda settings, accounts: settings.x(accounts),
+    credentials=("ACCESS_TOKEN", "ACCESS_SECRET"),
 )
 
 MB = 1024 * 1024
@@ -162,6 +165,7 @@ MASTODON = Platform(
     prices=None,
     publisher=_module_publisher("mastodon"),
     settings=_module_settings("mastodon"),
+    credentials=("ACCESS_TOKEN",),
 )
 BLUESKY = Platform(
     name="bluesky",
@@ -178,6 +182,7 @@ BLUESKY = Platform(
     prices=None,
     publisher=_module_publisher("bluesky"),
     settings=_module_settings("bluesky"),
+    credentials=("APP_PASSWORD",),
 )
 FACEBOOK = Platform(
     name="facebook",
@@ -194,6 +199,7 @@ FACEBOOK = Platform(
     prices=None,
     publisher=_module_publisher("facebook"),
     settings=_module_settings("facebook"),
+    credentials=("ACCESS_TOKEN",),
 )
 TELEGRAM = Platform(
     name="telegram",
@@ -211,6 +217,7 @@ TELEGRAM = Platform(
     prices=None,
     publisher=_module_publisher("telegram"),
     settings=_module_settings("telegram"),
+    credentials=("BOT_TOKEN",),
 )
 WEIBO = Platform(
     name="weibo",
