@@ -42,6 +42,15 @@ class Limits:
     # How a thread goes out: "reply", each part a reply to the previous one (a chain);
     # "join", the parts joined into one post when they fit (the platform has no reply chain).
     threads: str = "reply"
+    # True: an image over ``media_bytes`` is resized by the publisher, not refused (Bluesky).
+    resizes: bool = False
+
+    def text_limit(self, with_media: bool) -> int:
+        """The longest text of a post, with or without images (Telegram: a caption)."""
+        if with_media and self.caption is not None:
+            return self.caption
+        return self.text
+
     # A cheap upper bound of ``count`` (None: ``count`` is cheap itself); see ``over``.
     bound: Callable[[str], int] | None = None
 
@@ -101,6 +110,8 @@ class Platform:
     publisher: Callable[[Any, Mapping[str, Account]], Publisher | None]
     # (the process's settings, account ids) → the platform's settings for those accounts.
     settings: Callable[[Settings, list[str]], PlatformSettings] = field(repr=False)
+    # Each account's secrets, as ``DIPLOBOT_<ACCOUNT>_<suffix>`` (or its ``_FILE``).
+    credentials: tuple[str, ...] = ()
 
 
 def _x_publisher(settings: Any, accounts: Mapping[str, Account]) -> Publisher | None:
@@ -149,6 +160,7 @@ X = Platform(
     prices=Prices(post=0.015, post_with_url=0.20, currency="USD"),
     publisher=_x_publisher,
     settings=lambda settings, accounts: settings.x(accounts),
+    credentials=("ACCESS_TOKEN", "ACCESS_SECRET"),
 )
 
 MB = 1024 * 1024
@@ -167,6 +179,7 @@ MASTODON = Platform(
     prices=None,
     publisher=_module_publisher("mastodon"),
     settings=_module_settings("mastodon"),
+    credentials=("ACCESS_TOKEN",),
 )
 BLUESKY = Platform(
     name="bluesky",
@@ -179,10 +192,12 @@ BLUESKY = Platform(
         media_bytes=976_560,  # app.bsky.embed.images: maxSize 1,000,000 bytes of the blob
         media_types=("JPEG", "PNG", "WEBP"),
         alt=2000,
+        resizes=True,  # the publisher recompresses a larger image (bot/publish/resize.py)
     ),
     prices=None,
     publisher=_module_publisher("bluesky"),
     settings=_module_settings("bluesky"),
+    credentials=("APP_PASSWORD",),
 )
 FACEBOOK = Platform(
     name="facebook",
@@ -199,6 +214,7 @@ FACEBOOK = Platform(
     prices=None,
     publisher=_module_publisher("facebook"),
     settings=_module_settings("facebook"),
+    credentials=("ACCESS_TOKEN",),
 )
 TELEGRAM = Platform(
     name="telegram",
@@ -216,6 +232,7 @@ TELEGRAM = Platform(
     prices=None,
     publisher=_module_publisher("telegram"),
     settings=_module_settings("telegram"),
+    credentials=("BOT_TOKEN",),
 )
 WEIBO = Platform(
     name="weibo",

@@ -20,6 +20,7 @@ import requests
 
 from bot.errors import ConfigError, TranslationPermanent, TranslationTransient
 from bot.settings import Secret
+from bot.translate.codes import code
 
 
 class _FailFastClient(deepl.http_client.HttpClient):
@@ -36,9 +37,6 @@ class _FailFastClient(deepl.http_client.HttpClient):
         self, request: requests.PreparedRequest, stream: bool, timeout: float = 0.0, **kwargs: Any
     ) -> Any:
         return super()._internal_request(request, stream, timeout=self.timeout, **kwargs)
-
-
-_TARGETS = {"en": "EN-GB", "pt": "PT-PT", "zh": "ZH-HANS"}
 
 
 class DeepLBackend:
@@ -58,8 +56,8 @@ class DeepLBackend:
         try:
             result = self._client.translate_text(
                 text,
-                source_lang=source.upper(),
-                target_lang=_TARGETS.get(target, target.upper()),
+                source_lang=code(self.name, source, "source"),
+                target_lang=code(self.name, target),
                 preserve_formatting=True,
             )
         except deepl.AuthorizationException:

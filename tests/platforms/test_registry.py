@@ -93,6 +93,21 @@ def test_own_publishers_shares_one_publisher_per_platform(tmp_path: Path) -> Non
     assert found[FR].name == "x"
 
 
+@pytest.mark.parametrize("name", sorted(n for n, p in PLATFORMS.items() if p.credentials))
+def test_each_platform_reads_the_credentials_the_registry_names(name: str) -> None:
+    """``Platform.credentials`` (what docs and docker-compose wire) is what the platform's
+    settings read: with those variables set the account lacks nothing, without any of them
+    it lacks exactly that one."""
+    plat = PLATFORMS[name]
+    env = {"DIPLOBOT_X_API_KEY": APP[0], "DIPLOBOT_X_API_SECRET": APP[1]}
+    names = [f"DIPLOBOT_DESK_{suffix}" for suffix in plat.credentials]
+    full = Settings.from_env({**env, **dict.fromkeys(names, "secret-value")})
+    assert dict(plat.settings(full, ["desk"]).missing) == {}
+    for left_out in names:
+        partial = Settings.from_env({**env, **{n: "secret-value" for n in names if n != left_out}})
+        assert left_out in plat.settings(partial, ["desk"]).missing["desk"]
+
+
 # Texts around every platform's limit: short and long, ASCII and not, links, emoji, CJK,
 # combining accents (Bluesky's graphemes), remote mentions (Mastodon).
 _PIECES = [

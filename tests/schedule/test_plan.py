@@ -6,6 +6,7 @@ import json
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_plan_text_shows_local_times(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "Tue 2026-11-24 09:00 (08:00 UTC)  a  human" in out
     assert "Tue 2026-11-24 10:00 (08:00 UTC)  a  machine" in out
-    assert "@francediplo_AR (ar, Asia/Beirut): 1" in out
+    assert "@francediplo_AR (X, ar, Asia/Beirut): 1" in out
 
 
 def test_languages_key_limits_the_accounts(tmp_path: Path) -> None:
@@ -232,6 +233,7 @@ def test_json_plan_has_the_documented_shape(
         "post",
         "account",
         "handle",
+        "platform",
         "lang",
         "part",
         "parts",
@@ -299,10 +301,13 @@ def test_skipping_posts_due_after_the_window_changes_nothing(
     fast = plan(content, now, days, since=since)
     # Without either shortcut: every post looked at, every overflow estimate counted exactly.
     monkeypatch.setattr(plan_module, "_SKIP_LATER", False)
-    exact_limits = plan_module.limits_for
-    monkeypatch.setattr(
-        plan_module, "limits_for", lambda a: dataclasses.replace(exact_limits(a), bound=None)
-    )
+    real_platform = plan_module.platform
+
+    def unbounded(name: str) -> Any:
+        found = real_platform(name)
+        return dataclasses.replace(found, limits=dataclasses.replace(found.limits, bound=None))
+
+    monkeypatch.setattr(plan_module, "platform", unbounded)
     assert plan(content, now, days, since=since) == fast
     assert fast.deliveries and fast.drafts and fast.warnings
     overflows = {w.post for w in fast.warnings if w.kind == "may_overflow"}
