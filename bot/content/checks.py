@@ -617,9 +617,13 @@ class PostChecker:
             for name, version in post.platforms.items()
             for i, p in enumerate(version.thread or [])
         ]
+        if not any(items for _, items in groups):
+            return  # most posts: nothing below would report anything
         langs = self.account_langs if post.languages is None else set(post.languages)
         targets = self._platforms_of(langs)
         for loc, items in groups:
+            if not items:
+                continue
             most = min(targets, key=lambda p: p.limits.media)
             if len(items) > most.limits.media:
                 self.out.add(
