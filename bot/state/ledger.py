@@ -106,7 +106,7 @@ from sqlalchemy import (
     update,
 )
 
-from bot.state.dialect import upsert
+from bot.state.dialect import exclusive, upsert
 from bot.state.tables import MICROSECONDS, by_hand, deliveries, instances, utc_now
 
 
@@ -318,6 +318,28 @@ def _row(r: Any) -> Row:
         claimed_by=r.claimed_by,
         updated_at=r.updated_at,
     )
+
+
+def _new_row(item: NewDelivery, now: datetime) -> dict[str, Any]:
+    """The row of a delivery recorded for the first time (PENDING)."""
+    media = json.dumps([{"file": m.file, "alt": m.alt} for m in item.media], ensure_ascii=False)
+    return {
+        "post_id": item.post_id,
+        "account": item.account,
+        "part": item.part,
+        "channel": item.channel,
+        "lang": item.lang,
+        "due_at": item.due_at,
+        "text": item.text,
+        "media": media,
+        "content_hash": item.content_hash,
+        "state": State.PENDING.value,
+        "attempts": 0,
+        "revision": item.revision,
+        "author": item.author,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _same_delivery(item: NewDelivery) -> Any:
@@ -551,26 +573,8 @@ class Ledger:
         keys = []
         with self._hot.lock, self.engine.begin() as conn:
             for item in items:
-                media = json.dumps(
-                    [{"file": m.file, "alt": m.alt} for m in item.media], ensure_ascii=False
-                )
-                new = {
-                    "post_id": item.post_id,
-                    "account": item.account,
-                    "part": item.part,
-                    "channel": item.channel,
-                    "lang": item.lang,
-                    "due_at": item.due_at,
-                    "text": item.text,
-                    "media": media,
-                    "content_hash": item.content_hash,
-                    "state": State.PENDING.value,
-                    "attempts": 0,
-                    "revision": item.revision,
-                    "author": item.author,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                new = _new_row(item, now)
+                media = new["media"]
                 conn.execute(upsert(conn, deliveries, new))
                 # A delivery cancelled because its post disappeared comes back with the post,
                 # as the plan's (no longer armed by hand).
@@ -618,6 +622,37 @@ class Ledger:
                 )
                 keys.append((item.post_id, item.account, item.part, item.channel))
         return [r for r in (self.find(*k) for k in keys) if r is not None]
+
+    def record_new(self, groups: Sequence[Sequence[NewDelivery]]) -> list[bool]:
+        """Record each group of deliveries (one post's parts on one account and channel) that
+        has no row yet, all in one transaction holding the write lock, with one prepared
+        INSERT for them all: what :meth:`ensure` does for a delivery not in the ledger, without
+        its statements for rows already there. Returns, for each group, whether it was
+        recorded; a group with a row already is left to :meth:`ensure` (it may refresh it)."""
+        if not groups:
+            return []
+        c = deliveries.c
+        posts = sorted({item.post_id for group in groups for item in group})
+        now = utc_now()
+        with self._hot.lock, exclusive(self.engine) as conn:
+            present: set[tuple[str, str, str]] = set()
+            for start in range(0, len(posts), 500):  # SQLite's bound-parameter limit
+                chunk = posts[start : start + 500]
+                query = select(c.post_id, c.account, c.channel).where(c.post_id.in_(chunk))
+                present.update((p, a, ch) for p, a, ch in conn.execute(query))
+            fresh = [
+                bool(group) and all((i.post_id, i.account, i.channel) not in present for i in group)
+                for group in groups
+            ]
+            rows = [
+                _new_row(item, now)
+                for group, new in zip(groups, fresh, strict=True)
+                if new
+                for item in group
+            ]
+            if rows:
+                conn.execute(deliveries.insert(), rows)
+        return fresh
 
     def hold(self, items: Iterable[NewDelivery], reason: str, retry_at: datetime) -> None:
         """Record deliveries whose text is not ready (their translation failed) as HELD: in
