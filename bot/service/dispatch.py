@@ -65,6 +65,7 @@ class Dispatch:
         self._request: _Request | None = None  # asked for, not taken up yet
         self._in_flight: set[Key] = set()  # chains submitted in this run, not ended
         self._recheck: set[Key] = set()  # found due again while in flight
+        self._given: dict[Key, set[int]] = {}  # the rows each chain in flight was given
         self._last: _Request | None = None  # the request of the round under way
 
     def paused(self, content: ContentSet) -> dict[str, str]:
@@ -123,6 +124,7 @@ class Dispatch:
             with self._wake:
                 self._in_flight.clear()
                 self._recheck.clear()
+                self._given.clear()
                 self._last = None
 
     def _round(
@@ -143,7 +145,12 @@ class Dispatch:
                 groups[(row.post_id, row.account)].append(row)
         with self._wake:
             busy = {key for key in groups if key in self._in_flight}
-            self._recheck |= busy
+            # A chain in flight delivers the rows it was started with (as they are when it
+            # claims them); one with a row it was not given (a part recorded since) is looked
+            # at again when it ends.
+            self._recheck |= {
+                key for key in busy if {r.id for r in groups[key]} - self._given.get(key, set())
+            }
         max_late = self.max_late
         chains: list[tuple[datetime, str, str]] = []
         for (post_id, account), rows in groups.items():
@@ -178,6 +185,7 @@ class Dispatch:
             key = (post_id, account)
             with self._wake:
                 self._in_flight.add(key)
+                self._given[key] = {r.id for r in groups[key]}
             future = pool.submit(deliver_chain, post_id, account)
             future.add_done_callback(partial(self._ended, key))
 
@@ -192,6 +200,7 @@ class Dispatch:
             )
         with self._wake:
             self._in_flight.discard(key)
+            self._given.pop(key, None)
             if key in self._recheck:
                 self._recheck.discard(key)
                 last = self._last
