@@ -84,12 +84,12 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from loguru import logger
 from sqlalchemy import (
@@ -461,6 +461,58 @@ class Shared:
         self._conn: Connection | None = None
         self.heartbeats: dict[str, _Heartbeat] = {}  # instance id → its heartbeat here
         self.heartbeats_lock = threading.Lock()
+        self._queue: list[_Work[Any]] = []  # statements waiting for the next shared commit
+        self._leading = False  # a thread is committing a batch
+        self._queued = threading.Condition()
+
+    def together(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` on the shared connection and return its result once *committed*, in
+        one transaction with the work other threads ask for at the same time (claims and
+        outcomes when hundreds of deliveries fall due at once): one commit, so one sync to
+        disk, for all of them instead of one each. Nothing is returned before its commit, so a
+        claim is on disk before its caller publishes, as with a transaction of its own.
+
+        A batch that fails is rolled back, and each of its works run again alone: each caller
+        gets the result or the error it would have had by itself."""
+        item = _Work(work)
+        with self._queued:
+            self._queue.append(item)
+            while not item.done:
+                if not self._leading:
+                    self._leading = True
+                    break
+                self._queued.wait()
+        if not item.done:  # this thread commits the batch queued so far (its own included)
+            try:
+                with self._queued:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+            finally:
+                with self._queued:
+                    self._leading = False
+                    self._queued.notify_all()
+        if item.error is not None:
+            raise item.error
+        return item.result  # type: ignore[return-value]
+
+    def _commit(self, batch: list[_Work[Any]]) -> None:
+        try:
+            with self.connection() as conn:
+                for item in batch:
+                    item.result = item.work(conn)
+        except BaseException as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
+                for item in batch:
+                    item.result = None
+                    try:
+                        with self.connection() as conn:
+                            item.result = item.work(conn)
+                    except BaseException as alone:
+                        item.error = alone
+        for item in batch:
+            item.done = True
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -475,6 +527,21 @@ class Shared:
                 conn.rollback()
                 raise
             conn.commit()
+
+
+T = TypeVar("T")
+
+
+class _Work(Generic[T]):
+    """Statements one thread asked :meth:`Shared.together` to run, and what came of them."""
+
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[Connection], T]) -> None:
+        self.work = work
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.done = False
 
 
 _EXITING = threading.Event()
@@ -755,9 +822,12 @@ class Ledger:
         that copy: it is what the ledger holds). None when another process got it first or
         it is not due for retry yet."""
         params = {"row_id": row_id, "now": now, "owner": self.instance.owner}
-        with self._hot.connection() as conn:
+
+        def run(conn: Connection) -> Any:
             self._beat.register(conn, now)
-            claimed = conn.execute(_CLAIM, params).first()
+            return conn.execute(_CLAIM, params).first()
+
+        claimed = self._hot.together(run)
         if claimed is None:
             return None
         self._beat.hold(row_id)
@@ -788,9 +858,7 @@ class Ledger:
             "error": error,
         }
         statement = _TRANSITIONS[(with_remote, with_error)]
-        with self._hot.connection() as conn:
-            result = conn.execute(statement, params)
-            moved = result.rowcount == 1
+        moved = self._hot.together(lambda conn: conn.execute(statement, params).rowcount == 1)
         if moved and State.SENDING in expect:
             for beat in list(self._hot.heartbeats.values()):
                 beat.release(row_id)
