@@ -63,7 +63,9 @@ class DeepLBackend:
         return translated
 
     batch_texts = 50  # DeepL's most texts a request
-    batch_chars = 30_000  # its request body is at most 128 KiB: 4 bytes a character, at worst
+    # Its request body is at most 128 KiB, and the SDK's JSON escapes every non-ASCII character
+    # (\uXXXX, twice for an emoji): 12 bytes a character at worst.
+    batch_chars = 10_000
 
     def translate_many(self, texts: Sequence[str], source: str, target: str) -> list[str]:
         """One request with ``text`` as a list: the SDK sends a list for one text too, so this

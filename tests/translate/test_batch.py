@@ -173,3 +173,16 @@ def test_the_fakes_refuse_what_the_real_services_refuse(repo: Path, name: str, l
             translator.translate_many(texts, "fr", "es")
         assert "deepl" in str(raised.value) or isinstance(raised.value, BatchTooLarge)
         assert translator.translate_many(texts[:limit], "fr", "es")[0] == "Gracias 0"
+
+
+def test_the_largest_deepl_batch_fits_deepls_request_size() -> None:
+    """``batch_texts`` texts of ``batch_chars`` characters in all, every one an emoji (which
+    the SDK's JSON escapes as 12 bytes), stay under DeepL's 128 KiB: the fake accepts them."""
+    with DeepLServer(api_key=KEY) as srv:
+        translator = make_backend("deepl", srv)
+        assert isinstance(translator, BatchTranslator)
+        each = translator.batch_chars // translator.batch_texts
+        texts = ["🌍" * each] * translator.batch_texts
+        assert len(translator.translate_many(texts, "fr", "es")) == translator.batch_texts
+        (call,) = srv.calls
+        assert 100 * 1024 < int(call.headers["Content-Length"]) <= DeepLServer.MAX_BODY
