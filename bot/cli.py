@@ -22,6 +22,7 @@ from bot.state.ledger import State
 
 if TYPE_CHECKING:
     from bot.content.types import ContentSet
+    from bot.preview.changes import Since
     from bot.publish.session import Publishing
     from bot.state import Store
     from bot.wiring import Wiring
@@ -66,12 +67,38 @@ def build_parser() -> argparse.ArgumentParser:
         "plan", parents=[common], help="upcoming deliveries per account, in local time"
     )
     p.add_argument("--days", type=_positive_int, default=7)
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     p.add_argument(
         "--from",
         dest="start",
         metavar="DATETIME",
         help="plan as if it were this UTC time (YYYY-MM-DD HH:MM); nothing is saved",
+    )
+    p.add_argument(
+        "--changed-since",
+        metavar="REF",
+        help="with --format markdown: what the change since the git commit REF adds, moves "
+        "or cancels, per account (a pull request's comment); nothing is saved",
+    )
+
+    p = sub.add_parser(
+        "preview",
+        parents=[common],
+        help="write a static site showing every post as each account's platform shows it",
+    )
+    p.add_argument("--out", metavar="DIR", help="where (default: ROOT/.diplobot/preview)")
+    p.add_argument("--days", type=_positive_int, default=14)
+    p.add_argument(
+        "--changed-since",
+        metavar="REF",
+        help="only the posts whose files changed since the git commit REF, and what the "
+        "change does to the schedule",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="DATETIME",
+        help="as if it were this UTC time (YYYY-MM-DD HH:MM)",
     )
 
     p = sub.add_parser(
@@ -91,6 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run", action="store_true", help="write to the outbox, not to the platforms"
     )
+    p.add_argument("--account", help="only this account (its id in accounts.yaml)")
+    p.add_argument(
+        "--resend",
+        action="store_true",
+        help="with --account: send again what is UNKNOWN there (you checked it is not "
+        "published: Telegram), or make a Weibo task again",
+    )
+
+    p = sub.add_parser(
+        "mark-posted",
+        parents=[common],
+        help="record a delivery a person published or found (Weibo; Telegram's UNKNOWN)",
+    )
+    p.add_argument("id", help="the post's id")
+    p.add_argument("--account", required=True, help="the account's id in accounts.yaml")
+    p.add_argument("--url", required=True, help="the published post's link")
+    p.add_argument("--part", type=_positive_int, help="the part (when several are open)")
 
     p = sub.add_parser("status", parents=[common], help="ledger state of every delivery")
     p.add_argument("id", nargs="?", help="only this post")
@@ -252,18 +296,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from bot.schedule.render import plan_to_json, plan_to_text
 
     content = load(args.root)
-    if args.start:
-        from bot.content.timeparse import MAX_YEAR, MIN_YEAR
-
-        try:
-            now = datetime.fromisoformat(args.start.replace(" ", "T"))
-        except ValueError:
-            raise ConfigError(f"--from '{args.start}' is not YYYY-MM-DD HH:MM") from None
-        if not MIN_YEAR <= now.year <= MAX_YEAR:  # beyond, date arithmetic overflows
-            raise ConfigError(f"--from '{args.start}': give a year from {MIN_YEAR} to {MAX_YEAR}")
-        now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
-    else:
-        now = datetime.now(UTC)
+    now = _now(args)
+    if args.changed_since is not None or args.format == "markdown":
+        return _plan_markdown(args, content, now)
     # Planning from the real now pins slot posts; a preview (--from) creates and pins nothing.
     state = _store(args, create=not args.start)
     pins = state.pins if state is not None else None
@@ -274,6 +309,96 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         if content.warnings:
             print(render_problems(content.warnings), file=sys.stderr)
         print(plan_to_text(result, content))
+    return EXIT_OK
+
+
+def _now(args: argparse.Namespace) -> datetime:
+    """``--from`` (UTC when no offset is given), or now."""
+    if not args.start:
+        return datetime.now(UTC)
+    from bot.content.timeparse import MAX_YEAR, MIN_YEAR
+
+    try:
+        now = datetime.fromisoformat(args.start.replace(" ", "T"))
+    except ValueError:
+        raise ConfigError(f"--from '{args.start}' is not YYYY-MM-DD HH:MM") from None
+    if not MIN_YEAR <= now.year <= MAX_YEAR:  # beyond, date arithmetic overflows
+        raise ConfigError(f"--from '{args.start}': give a year from {MIN_YEAR} to {MAX_YEAR}")
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now
+
+
+def _since(args: argparse.Namespace) -> Since:
+    from bot.content.loader import validate
+    from bot.preview.changes import since
+
+    return since(Path(args.root), args.changed_since, validate, _settings(args).git_env)
+
+
+def _plan_markdown(args: argparse.Namespace, content: ContentSet, now: datetime) -> int:
+    from bot.preview.site import plans
+    from bot.schedule.render import plan_to_markdown
+
+    if args.format != "markdown":
+        raise ConfigError("--changed-since goes with --format markdown")
+    state = _store(args, create=False)  # read the slot occurrences given; save nothing
+    pinned = state.pins.load() if state is not None else {}
+    since = _since(args) if args.changed_since else None
+    result, diff = plans(content, now, args.days, pinned, since)
+    print(plan_to_markdown(result, content, diff, since.ref if since else None))
+    if since is not None and since.base is None:
+        print(
+            f"_The content at `{since.ref}` does not validate "
+            f"({len(since.base_problems)} problem(s)): every delivery counts as added._"
+        )
+    return EXIT_OK
+
+
+def _cmd_preview(args: argparse.Namespace) -> int:
+    from bot.content.loader import validate
+    from bot.content.report import render_problems
+    from bot.preview.render import file_url
+    from bot.preview.render import render_problems as problems_site
+    from bot.preview.site import Unavailable, make
+    from bot.publish.media import FolderMedia
+    from bot.source import head_commit
+    from bot.translate.base import Translator
+
+    out = Path(args.out) if args.out else Path(args.root) / ".diplobot" / "preview"
+    content, problems = validate(args.root)
+    if content is None:  # the site says so too: a pull request's artifact is opened first
+        problems_site(problems).write(out, FolderMedia(Path(args.root)))
+        print(render_problems(problems), file=sys.stderr)
+        print(f"the content has errors: {file_url(out)}")
+        return EXIT_INVALID
+    now = _now(args)
+    since = _since(args) if args.changed_since else None
+    try:
+        translator: Translator = _wiring(args).translator()
+    except ConfigError as exc:  # the preview still shows the human texts
+        print(f"WARNING: machine translations unavailable: {exc}", file=sys.stderr)
+        translator = Unavailable(str(exc))
+    state = _store(args)
+    assert state is not None
+    made = make(
+        content,
+        now,
+        args.days,
+        translator,
+        state.translations,
+        pins=state.pins,
+        since=since,
+        revision=head_commit(Path(args.root))[0],
+        parallel=_settings(args).translator.parallel,
+    )
+    for missing in made.site.write(out, FolderMedia(Path(args.root))):
+        print(f"WARNING: image not copied: {missing}", file=sys.stderr)
+    cards = [c for p in made.preview.posts for c in p.cards]
+    waiting = sum(1 for c in cards if not c.ready)
+    over = sum(1 for c in cards if c.over)
+    print(
+        f"{len(made.preview.posts)} post(s), {len(cards)} card(s)"
+        f" ({waiting} not ready, {over} over a limit): {file_url(out)}"
+    )
     return EXIT_OK
 
 
@@ -326,9 +451,13 @@ def _cmd_translate(args: argparse.Namespace) -> int:
         )
     else:
         for v in result.variants:
-            part = f" part {v.part}" if content.posts[v.post].parts > 1 else ""
+            part = (
+                f" part {v.part}" if content.posts[v.post].parts_for(v.platform or None) > 1 else ""
+            )
             reason = f" — {v.reason}" if v.reason else ""
-            print(f"{v.post} [{v.lang}]{part}: {v.origin}, {v.state}{reason}")
+            # The platform only where the language has several (each may differ).
+            where = f" {v.platform}" if len(content.platforms_of(v.lang)) > 1 else ""
+            print(f"{v.post} [{v.lang}{where}]{part}: {v.origin}, {v.state}{reason}")
             for text in v.texts:
                 print("    " + text.replace("\n", "\n    "))
         print(
@@ -378,7 +507,22 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
 
     content = load(args.root)
     accounts = _targets(content, args.id, args.lang)
+    if args.account is not None:
+        accounts = [_account(content, args.id, args.account, accounts)]
+    elif args.resend:
+        raise ConfigError("--resend needs --account: say which account to send again")
     pub = _publishing(args, content, dry_run=args.dry_run)
+    if args.resend:
+        channel = pub.channel_of[args.account]
+        unknown = [
+            r
+            for r in pub.ledger.rows(args.id, channel=channel)
+            if r.account == args.account and r.state is State.UNKNOWN
+        ]
+        if not unknown:
+            print(f"@{content.accounts.accounts[args.account].handle}: nothing UNKNOWN to resend")
+        for line in pub.deliverers[channel].resend(unknown, datetime.now(UTC)):
+            print(f"@{content.accounts.accounts[args.account].handle} ({channel}): {line}")
     results = publish_now(pub, content, content.posts[args.id], accounts)
     handles = {a: x.handle for a, x in content.accounts.accounts.items()}
     for result in results:
@@ -396,8 +540,44 @@ def _cmd_post_now(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok and not r.message for r in results) else EXIT_INVALID
 
 
+def _account(content: ContentSet, post_id: str, account: str, targets: list[str]) -> str:
+    """``--account``: an account of accounts.yaml that ``post_id`` goes out on."""
+    if account not in content.accounts.accounts:
+        known = ", ".join(sorted(content.accounts.accounts))
+        raise ConfigError(f"no account '{account}' in accounts.yaml: use one of {known}")
+    if account not in targets:
+        raise ConfigError(f"{post_id} does not go out on account '{account}'")
+    return account
+
+
+def _cmd_mark_posted(args: argparse.Namespace) -> int:
+    from bot.content.loader import load
+    from bot.publish.manual import mark_posted
+
+    content = load(args.root)
+    account = _account(content, args.id, args.account, _targets(content, args.id, None))
+    store = _store(args, create=False)
+    if store is None:
+        print(f"diplobot: no deliveries recorded for {args.id}", file=sys.stderr)
+        return EXIT_INVALID
+    ledger = store.ledger
+    rows = [r for r in ledger.rows(args.id) if r.account == account]
+    marked = mark_posted(
+        ledger,
+        rows,
+        platform=content.accounts.accounts[account].platform,
+        url=args.url,
+        part=args.part,
+    )
+    handle = content.accounts.accounts[account].handle
+    print(f"@{handle}: {marked.message}", file=sys.stdout if marked.ok else sys.stderr)
+    return EXIT_OK if marked.ok else EXIT_INVALID
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
+
+    from bot.publish.deliver import for_a_person
 
     store = _store(args, create=False)
     ledger = store.ledger if store is not None else None
@@ -414,6 +594,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                         "state": str(r.state),
                         "media": [asdict(m) for m in r.media],
                         "stale": stale.get(r.id),
+                        "for_a_person": for_a_person(r),
                     }
                     for r in rows
                 ],
@@ -433,9 +614,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         if r.id in stale:
             tail = f"STALE: {stale[r.id]}; reconciled at the next start of the service or post-now"
         retry = f" retry at {r.retry_at:%Y-%m-%d %H:%M} UTC" if r.retry_at else ""
+        state = str(r.state)
+        if for_a_person(r):  # a manual task, or a channel that cannot be searched
+            state, retry = f"{r.state} (FOR A PERSON)", ""
         print(
             f"{r.due_at:%Y-%m-%d %H:%M} UTC  {r.post_id} part {r.part}  {r.account} "
-            f"[{r.channel}]  {r.state}  attempts {r.attempts}{retry}  {tail}".rstrip()
+            f"[{r.channel}]  {state}  attempts {r.attempts}{retry}  {tail}".rstrip()
         )
     problems = [
         r for r in rows if r.state in (State.FAILED, State.UNKNOWN, State.EXPIRED) or r.id in stale
@@ -444,6 +628,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(
             f"{len(problems)} delivery(ies) need attention (FAILED, UNKNOWN, EXPIRED or stale "
             "SENDING): see docs/operations.md"
+        )
+    waiting = [r for r in rows if for_a_person(r)]
+    if waiting:
+        print(
+            f"{len(waiting)} of them wait for a person (a Weibo task, or a Telegram post to "
+            "check): each line says what to do, then 'diplobot mark-posted'"
         )
     return EXIT_OK
 
@@ -655,8 +845,10 @@ _COMMANDS = {
     "validate": _cmd_validate,
     "count": _cmd_count,
     "plan": _cmd_plan,
+    "preview": _cmd_preview,
     "translate": _cmd_translate,
     "post-now": _cmd_post_now,
+    "mark-posted": _cmd_mark_posted,
     "status": _cmd_status,
     "retract": _cmd_retract,
     "accounts": _cmd_accounts,

@@ -17,7 +17,10 @@
         ├── PublishDuplicate      X refused duplicate content: reconcile the same way
         ├── PublishAuthFailed     401, or a 403 other than duplicate: the account is flagged
         ├── PublishNoCredits      402: the X API account has no credits left
-        └── PublishRejected       400: X refused the request; its detail is in the message
+        ├── PublishRejected       400: X refused the request; its detail is in the message
+        ├── PublishUnverifiable   the channel cannot be searched (Telegram): whether a post
+        │                         is there is for a person to check, never a reason to resend
+        └── PublishByHand         a manual channel (Weibo): the post is a task for a person
 
 Messages say what to do next. They never contain a secret or a post's text.
 """
@@ -119,3 +122,18 @@ class PublishNoCredits(PublishError):
 
 class PublishRejected(PublishError):
     """X refused the request as invalid (400); the message carries X's detail."""
+
+
+class PublishUnverifiable(PublishError):
+    """The channel cannot be searched for a post (the Telegram Bot API reads no channel
+    history): ``find`` raises it, and the deliverer leaves the delivery UNKNOWN for a person,
+    alerted once with what to check; it is never sent again by itself."""
+
+
+class PublishByHand(PublishError):
+    """A manual channel (Weibo has had no publishing API since 2017): ``publish`` raises it,
+    and the deliverer makes the delivery a task for a person, open until ``until`` (UTC)."""
+
+    def __init__(self, message: str, until: datetime) -> None:
+        super().__init__(message)
+        self.until = until

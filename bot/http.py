@@ -6,6 +6,8 @@ GET  /readyz    200 when valid content is loaded and the last sync of the source
 GET  /metrics   Prometheus text
 GET  /status    JSON: revision, content errors, sync state, counts per state and account, and
                 bounded lists of deliveries (``?limit=50&offset=0``)
+GET  /preview/  the editors' preview of the running revision (HTML pages and their images;
+                read-only; 404 when ``DIPLOBOT_PREVIEW=off``)
 POST /hooks/git 202 and a sync at once, when signed (GitHub X-Hub-Signature-256, or GitLab
                 X-Gitlab-Token) and not already received; 401 unsigned, 409 a replay, 404
                 when no secret is configured
@@ -208,14 +210,23 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.bind(path=self.path, client=self.client_address[0]).debug("http.request")
 
-    def _send(self, status: int, body: str | bytes, content_type: str = "text/plain") -> None:
+    def _send(
+        self,
+        status: int,
+        body: str | bytes,
+        content_type: str = "text/plain",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.conn.waiting_since = None
         data = body.encode("utf-8") if isinstance(body, str) else body
         self.connection.settimeout(WRITE_TIMEOUT)
         self.send_response(status)
-        if "charset=" not in content_type:
+        binary = content_type.startswith("image/") or content_type == "application/octet-stream"
+        if "charset=" not in content_type and not binary:
             content_type += "; charset=utf-8"
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         if self.body_unread:  # what follows on this connection is not a request
             self.send_header("Connection", "close")
@@ -256,8 +267,32 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             status = views.status(service, limit=page[0], offset=page[1])
             self._send(200, json.dumps(status, ensure_ascii=False, indent=2), "application/json")
+        elif path == "/preview" or path.startswith("/preview/"):
+            self._preview(path)
         else:
             self._send(404, "not found\n")
+
+    def _preview(self, path: str) -> None:
+        service = self.server.service
+        if not service.settings.preview:
+            self._send(404, "the preview is off (DIPLOBOT_PREVIEW=off)\n")
+            return
+        if path == "/preview":  # the pages link to each other relatively: from /preview/
+            self._send(301, "moved\n", headers={"Location": "/preview/"})
+            return
+        from bot.service.preview import CSP, previews
+
+        answer = previews(service).answer(service, path.removeprefix("/preview/"))
+        self._send(
+            answer.status,
+            answer.body,
+            answer.content_type,
+            headers={
+                "Content-Security-Policy": CSP,
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-store",
+            },
+        )
 
     def do_POST(self) -> None:
         self._answer(self._post)

@@ -21,6 +21,9 @@ QUIET_LOGGERS = (
     "tweepy",
     "aiohttp",
     "deepl",
+    "httpx",  # its INFO line per request carries the URL: a Telegram bot token is in it
+    "httpcore",
+    "telegram",
 )
 NOISY_LOGGERS = ("apscheduler",)  # one INFO line per job run: kept at WARNING
 

@@ -24,6 +24,7 @@ from loguru import logger
 
 from bot.content.types import CONTENT_DIR, ContentSet, PostEntry
 from bot.errors import PublishError
+from bot.platforms import Limits, platform
 from bot.publish.deliver import REARMABLE, display_name
 from bot.publish.session import Publishing
 from bot.schedule import plan as planning
@@ -31,6 +32,7 @@ from bot.source import head_commit
 from bot.state.ledger import FINAL, MediaRef, NewDelivery, Row, State
 from bot.state.pins import Pins
 from bot.text.entities import has_url
+from bot.text.split import join_parts
 from bot.translate.localize import Variant
 from bot.translate.localize import localize as localize  # the stage itself, text and alt texts
 
@@ -66,16 +68,20 @@ def due_now(
     out = []
     for account in accounts:
         lang = content.accounts.accounts[account].lang
-        for part in range(1, entry.parts + 1):
-            human = entry.human_text(lang, part - 1)
-            source = human if human is not None else entry.human_text(entry.post.lang, part - 1)
+        where = content.accounts.accounts[account].platform
+        parts = entry.parts_for(where)
+        for part in range(1, parts + 1):
+            human = entry.human_text(lang, part - 1, where)
+            source = (
+                human if human is not None else entry.human_text(entry.post.lang, part - 1, where)
+            )
             out.append(
                 planning.Delivery(
                     post=entry.id,
                     account=account,
                     lang=lang,
                     part=part,
-                    parts=entry.parts,
+                    parts=parts,
                     due=now,
                     source="human" if human is not None else "machine",
                     slot=entry.slot,
@@ -112,9 +118,11 @@ def rows(
     commit: Revision = (None, None),
 ) -> list[AccountRows]:
     """Join the plan's deliveries (post × account × part) with the variants (post × language ×
-    part): one :class:`AccountRows` per post and account, in the plan's order. Images go with
-    the first row of their part, with the variant's alt texts. Pure."""
-    by_part = {(v.post, v.lang, v.part): v for v in variants}
+    platform × part): one :class:`AccountRows` per post and account, in the plan's order.
+    Images go with the first row of their part, with the variant's alt texts. On a platform
+    without reply chains (``threads="join"``) a thread is one post when its parts, joined,
+    fit it; else each part is a post of its own, in order. Pure."""
+    by_part = {(v.post, v.lang, v.part, v.platform): v for v in variants}
     groups: dict[tuple[str, str], list[planning.Delivery]] = {}
     for d in deliveries:
         groups.setdefault((d.post, d.account), []).append(d)
@@ -122,6 +130,7 @@ def rows(
     for (post_id, account), parts in groups.items():
         parts.sort(key=lambda d: d.part)
         lang, due, channel = parts[0].lang, parts[0].due, channel_of[account]
+        where = platform(content.accounts.accounts[account].platform)
 
         # Every row of this post and account but its part, text and images.
         base = NewDelivery(
@@ -135,7 +144,17 @@ def rows(
             revision=commit[0],
             author=commit[1],
         )
-        joined = [(d, v) for d in parts if (v := by_part.get((post_id, lang, d.part))) is not None]
+        joined = [
+            (d, v)
+            for d in parts
+            # A variant made for no platform in particular ("") serves every platform.
+            if (
+                v := by_part.get(
+                    (post_id, lang, d.part, where.name), by_part.get((post_id, lang, d.part, ""))
+                )
+            )
+            is not None
+        ]
         found = [v for _d, v in joined]
         if not found:
             out.append(
@@ -168,7 +187,7 @@ def rows(
         entry = content.posts[post_id]
         made: list[NewDelivery] = []
         for d, v in joined:
-            media = entry.post.media if v.part == 1 else entry.post.thread[v.part - 2].media
+            media = entry.media_of(v.part - 1, where.name)
             refs = tuple(
                 MediaRef(f"{CONTENT_DIR}/{m.file}", alt)
                 for m, alt in zip(media, v.alts, strict=True)
@@ -183,8 +202,20 @@ def rows(
                         media=refs if i == 0 else (),
                     )
                 )
+        if where.limits.threads == "join" and len(made) > 1:
+            made = joined_thread(made, where.limits) or made
         out.append(AccountRows(post_id, account, channel, due, rows=tuple(made)))
     return out
+
+
+def joined_thread(parts: Sequence[NewDelivery], limits: Limits) -> list[NewDelivery] | None:
+    """A thread's rows as the one row of a post that joins them, or None when the joined text
+    or its images do not fit one post (then each part goes out as a post of its own)."""
+    text = join_parts([p.text for p in parts])
+    media = tuple(m for p in parts for m in p.media)
+    if len(media) > limits.media or limits.count(text) > limits.text_limit(bool(media)):
+        return None
+    return [replace(parts[0], part=1, text=text, media=media)]
 
 
 # -- record --------------------------------------------------------------------------------

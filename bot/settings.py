@@ -71,6 +71,53 @@ def _float(env: Mapping[str, str], name: str, default: float, low: float, high: 
     return value
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """``on`` or ``off`` (also true/false, yes/no, 1/0)."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "yes", "1"):
+        return True
+    if raw in ("off", "false", "no", "0"):
+        return False
+    raise ConfigError(f"{name}={raw!r} must be on or off")
+
+
+def read_credentials(
+    env: Mapping[str, str], accounts: list[str], suffix: str
+) -> tuple[dict[str, Secret], dict[str, str]]:
+    """Each account's ``DIPLOBOT_<ACCOUNT>_<suffix>`` secret (or its ``_FILE``), and for each
+    account without one, the variable to set: what every platform's ``read_settings`` reads.
+
+    Raises:
+        ConfigError: a variable and its ``_FILE`` are both set, or a file cannot be read.
+    """
+    found: dict[str, Secret] = {}
+    missing: dict[str, str] = {}
+    for account in accounts:
+        name = f"DIPLOBOT_{env_name(account)}_{suffix}"
+        secret = read_secret(name, env)
+        if secret:
+            found[account] = secret
+        else:
+            missing[account] = name
+    return found, missing
+
+
+def read_timeout(env: Mapping[str, str], name: str, default: float = 20.0) -> float:
+    """A platform's timeout in seconds, from 0.1 to 600.
+
+    Raises:
+        ConfigError: the variable is not a number in that range.
+    """
+    return _float(env, name, default, 0.1, 600)
+
+
+def ca_bundle(env: Mapping[str, str]) -> str | None:
+    """An institution's own CA bundle, as requests would have read it from the environment."""
+    return env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None
+
+
 def _duration(env: Mapping[str, str], name: str, default: float) -> float:
     """Seconds, or a number with s, m or h (``15m``)."""
     raw = (env.get(name) or "").strip().lower()
@@ -147,7 +194,7 @@ class XSettings:
             api_secret=api_secret,
             tokens=tokens,
             missing=missing,
-            ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+            ca_bundle=ca_bundle(env),
         )
 
 
@@ -166,6 +213,7 @@ class ServiceSettings:
     publish_parallel: int = 16  # chains delivered at once, all accounts together
     per_account: int = 4  # chains delivered at once on one account
     watch_interval: float = DEFAULT_WATCH_INTERVAL
+    preview: bool = True  # /preview is served
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServiceSettings:
@@ -177,6 +225,7 @@ class ServiceSettings:
             http_addr=env.get("DIPLOBOT_HTTP_ADDR") or "127.0.0.1:8080",
             webhook_secret=read_secret("DIPLOBOT_WEBHOOK_SECRET", env),
             watch_interval=_duration(env, "DIPLOBOT_WATCH_INTERVAL", DEFAULT_WATCH_INTERVAL),
+            preview=_switch(env, "DIPLOBOT_PREVIEW", True),
         )
 
 
@@ -324,6 +373,8 @@ VARIABLES: dict[str, str] = {
     "DIPLOBOT_WATCH_INTERVAL": "how often each account's recent posts are read for another "
     "publisher of our content (default 10 min)",
     "DIPLOBOT_WEBHOOK_SECRET": "enables the content webhook `/hooks/git`. Secret",
+    "DIPLOBOT_PREVIEW": "`off` stops `run` serving the editors' preview at `/preview` "
+    "(default `on`)",
     "DIPLOBOT_LEASE": "how long a claim is trusted without a sign of life from its process: "
     "seconds, or minutes as `2m` (default 60 s; keep it above `DIPLOBOT_X_TIMEOUT`)",
     "DIPLOBOT_ALERT_WEBHOOK": "where alerts are POSTed as JSON. Secret",
@@ -359,6 +410,13 @@ VARIABLES: dict[str, str] = {
     "`appsecret_proof` (Require App Secret); optional. Secret",
     "DIPLOBOT_FACEBOOK_TIMEOUT": "seconds to connect and between two reads of Facebook's answer "
     "(default 20; a request ends after 3 × this)",
+    "DIPLOBOT_<ACCOUNT>_BOT_TOKEN": "a Telegram account's bot token (from @BotFather; the bot "
+    "is an administrator of the channel, allowed to post). Secret",
+    "DIPLOBOT_TELEGRAM_API_URL": "the Telegram Bot API base (default `https://api.telegram.org`)",
+    "DIPLOBOT_TELEGRAM_TIMEOUT": "seconds to connect, write and read each Telegram request "
+    "(default 20; a request ends after 3 × this)",
+    "DIPLOBOT_WEIBO_TASK_WINDOW": "how long a Weibo delivery stays a task for a person before it "
+    "is EXPIRED: seconds, or `30m`, `12h` (default 24 h)",
     "DIPLOBOT_LOG_LEVEL": "`INFO` by default",
     "DIPLOBOT_LOG_FORMAT": "`json` or `text` (default: text on a terminal, JSON otherwise)",
     "REQUESTS_CA_BUNDLE": "an institution's own CA bundle, for X (also read by requests for "

@@ -377,6 +377,33 @@ def strip_userinfo(text: str) -> str:
     return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
 
 
+def changed_files(repo: Path, ref: str, env: Mapping[str, str] = NO_ENV) -> list[str]:
+    """The files of ``repo`` (a checkout, or a folder of one) that differ from ``ref``: changed
+    since, by commits or in the working tree, and new files git does not ignore; paths relative
+    to ``repo``, with forward slashes.
+
+    Raises:
+        ConfigError: ``ref`` is not a commit of the repository, or git failed.
+    """
+    if (
+        ref.startswith("-")
+        or _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False, env=env)
+        is None
+    ):
+        raise ConfigError(
+            f"'{ref}' is not a commit of {repo} (fetch it first: in CI, check out with "
+            "fetch-depth: 0)"
+        )
+    found: list[str] = []
+    for args in (
+        ("diff", "--name-only", "--relative", "--no-renames", "-z", ref, "--"),
+        ("ls-files", "--others", "--exclude-standard", "-z"),
+    ):
+        out = _git(repo, *args, env=env) or ""
+        found += [name for name in out.split("\0") if name]
+    return sorted(set(found))
+
+
 def head_commit(root: Path) -> tuple[str | None, str | None]:
     """(commit, author) of HEAD in ``root``, or (None, None) when it is not a git checkout."""
     try:

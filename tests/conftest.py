@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from example import keep_platforms
 from publish.conftest import ACCOUNTS, APP
 from servers.translate import LibreServer
 from servers.x import XServer
@@ -30,8 +31,9 @@ def example_repo(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def repo(example_repo: Path) -> Path:
-    """The same copy of the example, under the short name the publishing tests use."""
-    return example_repo
+    """The same copy of the example with its X accounts only (the four the fake X knows),
+    under the short name the publishing tests use."""
+    return keep_platforms(example_repo, {"x"})
 
 
 @pytest.fixture

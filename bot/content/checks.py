@@ -13,14 +13,15 @@ import hashlib
 import os
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.content.files import NotReadable, read_regular
-from bot.content.languages import ISO_639_1
-from bot.content.model import AccountsFile, GlossaryFile, Media, Post, SlotsFile
+from bot.content.languages import canonical, primary
+from bot.content.model import Account, AccountsFile, GlossaryFile, Media, Post, SlotsFile
 from bot.content.report import Collector, one_line
 from bot.content.shape import check_shape
 from bot.content.timeparse import TimeProblem, local_time_exists, parse_local, zone
@@ -28,10 +29,11 @@ from bot.content.types import CONTENT_DIR, POSTS_DIR, PostEntry
 from bot.content.yamlsrc import YamlDoc, YamlProblem, read_yaml
 from bot.envname import env_name
 from bot.errors import Problem
-from bot.platforms import Platform, platform_of, strictest
+from bot.platforms import DEFAULT_PLATFORM, MEDIA_BYTES_MAX, PLATFORMS, Platform, platform_of
 from bot.text.chars import char_name, find_bad_char
 
 MAX_MEDIA_PATH = 1024
+DEFAULT = PLATFORMS[DEFAULT_PLATFORM]
 _IMAGE_MAGIC = (
     (b"\xff\xd8\xff", "JPEG"),
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -63,10 +65,15 @@ def check_zone(doc: YamlDoc, loc: tuple[Any, ...], name: str | None, out: Collec
 def check_lang(
     doc: YamlDoc, loc: tuple[Any, ...], lang: str, out: Collector, *, key: bool = False
 ) -> bool:
-    if lang in ISO_639_1:
+    fixed = canonical(lang)
+    if fixed == lang:
         return True
-    lower = lang.lower().split("-")[0].split("_")[0]
-    hint = f"use '{lower}'" if lower in ISO_639_1 else "use a two-letter ISO 639-1 code, e.g. fr"
+    hint = (
+        f"use '{fixed}'"
+        if fixed is not None
+        else "use a two-letter ISO 639-1 code, e.g. fr, optionally with a script or region "
+        "(BCP 47: zh-Hans, zh-Hant, pt-BR)"
+    )
     out.add(doc, loc, f"unknown language '{one_line(lang)}'", hint, key=key)
     return False
 
@@ -79,6 +86,7 @@ def check_accounts(loaded: tuple[YamlDoc | None, AccountsFile], out: Collector) 
     for aid, account in accounts.accounts.items():
         check_lang(doc, ("accounts", aid, "lang"), account.lang, out)
         check_zone(doc, ("accounts", aid, "timezone"), account.timezone, out)
+        check_account_fields(doc, str(aid), account, out)
         # Credentials are found by variable name: two ids naming the same variables would
         # both publish with one account's token (the English text on the French account).
         name = env_name(str(aid))
@@ -94,6 +102,102 @@ def check_accounts(loaded: tuple[YamlDoc | None, AccountsFile], out: Collector) 
                 "rename one of them: account ids must differ in more than case, '-' or '_'",
                 key=True,
             )
+
+
+_X_HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")
+_MASTODON_USER = re.compile(r"[A-Za-z0-9_]{1,30}")
+# atproto's handle syntax: a domain name of at least two labels, the last not numeric.
+_BLUESKY_HANDLE = re.compile(
+    r"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+)
+_TELEGRAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{3,31}")
+# https, or plain http to this machine only (a local proxy, a test server).
+_INSTANCE_URL = re.compile(
+    r"(https://[A-Za-z0-9.\-]+|http://(127\.0\.0\.1|localhost|\[::1\]))(:[0-9]{1,5})?/?"
+)
+_PLATFORM_FIELDS = {
+    "instance": "mastodon",
+    "did": "bluesky",
+    "page": "facebook",
+    "chat": "telegram",
+}
+"""An account field → the one platform that reads it."""
+
+
+def check_account_fields(doc: YamlDoc, aid: str, account: Account, out: Collector) -> None:
+    """The handle's shape and the fields ``account``'s platform needs, and no field of another
+    platform (an ``instance`` on an X account is a mistake, not a harmless extra)."""
+    loc = ("accounts", aid)
+    name = account.platform
+    display = platform_of(account).display
+    handle = account.handle
+    for key, owner in _PLATFORM_FIELDS.items():
+        if getattr(account, key) is not None and owner != name:
+            out.add(
+                doc,
+                (*loc, key),
+                f"'{key}' is for {PLATFORMS[owner].display} accounts; account '{one_line(aid)}' "
+                f"publishes on {display}",
+                f"remove it, or set platform: {owner}",
+                key=True,
+            )
+    if name == "x" and not _X_HANDLE.fullmatch(handle):
+        out.add(
+            doc,
+            (*loc, "handle"),
+            f"X handle '{one_line(handle)}' is not 1-15 letters, digits or _",
+            "write the handle without @, as in x.com/<handle>",
+        )
+    elif name == "mastodon":
+        if not _MASTODON_USER.fullmatch(handle):
+            user, _, server = handle.partition("@")
+            out.add(
+                doc,
+                (*loc, "handle"),
+                f"Mastodon user name '{one_line(handle)}' is not 1-30 letters, digits or _",
+                f"write only the user name ('{user}') and the server as instance: https://{server}"
+                if server
+                else "write the user name without @, as in https://<instance>/@<name>",
+            )
+        if account.instance is None:
+            out.add(
+                doc,
+                loc,
+                f"Mastodon account '{one_line(aid)}' has no instance",
+                "add instance: https://<your server>, e.g. instance: https://mastodon.social",
+                key=True,
+            )
+        elif not _INSTANCE_URL.fullmatch(account.instance):
+            out.add(
+                doc,
+                (*loc, "instance"),
+                f"instance '{one_line(account.instance)}' is not an https:// server address",
+                "write the server's address only, e.g. https://mastodon.social (plain http "
+                "only to this machine: http://127.0.0.1:PORT)",
+            )
+    elif name == "bluesky" and (len(handle) > 253 or not _BLUESKY_HANDLE.fullmatch(handle)):
+        out.add(
+            doc,
+            (*loc, "handle"),
+            f"Bluesky handle '{one_line(handle)}' is not a domain name",
+            "write the full handle without @, e.g. diplo.bsky.social",
+        )
+    elif name == "facebook" and account.page is None:
+        out.add(
+            doc,
+            loc,
+            f"Facebook account '{one_line(aid)}' has no page",
+            "add page: <the page's numeric id> (Page settings > About > Page ID)",
+            key=True,
+        )
+    elif name == "telegram" and account.chat is None and not _TELEGRAM_NAME.fullmatch(handle):
+        out.add(
+            doc,
+            (*loc, "handle"),
+            f"Telegram channel name '{one_line(handle)}' is not 5-32 letters, digits or _ "
+            "starting with a letter",
+            "write the channel's @name without @, or give chat: with its numeric id",
+        )
 
 
 def check_slots(doc: YamlDoc, slots: SlotsFile, accounts: AccountsFile, out: Collector) -> None:
@@ -216,14 +320,15 @@ class PostChecker:
             frozenset(a.lang for a in accounts.accounts.values()) if accounts else frozenset()
         )
         self.langs_text = ", ".join(sorted(self.account_langs))
-        # The limits a text must fit: the tightest platform of the accounts it goes to.
+        # Each text is checked against every platform it goes to, each counting its own way
+        # (a text with a long URL fits X, whose URLs count 23, and not Bluesky).
         listed = list(accounts.accounts.values()) if accounts else []
-        self.platform: Platform = strictest(platform_of(a) for a in listed)
-        self.platform_of_lang: dict[str, Platform] = {
-            lang: strictest(platform_of(a) for a in listed if a.lang == lang)
+        self.platforms_of_lang: dict[str, tuple[Platform, ...]] = {
+            lang: _unique(platform_of(a) for a in listed if a.lang == lang)
             for lang in self.account_langs
         }
-        self.media_cache: dict[str, tuple[str, str] | None] = {}
+        self.all_platforms = _unique(platform_of(a) for a in listed)
+        self.media_cache: dict[tuple[str, tuple[str, ...]], tuple[str, str] | None] = {}
         self.default_tz: ZoneInfo | None = None  # None: accounts.yaml's zone is bad (reported)
         if accounts is not None:
             with contextlib.suppress(TimeProblem):
@@ -266,7 +371,16 @@ class PostChecker:
 
     def _check_texts(self, doc: YamlDoc, post: Post) -> None:
         out = self.out
-        check_lang(doc, ("lang",), post.lang, out)
+        if check_lang(doc, ("lang",), post.lang, out) and post.lang not in self.account_langs:
+            near = sorted(a for a in self.account_langs if primary(a) == primary(post.lang))
+            if near:  # fr-FR with fr accounts: every variant would be a machine translation
+                out.add(
+                    doc,
+                    ("lang",),
+                    f"no account publishes in '{post.lang}'; accounts publish in "
+                    + ", ".join(f"'{a}'" for a in near),
+                    f"use '{near[0]}'",
+                )
         if post.languages is not None:
             for i, lang in enumerate(post.languages):
                 if (
@@ -292,44 +406,116 @@ class PostChecker:
             if post.languages is None
             else set(post.languages) & self.account_langs
         )
-        holders: list[tuple[tuple[Any, ...], str, dict[str, str]]] = [
-            ((), post.text, post.translations)
+        # (where, text, translations, has images, the platforms it goes to: None, every
+        # platform of the language without a version of its own for that part)
+        holders: list[Holder] = [((), post.text, post.translations, bool(post.media), None, 0)]
+        holders += [
+            (("thread", i), p.text, p.translations, bool(p.media), None, i + 1)
+            for i, p in enumerate(post.thread)
         ]
-        holders += [(("thread", i), p.text, p.translations) for i, p in enumerate(post.thread)]
-        for base_loc, text, translations in holders:
+        for name, version in post.platforms.items():
+            plat = PLATFORMS[name]
+            loc = ("platforms", name)
+            langs_there = {lang for lang in published if plat in self.platforms_of_lang[lang]}
+            if self.account_langs and not langs_there:
+                # Not published (no account of the post on that platform): nothing to check,
+                # and no warning, so that removing an account leaves its posts' versions valid.
+                continue
+            if version.text is not None:
+                holders.append((loc, version.text, version.translations, bool(post.media), plat, 0))
+            elif version.translations:
+                self._check_translations(
+                    doc, loc, post, version.translations, bool(post.media), plat
+                )
+            for i, p in enumerate(version.thread or []):
+                holders.append(
+                    ((*loc, "thread", i), p.text, p.translations, bool(p.media), plat, i + 1)
+                )
+        for base_loc, text, translations, with_media, only, part in holders:
             self._check_one_text(
                 doc,
                 (*base_loc, "text"),
                 text,
                 check_length=post.lang in published or not self.account_langs,
                 lang=post.lang,
+                with_media=with_media,
+                platforms=self._where(post, post.lang, part, only),
             )
-            for lang, value in translations.items():
-                loc = (*base_loc, "translations", lang)
-                if not check_lang(doc, loc, lang, out, key=True):
-                    continue
-                if lang == post.lang:
-                    out.add(
-                        doc,
-                        loc,
-                        f"a translation into '{lang}', the post's own language",
-                        "remove it, or change 'lang'",
-                        key=True,
-                    )
-                    continue
-                if self.account_langs and lang not in self.account_langs:
-                    out.add(
-                        doc,
-                        loc,
-                        f"translation into '{lang}', but no account publishes in '{lang}'",
-                        f"accounts publish in: {self.langs_text}",
-                        key=True,
-                    )
-                    continue
-                self._check_one_text(doc, loc, value, check_length=True, lang=lang)
+            self._check_translations(doc, base_loc, post, translations, with_media, only, part)
+
+    def _where(
+        self, post: Post, lang: str, part: int, only: Platform | None
+    ) -> tuple[Platform, ...]:
+        """The platforms a text of ``lang`` goes to: ``only`` (a version's text), else those
+        of the language's accounts that have no version of their own for part ``part``."""
+        if only is not None:
+            return (only,)
+        found = self.platforms_of_lang.get(lang) or self.all_platforms or (DEFAULT,)
+        return tuple(p for p in found if not _has_own(post, p.name, part))
+
+    def _check_translations(
+        self,
+        doc: YamlDoc,
+        base_loc: tuple[Any, ...],
+        post: Post,
+        translations: dict[str, str],
+        with_media: bool,
+        only: Platform | None,
+        part: int = 0,
+    ) -> None:
+        out = self.out
+        for lang, value in translations.items():
+            loc = (*base_loc, "translations", lang)
+            if not check_lang(doc, loc, lang, out, key=True):
+                continue
+            if lang == post.lang:
+                out.add(
+                    doc,
+                    loc,
+                    f"a translation into '{lang}', the post's own language",
+                    "remove it, or change 'lang'",
+                    key=True,
+                )
+                continue
+            if self.account_langs and lang not in self.account_langs:
+                out.add(
+                    doc,
+                    loc,
+                    f"translation into '{lang}', but no account publishes in '{lang}'",
+                    f"accounts publish in: {self.langs_text}",
+                    key=True,
+                )
+                continue
+            if only is not None and only not in self.platforms_of_lang.get(lang, (only,)):
+                out.add(
+                    doc,
+                    loc,
+                    f"translation into '{lang}', but no {only.display} account publishes "
+                    f"in '{lang}'",
+                    "move it to the post's translations, or remove it",
+                    key=True,
+                )
+                continue
+            self._check_one_text(
+                doc,
+                loc,
+                value,
+                check_length=True,
+                lang=lang,
+                with_media=with_media,
+                platforms=self._where(post, lang, part, only),
+            )
 
     def _check_one_text(
-        self, doc: YamlDoc, loc: tuple[Any, ...], text: str, *, check_length: bool, lang: str
+        self,
+        doc: YamlDoc,
+        loc: tuple[Any, ...],
+        text: str,
+        *,
+        check_length: bool,
+        lang: str,
+        with_media: bool,
+        platforms: tuple[Platform, ...] | None = None,
     ) -> None:
         if not text.strip():
             hint = "write the text" if loc[-1] == "text" else "write the text, or remove the key"
@@ -347,17 +533,42 @@ class PostChecker:
             )
             return
         if check_length:
-            where = self.platform_of_lang.get(lang, self.platform)
-            limit = where.limits.text
+            where = (
+                platforms
+                if platforms is not None
+                else self.platforms_of_lang.get(lang) or self.all_platforms or (DEFAULT,)
+            )
+            self._check_length(doc, loc, text, where, with_media)
+
+    def _check_length(
+        self,
+        doc: YamlDoc,
+        loc: tuple[Any, ...],
+        text: str,
+        platforms: tuple[Platform, ...],
+        with_media: bool,
+    ) -> None:
+        """One error for a text too long for one or more of ``platforms`` (each counting its
+        own way), naming the one it overshoots most and the others."""
+        over = []
+        for where in platforms:
+            limit = where.limits.text_limit(with_media)
             length = where.limits.count(text)
             if length > limit:
-                self.out.add(
-                    doc,
-                    loc,
-                    f"text is {length} characters long as {where.display} counts them; the "
-                    f"limit is {limit}",
-                    f"shorten it by {length - limit}, or move the rest to 'thread:'",
-                )
+                over.append((length - limit, where, length, limit))
+        if not over:
+            return
+        over.sort(key=lambda o: -o[0])  # stable: X first among equals (see _unique)
+        excess, where, length, limit = over[0]
+        caption = " for a post with images (a caption)" if limit != where.limits.text else ""
+        also = "".join(f"; {w.display} {n} (limit {m})" for _e, w, n, m in over[1:])
+        self.out.add(
+            doc,
+            loc,
+            f"text is {length} characters long as {where.display} counts them; the limit "
+            f"is {limit}{caption}{also}",
+            f"shorten it by {excess}, or move the rest to 'thread:'",
+        )
 
     def _check_when(self, doc: YamlDoc, post: Post) -> datetime | None:
         out = self.out
@@ -393,46 +604,65 @@ class PostChecker:
             out.add(doc, ("publish_at",), f"publish_at {exc.message}", exc.hint)
             return None
 
+    def _platforms_of(self, langs: Iterable[str]) -> tuple[Platform, ...]:
+        """The platforms of the accounts that publish in ``langs`` (all, without accounts)."""
+        found = _unique(p for lang in langs for p in self.platforms_of_lang.get(lang, ()))
+        return found or self.all_platforms or (DEFAULT,)
+
     def _check_media(self, doc: YamlDoc, post: Post) -> None:
         groups: list[tuple[tuple[Any, ...], list[Media]]] = [(("media",), post.media)]
         groups += [(("thread", i, "media"), p.media) for i, p in enumerate(post.thread)]
-        name, limits = self.platform.display, self.platform.limits
+        groups += [
+            (("platforms", name, "thread", i, "media"), p.media)
+            for name, version in post.platforms.items()
+            for i, p in enumerate(version.thread or [])
+        ]
+        langs = self.account_langs if post.languages is None else set(post.languages)
+        targets = self._platforms_of(langs)
         for loc, items in groups:
-            if len(items) > limits.media:
+            most = min(targets, key=lambda p: p.limits.media)
+            if len(items) > most.limits.media:
                 self.out.add(
                     doc,
-                    (*loc, limits.media),
-                    f"{len(items)} images; {name} takes at most {limits.media} per post",
+                    (*loc, most.limits.media),
+                    f"{len(items)} images; {most.display} takes at most {most.limits.media} "
+                    "per post",
                     "move the others to a thread part",
                 )
             for i, item in enumerate(items):
                 if not _check_path_chars(doc, (*loc, i, "file"), item.file, self.out):
-                    found = self._media_problem(item.file)
+                    found = self._media_problem(item.file, targets)
                     if found is not None:
                         self.out.add(doc, (*loc, i, "file"), *found)
                 alts = item.alt.items() if isinstance(item.alt, dict) else [(None, item.alt)]
                 for lang, alt in alts:
                     where = (*loc, i, "alt") if lang is None else (*loc, i, "alt", lang)
-                    if lang is not None:
-                        check_lang(doc, where, lang, self.out, key=True)
+                    if lang is not None and not check_lang(doc, where, lang, self.out, key=True):
+                        continue
                     if alt is None:
                         continue
                     if _check_chars(doc, where, alt, self.out):
                         continue
-                    if len(alt) > limits.alt:
+                    # A platform without alt text (alt 0) drops it: a plan warning, not an error.
+                    shown = targets if lang is None else self._platforms_of([lang])
+                    over = [p for p in shown if 0 < p.limits.alt < len(alt)]
+                    if over:
+                        tight = min(over, key=lambda p: p.limits.alt)
                         self.out.add(
                             doc,
                             where,
-                            f"alt text is {len(alt)} characters; {name} allows {limits.alt}",
+                            f"alt text is {len(alt)} characters; {tight.display} allows "
+                            f"{tight.limits.alt}",
                             "shorten it",
                         )
 
-    def _media_problem(self, file: str) -> tuple[str, str] | None:
-        if file not in self.media_cache:
-            self.media_cache[file] = self._inspect_media(file)
-        return self.media_cache[file]
+    def _media_problem(self, file: str, targets: tuple[Platform, ...]) -> tuple[str, str] | None:
+        key = (file, tuple(p.name for p in targets))
+        if key not in self.media_cache:
+            self.media_cache[key] = self._inspect_media(file, targets)
+        return self.media_cache[key]
 
-    def _inspect_media(self, file: str) -> tuple[str, str] | None:
+    def _inspect_media(self, file: str, targets: tuple[Platform, ...]) -> tuple[str, str] | None:
         hint_rel = "use a path relative to content/, like media/photo.jpg"
         shown = one_line(file)
         if not file.strip():
@@ -468,20 +698,42 @@ class PostChecker:
                 f"media '{shown}' cannot be used: {exc.reason}",
                 "replace it with an image file",
             )
-        name, limits = self.platform.display, self.platform.limits
-        if size > limits.media_bytes:
-            return (
-                f"image '{shown}' is {size / 1_048_576:.1f} MB; {name} accepts at most "
-                f"{limits.media_bytes / 1_048_576:g} MB",
-                "export it smaller, e.g. 2048 px wide JPEG",
-            )
-        if _image_type(head) not in limits.media_types:
-            *first, last = limits.media_types
-            return (
-                f"'{shown}' is not an image {name} accepts",
-                f"use a {', '.join(first)} or {last} file" if first else f"use a {last} file",
-            )
+        for where in targets:
+            name, limits = where.display, where.limits
+            if size > max(limits.media_bytes, MEDIA_BYTES_MAX if limits.resizes else 0):
+                return (
+                    f"image '{shown}' is {size / 1_048_576:.1f} MB; {name} accepts at most "
+                    f"{limits.media_bytes / 1_048_576:g} MB",
+                    "export it smaller, e.g. 2048 px wide JPEG",
+                )
+            if _image_type(head) not in limits.media_types:
+                *first, last = limits.media_types
+                return (
+                    f"'{shown}' is not an image {name} accepts",
+                    f"use a {', '.join(first)} or {last} file" if first else f"use a {last} file",
+                )
         return None
+
+
+Holder = tuple[tuple[Any, ...], str, dict[str, str], bool, Platform | None, int]
+"""A text to check: where, text, translations, has images, its one platform (None: the
+language's platforms), and its part (0: the post)."""
+
+
+def _has_own(post: Post, platform: str, part: int) -> bool:
+    """Whether ``post`` has a version of its own of part ``part`` (0: the post) for
+    ``platform`` (see ``PostEntry.has_own_text``)."""
+    version = post.platforms.get(platform)
+    if version is None:
+        return False
+    return version.text is not None if part == 0 else version.thread is not None
+
+
+def _unique(platforms: Iterable[Platform]) -> tuple[Platform, ...]:
+    """Each platform once: the default platform (X) first, then by name, so that of several
+    platforms with the same limit a message names X."""
+    found = {p.name: p for p in platforms}.values()
+    return tuple(sorted(found, key=lambda p: (p.name != DEFAULT_PLATFORM, p.name)))
 
 
 def _image_type(head: bytes) -> str | None:

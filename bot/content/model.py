@@ -27,7 +27,14 @@ _PRICES = _DEFAULT.prices or Prices(post=0.0, post_with_url=0.0, currency="USD")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 Language = Annotated[
-    str, Field(description="ISO 639-1 language code, e.g. fr, en, ar, es", examples=["fr"])
+    str,
+    Field(
+        description=(
+            "Language tag (BCP 47): an ISO 639-1 code, e.g. fr, en, ar, es, optionally with a "
+            "script or region: zh-Hans, zh-Hant, pt-BR"
+        ),
+        examples=["fr", "zh-Hans"],
+    ),
 ]
 LocalDateTime = Annotated[
     str,
@@ -67,7 +74,8 @@ class Media(_Strict):
     alt: str | dict[Language, str] | None = Field(
         default=None,
         description=(
-            f"Alternative text for screen readers (at most {_LIMITS.alt:,} characters): one text "
+            f"Alternative text for screen readers (at most {_LIMITS.alt:,} characters on "
+            f"{_DEFAULT.display}; each platform has its own limit, and Telegram none): one text "
             "in the "
             "post's language (machine-translated for the others), or a map per language"
         ),
@@ -81,8 +89,42 @@ class Part(_Strict):
     translations: dict[Language, str] = Field(
         default_factory=dict, description="Human translations of this part, per language"
     )
-    media: list[Media] = Field(default_factory=list, description=f"Up to {_LIMITS.media} images")
+    media: list[Media] = Field(
+        default_factory=list,
+        description=(
+            f"Images (up to {_LIMITS.media} on {_DEFAULT.display}; each platform has its limit)"
+        ),
+    )
     machine_translated: dict[Language, str] = _machine_translated()
+
+
+class PlatformText(_Strict):
+    """A post's own version for one platform (a longer Facebook text, a shorter Bluesky one).
+
+    Accounts on that platform publish it instead of the post's text; accounts elsewhere never
+    see it. Human beats machine as for the post: a language's text is the version's human
+    translation, else (when the version has no ``text`` of its own) the post's, else a machine
+    translation of the version's text.
+    """
+
+    text: str | None = Field(
+        default=None,
+        description=(
+            "This platform's text in the post's `lang` (default: the post's text); a version "
+            "with its own text is translated from it, never from the post's"
+        ),
+    )
+    translations: dict[Language, str] = Field(
+        default_factory=dict,
+        description="Human translations of this platform's text, per language",
+    )
+    thread: list[Part] | None = Field(
+        default=None,
+        description=(
+            "This platform's follow-up parts (default: the post's thread; [] for none, e.g. "
+            "when `text` already says everything)"
+        ),
+    )
 
 
 class Post(_Strict):
@@ -111,7 +153,10 @@ class Post(_Strict):
         examples=["Europe/Paris"],
     )
     text: str = Field(
-        description=f"The post's text in `lang`; at most {_LIMITS.text} weighted characters"
+        description=(
+            f"The post's text in `lang`; it must fit every account's platform ("
+            f"{_DEFAULT.display}: {_LIMITS.text} weighted characters)"
+        )
     )
     translations: dict[Language, str] = Field(
         default_factory=dict,
@@ -122,8 +167,20 @@ class Post(_Strict):
         default=None,
         description="Publish only in these languages (default: every account's language)",
     )
-    media: list[Media] = Field(default_factory=list, description=f"Up to {_LIMITS.media} images")
+    media: list[Media] = Field(
+        default_factory=list,
+        description=(
+            f"Images (up to {_LIMITS.media} on {_DEFAULT.display}; each platform has its limit)"
+        ),
+    )
     thread: list[Part] = Field(default_factory=list, description="Follow-up parts, in order")
+    platforms: dict[PlatformName, PlatformText] = Field(
+        default_factory=dict,
+        description=(
+            "Per-platform versions, e.g. facebook: {text: a longer text}; accounts on that "
+            "platform publish the version instead of the text above"
+        ),
+    )
     review: Literal["required", "none"] | None = Field(
         default=None,
         description="required: machine translations wait for approval (default: the account's)",
@@ -131,7 +188,7 @@ class Post(_Strict):
     overflow: Literal["hold", "thread"] = Field(
         default="hold",
         description=(
-            f"When a machine translation exceeds {_LIMITS.text} characters: hold it for a human, "
+            "When a machine translation exceeds its platform's limit: hold it for a human, "
             "or split "
             "it into a numbered thread"
         ),

@@ -97,7 +97,7 @@ _PATTERN_HINTS = {
     "from": "write it as YYYY-MM-DD HH:MM, e.g. 2026-12-24 18:00",
     "until": "write it as YYYY-MM-DD HH:MM, e.g. 2026-12-26 08:00",
     "times": "write times as HH:MM, e.g. 09:00",
-    "handle": "the handle without @: letters, digits and _, at most 15",
+    "handle": "the handle without @: letters, digits, _ (on Bluesky a domain with .)",
     "id": "use letters, digits, '.', '_', '-' and '/'",
 }
 

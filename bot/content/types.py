@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.content.model import AccountsFile, GlossaryFile, Post, SlotsFile
+from bot.content.model import AccountsFile, GlossaryFile, Media, Part, PlatformText, Post, SlotsFile
 from bot.content.timeparse import zone
 from bot.errors import Problem
 from bot.text import normalize
@@ -43,27 +43,73 @@ class PostEntry:
     def is_draft(self) -> bool:
         return self.post.publish_at is None and self.post.slot is None
 
-    def human_text(self, lang: str, part: int = 0) -> str | None:
-        """The editor's text for ``lang`` (part 0 is the post, 1.. the thread), or None.
+    def version(self, platform: str | None) -> PlatformText | None:
+        """The post's own version for ``platform`` (``platforms:`` in the file), or None."""
+        return self.post.platforms.get(platform) if platform is not None else None
+
+    def _holder(self, part: int, platform: str | None) -> tuple[Post | Part | None, bool]:
+        """Where part ``part`` (0: the post) of ``platform``'s version is written, and whether
+        that is the version's own (None: the version's own text is the post's)."""
+        own = self.version(platform)
+        if own is not None:
+            if part == 0 and own.text is not None:
+                return None, True
+            if part > 0 and own.thread is not None:
+                return own.thread[part - 1], True
+        return (self.post if part == 0 else self.post.thread[part - 1]), False
+
+    def human_text(self, lang: str, part: int = 0, platform: str | None = None) -> str | None:
+        """The editor's text for ``lang`` (part 0 is the post, 1.. the thread) on ``platform``
+        (None: the post's own text, as every platform without a version publishes it).
 
         A translation written by ``diplobot translate --write`` and still carrying its
         unchanged ``machine_translated`` mark is not human: see :meth:`unreviewed_text`.
         """
-        holder = self.post if part == 0 else self.post.thread[part - 1]
+        own = self.version(platform)
+        holder, _is_own = self._holder(part, platform)
+        if holder is None:  # the version's own text: its translations, never the post's
+            assert own is not None
+            return own.text if lang == self.post.lang else own.translations.get(lang)
         if lang == self.post.lang:
             return holder.text
+        if own is not None and part == 0 and lang in own.translations:
+            return own.translations[lang]  # a translation for this platform only
         text = holder.translations.get(lang)
         if text is not None and _is_marked(holder.machine_translated.get(lang), text):
             return None
         return text
 
-    def unreviewed_text(self, lang: str, part: int = 0) -> str | None:
+    def unreviewed_text(self, lang: str, part: int = 0, platform: str | None = None) -> str | None:
         """A machine translation written into the file that nobody has approved yet."""
-        holder = self.post if part == 0 else self.post.thread[part - 1]
+        holder, _is_own = self._holder(part, platform)
+        if holder is None:
+            return None
+        own = self.version(platform)
+        if own is not None and part == 0 and lang in own.translations:
+            return None
         text = holder.translations.get(lang)
         if text is not None and _is_marked(holder.machine_translated.get(lang), text):
             return text
         return None
+
+    def has_own_text(self, part: int, platform: str | None) -> bool:
+        """Whether ``platform``'s part ``part`` (0: the post) is written apart from the
+        post's: translated from its own source, not shared with other platforms."""
+        return self._holder(part, platform)[1]
+
+    def media_of(self, part: int, platform: str | None = None) -> list[Media]:
+        """The images of part ``part`` (0: the post) on ``platform``."""
+        holder, _is_own = self._holder(part, platform)
+        if holder is None:
+            return list(self.post.media)
+        return list(holder.media)
+
+    def parts_for(self, platform: str | None) -> int:
+        """How many parts the post has on ``platform`` (its version may have its own thread)."""
+        own = self.version(platform)
+        if own is not None and own.thread is not None:
+            return 1 + len(own.thread)
+        return self.parts
 
     @property
     def parts(self) -> int:
@@ -84,6 +130,12 @@ class ContentSet:
     @property
     def default_zone(self) -> ZoneInfo:
         return zone(self.accounts.timezone)
+
+    def platforms_of(self, lang: str) -> tuple[str, ...]:
+        """The platforms of the accounts that publish in ``lang``, each once, sorted."""
+        return tuple(
+            sorted({a.platform for a in self.accounts.accounts.values() if a.lang == lang})
+        )
 
     def account_zone(self, account_id: str) -> ZoneInfo:
         account = self.accounts.accounts[account_id]

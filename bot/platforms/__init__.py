@@ -42,6 +42,14 @@ class Limits:
     # How a thread goes out: "reply", each part a reply to the previous one (a chain);
     # "join", the parts joined into one post when they fit (the platform has no reply chain).
     threads: str = "reply"
+    # True: an image over ``media_bytes`` is resized by the publisher, not refused (Bluesky).
+    resizes: bool = False
+
+    def text_limit(self, with_media: bool) -> int:
+        """The longest text of a post, with or without images (Telegram: a caption)."""
+        if with_media and self.caption is not None:
+            return self.caption
+        return self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +173,7 @@ BLUESKY = Platform(
         media_bytes=976_560,  # app.bsky.embed.images: maxSize 1,000,000 bytes of the blob
         media_types=("JPEG", "PNG", "WEBP"),
         alt=2000,
+        resizes=True,  # the publisher recompresses a larger image (bot/publish/resize.py)
     ),
     prices=None,
     publisher=_module_publisher("bluesky"),

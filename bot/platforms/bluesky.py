@@ -58,9 +58,10 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
+from bot.platforms._json import iso_time
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
-from bot.settings import Secret, read_secret
+from bot.settings import Secret, ca_bundle, read_credentials, read_timeout
 
 if TYPE_CHECKING:
     from bot.content.model import Account
@@ -126,35 +127,15 @@ def read_settings(settings: Settings, accounts: list[str]) -> BlueskySettings:
             timeout is not a number from 0.1 to 600.
     """
     env = settings.platform_env
-    passwords: dict[str, Secret] = {}
-    missing: dict[str, str] = {}
-    for account in accounts:
-        name = f"DIPLOBOT_{env_name(account)}_APP_PASSWORD"
-        password = read_secret(name, env)
-        if password:
-            passwords[account] = password
-        else:
-            missing[account] = name
+    passwords, missing = read_credentials(env, accounts, "APP_PASSWORD")
     return BlueskySettings(
         pds_url=(env.get("DIPLOBOT_BLUESKY_PDS_URL") or DEFAULT_PDS_URL).rstrip("/"),
-        timeout=_timeout(env.get("DIPLOBOT_BLUESKY_TIMEOUT")),
+        timeout=read_timeout(env, "DIPLOBOT_BLUESKY_TIMEOUT"),
         passwords=passwords,
         missing=missing,
         session_dir=_session_dir(settings),
-        ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+        ca_bundle=ca_bundle(env),
     )
-
-
-def _timeout(raw: str | None) -> float:
-    if raw is None or not raw.strip():
-        return 20.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"DIPLOBOT_BLUESKY_TIMEOUT={raw!r} is not a number") from None
-    if not 0.1 <= value <= 600:
-        raise ConfigError(f"DIPLOBOT_BLUESKY_TIMEOUT={raw} must be between 0.1 and 600")
-    return value
 
 
 def _session_dir(settings: Settings) -> Path:
@@ -933,18 +914,8 @@ def _post(body: Any) -> _Post:
         parent if isinstance(parent, str) else None,
         root if isinstance(root, str) else None,
         len(images) if isinstance(images, list) else 0,
-        _created_at(value.get("createdAt")),
+        iso_time(value.get("createdAt")),
     )
-
-
-def _created_at(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _now_iso() -> str:

@@ -78,9 +78,10 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
+from bot.platforms._json import dig, iso_time, loads
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
-from bot.settings import Secret, _float, read_secret
+from bot.settings import Secret, ca_bundle, read_credentials, read_secret, read_timeout
 
 if TYPE_CHECKING:
     from bot.content.model import Account
@@ -147,21 +148,13 @@ def read_settings(settings: Settings, accounts: list[str]) -> FacebookSettings:
             ``DIPLOBOT_FACEBOOK_TIMEOUT`` is not a number in range.
     """
     env = settings.platform_env
-    tokens: dict[str, Secret] = {}
-    missing: dict[str, str] = {}
-    for account in accounts:
-        name = f"DIPLOBOT_{env_name(account)}_ACCESS_TOKEN"
-        token = read_secret(name, env)
-        if token:
-            tokens[account] = token
-        else:
-            missing[account] = name
+    tokens, missing = read_credentials(env, accounts, "ACCESS_TOKEN")
     return FacebookSettings(
         api_url=env.get("DIPLOBOT_FACEBOOK_API_URL") or DEFAULT_API_URL,
-        timeout=_float(env, "DIPLOBOT_FACEBOOK_TIMEOUT", DEFAULT_TIMEOUT, 0.1, 600),
+        timeout=read_timeout(env, "DIPLOBOT_FACEBOOK_TIMEOUT", DEFAULT_TIMEOUT),
         tokens=tokens,
         missing=missing,
-        ca_bundle=env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None,
+        ca_bundle=ca_bundle(env),
         app_secret=read_secret("DIPLOBOT_FACEBOOK_APP_SECRET", env),
     )
 
@@ -223,7 +216,7 @@ class GraphAPIError(Exception):
     def of(cls, status: int, answer: Any, secret: str) -> GraphAPIError:
         """The error an answer holds (``{"error": {…}}``; anything else: only a status).
         ``secret``: never repeated, should Facebook quote it."""
-        error = _field(answer, "error")
+        error = dig(answer, "error")
         error = error if isinstance(error, dict) else {}
 
         def number(key: str) -> int | None:
@@ -378,7 +371,7 @@ class FacebookPublisher:
             lost = _network(exc, sent=sent), _Redacted(_scrub(_scrub(str(exc), secret), proof))
         if lost is not None:
             raise lost[0] from lost[1]
-        answer = _loads(raw)
+        answer = loads(raw)
         _watch_usage(response.headers)
         if not 200 <= response.status_code < 300:
             error = GraphAPIError.of(response.status_code, answer, secret)
@@ -650,7 +643,7 @@ class FacebookPublisher:
         answer = self._request(
             account, "GET", previous.remote_id, params={"fields": "id,parent"}, sent=False
         )
-        parent = _field(answer, "parent", "id")
+        parent = dig(answer, "parent", "id")
         return parent if isinstance(parent, str) and _ID.fullmatch(parent) else previous.remote_id
 
     def _read_comments(self, account: str, post: str, since: datetime) -> Iterator[_Seen]:
@@ -674,8 +667,8 @@ class FacebookPublisher:
                 if seen.created_at is not None and seen.created_at < _second(since):
                     return  # newest first: the rest is older still
                 yield seen
-            after = _field(answer, "paging", "cursors", "after")
-            if not isinstance(after, str) or not _field(answer, "paging", "next"):
+            after = dig(answer, "paging", "cursors", "after")
+            if not isinstance(after, str) or not dig(answer, "paging", "next"):
                 return
             params = {**params, "after": after}
 
@@ -718,8 +711,8 @@ class FacebookPublisher:
                 raise PublishError("Facebook's feed answer is not what its API documents")
             for post in data:
                 yield from _post_and_comments(post, page, since)
-            after = _field(answer, "paging", "cursors", "after")
-            if not isinstance(after, str) or not _field(answer, "paging", "next"):
+            after = dig(answer, "paging", "cursors", "after")
+            if not isinstance(after, str) or not dig(answer, "paging", "next"):
                 return
             params = {**params, "after": after}
 
@@ -757,10 +750,10 @@ def _post_and_comments(post: Any, page: str, since: datetime) -> Iterator[_Seen]
         message if isinstance(message, str) else "",
         None,
         _photos(post.get("attachments")),
-        _created_at(post.get("created_time")),
+        iso_time(post.get("created_time")),
         url if isinstance(url, str) else None,
     )
-    comments = _field(post, "comments", "data") or []
+    comments = dig(post, "comments", "data") or []
     if not isinstance(comments, list):
         raise PublishError("Facebook's feed answer holds comments it cannot read")
     for comment in comments:
@@ -771,12 +764,12 @@ def _post_and_comments(post: Any, page: str, since: datetime) -> Iterator[_Seen]
 
 def _comment_seen(comment: Any, page: str, post_id: str) -> _Seen | None:
     """One of the page's comments under ``post_id`` (None: someone else's)."""
-    if not isinstance(comment, dict) or _field(comment, "from", "id") != page:
+    if not isinstance(comment, dict) or dig(comment, "from", "id") != page:
         return None  # someone else's comment (or one Facebook does not say whose): not ours
     comment_id = comment.get("id")
     if not isinstance(comment_id, str) or not _ID.fullmatch(comment_id):
         raise PublishError("Facebook's answer holds a comment without an id")
-    parent = _field(comment, "parent", "id")
+    parent = dig(comment, "parent", "id")
     text = comment.get("message")
     attachment = comment.get("attachment")
     photo = isinstance(attachment, dict) and attachment.get("type") == "photo"
@@ -785,7 +778,7 @@ def _comment_seen(comment: Any, page: str, post_id: str) -> _Seen | None:
         text if isinstance(text, str) else "",
         parent if isinstance(parent, str) else post_id,
         1 if photo else 0,
-        _created_at(comment.get("created_time")),
+        iso_time(comment.get("created_time")),
         _url(comment_id),
     )
 
@@ -794,10 +787,10 @@ def _photos(attachments: Any) -> int:
     """How many images a post carries: one photo, or an album's photos (a link preview is
     no image of ours)."""
     count = 0
-    for attachment in _field(attachments, "data") or []:
+    for attachment in dig(attachments, "data") or []:
         if not isinstance(attachment, dict):
             continue
-        subs = _field(attachment, "subattachments", "data")
+        subs = dig(attachment, "subattachments", "data")
         if isinstance(subs, list) and subs:
             count += sum(1 for s in subs if isinstance(s, dict) and s.get("media_type") == "photo")
         elif attachment.get("media_type") == "photo":
@@ -820,21 +813,6 @@ def _url(remote_id: str) -> str:
     return f"https://www.facebook.com/{remote_id}"
 
 
-def _loads(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:  # not JSON, cut off, or not UTF-8
-        return None
-
-
-def _field(body: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(body, dict):
-            return None
-        body = body.get(key)
-    return body
-
-
 def _epoch(value: Any) -> datetime | None:
     """A ``debug_token`` time: epoch seconds; 0 (or nothing) means never."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -843,17 +821,6 @@ def _epoch(value: Any) -> datetime | None:
         return datetime.fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def _created_at(value: Any) -> datetime | None:
-    """``created_time`` (``2026-11-24T08:00:00+0000``); None when absent or odd."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _second(moment: datetime) -> datetime:
@@ -915,8 +882,8 @@ def _usage(headers: Mapping[str, str]) -> tuple[int, int]:
             regain = max(regain, int(value))
 
     for name in ("X-App-Usage", "X-Page-Usage", "X-Ad-Account-Usage"):
-        read(_loads(headers.get(name, "").encode()))
-    business = _loads(headers.get("X-Business-Use-Case-Usage", "").encode())
+        read(loads(headers.get(name, "").encode()))
+    business = loads(headers.get("X-Business-Use-Case-Usage", "").encode())
     if isinstance(business, dict):
         for entries in business.values():
             for entry in entries if isinstance(entries, list) else [entries]:

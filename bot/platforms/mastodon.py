@@ -65,7 +65,7 @@ from bot.errors import (
 from bot.platforms import MASTODON
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
-from bot.settings import Secret, read_secret
+from bot.settings import Secret, ca_bundle, read_credentials, read_timeout
 
 if TYPE_CHECKING:
     from bot.platforms import Account
@@ -109,25 +109,9 @@ def read_settings(settings: Settings, accounts: list[str]) -> MastodonSettings:
             timeout is not a number from 0.1 to 600.
     """
     env = settings.platform_env
-    tokens: dict[str, Secret] = {}
-    missing: dict[str, str] = {}
-    for account in accounts:
-        name = f"DIPLOBOT_{env_name(account)}_ACCESS_TOKEN"
-        token = read_secret(name, env)
-        if token:
-            tokens[account] = token
-        else:
-            missing[account] = name
-    raw = (env.get(TIMEOUT_VARIABLE) or "").strip()
-    timeout = DEFAULT_TIMEOUT
-    if raw:
-        try:
-            timeout = float(raw)
-        except ValueError:
-            raise ConfigError(f"{TIMEOUT_VARIABLE}={raw!r} is not a number") from None
-        if not 0.1 <= timeout <= 600:
-            raise ConfigError(f"{TIMEOUT_VARIABLE}={raw} must be between 0.1 and 600")
-    bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE") or None
+    tokens, missing = read_credentials(env, accounts, "ACCESS_TOKEN")
+    timeout = read_timeout(env, TIMEOUT_VARIABLE, DEFAULT_TIMEOUT)
+    bundle = ca_bundle(env)
     return MastodonSettings(tokens, missing, timeout, bundle)
 
 

@@ -45,7 +45,6 @@ import atexit
 import base64
 import hashlib
 import hmac
-import json
 import mimetypes
 import re
 import ssl
@@ -77,6 +76,7 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
+from bot.platforms._json import dig, iso_time, loads
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
 from bot.settings import DEFAULT_X_API_URL, Secret, XSettings
@@ -437,7 +437,7 @@ class XPublisher:
             ),
             sent=True,
         )
-        tweet_id = _field(body, "data", "id")
+        tweet_id = dig(body, "data", "id")
         if not isinstance(tweet_id, str) or not _POST_ID.fullmatch(tweet_id):
             # X accepted the request: the post may well exist. Only the timeline can tell.
             raise PublishAmbiguous("X accepted the post but its answer gives no post id")
@@ -480,7 +480,7 @@ class XPublisher:
             return await _post(session, signer, f"{self.api_url}/2/media/upload", data=form)
 
         try:
-            media_id = _field(self._run(upload, sent=False), "data", "id")
+            media_id = dig(self._run(upload, sent=False), "data", "id")
             if not isinstance(media_id, str) or not _POST_ID.fullmatch(media_id):
                 raise PublishError("X's answer gives no media id")
             if media.alt:
@@ -571,7 +571,7 @@ class XPublisher:
                     raise
                 return {"data": {"deleted": True}}  # already gone
 
-        if _field(self._call(account, delete, sent=False), "data", "deleted") is not True:
+        if dig(self._call(account, delete, sent=False), "data", "deleted") is not True:
             raise PublishError(
                 f"X did not confirm the deletion of {self._url(account, remote_id)}: check it"
             )
@@ -580,7 +580,7 @@ class XPublisher:
         """The handle the account's credentials belong to (``accounts check``, and the check
         before the first post)."""
         body = self._call(account, lambda client: client.get_me(user_auth=True), sent=False)
-        user_id, username = _field(body, "data", "id"), _field(body, "data", "username")
+        user_id, username = dig(body, "data", "id"), dig(body, "data", "username")
         if not isinstance(user_id, str) or not _POST_ID.fullmatch(user_id):
             raise PublishError("X's answer to GET /2/users/me gives no user id")
         if not isinstance(username, str) or not username:
@@ -604,26 +604,10 @@ async def _post(session: aiohttp.ClientSession, signer: OAuthClient, url: str, *
     _, headers, _ = signer.sign(url, "POST")
     async with session.post(url, headers=headers, **body) as response:
         raw = await response.read()
-    answer = _loads(raw)
+    answer = loads(raw)
     if not 200 <= response.status < 300:
         raise _from_status(response.status, response.headers, _detail(answer), sent=False)
     return answer
-
-
-def _loads(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:  # not JSON, cut off, or not UTF-8
-        return None
-
-
-def _field(body: Any, *path: str) -> Any:
-    """``body[path[0]][path[1]]…`` when each step is an object that has it; else None."""
-    for key in path:
-        if not isinstance(body, dict):
-            return None
-        body = body.get(key)
-    return body
 
 
 @dataclass(frozen=True)
@@ -642,10 +626,10 @@ _UNREADABLE = "X's timeline answer is not what its API documents"
 
 def _timeline_page(body: Any) -> tuple[list[_Seen], str | None]:
     """The posts of one timeline page, and the token of the next page."""
-    data = _field(body, "data")
+    data = dig(body, "data")
     if not isinstance(body, dict) or not isinstance(data, list | None):
         raise PublishError(_UNREADABLE)
-    token = _field(body, "meta", "next_token")
+    token = dig(body, "meta", "next_token")
     return [_seen(post) for post in data or []], token if isinstance(token, str) else None
 
 
@@ -659,9 +643,9 @@ def _seen(post: Any) -> _Seen:
     if not isinstance(post, dict):
         raise PublishError(_UNREADABLE)
     post_id, text = post.get("id"), post.get("text")
-    urls = _field(post, "entities", "urls") or []
+    urls = dig(post, "entities", "urls") or []
     refs = post.get("referenced_tweets") or []
-    keys = _field(post, "attachments", "media_keys") or []
+    keys = dig(post, "attachments", "media_keys") or []
     if not (
         isinstance(post_id, str)
         and _POST_ID.fullmatch(post_id)
@@ -686,19 +670,7 @@ def _seen(post: Any) -> _Seen:
             text = text.replace(link, expanded)
     replied = [r.get("id") for r in refs if r.get("type") == "replied_to"]
     reply_to = replied[0] if replied and isinstance(replied[0], str) else None
-    return _Seen(post_id, text, reply_to, len(keys), _created_at(post.get("created_at")))
-
-
-def _created_at(value: Any) -> datetime | None:
-    """``created_at`` (ISO 8601, ``2026-11-24T08:00:00.000Z``); None when absent or odd: it
-    says when, never which post, so an odd one is no reason to refuse the page."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return _Seen(post_id, text, reply_to, len(keys), iso_time(post.get("created_at")))
 
 
 def _detail(body: Any) -> str:

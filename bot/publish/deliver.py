@@ -18,6 +18,15 @@ Policies that are the same for every channel:
 - *a defect* (the publisher raises something that is not a PublishError: a bug here or in a
   library): X may have the post, so it is UNKNOWN like an ambiguous answer, logged once with
   its traceback and alerted; a claim is never left SENDING under a live owner.
+- *a channel that cannot be searched* (Telegram: ``find`` raises PublishUnverifiable): an
+  UNKNOWN row stays UNKNOWN for a person, its reason beginning with :data:`NEEDS_PERSON` (what
+  to check, and the two commands that settle it: ``mark-posted`` or ``post-now --resend``),
+  alerted once; it is never looked up again, never sent again, never FAILED by itself.
+- *a manual channel* (Weibo: ``publish`` raises PublishByHand): the claimed row becomes a task
+  for a person, UNKNOWN with a reason beginning with :data:`TASK` and ``retry_at`` the end of
+  its window; alerted once with the text and the images. ``mark-posted`` records it POSTED;
+  at ``retry_at`` it ends EXPIRED, alerted. Never twice: the row is claimed once, and the task
+  is neither claimed nor sent again unless a person asks (``post-now --resend``).
 """
 
 from __future__ import annotations
@@ -32,11 +41,13 @@ from loguru import logger
 from bot.errors import (
     PublishAmbiguous,
     PublishAuthFailed,
+    PublishByHand,
     PublishDuplicate,
     PublishError,
     PublishNoCredits,
     PublishRateLimited,
     PublishRejected,
+    PublishUnverifiable,
 )
 from bot.platforms import DEFAULT_PLATFORM, PLATFORMS
 from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt
@@ -58,6 +69,34 @@ PublishError (see :meth:`Deliverer.deliver`)."""
 UNCONFIRMED = "could not confirm whether {platform} has it"
 """How the reason of a row that ended FAILED while UNKNOWN begins, the platform's name filled
 in (see :func:`may_be_live`)."""
+
+
+NEEDS_PERSON = "needs a person: "
+"""How the reason of an UNKNOWN row begins when only a person can tell whether the platform
+has it (a channel that cannot be searched): never looked up, nor sent again, by itself."""
+TASK = "task for a person: "
+"""How the reason of a manual channel's delivery begins while a person is to post it."""
+
+
+def for_a_person(row: Row) -> bool:
+    """Whether ``row`` waits for a person: a manual task, or an UNKNOWN row of a channel that
+    cannot be searched (``status``, ``/status``; ``mark-posted`` settles it)."""
+    return row.state is State.UNKNOWN and (row.last_error or "").startswith((NEEDS_PERSON, TASK))
+
+
+def is_task(row: Row) -> bool:
+    """Whether ``row`` is a manual channel's open task (see the module docstring)."""
+    return row.state is State.UNKNOWN and (row.last_error or "").startswith(TASK)
+
+
+def settle_commands(row: Row) -> str:
+    """The two commands that settle an UNKNOWN row a person checked."""
+    part = f" --part {row.part}" if row.part != 1 else ""
+    return (
+        f"if it is there, run 'diplobot mark-posted {row.post_id} --account {row.account}"
+        f"{part} --url URL'; if it is not, 'diplobot post-now {row.post_id} --account "
+        f"{row.account} --resend'"
+    )
 
 
 def delivery_key(row: Row) -> str:
@@ -249,6 +288,8 @@ class Deliverer:
             self.ledger.transition(row.id, State.UNKNOWN, expect=[State.SENDING], error=str(exc))
             log.warning("publish.duplicate")
             return self.reconcile(self.ledger.get(row.id), duplicate=True)
+        except PublishByHand as exc:
+            return self._task(claimed, exc)
         except (PublishAuthFailed, PublishNoCredits, PublishRejected) as exc:
             self._fail(row, [State.SENDING], str(exc))
             log.bind(error=str(exc)).error("publish.failed")
@@ -288,13 +329,87 @@ class Deliverer:
             row.id, State.POSTED, expect=expect, remote_id=receipt.remote_id, url=receipt.url
         )
 
+    def _task(self, row: Row, exc: PublishByHand) -> Row:
+        """A manual channel's delivery, claimed: a task for a person until ``exc.until``,
+        alerted once with the text and the images to post."""
+        where = display_name(self.platforms, row.account)
+        handle = self.handles.get(row.account, row.account)
+        until = f"{exc.until:%Y-%m-%d %H:%M} UTC"
+        reason = (
+            f"{TASK}post it by hand on {where} as @{handle} by {until}, then run 'diplobot "
+            f"mark-posted {row.post_id} --account {row.account}"
+            f"{f' --part {row.part}' if row.part != 1 else ''} --url URL' "
+            f"(the text and images: the alert, or 'diplobot status {row.post_id} --format json')"
+        )
+        if self.ledger.transition(
+            row.id, State.UNKNOWN, expect=[State.SENDING], error=reason, retry_at=exc.until
+        ):
+            logger.bind(post=row.post_id, account=row.account, part=row.part).warning(
+                "publish.task"
+            )
+            images = "".join(
+                f"\n- {self.root / m.file}" + (f" (alt: {m.alt})" if m.alt else "")
+                for m in row.media
+            )
+            self.alert(
+                self.ledger.get(row.id),
+                f"{reason}. If it is already on {where}, only run mark-posted. Text:\n"
+                f"{row.text}" + (f"\nImages:{images}" if images else ""),
+            )
+        return self.ledger.get(row.id)
+
+    def _task_due(self, row: Row) -> Row:
+        """An open task: EXPIRED once its window (``retry_at``) has passed, alerted."""
+        now = self.clock()
+        if row.retry_at is None or now < row.retry_at:
+            return row
+        where = display_name(self.platforms, row.account)
+        reason = (
+            f"nobody recorded it as posted on {where} by {row.retry_at:%Y-%m-%d %H:%M} UTC: the "
+            f"task expired. If it was posted after all, run 'diplobot mark-posted {row.post_id} "
+            f"--account {row.account} --url URL'"
+        )
+        if self.ledger.transition(row.id, State.EXPIRED, expect=[State.UNKNOWN], error=reason):
+            logger.bind(post=row.post_id, account=row.account, part=row.part).warning(
+                "publish.task_expired"
+            )
+            self.alert(self.ledger.get(row.id), reason)
+        return self.ledger.get(row.id)
+
+    def _unverifiable(self, row: Row, exc: PublishUnverifiable) -> Row:
+        """The channel cannot be searched: UNKNOWN for a person, told once what to check."""
+        if (row.last_error or "").startswith(NEEDS_PERSON):
+            return row  # told already: nothing happens until a person settles it
+        where = display_name(self.platforms, row.account)
+        why = f" ({row.last_error})" if row.last_error else ""
+        reason = (
+            f"{NEEDS_PERSON}{where} cannot be searched, so whether this was published is "
+            f"unknown{why}: {exc}; {settle_commands(row)}. It is never sent again by itself"
+        )
+        if self.ledger.transition(
+            row.id, State.UNKNOWN, expect=[State.UNKNOWN], error=reason, retry_at=None
+        ):
+            logger.bind(post=row.post_id, account=row.account, part=row.part).warning(
+                "reconcile.needs_person"
+            )
+            self.alert(self.ledger.get(row.id), reason)
+        return self.ledger.get(row.id)
+
     def reconcile(self, row: Row, *, duplicate: bool = False) -> Row:
         """UNKNOWN → POSTED if this delivery is on the account's timeline (its text, its
         images, replying to the previous part), else back to PENDING (or FAILED when out of
-        attempts). A failed look-up leaves it UNKNOWN (see :meth:`_lookup_failed`)."""
+        attempts). A failed look-up leaves it UNKNOWN (see :meth:`_lookup_failed`); so does
+        a channel that cannot be searched, for a person (:meth:`_unverifiable`). A manual
+        task is only checked for its expiry."""
         log = logger.bind(post=row.post_id, account=row.account, part=row.part)
+        if is_task(row):
+            return self._task_due(row)
+        if (row.last_error or "").startswith(NEEDS_PERSON):
+            return row  # only a person settles it (mark-posted, post-now --resend)
         try:
             found = self.lookup(row)
+        except PublishUnverifiable as exc:
+            return self._unverifiable(row, exc)
         except PublishError as exc:
             log.bind(error=str(exc)).error("reconcile.failed")
             return self._lookup_failed(row, exc)
@@ -388,7 +503,7 @@ class Deliverer:
         Raises:
             PublishError: a look-up failed; nothing was changed.
         """
-        found = {row.id: self.lookup(row) for row in rows if row.attempts}
+        found = {row.id: self._ended_lookup(row) for row in rows if row.attempts}
         lines = []
         for row in rows:
             was = f"part {row.part} was {row.state} ({row.last_error or 'no reason'})"
@@ -405,6 +520,32 @@ class Deliverer:
             ):
                 log.info("publish.rearmed")
                 lines.append(f"{was}: trying again")
+        return lines
+
+    def _ended_lookup(self, row: Row) -> Receipt | None:
+        """:meth:`lookup` for a row that ended. On a channel that cannot be searched, None:
+        there a row only ends after an outcome that was known (refused, never sent, a task
+        that expired); one whose outcome was not known stays UNKNOWN for a person."""
+        try:
+            return self.lookup(row)
+        except PublishUnverifiable:
+            return None
+
+    def resend(self, rows: Sequence[Row], due: datetime) -> list[str]:
+        """``post-now --resend``: a person checked that these UNKNOWN rows are not on the
+        platform (or wants a manual task again): each becomes PENDING, due ``due``, with at
+        least one attempt left. Returns a line per row."""
+        lines = []
+        for row in rows:
+            if row.state is not State.UNKNOWN:
+                continue
+            if self.ledger.rearm(
+                row.id, expect=[State.UNKNOWN], due=due, attempts_at_most=MAX_ATTEMPTS - 1
+            ):
+                logger.bind(post=row.post_id, account=row.account, part=row.part).warning(
+                    "publish.resend"
+                )
+                lines.append(f"part {row.part} was UNKNOWN: sending it again, as asked")
         return lines
 
     def _retry_or_fail(

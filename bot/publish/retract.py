@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.errors import PublishError
-from bot.publish.deliver import display_name, may_be_live
+from bot.publish.deliver import display_name, is_task, may_be_live
 from bot.publish.session import Publishing
 from bot.state.ledger import Row, State
 
@@ -37,6 +37,16 @@ def retract(pub: Publishing, rows: list[Row]) -> Retraction:
                 out.lines.append(f"{where}: cancelled")
             continue
         deliverer = pub.deliverers.get(row.channel)
+        if is_task(row):  # a manual channel's open task: withdrawn from the person
+            name = display_name(platforms, row.account)
+            if pub.ledger.transition(
+                row.id, State.RETRACTED, expect=[row.state], error="cancelled by retract (task)"
+            ):
+                out.lines.append(
+                    f"{where}: task cancelled (if it was already posted on {name}, delete it "
+                    "there by hand)"
+                )
+            continue
         if may_be_live(row):
             name = display_name(platforms, row.account)
             if deliverer is None:

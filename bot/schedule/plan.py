@@ -16,11 +16,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from bot.content.languages import primary
 from bot.content.model import DAYS
 from bot.content.timeparse import parse_local, resolve_recurring, zone
 from bot.content.types import ContentSet, PostEntry
-from bot.platforms import Limits, limits_for, platform_of
+from bot.platforms import platform, platform_of
 from bot.text.entities import has_url
+from bot.text.split import join_parts
 
 Status = Literal["scheduled", "paused", "blackout"]
 Authorship = Literal["human", "machine"]
@@ -63,7 +65,8 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class PlanWarning:
-    kind: str  # due_in_past, over_cap, may_overflow, no_free_slot
+    # due_in_past, over_cap, may_overflow, no_free_slot, alt_dropped, thread_not_joined
+    kind: str
     message: str
     post: str | None = None
     account: str | None = None
@@ -145,10 +148,14 @@ def plan(
                 status, note = "blackout", held
             elif paused_all or account_id in paused:
                 status, note = "paused", pause_note
-            for part in range(1, entry.parts + 1):
-                human = entry.human_text(account.lang, part - 1)
+            where = account.platform
+            parts = entry.parts_for(where)
+            for part in range(1, parts + 1):
+                human = entry.human_text(account.lang, part - 1, where)
                 source_text = (
-                    human if human is not None else entry.human_text(entry.post.lang, part - 1)
+                    human
+                    if human is not None
+                    else entry.human_text(entry.post.lang, part - 1, where)
                 )
                 result.deliveries.append(
                     Delivery(
@@ -156,7 +163,7 @@ def plan(
                         account=account_id,
                         lang=account.lang,
                         part=part,
-                        parts=entry.parts,
+                        parts=parts,
                         due=due,
                         source="human" if human is not None else "machine",
                         status=status,
@@ -165,8 +172,9 @@ def plan(
                         has_url=has_url(source_text or ""),
                     )
                 )
-                if human is None and part == 1:
-                    _warn_overflow(entry, account_id, account.lang, limits_for(account), result)
+                if human is None:
+                    _warn_overflow(entry, account_id, account.lang, part, where, result)
+            _warn_platform(entry, account_id, account.lang, where, result)
     result.deliveries.sort(key=lambda d: (d.due, d.post, d.account, d.part))
     _caps_and_cost(content, result)
     return result
@@ -273,21 +281,70 @@ def _blackout_for(blackouts: list[BlackoutWindow], account: str, due: datetime) 
     return None
 
 
-def _warn_overflow(entry: PostEntry, account: str, lang: str, limits: Limits, result: Plan) -> None:
-    limit = limits.text
-    length = limits.count(entry.post.text)
-    estimate = round(length * EXPANSION.get(lang, 1.2))
+def _warn_overflow(
+    entry: PostEntry, account: str, lang: str, part: int, where: str, result: Plan
+) -> None:
+    """A machine translation of part ``part`` that may not fit ``account``'s platform."""
+    limits = platform(where).limits
+    limit = limits.text_limit(bool(entry.media_of(part - 1, where)))
+    length = limits.count(entry.human_text(entry.post.lang, part - 1, where) or "")
+    estimate = round(length * EXPANSION.get(primary(lang), 1.2))
     if estimate > limit:
         policy = (
             "will be held for a human"
             if entry.post.overflow == "hold"
             else ("will be split into a thread")
         )
+        which = f" (part {part})" if part > 1 else ""
         result.warnings.append(
             PlanWarning(
                 "may_overflow",
-                f"{entry.id}: the {lang} machine translation may exceed {limit} "
-                f"characters (source {length}, about {estimate} in {lang}); if it does it {policy}",
+                f"{entry.id}{which}: the {lang} machine translation may exceed {limit} "
+                f"characters on {platform(where).display} (source {length}, about {estimate} "
+                f"in {lang}); if it does it {policy}",
+                entry.id,
+                account,
+            )
+        )
+
+
+def _warn_platform(entry: PostEntry, account: str, lang: str, where: str, result: Plan) -> None:
+    """What ``account``'s platform does differently with the post: alt texts it drops, a
+    thread it publishes as one post, or, when the joined parts do not fit, as several."""
+    found = platform(where)
+    limits = found.limits
+    parts = entry.parts_for(where)
+    if limits.alt == 0 and any(m.alt for part in range(parts) for m in entry.media_of(part, where)):
+        result.warnings.append(
+            PlanWarning(
+                "alt_dropped",
+                f"{entry.id}: {found.display} has no alt text: the images go to {account} "
+                "without their descriptions (say what matters in the text)",
+                entry.id,
+                account,
+            )
+        )
+    if limits.threads != "join" or parts < 2:
+        return
+    texts = [entry.human_text(lang, part, where) for part in range(parts)]
+    if any(t is None for t in texts):
+        return  # machine-translated: settled when translated (one post if it fits)
+    joined = join_parts([t or "" for t in texts])
+    images = sum(len(entry.media_of(part, where)) for part in range(parts))
+    limit = limits.text_limit(images > 0)
+    length = limits.count(joined)
+    if length > limit or images > limits.media:
+        why = (
+            f"{length} characters joined, limit {limit}"
+            if length > limit
+            else f"{images} images, limit {limits.media}"
+        )
+        result.warnings.append(
+            PlanWarning(
+                "thread_not_joined",
+                f"{entry.id}: {found.display} has no reply chains and the {parts} parts do not "
+                f"fit one post ({why}): {account} publishes them as {parts} separate posts, "
+                f"in order (or give {where} its own text under 'platforms:')",
                 entry.id,
                 account,
             )

@@ -1,13 +1,17 @@
-"""The plan as text for people and as JSON for tools (the JSON shape is documented in
-docs/plan.md and versioned by its ``format`` field)."""
+"""The plan as text for people, as JSON for tools (the JSON shape is documented in
+docs/plan.md and versioned by its ``format`` field), and as Markdown for a pull request's
+comment."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.content.types import ContentSet
+from bot.platforms import platform_of
+from bot.schedule.diff import ScheduleDiff
 from bot.schedule.plan import Plan
 
 JSON_FORMAT = "diplobot.plan/1"
@@ -26,6 +30,7 @@ def plan_to_json(plan: Plan, content: ContentSet) -> dict[str, Any]:
                 "post": d.post,
                 "account": d.account,
                 "handle": content.accounts.accounts[d.account].handle,
+                "platform": content.accounts.accounts[d.account].platform,
                 "lang": d.lang,
                 "part": d.part,
                 "parts": d.parts,
@@ -81,7 +86,8 @@ def plan_to_text(plan: Plan, content: ContentSet) -> str:
         tz = content.account_zone(account_id)
         rows = by_account.get(account_id, [])
         lines.append("")
-        lines.append(f"@{account.handle} ({account.lang}, {tz.key}): {len(rows)}")
+        display = platform_of(account).display
+        lines.append(f"@{account.handle} ({display}, {account.lang}, {tz.key}): {len(rows)}")
         lines.extend(rows or ["  nothing planned"])
     if plan.drafts:
         lines.append("")
@@ -94,15 +100,102 @@ def plan_to_text(plan: Plan, content: ContentSet) -> str:
         lines.extend(f"  {w.kind}: {w.message}" for w in plan.warnings)
     if plan.cost:
         lines.append("")
-        lines.append(f"Estimated X API cost ({plan.currency}):")
+        lines.append(f"Estimated API cost ({plan.currency}; free platforms cost 0):")
         totals: dict[str, float] = defaultdict(float)
         for (account_id, _day), cost in plan.cost.items():
             totals[account_id] += cost
         days = max(1, round((plan.end - plan.start).total_seconds() / 86400))
         for account_id, total in totals.items():
+            where = platform_of(content.accounts.accounts[account_id])
+            if where.prices is None:
+                lines.append(f"  {account_id}: 0 ({where.display} is free)")
+                continue
             lines.append(
                 f"  {account_id}: {total:.2f} over {days} day(s), "
                 f"{total / days:.2f} a day on average"
             )
         lines.append(f"  total: {sum(totals.values()):.2f}")
     return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    """``text`` safe inside a Markdown table cell or list item (ids and handles are checked
+    by the loader; this keeps a stray character from breaking the layout)."""
+    return re.sub(r"([\\`*_\[\]|<>#])", r"\\\1", text)
+
+
+def _local(content: ContentSet, account: str, moment: datetime) -> str:
+    local = moment.astimezone(content.account_zone(account))
+    return f"{local:%a %Y-%m-%d %H:%M} ({moment.astimezone(UTC):%H:%M} UTC)"
+
+
+def plan_to_markdown(
+    plan: Plan, content: ContentSet, diff: ScheduleDiff | None = None, ref: str | None = None
+) -> str:
+    """The plan as Markdown, for a pull request's comment. With ``diff``: per account, what
+    the change adds, moves or cancels, with the posts planned and their cost before and after;
+    without: every account's deliveries."""
+    days = max(1, round((plan.end - plan.start).total_seconds() / 86400))
+    accounts = content.accounts.accounts
+    head = f"{days} days from {plan.start:%Y-%m-%d %H:%M} UTC"
+    lines: list[str] = []
+    if diff is None:
+        lines += [f"### diplobot plan: {head}", ""]
+        for account_id, account in accounts.items():
+            rows = [d for d in plan.deliveries if d.account == account_id and d.part == 1]
+            where = platform_of(account).display
+            lines.append(f"**@{_md(account.handle)}** ({where}, {account.lang}): {len(rows)}")
+            for d in rows:
+                flag = "" if d.status == "scheduled" else f" — {d.status}: {_md(d.note)}"
+                lines.append(f"- {_local(content, account_id, d.due)} `{d.post}`{flag}")
+            lines.append("")
+        return "\n".join(lines).rstrip() + "\n"
+    lines += [f"### diplobot plan: what this change does ({head}, compared with `{ref}`)", ""]
+    if not diff.changes:
+        lines.append("No delivery is added, moved or cancelled.")
+    else:
+        lines += [
+            f"| account | added | moved | cancelled | posts planned | cost ({diff.currency}) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for account_id, account in accounts.items():
+            mine = diff.of(account_id)
+            if not mine:
+                continue
+            kinds = Counter(c.kind for c in mine)
+            before = diff.posts_before.get(account_id, 0)
+            after = diff.posts_after.get(account_id, 0)
+            cost_b = diff.cost_before.get(account_id, 0.0)
+            cost_a = diff.cost_after.get(account_id, 0.0)
+            lines.append(
+                f"| @{_md(account.handle)} ({platform_of(account).display}, {account.lang}) "
+                f"| {kinds['added']} | {kinds['moved']} | {kinds['cancelled']} "
+                f"| {before} → {after} | {cost_b:.2f} → {cost_a:.2f} ({cost_a - cost_b:+.2f}) |"
+            )
+        lines += ["", "<details><summary>Each change, in each account's time</summary>"]
+        for account_id, account in accounts.items():
+            mine = diff.of(account_id)
+            if not mine:
+                continue
+            tz = content.account_zone(account_id).key
+            lines += ["", f"**@{_md(account.handle)}** ({tz})"]
+            for c in mine:
+                if c.kind == "added" and c.after is not None:
+                    lines.append(f"- added `{c.post}`: {_local(content, account_id, c.after)}")
+                elif c.kind == "cancelled" and c.before is not None:
+                    lines.append(
+                        f"- cancelled `{c.post}`: was {_local(content, account_id, c.before)}"
+                    )
+                elif c.before is not None and c.after is not None:
+                    lines.append(
+                        f"- moved `{c.post}`: {_local(content, account_id, c.before)} → "
+                        f"{_local(content, account_id, c.after)}"
+                    )
+        lines += ["", "</details>"]
+    total_b, total_a = sum(diff.cost_before.values()), sum(diff.cost_after.values())
+    lines += [
+        "",
+        f"Estimated cost over the {days} days: {total_b:.2f} → {total_a:.2f} {diff.currency} "
+        f"({total_a - total_b:+.2f}).",
+    ]
+    return "\n".join(lines) + "\n"

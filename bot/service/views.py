@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from bot.publish.deliver import for_a_person as is_for_a_person
 from bot.state.ledger import Row, State
 
 if TYPE_CHECKING:
@@ -59,6 +60,13 @@ def status(service: Service, limit: int = 50, offset: int = 0) -> dict[str, Any]
     upcoming = page([State.PENDING])
     # Being sent, or being checked against the account's timeline.
     in_flight = page([State.SENDING, State.UNKNOWN])
+    # Waiting for a person: manual tasks (Weibo), UNKNOWN posts of a channel that cannot be
+    # searched (Telegram); with the text and images a person posts or looks for.
+    for_a_person = [
+        {**_row_json(r), "text": r.text, "media": [m.file for m in r.media]}
+        for r in service.ledger.page([State.UNKNOWN], limit=limit, offset=offset)
+        if is_for_a_person(r)
+    ]
     # Ended without being published, most recent first.
     problems = page([State.FAILED, State.EXPIRED], recent_first=True)
     recent = page([s for s in State if s is not State.PENDING], recent_first=True)
@@ -84,6 +92,7 @@ def status(service: Service, limit: int = 50, offset: int = 0) -> dict[str, Any]
             "page": {"limit": limit, "offset": offset},
             "upcoming": upcoming,
             "open": in_flight,
+            "for_a_person": for_a_person,
             "problems": problems,
             "recent": recent,
             "stale": [{**_row_json(r), "stale": why} for r, why in stale],
@@ -195,4 +204,5 @@ def _row_json(r: Row) -> dict[str, Any]:
         "attempts": r.attempts,
         "url": r.url,
         "error": r.last_error,
+        "for_a_person": is_for_a_person(r),
     }

@@ -82,14 +82,14 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 def upsert(
     conn: Connection,
     table: Table,
-    values: Mapping[str, Any],
+    values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     *,
     key: Sequence[str] = (),
     update: Sequence[str] = (),
 ) -> Insert:
-    """INSERT ``values`` into ``table``; when a row with the same ``key`` (its unique
-    columns; any unique constraint when empty) is there already, set its ``update`` columns
-    to the new values, or leave it as it is when ``update`` is empty."""
+    """INSERT ``values`` (one row, or several) into ``table``; when a row with the same
+    ``key`` (its unique columns; any unique constraint when empty) is there already, set its
+    ``update`` columns to the new values, or leave it as it is when ``update`` is empty."""
     if conn.dialect.name == SQLITE:
         stmt = sqlite_insert(table).values(values)
         if not update:

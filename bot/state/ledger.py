@@ -41,6 +41,15 @@ Every transition, and what makes it (the rest of this module, ``bot/publish/deli
     FAILED | EXPIRED | SKIPPED ──post-now──▶ PENDING   re-armed (looked up first if it was
                                        attempted: found, POSTED instead)
     POSTED ──retract──▶ RETRACTED      deleted on the platform
+    UNKNOWN ──▶ UNKNOWN ("needs a person: …")   the channel cannot be searched (Telegram):
+                                       alerted once, never looked up nor sent again by itself
+    SENDING ──▶ UNKNOWN ("task for a person: …", retry_at = the task's end)   a manual
+                                       channel (Weibo): a person posts it
+    UNKNOWN ──▶ EXPIRED                a manual task nobody recorded by its end (retry_at)
+    UNKNOWN | EXPIRED (task) | FAILED ("could not confirm…") ──mark-posted──▶ POSTED   a
+                                       person recorded its link (``bot/publish/manual.py``)
+    UNKNOWN ──post-now --resend──▶ PENDING   a person checked it is not there
+    UNKNOWN (task) ──retract──▶ RETRACTED    the task withdrawn
     UNKNOWN ──retract──▶ POSTED ──▶ RETRACTED   looked up: found, deleted; not found,
                                        RETRACTED at once; look-up failed, left as it is (so
                                        is a FAILED "could not confirm…" row)

@@ -61,14 +61,26 @@ class TranslationCache:
         return found
 
     def put(self, key: CacheKey, value: str) -> None:
-        values = {
-            "backend": key.backend,
-            "source_lang": key.source_lang,
-            "target_lang": key.target_lang,
-            "source_hash": key.source_hash,
-            "glossary_version": key.glossary_version,
-            "text": value,
-            "created_at": utc_now(),
-        }
+        self.put_many([(key, value)])
+
+    def put_many(self, items: list[tuple[CacheKey, str]]) -> None:
+        """Store every (key, text) of ``items`` in one transaction."""
+        if not items:
+            return
+        now = utc_now()
+        rows = [
+            {
+                "backend": key.backend,
+                "source_lang": key.source_lang,
+                "target_lang": key.target_lang,
+                "source_hash": key.source_hash,
+                "glossary_version": key.glossary_version,
+                "text": value,
+                "created_at": now,
+            }
+            for key, value in items
+        ]
         with self.engine.begin() as conn:
-            conn.execute(upsert(conn, translations, values))
+            # One statement per 100 rows (7 parameters each: well under SQLite's limit).
+            for i in range(0, len(rows), 100):
+                conn.execute(upsert(conn, translations, rows[i : i + 100]))

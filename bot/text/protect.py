@@ -55,6 +55,12 @@ def entities(text: str) -> Counter[str]:
     return Counter(text[a:b] for a, b, kind in _entity_spans(normalize(text)) if kind != "term")
 
 
+def entity_spans(text: str) -> list[tuple[int, int, str]]:
+    """The (start, end, kind) of every entity of ``text`` (as given: normalize it first),
+    earliest first, none overlapping; kind: url, mention, hashtag, cashtag or emoji."""
+    return _entity_spans(text)
+
+
 def protect(text: str, target: str, glossary: Sequence[GlossaryTerm] = ()) -> Protected:
     """Mask ``text`` for translation into ``target``."""
     text = normalize(text)

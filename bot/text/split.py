@@ -8,7 +8,7 @@ hashtags and emoji contain no white space, so they are never cut.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from bot.text.length import MAX_WEIGHTED_LENGTH, weighted_length
 
@@ -20,22 +20,50 @@ class CannotSplit(ValueError):
     """Some piece between two allowed split points is longer than one post."""
 
 
+JOIN_SEPARATOR = "\n\n"
+"""Between the parts of a thread published as one post (a platform without reply chains)."""
+
+
+_NUMBERING = re.compile(r"\s+(\d{1,3})/(\d{1,3})$")
+
+
+def join_parts(texts: Sequence[str]) -> str:
+    """The parts of a thread as one post's text, in order. A part's closing number ("… 2/3",
+    as editors and :func:`split_thread` write them) means nothing in one post: it is dropped
+    when it is exactly the part's place in the thread."""
+    total = len(texts)
+    out = []
+    for place, text in enumerate(texts, 1):
+        text = text.strip()
+        found = _NUMBERING.search(text)
+        if found and (int(found[1]), int(found[2])) == (place, total):
+            text = text[: found.start()]
+        out.append(text)
+    return JOIN_SEPARATOR.join(out)
+
+
 def split_thread(
-    text: str, keep_together: Sequence[str] = (), limit: int = MAX_WEIGHTED_LENGTH
+    text: str,
+    keep_together: Sequence[str] = (),
+    limit: int = MAX_WEIGHTED_LENGTH,
+    count: Callable[[str], int] = weighted_length,
 ) -> list[str]:
-    """Split ``text`` into parts of at most ``limit`` weighted characters, each ending " i/n".
+    """Split ``text`` into parts of at most ``limit`` characters as ``count`` measures them
+    (X's weighted length by default), each ending " i/n".
 
     Raises:
         CannotSplit: when no split is possible within the limit.
     """
     text = text.strip()
-    if weighted_length(text) <= limit:
+    if count(text) <= limit:
         return [text]
     protected = _protected_ranges(text, keep_together)
     sentences = _pieces(text, _SENTENCE_END, protected)
     for count_guess in (9, 99, 999):
         suffix_room = len(f" {count_guess}/{count_guess}")
-        parts = _pack(sentences, limit - suffix_room, protected_text=text, protected=protected)
+        parts = _pack(
+            sentences, limit - suffix_room, protected_text=text, protected=protected, count=count
+        )
         if len(parts) <= count_guess:
             total = len(parts)
             return [f"{part} {i}/{total}" for i, part in enumerate(parts, 1)]
@@ -66,19 +94,24 @@ def _pieces(text: str, pattern: re.Pattern[str], protected: list[tuple[int, int]
 
 
 def _pack(
-    sentences: list[str], budget: int, *, protected_text: str, protected: list[tuple[int, int]]
+    sentences: list[str],
+    budget: int,
+    *,
+    protected_text: str,
+    protected: list[tuple[int, int]],
+    count: Callable[[str], int],
 ) -> list[str]:
     parts: list[str] = []
     current = ""
     for sentence in sentences:
         candidate = f"{current} {sentence}" if current else sentence
-        if weighted_length(candidate) <= budget:
+        if count(candidate) <= budget:
             current = candidate
             continue
         if current:
             parts.append(current)
             current = ""
-        if weighted_length(sentence) <= budget:
+        if count(sentence) <= budget:
             current = sentence
             continue
         # One sentence longer than a post: fall back to word boundaries.
@@ -87,9 +120,9 @@ def _pack(
         )
         for word in words:
             candidate = f"{current} {word}" if current else word
-            if weighted_length(candidate) <= budget:
+            if count(candidate) <= budget:
                 current = candidate
-            elif weighted_length(word) <= budget:
+            elif count(word) <= budget:
                 if current:
                     parts.append(current)
                 current = word

@@ -7,7 +7,8 @@ from typing import Protocol, runtime_checkable
 
 
 class Translator(Protocol):
-    """Translates one text between two ISO 639-1 languages.
+    """Translates one text between two languages, given as BCP 47 tags (``fr``, ``zh-Hant``,
+    ``pt-BR``); each backend names them its own way (``bot/translate/codes.py``).
 
     ``name`` identifies the backend in the cache key and in ``diplobot translate``'s output.
     """

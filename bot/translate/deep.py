@@ -21,7 +21,7 @@ import contextlib
 import importlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import requests
 from deep_translator import exceptions as dt_errors
@@ -30,6 +30,7 @@ from bot.content.languages import ISO_639_1
 from bot.errors import TranslationPermanent, TranslationTransient
 from bot.settings import Secret
 from bot.translate.base import BatchTooLarge
+from bot.translate.codes import code
 
 _local = threading.local()
 _install_lock = threading.Lock()
@@ -171,7 +172,9 @@ class GoogleBackend:
         from deep_translator import GoogleTranslator
 
         def run() -> Any:
-            client = GoogleTranslator(source=_google_code(source), target=_google_code(target))
+            client = GoogleTranslator(
+                source=code(self.name, source, "source"), target=code(self.name, target)
+            )
             if self.url:
                 client._base_url = self.url  # the fake server in tests, or a proxy
             return client.translate(text)
@@ -203,7 +206,16 @@ class LibreBackend:
         def run() -> Any:
             # deep-translator refuses an empty key even for keyless self-hosted servers.
             key = self.key.reveal() if self.key else "none"
-            client = LibreTranslator(source=source, target=target, api_key=key, custom_url=self.url)
+            src, dst = code(self.name, source, "source"), code(self.name, target)
+            # deep-translator's list of LibreTranslate codes lacks "zt" (Chinese, traditional):
+            # the client is made with the language and given the code by its public setter.
+            client = LibreTranslator(
+                source=_LIBRE_LISTED.get(src, src),
+                target=_LIBRE_LISTED.get(dst, dst),
+                api_key=key,
+                custom_url=self.url,
+            )
+            client.source, client.target = src, dst
             return client.translate(text)
 
         return call_mapped(self.name, target, run, self.timeout)
@@ -219,7 +231,14 @@ class LibreBackend:
 
         key = self.key.reveal() if self.key else "none"
         with mapped_errors(self.name, target, _batch_timeout(self.timeout, len(texts))):
-            client = LibreTranslator(source=source, target=target, api_key=key, custom_url=self.url)
+            src, dst = code(self.name, source, "source"), code(self.name, target)
+            client = LibreTranslator(
+                source=_LIBRE_LISTED.get(src, src),
+                target=_LIBRE_LISTED.get(dst, dst),
+                api_key=key,
+                custom_url=self.url,
+            )
+            client.source, client.target = src, dst  # as translate() makes it
             body = {"q": list(texts), "source": client._source, "target": client._target}
             body |= {"format": "text", "api_key": key}
             response = requests.post(
@@ -241,18 +260,6 @@ class MyMemoryBackend:
     """MyMemory (free tier; wants region codes like fr-FR)."""
 
     name = "mymemory"
-    REGIONS: ClassVar[dict[str, str]] = {
-        "fr": "fr-FR",
-        "en": "en-GB",
-        "es": "es-ES",
-        "ar": "ar-SA",
-        "pt": "pt-PT",
-        "de": "de-DE",
-        "it": "it-IT",
-        "zh": "zh-CN",
-        "ru": "ru-RU",
-        "ja": "ja-JP",
-    }
 
     def __init__(
         self, url: str | None = None, key: Secret | None = None, timeout: float = 20.0
@@ -266,8 +273,8 @@ class MyMemoryBackend:
 
         def run() -> Any:
             client = MyMemoryTranslator(
-                source=self.REGIONS.get(source, source),
-                target=self.REGIONS.get(target, target),
+                source=code(self.name, source, "source"),
+                target=code(self.name, target),
                 email=self.key.reveal() if self.key else None,
             )
             if self.url:
@@ -301,13 +308,17 @@ class MicrosoftBackend:
         class _Translator(MicrosoftTranslator):  # type: ignore[misc]
             def _get_supported_languages(self) -> dict[str, str]:
                 # deep-translator fetches this list from a hard-coded Microsoft URL on every
-                # construction; ISO 639-1 codes are what we pass anyway.
-                return {lang: lang for lang in ISO_639_1}
+                # construction; ISO 639-1 codes and bot/translate/codes.py's are what we pass.
+                return {lang: lang for lang in (*ISO_639_1, *_MICROSOFT_VARIANTS)}
 
         key = self.key.reveal() if self.key else ""
 
         def run() -> Any:
-            client = _Translator(api_key=key, source=source, target=target)
+            client = _Translator(
+                api_key=key,
+                source=code(self.name, source, "source"),
+                target=code(self.name, target),
+            )
             if self.url:
                 client._base_url = self.url.rstrip("/") + "/translate?api-version=3.0"
             return client.translate(text)
@@ -324,12 +335,16 @@ class MicrosoftBackend:
 
         class _Translator(MicrosoftTranslator):  # type: ignore[misc]
             def _get_supported_languages(self) -> dict[str, str]:
-                return {lang: lang for lang in ISO_639_1}
+                return {lang: lang for lang in (*ISO_639_1, *_MICROSOFT_VARIANTS)}
 
         key = self.key.reveal() if self.key else ""
         timeout = _batch_timeout(self.timeout, len(texts))
         with mapped_errors(self.name, target, timeout):
-            client = _Translator(api_key=key, source=source, target=target)
+            client = _Translator(
+                api_key=key,
+                source=code(self.name, source, "source"),
+                target=code(self.name, target),
+            )
             if self.url:
                 client._base_url = self.url.rstrip("/") + "/translate?api-version=3.0"
             response = requests.post(
@@ -369,5 +384,7 @@ def _answers(answer: Any, expected: int) -> list[str]:
     return [text if isinstance(text, str) else "" for text in answer]
 
 
-def _google_code(lang: str) -> str:
-    return {"he": "iw", "zh": "zh-CN", "jv": "jw"}.get(lang, lang)
+_LIBRE_LISTED = {"zt": "zh"}
+"""LibreTranslate codes missing from deep-translator's list → a listed code to build with."""
+_MICROSOFT_VARIANTS = ("zh-Hans", "zh-Hant", "pt-pt")
+"""Microsoft's codes for variants (bot/translate/codes.py) beside the ISO 639-1 ones."""

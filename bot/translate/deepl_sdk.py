@@ -22,6 +22,7 @@ import requests
 from bot.errors import ConfigError, TranslationPermanent, TranslationTransient
 from bot.settings import Secret
 from bot.translate.base import BatchTooLarge
+from bot.translate.codes import code
 
 
 class _FailFastClient(deepl.http_client.HttpClient):
@@ -38,9 +39,6 @@ class _FailFastClient(deepl.http_client.HttpClient):
         self, request: requests.PreparedRequest, stream: bool, timeout: float = 0.0, **kwargs: Any
     ) -> Any:
         return super()._internal_request(request, stream, timeout=self.timeout, **kwargs)
-
-
-_TARGETS = {"en": "EN-GB", "pt": "PT-PT", "zh": "ZH-HANS"}
 
 
 class DeepLBackend:
@@ -73,8 +71,8 @@ class DeepLBackend:
         try:
             results = self._client.translate_text(
                 list(texts),
-                source_lang=source.upper(),
-                target_lang=_TARGETS.get(target, target.upper()),
+                source_lang=code(self.name, source, "source"),
+                target_lang=code(self.name, target),
                 preserve_formatting=True,
             )
         except deepl.AuthorizationException:

@@ -22,7 +22,7 @@ from loguru import logger
 from bot.content.model import Media
 from bot.content.types import ContentSet, PostEntry
 from bot.errors import TranslationError, TranslationPermanent, TranslationTransient
-from bot.platforms import platform_of, strictest
+from bot.platforms import DEFAULT_PLATFORM, PLATFORMS
 from bot.state.translations import CacheKey, TranslationCache, text_hash
 from bot.text.protect import EntityMismatch, GlossaryTerm, protect, restore
 from bot.text.split import CannotSplit, split_thread
@@ -45,6 +45,9 @@ class Variant:
     state: VariantState
     reason: str = ""
     alts: tuple[str | None, ...] = ()  # alt text of each image of the part, in ``lang``
+    # The platform whose accounts publish it: each is checked against its own limits, and
+    # a post may have a version of its own for a platform ("" : no platform, e.g. no account).
+    platform: str = ""
 
 
 @dataclass(slots=True)
@@ -87,14 +90,11 @@ class _Job:
     source: str
     key: CacheKey
     source_lang: str
+    platform: str = ""
 
 
 Alt = str | None | _Job
 """An image's alt text in a language: settled (the editor's, or none), or to translate."""
-
-
-def _part_media(entry: PostEntry, part: int) -> list[Media]:
-    return list(entry.post.media if part == 1 else entry.post.thread[part - 2].media)
 
 
 def _alt(media: Media, entry: PostEntry, lang: str, part: int, translator: str, gver: str) -> Alt:
@@ -131,45 +131,28 @@ def localize(
         else sorted(content.posts.values(), key=lambda e: e.id)
     )
     jobs: list[_Job] = []
-    alts: dict[tuple[str, str, int], list[Alt]] = {}  # (post, lang, part) → its images' alts
+    alts: dict[tuple[str, str, int, str], list[Alt]] = {}  # (post, lang, part, platform) →
     for entry in entries:
         for lang in entry.languages:
-            for part in range(1, entry.parts + 1):
-                human = entry.human_text(lang, part - 1)
-                if human is not None:
-                    result.variants.append(
-                        Variant(entry.id, lang, part, (human.strip(),), "human", "ready")
-                    )
-                    continue
-                written = entry.unreviewed_text(lang, part - 1)
-                if written is not None:
-                    state: VariantState = (
-                        "review" if review_required(content, entry, lang) else "ready"
-                    )
-                    result.variants.append(
-                        Variant(
-                            entry.id,
-                            lang,
-                            part,
-                            (written.strip(),),
-                            "file",
-                            state,
-                            "machine translation in the file awaits approval"
-                            if state == "review"
-                            else "",
-                        )
-                    )
-                    continue
-                source = entry.human_text(entry.post.lang, part - 1) or ""
-                key = CacheKey(translator.name, entry.post.lang, lang, text_hash(source), gver)
-                jobs.append(_Job(entry, lang, part, source, key, entry.post.lang))
-            # Alt texts: settled here with the text, so rows need no translation of their own.
-            for part in range(1, entry.parts + 1):
-                media = _part_media(entry, part)
-                if media:
-                    alts[(entry.id, lang, part)] = [
-                        _alt(m, entry, lang, part, translator.name, gver) for m in media
-                    ]
+            # One variant per platform of the language's accounts: each has its own limits,
+            # and the post may have a version of its own for it. No account: no platform.
+            for platform in content.platforms_of(lang) or ("",):
+                where = platform or None
+                for part in range(1, entry.parts_for(where) + 1):
+                    found = _settled(content, entry, lang, part, platform)
+                    if found is not None:
+                        result.variants.append(found)
+                        continue
+                    source = entry.human_text(entry.post.lang, part - 1, where) or ""
+                    key = CacheKey(translator.name, entry.post.lang, lang, text_hash(source), gver)
+                    jobs.append(_Job(entry, lang, part, source, key, entry.post.lang, platform))
+                # Alt texts: settled here with the text, so rows need no translation of their own.
+                for part in range(1, entry.parts_for(where) + 1):
+                    media = entry.media_of(part - 1, where)
+                    if media:
+                        alts[(entry.id, lang, part, platform)] = [
+                            _alt(m, entry, lang, part, translator.name, gver) for m in media
+                        ]
     alt_jobs = {a.key: a for spec in alts.values() for a in spec if isinstance(a, _Job)}
     text_keys = {j.key for j in jobs}
 
@@ -187,10 +170,13 @@ def localize(
                 cache.put(key, outcome)
             else:
                 result.stats.failures += 1
+    counted: set[tuple[str, str, int, CacheKey]] = set()
     for job in jobs:
         outcome = outcomes[job.key]
         cached = job.key in known
-        if cached:
+        # One hit per text the engine would have translated, whatever the platforms sharing it.
+        if cached and (job.entry.id, job.lang, job.part, job.key) not in counted:
+            counted.add((job.entry.id, job.lang, job.part, job.key))
             result.stats.cache_hits += 1
         result.variants.append(_variant(content, job, outcome, cached, glossary))
     # Alt texts only (not among the texts): one hit per unique key, as calls are counted.
@@ -198,12 +184,37 @@ def localize(
     if alts:
         result.variants = [
             replace(v, alts=_settle_alts(alts[k], outcomes))
-            if (k := (v.post, v.lang, v.part)) in alts
+            if (k := (v.post, v.lang, v.part, v.platform)) in alts
             else v
             for v in result.variants
         ]
-    result.variants.sort(key=lambda v: (v.post, v.lang, v.part))
+    result.variants.sort(key=lambda v: (v.post, v.lang, v.platform, v.part))
     return result
+
+
+def _settled(
+    content: ContentSet, entry: PostEntry, lang: str, part: int, platform: str
+) -> Variant | None:
+    """The variant of a part whose text is in the file (the editor's, or a machine
+    translation written there), or None when it is to be translated."""
+    where = platform or None
+    human = entry.human_text(lang, part - 1, where)
+    if human is not None:
+        return Variant(entry.id, lang, part, (human.strip(),), "human", "ready", platform=platform)
+    written = entry.unreviewed_text(lang, part - 1, where)
+    if written is None:
+        return None
+    state: VariantState = "review" if review_required(content, entry, lang) else "ready"
+    return Variant(
+        entry.id,
+        lang,
+        part,
+        (written.strip(),),
+        "file",
+        state,
+        "machine translation in the file awaits approval" if state == "review" else "",
+        platform=platform,
+    )
 
 
 def _settle_alts(
@@ -343,19 +354,30 @@ def _variant(
             "machine",
             "held",
             f"held: {outcome.reason}; write a human translation",
+            platform=job.platform,
         )
     if isinstance(outcome, TranslationPermanent):
-        return Variant(entry.id, lang, part, (), "machine", "failed", str(outcome))
+        return Variant(
+            entry.id, lang, part, (), "machine", "failed", str(outcome), platform=job.platform
+        )
     if isinstance(outcome, Exception):
-        return Variant(entry.id, lang, part, (), "machine", "failed", f"{outcome} (will retry)")
+        return Variant(
+            entry.id,
+            lang,
+            part,
+            (),
+            "machine",
+            "failed",
+            f"{outcome} (will retry)",
+            platform=job.platform,
+        )
     origin: Origin = "cached" if cached else "machine"
     texts: tuple[str, ...] = (outcome,)
-    # Re-checked against the platform it goes to (the tightest, if this language has several).
-    where = strictest(
-        platform_of(a) for a in content.accounts.accounts.values() if a.lang == lang
-    ).limits
-    length = where.count(outcome)
-    if length > where.text:
+    # Re-checked against the platform it goes to, counted its way (a caption under images).
+    limits = (PLATFORMS[job.platform] if job.platform else PLATFORMS[DEFAULT_PLATFORM]).limits
+    limit = limits.text_limit(bool(entry.media_of(part - 1, job.platform or None)))
+    length = limits.count(outcome)
+    if length > limit:
         if entry.post.overflow != "thread":
             return Variant(
                 entry.id,
@@ -365,14 +387,24 @@ def _variant(
                 origin,
                 "held",
                 f"held: the {lang} translation is {length} characters (limit "
-                f"{where.text}); shorten the source, write a translation, "
+                f"{limit}); shorten the source, write a translation, "
                 "or set 'overflow: thread'",
+                platform=job.platform,
             )
         keep = [t for g in glossary for t in g.translations.values()]
         try:
-            texts = tuple(split_thread(outcome, keep, limit=where.text))
+            texts = tuple(split_thread(outcome, keep, limit=limit, count=limits.count))
         except CannotSplit as exc:
-            return Variant(entry.id, lang, part, (outcome,), origin, "held", f"held: {exc}")
+            return Variant(
+                entry.id,
+                lang,
+                part,
+                (outcome,),
+                origin,
+                "held",
+                f"held: {exc}",
+                platform=job.platform,
+            )
     if review_required(content, entry, lang):
         return Variant(
             entry.id,
@@ -382,5 +414,6 @@ def _variant(
             origin,
             "review",
             "machine translation awaits approval (diplobot translate --write)",
+            platform=job.platform,
         )
-    return Variant(entry.id, lang, part, texts, origin, "ready")
+    return Variant(entry.id, lang, part, texts, origin, "ready", platform=job.platform)

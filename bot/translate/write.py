@@ -32,11 +32,17 @@ def write_translations(
     yaml.indent(mapping=2, sequence=4, offset=2)
     data = yaml.load(path.read_text(encoding="utf-8"))
     written: list[str] = []
+    seen: set[tuple[str, int]] = set()
     for v in variants:
         if v.post != entry.id or v.origin not in ("machine", "cached") or len(v.texts) != 1:
             continue
         if v.state not in ("ready", "review"):
             continue
+        # The post's own texts only (a platform's version is written by hand), each once
+        # although every platform of the language has its variant.
+        if entry.has_own_text(v.part - 1, v.platform or None) or (v.lang, v.part) in seen:
+            continue
+        seen.add((v.lang, v.part))
         holder: Any = data if v.part == 1 else data["thread"][v.part - 2]
         _set(holder, "translations", v.lang, v.texts[0], after="text")
         _set(

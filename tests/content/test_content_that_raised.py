@@ -146,8 +146,8 @@ def test_a_5000_digit_text_in_quotes_is_text(check: Check) -> None:
     assert result.code == 1
     assert result.only_error() == (
         f"{POST}:2:7",
-        "text is 5000 characters long as X counts them; the limit is 280 (shorten it by 4720, "
-        "or move the rest to 'thread:')",
+        "text is 5000 characters long as X counts them; the limit is 280; Mastodon 5000 "
+        "(limit 500) (shorten it by 4720, or move the rest to 'thread:')",
     )
 
 

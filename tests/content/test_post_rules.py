@@ -159,8 +159,8 @@ def test_explicit_id_clashing_with_a_file_name_id_is_a_duplicate(check: Check) -
         pytest.param(
             "lang: fr-FR\ntext: Bonjour\n",
             f"{POST}:1:7",
-            ["unknown language 'fr-FR'", "use 'fr'"],
-            id="region-tag",
+            ["no account publishes in 'fr-FR'; accounts publish in 'fr'", "use 'fr'"],
+            id="region-tag-without-account",
         ),
         pytest.param(
             "lang: fr\ntext: Bonjour\nlanguages: [fr, EN]\n",
@@ -171,7 +171,7 @@ def test_explicit_id_clashing_with_a_file_name_id_is_a_duplicate(check: Check) -
         pytest.param(
             "lang: fr\ntext: Bonjour\ntranslations:\n  en_GB: Hello\n",
             f"{POST}:4:3",
-            ["unknown language 'en_GB'", "use 'en'"],
+            ["unknown language 'en_GB'", "use 'en-GB'"],
             id="translation-key",
         ),
     ],
@@ -179,7 +179,8 @@ def test_explicit_id_clashing_with_a_file_name_id_is_a_duplicate(check: Check) -
 def test_unknown_language_is_refused_with_a_fix(
     check: Check, body: str, where: str, words: list[str]
 ) -> None:
-    """A code that is not ISO 639-1 is refused; a regional tag gets its two-letter code."""
+    """A tag that is not BCP 47 over ISO 639-1 is refused with its canonical spelling; a
+    regional tag no account publishes in points at the account's language."""
     assert_one_error(check, body, where, *words)
 
 

@@ -27,7 +27,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from publish.conftest import ACCOUNTS, APP
 from servers.bluesky import BlueskyServer
 from servers.facebook import FacebookPage, FacebookServer
 from servers.mastodon import MastodonServer
+from servers.telegram import Chat, TelegramServer, token_for
 from servers.x import XServer
 
 from bot.errors import (
@@ -54,6 +55,7 @@ from bot.platforms.bluesky import BlueskyPublisher
 from bot.platforms.facebook import FacebookPublisher
 from bot.platforms.mastodon import MastodonAccount, MastodonPublisher
 from bot.platforms.outbox import OutboxPublisher
+from bot.platforms.telegram import TelegramPublisher
 from bot.platforms.x import XCredentials, XPublisher
 from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt
 from bot.publish.deliver import Deliverer
@@ -361,12 +363,76 @@ def facebook_channel(_tmp_path: Path) -> Iterator[Channel]:
         assert not server.errors  # the fake never failed on what the publisher sent
 
 
+@contextmanager
+def telegram_channel(_tmp_path: Path) -> Iterator[Channel]:
+    """A channel whose bot is its administrator. Telegram has no duplicate refusal, no alt
+    text, no language tag, and cannot be searched."""
+    token = token_for(7012345678, "CANARYtgC")
+    chat = Chat(-1001234567890, "francediplo_tg", "France Diplomatie", admins={7012345678})
+    with TelegramServer({token: (7012345678, "diplobot_fr_bot")}, [chat]) as server:
+        publisher = TelegramPublisher(
+            {FR: Secret(token)},
+            {FR: "@francediplo_tg"},
+            {FR: "francediplo_tg"},
+            api_url=server.url.rstrip("/"),
+            timeout=2.0,
+        )
+        faults = {
+            "rate_limit": "429",
+            "server_error": "500",
+            "auth": "401",
+            "drop_after_store": "drop_after_store",
+        }
+
+        def fault(kind: str) -> bool:
+            if kind not in faults:
+                return False  # Telegram refuses no text as a duplicate
+            # Flood control says how many seconds to wait: the reset, from now.
+            server.retry_after = int(RATE_LIMIT_RESET.total_seconds())
+            server.fail_next(faults[kind], method=None)
+            return True
+
+        def stored() -> list[Stored]:
+            """One post per message, an album (a media group: one message per image) as one
+            post under its first message's id, with its caption."""
+            posts: list[Stored] = []
+            groups: dict[str, int] = {}  # media group id → its index in posts
+            for m in server.stored(chat.id):
+                reply_to = str(m.reply_to) if m.reply_to is not None else None
+                if m.media_group_id is not None and m.media_group_id in groups:
+                    at = groups[m.media_group_id]
+                    posts[at] = replace(posts[at], alts=(*posts[at].alts, ""))
+                    continue
+                if m.media_group_id is not None:
+                    groups[m.media_group_id] = len(posts)
+                alts = tuple("" for _ in m.photos)
+                posts.append(Stored(str(m.message_id), m.body, None, alts, reply_to))
+            return posts
+
+        yield Channel(
+            publisher,
+            FR,
+            "francediplo_tg",
+            lambda: server.fail_next("400", method="sendMessage"),
+            PublishRejected,
+            fault=fault,
+            stored=stored,
+            secrets=(token,),
+            searchable=False,
+            has_alt=False,
+            has_lang=False,
+        )
+        publisher.close()
+        assert not server.errors  # every request the publisher made was valid
+
+
 CHANNELS: dict[str, Callable[[Path], AbstractContextManager[Channel]]] = {
     "mastodon": mastodon_channel,
     "outbox": outbox_channel,
     "x": x_channel,
     "bluesky": bluesky_channel,
     "facebook": facebook_channel,
+    "telegram": telegram_channel,
 }
 
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from example import keep_platforms
 from publish.conftest import ACCOUNTS, APP, ROOT, SECRETS, env_for
 from servers.translate import FakeTranslationServer, LibreServer
 from servers.x import XServer
@@ -114,7 +115,7 @@ def environment(x: XServer, libre: LibreServer, **extra: str) -> dict[str, str]:
 def copy_repo(dest: Path) -> Path:
     for part in ("content", "schedules"):
         shutil.copytree(ROOT / part, dest / part)
-    return dest
+    return keep_platforms(dest, {"x"})  # the accounts the fake X knows
 
 
 def command(repo: Path, *args: str) -> list[str]:

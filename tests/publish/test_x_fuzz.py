@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from example import keep_platforms
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from publish.conftest import ACCOUNTS, APP, ROOT, env_for
@@ -255,6 +256,7 @@ def cli_env(fuzz_x: XServer, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     repo = tmp_path_factory.mktemp("fuzz") / "repo"
     for part in ("content", "schedules"):
         shutil.copytree(ROOT / part, repo / part, symlinks=True)
+    keep_platforms(repo, {"x"})  # the accounts the fake X knows
     with LibreServer() as libre:
         env = {**os.environ, **env_for(fuzz_x, libre, DIPLOBOT_X_TIMEOUT=str(TIMEOUT))}
         env["PYTHONPATH"] = str(ROOT)

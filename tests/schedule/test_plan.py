@@ -71,7 +71,7 @@ def test_plan_text_shows_local_times(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "Tue 2026-11-24 09:00 (08:00 UTC)  a  human" in out
     assert "Tue 2026-11-24 10:00 (08:00 UTC)  a  machine" in out
-    assert "@francediplo_AR (ar, Asia/Beirut): 1" in out
+    assert "@francediplo_AR (X, ar, Asia/Beirut): 1" in out
 
 
 def test_languages_key_limits_the_accounts(tmp_path: Path) -> None:
@@ -232,6 +232,7 @@ def test_json_plan_has_the_documented_shape(
         "post",
         "account",
         "handle",
+        "platform",
         "lang",
         "part",
         "parts",

@@ -203,7 +203,7 @@ def test_libre_lists_languages() -> None:
     """GET /languages lists code, name and targets."""
     with LibreServer() as srv:
         languages = requests.get(srv.url + "languages", timeout=5).json()
-    assert {lang["code"] for lang in languages} == {"ar", "en", "es", "fr"}
+    assert {lang["code"] for lang in languages} == {"ar", "en", "es", "fr", "pt", "zh", "zt"}
     assert all(set(lang) == {"code", "name", "targets"} for lang in languages)
 
 
@@ -302,8 +302,8 @@ def test_deepl_lists_source_and_target_languages() -> None:
         sources = {lang.code for lang in translator.get_source_languages()}
         targets = {lang.code for lang in translator.get_target_languages()}
         translator.close()
-    assert sources == {"AR", "EN", "ES", "FR"}
-    assert {"EN-GB", "ES", "AR"} <= targets
+    assert sources == {"AR", "EN", "ES", "FR", "PT", "ZH"}
+    assert {"EN-GB", "ES", "AR", "PT-BR", "ZH-HANS", "ZH-HANT"} <= targets
 
 
 def test_deepl_wrong_key_raises_authorization_exception_without_the_key() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+from example import keep_platforms
 from publish.conftest import ACCOUNTS, WebhookSink, env_for
 from servers.translate import LibreServer
 from servers.x import XServer
@@ -113,6 +114,7 @@ def content_repo(tmp_path: Path) -> ContentRepo:
     path = tmp_path / "desk-content"
     for part in ("content", "schedules"):
         shutil.copytree(ROOT / part, path / part)
+    keep_platforms(path, {"x"})  # the accounts the fake X knows
     shutil.rmtree(path / "content" / "posts")
     (path / "content" / "posts").mkdir()
     slots = path / "schedules" / "slots.yaml"

@@ -7,10 +7,14 @@ image post with alt texts (machine-translated where missing), a three-part machi
 thread, a human-translated post with a link, and — committed in the middle of the round — two
 posts whose texts differ only by their link. Between runs, faults are queued on the fake X (the
 media upload dropped or hung, a post stored but its answer late or cut) and on the translation
-server (an outage of a few requests). Some runs are started as PID 1 of a new PID namespace
-(``unshare --pid``), as a restarted container is: the pid a killed run wrote in its claims is the
-new run's own pid. After the round's kills, one run is let finish; then every delivery must be
-POSTED once in the ledger and on X, threads must be reply chains, alt texts in place.
+server (an outage of a few requests). Beside the four X accounts, a Mastodon account and a
+Bluesky account, each behind its own fake server and reached through its own client library,
+take every post in every round, with faults of their own (a status stored and its answer cut
+or late, a record stored and the connection dropped, a 5xx). Some runs are started as PID 1 of
+a new PID namespace (``unshare --pid``), as a restarted container is: the pid a killed run
+wrote in its claims is the new run's own pid. After the round's kills, one run is let finish;
+then every delivery must be POSTED once in the ledger and on its platform, threads must be reply
+chains, alt texts in place.
 
 ``DIPLOBOT_SERVICE_CRASH_KILLS`` sets the number of kills (default 24, a CI-sized run; the
 figures in docs/benchmarks.md come from runs of 300 and more), ``DIPLOBOT_CRASH_SEED`` the seed.
@@ -39,10 +43,19 @@ from typing import Any
 import pytest
 from publish.conftest import ACCOUNTS, env_for
 from publish.test_crash import KillBudget, LaggyX, laggy_x
+from servers.bluesky import BlueskyServer
+from servers.mastodon import MastodonServer
 from servers.translate import LibreServer
 
+from bot.envname import env_name
+
 ROOT = Path(__file__).resolve().parents[2]
-HANDLES = list(ACCOUNTS)
+HANDLES = list(ACCOUNTS)  # the X accounts
+# Beside the four X accounts, one account on Mastodon and one on Bluesky, each with its own
+# fake server and its own client library, in every round.
+MASTODON = ("masto_fr", "fr", "diplomatie_fr", "masto-fr-CANARY-aa11")
+BLUESKY = ("bsky_en", "en", "francediplo-en.bsky.social", "bsky-en-CANARY-bb22")
+ACCOUNT_COUNT = len(HANDLES) + 2
 BRANCH = "desk"
 KILLS = int(os.environ.get("DIPLOBOT_SERVICE_CRASH_KILLS") or 24)
 LANES = 2  # rounds run side by side, each with its own repository, fake X and translator
@@ -72,12 +85,25 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def content_repo(path: Path) -> Path:
-    """The example's accounts, slots, glossary and media, no posts, no blackouts, under git."""
+def content_repo(path: Path, mastodon_url: str) -> Path:
+    """The example's X accounts plus a Mastodon and a Bluesky account; its slots, glossary
+    and media; no posts, no blackouts; under git."""
     for part in ("content", "schedules"):
         shutil.copytree(ROOT / part, path / part)
     shutil.rmtree(path / "content" / "posts")
     (path / "content" / "posts").mkdir()
+    lines = ["timezone: Europe/Paris", "accounts:"]
+    for account, (_token, _secret, handle) in ACCOUNTS.items():
+        lang = {"francediplo": "fr"}.get(account, account.rsplit("_", 1)[-1].lower())
+        lines.append(f"  {account}: {{lang: {lang}, platform: x, handle: {handle}}}")
+    account, lang, handle, _token = MASTODON
+    lines.append(
+        f"  {account}: {{lang: {lang}, platform: mastodon, handle: {handle}, "
+        f"instance: '{mastodon_url}'}}"
+    )
+    account, lang, handle, _password = BLUESKY
+    lines.append(f"  {account}: {{lang: {lang}, platform: bluesky, handle: {handle}}}")
+    (path / "schedules" / "accounts.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (path / "content" / "posts" / ".gitkeep").write_text("")
     slots = path / "schedules" / "slots.yaml"
     lines, skipping = [], False
@@ -108,7 +134,8 @@ def at(moment: datetime) -> str:
 
 
 def first_batch(repo: Path, tag: str, due: datetime) -> int:
-    """Three posts due from ``due`` on, 4 s apart; returns their deliveries (4 accounts)."""
+    """Three posts due from ``due`` on, 4 s apart; returns their deliveries (every account:
+    the four X accounts, Mastodon's in French, Bluesky's in English)."""
     posts = repo / "content" / "posts"
     (posts / f"{tag}-image.yaml").write_text(
         f"id: {tag}-image\nlang: fr\npublish_at: {at(due)}\n"
@@ -135,7 +162,7 @@ def first_batch(repo: Path, tag: str, due: datetime) -> int:
         encoding="utf-8",
     )
     commit(repo, f"{tag}: first batch")
-    return 4 * (1 + 3 + 1)
+    return ACCOUNT_COUNT * (1 + 3 + 1)
 
 
 def second_batch(repo: Path, tag: str, due: datetime) -> int:
@@ -153,7 +180,7 @@ def second_batch(repo: Path, tag: str, due: datetime) -> int:
             encoding="utf-8",
         )
     commit(repo, f"{tag}: second batch")
-    return 4 * 2
+    return ACCOUNT_COUNT * 2
 
 
 def free_port() -> int:
@@ -180,6 +207,18 @@ def processes_of(marker: str) -> list[int]:
 
 
 @dataclass
+class Others:
+    """The round's platforms beside X: a fake Mastodon instance and a fake Bluesky PDS."""
+
+    mastodon: MastodonServer
+    bluesky: BlueskyServer
+
+    def reset(self) -> None:
+        self.mastodon.reset()
+        self.bluesky.reset()
+
+
+@dataclass
 class Lane:
     """One round's world: a content repository, the service's state folder, a fake X."""
 
@@ -192,10 +231,15 @@ class Lane:
     def __post_init__(self) -> None:
         self.rng = random.Random(f"{self.seed}:{self.number}")
 
-    def environment(self, x: LaggyX, repo: Path, port: int) -> dict[str, str]:
+    def environment(self, x: LaggyX, others: Others, repo: Path, port: int) -> dict[str, str]:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("DIPLOBOT_")}
         return {
             **inherited,
+            f"DIPLOBOT_{env_name(MASTODON[0])}_ACCESS_TOKEN": MASTODON[3],
+            "DIPLOBOT_MASTODON_TIMEOUT": str(X_TIMEOUT),
+            f"DIPLOBOT_{env_name(BLUESKY[0])}_APP_PASSWORD": BLUESKY[3],
+            "DIPLOBOT_BLUESKY_PDS_URL": others.bluesky.url,
+            "DIPLOBOT_BLUESKY_TIMEOUT": str(X_TIMEOUT),
             **env_for(
                 x,
                 self.libre,
@@ -256,9 +300,19 @@ class Tally:
     deliveries: int = 0
 
 
-def inject(lane: Lane, x: LaggyX, tally: Tally) -> None:
+def inject(lane: Lane, x: LaggyX, others: Others, tally: Tally) -> None:
     """Queue this run's faults: each kind now and then."""
     rng = lane.rng
+    if rng.random() < 0.2:
+        kind = rng.choice(["drop_after_store", "503", "slow"])
+        others.mastodon.fail_next(
+            kind, method="POST", path="/api/v1/statuses", seconds=X_TIMEOUT + 0.5
+        )
+        tally.faults[f"mastodon status {kind}"] += 1
+    if rng.random() < 0.2:
+        kind = rng.choice(["drop_after_store", "500"])
+        others.bluesky.fail_next(kind, nsid="com.atproto.repo.createRecord")
+        tally.faults[f"bluesky record {kind}"] += 1
     if rng.random() < 0.3:
         lane.libre.fail_next("500", count=rng.randint(1, 8))
         tally.faults["translation outage"] += 1
@@ -277,8 +331,9 @@ def inject(lane: Lane, x: LaggyX, tally: Tally) -> None:
         tally.faults["503"] += 1
 
 
-def verify(rows: list[dict[str, Any]], x: LaggyX, expected: int, where: str) -> int:
-    """Every delivery POSTED once, in the ledger and on X, threads chained, alt texts set."""
+def verify(rows: list[dict[str, Any]], x: LaggyX, others: Others, expected: int, where: str) -> int:
+    """Every delivery POSTED once, in the ledger and on its platform, threads chained, alt
+    texts set."""
     assert len(rows) == expected, f"{where}: {len(rows)} deliveries recorded, {expected} due"
     not_posted = [
         (r["post_id"], r["account"], r["part"], r["state"], r["last_error"]) for r in rows
@@ -286,6 +341,7 @@ def verify(rows: list[dict[str, Any]], x: LaggyX, expected: int, where: str) -> 
     not_posted = [r for r in not_posted if r[3] != "POSTED"]
     assert not_posted == [], f"{where}: not POSTED: {not_posted}"
     tweets: dict[str, dict[str, Any]] = {}
+    rows_on_x = [r for r in rows if r["account"] in HANDLES]
     for account in HANDLES:
         timeline = x.timeline(account)
         counts = Counter(t["text"] for t in timeline)
@@ -295,7 +351,7 @@ def verify(rows: list[dict[str, Any]], x: LaggyX, expected: int, where: str) -> 
         assert sorted(counts) == wanted, f"{where}: {account}'s timeline is not the ledger's"
         tweets.update((t["id"], t) for t in timeline)
     ids = {(r["post_id"], r["account"], r["part"]): r["remote_id"] for r in rows}
-    for r in rows:
+    for r in rows_on_x:
         tweet = tweets[r["remote_id"]]
         assert (tweet["account"], tweet["text"]) == (r["account"], r["text"]), where
         parent = ids.get((r["post_id"], r["account"], r["part"] - 1))
@@ -303,7 +359,39 @@ def verify(rows: list[dict[str, Any]], x: LaggyX, expected: int, where: str) -> 
         alts = [m["alt"] for m in json.loads(r["media"])]
         assert [m["alt_text"] for m in tweet["media"]] == alts, where
     assert x.errors == [], f"{where}: {x.errors}"
+    verify_elsewhere(rows, others, where)
     return len(rows)
+
+
+def verify_elsewhere(rows: list[dict[str, Any]], others: Others, where: str) -> None:
+    """The Mastodon and Bluesky accounts: each delivery there once, as the ledger says,
+    threads chained, alt texts set."""
+    ids = {(r["post_id"], r["account"], r["part"]): r["remote_id"] for r in rows}
+    mastodon = {
+        s["id"]: (s["text"], s["reply_to"], [m["description"] or None for m in s["media"]])
+        for s in others.mastodon.statuses(MASTODON[0])
+    }
+    bluesky = {
+        p["uri"]: (
+            p["text"],
+            (p["reply"] or {}).get("parent"),
+            [i["alt"] or None for i in p["images"]],
+        )
+        for p in others.bluesky.posts(BLUESKY[0])
+    }
+    for account, found in ((MASTODON[0], mastodon), (BLUESKY[0], bluesky)):
+        mine = [r for r in rows if r["account"] == account]
+        counts = Counter(text for text, _reply, _alts in found.values())
+        twice = {text[:50]: n for text, n in counts.items() if n > 1}
+        assert twice == {}, f"{where}: published more than once on {account}: {twice}"
+        assert sorted(counts) == sorted(r["text"] for r in mine), f"{where}: {account}"
+        for r in mine:
+            text, reply_to, alts = found[r["remote_id"]]
+            assert text == r["text"], where
+            parent = ids.get((r["post_id"], r["account"], r["part"] - 1))
+            assert reply_to == parent, f"{where}: thread broken at {r['post_id']} on {account}"
+            assert alts == [m["alt"] for m in json.loads(r["media"])], where
+    assert others.mastodon.errors == [] and others.bluesky.errors == [], where
 
 
 def run_lane(lane: Lane, budget: KillBudget) -> Tally:
@@ -313,22 +401,27 @@ def run_lane(lane: Lane, budget: KillBudget) -> Tally:
         tally.rounds += 1
         tag = f"l{lane.number}r{tally.rounds}"
         base = lane.tmp / tag
-        repo = content_repo(base / "desk")
-        state = base / "state"
-        state.mkdir()
-        log = base / "service.log"
-        expected = first_batch(repo, tag, datetime.now(UTC) + timedelta(seconds=4))
-        kills = rng.randint(6, 12)
-        with laggy_x(before=0.02, after=0.1) as x:
+        with (
+            laggy_x(before=0.02, after=0.1) as x,
+            MastodonServer(accounts={MASTODON[0]: (MASTODON[3], MASTODON[2])}) as mastodon,
+            BlueskyServer(accounts={BLUESKY[0]: (BLUESKY[2], BLUESKY[3])}) as bluesky,
+        ):
+            others = Others(mastodon, bluesky)
+            repo = content_repo(base / "desk", mastodon.url)
+            state = base / "state"
+            state.mkdir()
+            log = base / "service.log"
+            expected = first_batch(repo, tag, datetime.now(UTC) + timedelta(seconds=4))
+            kills = rng.randint(6, 12)
             for k in range(kills):
                 if not budget.left:
                     break
                 if k == kills // 2:
                     expected += second_batch(repo, tag, datetime.now(UTC) + timedelta(seconds=3))
-                inject(lane, x, tally)
+                inject(lane, x, others, tally)
                 wait_out_backoff_state(state)
                 namespaced = PID_NAMESPACES and rng.random() < 0.4
-                env = lane.environment(x, repo, free_port())
+                env = lane.environment(x, others, repo, free_port())
                 proc = launch(state, env, log, namespaced)
                 x.mark()
                 launched = time.monotonic()
@@ -354,10 +447,11 @@ def run_lane(lane: Lane, budget: KillBudget) -> Tally:
                 budget.spend()
             # One undisturbed run finishes the round.
             x.reset()
+            others.reset()
             lane.libre.reset()
             x.wait_idle()
             wait_out_backoff_state(state)
-            env = lane.environment(x, repo, free_port())
+            env = lane.environment(x, others, repo, free_port())
             proc = launch(state, env, log, PID_NAMESPACES and rng.random() < 0.5)
             try:
                 deadline = time.monotonic() + FINAL_TIMEOUT
@@ -386,7 +480,7 @@ def run_lane(lane: Lane, budget: KillBudget) -> Tally:
                     kill(proc, state)
             x.wait_idle()
             where = f"seed {lane.seed}, {tag} ({base})"
-            tally.deliveries += verify(rows_of(state), x, expected, where)
+            tally.deliveries += verify(rows_of(state), x, others, expected, where)
             text = log.read_text(encoding="utf-8", errors="replace")
             assert "Traceback" not in text, f"{where}: a traceback in the service's log"
     return tally
@@ -450,6 +544,6 @@ def test_service_killed_at_random_moments_publishes_every_delivery_exactly_once(
         f"{'' if PID_NAMESPACES else ' (unshare not permitted here)'}; faults queued: "
         f"{', '.join(f'{n} {w}' for w, n in faults.most_common())}; "
         f"{sum(t.rounds for t in tallies)} rounds, {sum(t.deliveries for t in tallies)} "
-        f"deliveries each POSTED and on X exactly once, 0 duplicates, 0 lost; "
+        f"deliveries each POSTED and on its platform exactly once, 0 duplicates, 0 lost; "
         f"{LANES} lanes, seed {seed}, {elapsed:.1f} s"
     )

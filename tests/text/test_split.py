@@ -43,3 +43,13 @@ def test_unsplittable_text_is_refused() -> None:
     """One 'word' longer than a post cannot be split: say so instead of cutting it."""
     with pytest.raises(CannotSplit):
         split_thread("x" * 400)
+
+
+def test_joined_parts_lose_only_their_own_numbering() -> None:
+    """A thread joined into one post drops each part's closing "i/n" when it is that part's
+    place; any other number (a date, "24/7", a wrong count) stays."""
+    from bot.text.split import join_parts
+
+    assert join_parts(["Un. 1/3", "Deux 2/3", "  Trois. 3/3 "]) == "Un.\n\nDeux\n\nTrois."
+    assert join_parts(["Ouvert 24/7", "Fin 2/2"]) == "Ouvert 24/7\n\nFin"
+    assert join_parts(["Un 1/2", "Deux 2/3"]) == "Un\n\nDeux 2/3"
