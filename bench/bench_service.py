@@ -1,6 +1,8 @@
 """Benchmarks of the running service.
 
 Run:  .venv/bin/python bench/bench_service.py lag        # (a) 500 deliveries due at once
+      .venv/bin/python bench/bench_service.py bare       # (a') the same burst, a bare client
+      .venv/bin/python bench/bench_service.py burst      # (a) and (a') alternately, 5 pairs
       .venv/bin/python bench/bench_service.py idle       # (b) idle with 10,000 posts, 60 s
       .venv/bin/python bench/bench_service.py commit     # (c) one changed post of 10,000
 
@@ -8,7 +10,14 @@ Run:  .venv/bin/python bench/bench_service.py lag        # (a) 500 deliveries du
     suite (OAuth and OpenAPI checks on) in its own process, answering each request after
     10 ms; the service runs in this process. Prints p50, p99 and max lag from the due time to
     the moment the fake received the POST, and the CPU both processes used during the burst.
-    BENCH_PARALLEL / BENCH_PER_ACCOUNT override the service's publishing parallelism.
+    BENCH_PARALLEL / BENCH_PER_ACCOUNT override the service's publishing parallelism;
+    BENCH_LATE_AFTER=1 adds a post due 1 s after the burst, on every account, and prints its
+    lag (the late trigger of issue 14).
+(a') the same 504 posts sent to the same fake X (its own process) by a bare asyncio + tweepy
+    ``AsyncClient`` (one aiohttp session, 16 requests at once): its CPU per post, the floor
+    the service's CPU per delivery is compared with.
+    ``burst`` runs (a) and (a') alternately, each in a process of its own, BENCH_PAIRS times
+    (default 5): each one's CPU per delivery, medians with min–max, and the ratio.
 (b) ``diplobot run`` as a real process on a generated 10,000-post repository (dry run: no
     credentials, translations from the fake LibreTranslate); once ready, its resident memory
     and CPU use over 60 s, read from /proc.
@@ -72,10 +81,10 @@ def serve_x(latency: float) -> None:
         print(x.url, flush=True)
         sys.stdin.read()
         posted = [a[0] for a in x.arrivals if a[1] == "POST" and a[2] == "/2/tweets"]
-        print(
-            json.dumps({"posted": posted, "timelines": sum(len(x.timeline(a)) for a in ACCOUNTS)}),
-            flush=True,
-        )
+        tweets = [t for a in ACCOUNTS for t in x.timeline(a)]
+        late = [t["created_at"].timestamp() for t in tweets if t["text"].startswith("Tardif")]
+        found = {"posted": posted, "timelines": len(tweets), "late": late}
+        print(json.dumps(found), flush=True)
 
 
 def bench_lag(posts: int = 63) -> None:
@@ -107,12 +116,21 @@ def bench_lag(posts: int = 63) -> None:
         (root / "schedules/accounts.yaml").write_text(
             f"timezone: Europe/Paris\naccounts:\n{accounts}\n", encoding="utf-8"
         )
-        due = (datetime.now(UTC) + timedelta(seconds=15)).replace(microsecond=0)
+        ahead = float(os.environ.get("BENCH_DUE_IN", "15"))
+        due = (datetime.now(UTC) + timedelta(seconds=ahead)).replace(microsecond=0)
         (root / "content/posts").mkdir(parents=True)
         for i in range(posts):
             (root / f"content/posts/p{i:03d}.yaml").write_text(
                 f"lang: fr\npublish_at: {due:%Y-%m-%dT%H:%M:%S}+00:00\n"
                 f'text: "Annonce numéro {i} de la journée, pour tous nos partenaires."\n',
+                encoding="utf-8",
+            )
+        late_after = float(os.environ.get("BENCH_LATE_AFTER", "0"))
+        if late_after:  # a post due that long after the burst, on every account
+            late_due = due + timedelta(seconds=late_after)
+            (root / "content/posts/tardif.yaml").write_text(
+                f"lang: fr\npublish_at: {late_due:%Y-%m-%dT%H:%M:%S}+00:00\n"
+                f'text: "Tardif: dû {late_after:g} s après la rafale."\n',
                 encoding="utf-8",
             )
         os.environ.update(
@@ -143,7 +161,7 @@ def bench_lag(posts: int = 63) -> None:
         started = time.perf_counter()
         service.start()
         ready_in = time.perf_counter() - started
-        expected = posts * len(ACCOUNTS)
+        expected = (posts + (1 if late_after else 0)) * len(ACCOUNTS)
         from bot.state.ledger import State
 
         # Polled with a COUNT, not by reading the rows: the poll shares this process's CPU
@@ -168,6 +186,14 @@ def bench_lag(posts: int = 63) -> None:
         service.stop()
         out, _ = fake.communicate("", timeout=30)
         result = json.loads(out.strip().splitlines()[-1])
+    if late_after:
+        late = sorted(t - due.timestamp() - late_after for t in result["late"])
+        print(
+            f"the post due {late_after:g} s after the burst, on {len(late)} accounts: lag "
+            f"min {late[0]:.3f} s, max {late[-1]:.3f} s"
+            if late
+            else f"the post due {late_after:g} s after the burst: not published"
+        )
     lags = sorted(t - due.timestamp() for t in result["posted"])
     q = statistics.quantiles(lags, n=100)
     print(
@@ -183,6 +209,113 @@ def bench_lag(posts: int = 63) -> None:
         f"CPU during the burst: service {cpu:.2f} s ({1000 * cpu / expected:.2f} ms a delivery), "
         f"fake X {fake_cpu:.2f} s ({1000 * fake_cpu / expected:.2f} ms a request); "
         f"service context switches {switches}"
+    )
+
+
+def bench_bare(posts: int = 63) -> None:
+    """The burst of :func:`bench_lag` from a bare asyncio + tweepy client: its CPU a post."""
+    import asyncio
+
+    import aiohttp
+    import tweepy.asynchronous
+    from oauthlib.oauth1 import Client as OAuthClient
+    from yarl import URL
+
+    fake = subprocess.Popen(
+        [sys.executable, __file__, "serve-x"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert fake.stdout is not None and fake.stdin is not None
+    x_url = fake.stdout.readline().strip()
+
+    class Bare(tweepy.asynchronous.AsyncClient):  # type: ignore[misc]
+        """tweepy's AsyncClient with its request sent to the fake X instead of api.twitter.com
+        (tweepy's own ``request``, user context, that URL changed)."""
+
+        async def request(
+            self,
+            method: str,
+            route: str,
+            params: dict[str, Any] | None = None,
+            json: Any = None,
+            user_auth: bool = False,
+        ) -> Any:
+            headers = {"User-Agent": self.user_agent, "Content-Type": "application/json"}
+            oauth = OAuthClient(
+                self.consumer_key,
+                self.consumer_secret,
+                self.access_token,
+                self.access_token_secret,
+            )
+            url = str(URL(x_url + route).with_query(sorted((params or {}).items())))
+            url, headers, _body = oauth.sign(url, method, headers=headers)
+            before, _, query = url.partition("?")
+            signed = URL(f"{before}?{query.replace(':', '%3A')}", encoded=True)
+            async with self.session.request(method, signed, json=json, headers=headers) as r:
+                await r.read()
+            if not 200 <= r.status < 300:
+                raise RuntimeError(f"X answered {r.status}")
+            return r
+
+    async def burst() -> float:
+        async with aiohttp.ClientSession() as session:
+            clients = {}
+            for account, (token, secret, _h) in ACCOUNTS.items():
+                client = Bare(
+                    consumer_key=APP[0],
+                    consumer_secret=APP[1],
+                    access_token=token,
+                    access_token_secret=secret,
+                    return_type=dict,
+                )
+                client.session = session
+                clients[account] = client
+            limit = asyncio.Semaphore(int(os.environ.get("BENCH_PARALLEL", "16")))
+
+            async def one(account: str, i: int) -> None:
+                async with limit:
+                    text = f"Annonce numéro {i} de la journée, pour tous nos partenaires."
+                    await clients[account].create_tweet(text=text, user_auth=True)
+
+            cpu0 = time.process_time()
+            await asyncio.gather(*(one(a, i) for i in range(posts) for a in ACCOUNTS))
+            return time.process_time() - cpu0
+
+    cpu = asyncio.run(burst())
+    fake.communicate("", timeout=30)
+    sent = posts * len(ACCOUNTS)
+    print(f"bare client: {sent} posts, CPU {cpu:.2f} s ({1000 * cpu / sent:.2f} ms a delivery)")
+
+
+def bench_burst() -> None:
+    """(a) and (a') alternately, each in its own process: CPU per delivery, side by side."""
+    import re
+
+    pairs = int(os.environ.get("BENCH_PAIRS", "5"))
+    env = {**os.environ, "BENCH_DUE_IN": os.environ.get("BENCH_DUE_IN", "8")}
+    found: dict[str, list[float]] = {"service": [], "bare": []}
+    for n in range(pairs):
+        for which, key in (("lag", "service"), ("bare", "bare")):
+            out = subprocess.run(
+                [sys.executable, __file__, which], env=env, capture_output=True, text=True
+            ).stdout
+            match = re.search(r"\(([\d.]+) ms a delivery\)", out)
+            assert match, out
+            found[key].append(float(match[1]))
+        print(
+            f"pair {n + 1}: service {found['service'][-1]:.2f} ms, bare {found['bare'][-1]:.2f} ms"
+        )
+    ratios = [s / b for s, b in zip(found["service"], found["bare"], strict=True)]
+    for key, values in found.items():
+        print(
+            f"{key}: CPU a delivery median {statistics.median(values):.2f} ms "
+            f"(min {min(values):.2f}, max {max(values):.2f}) over {pairs} runs"
+        )
+    print(
+        f"service / bare: median {statistics.median(ratios):.2f}x "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
     )
 
 
@@ -312,13 +445,14 @@ def bench_commit(repeat: int = 5) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("which", choices=("lag", "idle", "commit", "serve-x"))
+    parser.add_argument("which", choices=("lag", "bare", "burst", "idle", "commit", "serve-x"))
     args = parser.parse_args()
     setup_logging(level="ERROR", fmt="text")
     if args.which == "serve-x":
         serve_x(float(os.environ.get("BENCH_X_LATENCY", "0.010")))
         return
-    {"lag": bench_lag, "idle": bench_idle, "commit": bench_commit}[args.which]()
+    benches = {"lag": bench_lag, "bare": bench_bare, "burst": bench_burst}
+    {**benches, "idle": bench_idle, "commit": bench_commit}[args.which]()
 
 
 if __name__ == "__main__":

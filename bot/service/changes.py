@@ -165,6 +165,18 @@ class Changes:
             commit,
         )
         notes = {(d.post, d.account): d.note for d in blackout}
+        # Deliveries not in the ledger yet (a first start, new posts): recorded together, in
+        # one transaction; the others go through pipeline.record, which may refresh them.
+        plain = [
+            item
+            for item in planned
+            if (item.post, item.account) in todo and item.refused is None and item.rows
+        ]
+        recorded_now = {
+            id(item)
+            for item, new in zip(plain, pub.ledger.record_new([i.rows for i in plain]), strict=True)
+            if new
+        }
         for item in planned:
             if (item.post, item.account) not in todo:
                 self.skip_blackout(pub, item, notes[(item.post, item.account)])
@@ -174,7 +186,13 @@ class Changes:
             key = (post_id, account)
             tries = self.awaiting.get(key, (0, now))[0] + 1
             wait = min(timedelta(seconds=self.retry_every * 2 ** (tries - 1)), MAX_WAIT)
-            why = pipeline.record(pub, item, self.removed, alert_held=False, hold_until=now + wait)
+            why = (
+                None
+                if id(item) in recorded_now
+                else pipeline.record(
+                    pub, item, self.removed, alert_held=False, hold_until=now + wait
+                )
+            )
             reason = why or ""
             if reason.startswith("awaiting translation"):
                 if key not in self.awaiting:

@@ -93,12 +93,12 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from loguru import logger
 from sqlalchemy import (
@@ -115,7 +115,7 @@ from sqlalchemy import (
     update,
 )
 
-from bot.state.dialect import upsert
+from bot.state.dialect import exclusive, upsert
 from bot.state.tables import MICROSECONDS, by_hand, deliveries, instances, utc_now
 
 
@@ -329,6 +329,28 @@ def _row(r: Any) -> Row:
     )
 
 
+def _new_row(item: NewDelivery, now: datetime) -> dict[str, Any]:
+    """The row of a delivery recorded for the first time (PENDING)."""
+    media = json.dumps([{"file": m.file, "alt": m.alt} for m in item.media], ensure_ascii=False)
+    return {
+        "post_id": item.post_id,
+        "account": item.account,
+        "part": item.part,
+        "channel": item.channel,
+        "lang": item.lang,
+        "due_at": item.due_at,
+        "text": item.text,
+        "media": media,
+        "content_hash": item.content_hash,
+        "state": State.PENDING.value,
+        "attempts": 0,
+        "revision": item.revision,
+        "author": item.author,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def _same_delivery(item: NewDelivery) -> Any:
     c = deliveries.c
     return and_(
@@ -448,6 +470,58 @@ class Shared:
         self._conn: Connection | None = None
         self.heartbeats: dict[str, _Heartbeat] = {}  # instance id → its heartbeat here
         self.heartbeats_lock = threading.Lock()
+        self._queue: list[_Work[Any]] = []  # statements waiting for the next shared commit
+        self._leading = False  # a thread is committing a batch
+        self._queued = threading.Condition()
+
+    def together(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` on the shared connection and return its result once *committed*, in
+        one transaction with the work other threads ask for at the same time (claims and
+        outcomes when hundreds of deliveries fall due at once): one commit, so one sync to
+        disk, for all of them instead of one each. Nothing is returned before its commit, so a
+        claim is on disk before its caller publishes, as with a transaction of its own.
+
+        A batch that fails is rolled back, and each of its works run again alone: each caller
+        gets the result or the error it would have had by itself."""
+        item = _Work(work)
+        with self._queued:
+            self._queue.append(item)
+            while not item.done:
+                if not self._leading:
+                    self._leading = True
+                    break
+                self._queued.wait()
+        if not item.done:  # this thread commits the batch queued so far (its own included)
+            try:
+                with self._queued:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+            finally:
+                with self._queued:
+                    self._leading = False
+                    self._queued.notify_all()
+        if item.error is not None:
+            raise item.error
+        return item.result  # type: ignore[return-value]
+
+    def _commit(self, batch: list[_Work[Any]]) -> None:
+        try:
+            with self.connection() as conn:
+                for item in batch:
+                    item.result = item.work(conn)
+        except BaseException as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:
+                for item in batch:
+                    item.result = None
+                    try:
+                        with self.connection() as conn:
+                            item.result = item.work(conn)
+                    except BaseException as alone:
+                        item.error = alone
+        for item in batch:
+            item.done = True
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
@@ -462,6 +536,21 @@ class Shared:
                 conn.rollback()
                 raise
             conn.commit()
+
+
+T = TypeVar("T")
+
+
+class _Work(Generic[T]):
+    """Statements one thread asked :meth:`Shared.together` to run, and what came of them."""
+
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[Connection], T]) -> None:
+        self.work = work
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.done = False
 
 
 _EXITING = threading.Event()
@@ -560,26 +649,8 @@ class Ledger:
         keys = []
         with self._hot.lock, self.engine.begin() as conn:
             for item in items:
-                media = json.dumps(
-                    [{"file": m.file, "alt": m.alt} for m in item.media], ensure_ascii=False
-                )
-                new = {
-                    "post_id": item.post_id,
-                    "account": item.account,
-                    "part": item.part,
-                    "channel": item.channel,
-                    "lang": item.lang,
-                    "due_at": item.due_at,
-                    "text": item.text,
-                    "media": media,
-                    "content_hash": item.content_hash,
-                    "state": State.PENDING.value,
-                    "attempts": 0,
-                    "revision": item.revision,
-                    "author": item.author,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                new = _new_row(item, now)
+                media = new["media"]
                 conn.execute(upsert(conn, deliveries, new))
                 # A delivery cancelled because its post disappeared comes back with the post,
                 # as the plan's (no longer armed by hand).
@@ -627,6 +698,37 @@ class Ledger:
                 )
                 keys.append((item.post_id, item.account, item.part, item.channel))
         return [r for r in (self.find(*k) for k in keys) if r is not None]
+
+    def record_new(self, groups: Sequence[Sequence[NewDelivery]]) -> list[bool]:
+        """Record each group of deliveries (one post's parts on one account and channel) that
+        has no row yet, all in one transaction holding the write lock, with one prepared
+        INSERT for them all: what :meth:`ensure` does for a delivery not in the ledger, without
+        its statements for rows already there. Returns, for each group, whether it was
+        recorded; a group with a row already is left to :meth:`ensure` (it may refresh it)."""
+        if not groups:
+            return []
+        c = deliveries.c
+        posts = sorted({item.post_id for group in groups for item in group})
+        now = utc_now()
+        with self._hot.lock, exclusive(self.engine) as conn:
+            present: set[tuple[str, str, str]] = set()
+            for start in range(0, len(posts), 500):  # SQLite's bound-parameter limit
+                chunk = posts[start : start + 500]
+                query = select(c.post_id, c.account, c.channel).where(c.post_id.in_(chunk))
+                present.update((p, a, ch) for p, a, ch in conn.execute(query))
+            fresh = [
+                bool(group) and all((i.post_id, i.account, i.channel) not in present for i in group)
+                for group in groups
+            ]
+            rows = [
+                _new_row(item, now)
+                for group, new in zip(groups, fresh, strict=True)
+                if new
+                for item in group
+            ]
+            if rows:
+                conn.execute(deliveries.insert(), rows)
+        return fresh
 
     def hold(self, items: Iterable[NewDelivery], reason: str, retry_at: datetime) -> None:
         """Record deliveries whose text is not ready (their translation failed) as HELD: in
@@ -729,9 +831,12 @@ class Ledger:
         that copy: it is what the ledger holds). None when another process got it first or
         it is not due for retry yet."""
         params = {"row_id": row_id, "now": now, "owner": self.instance.owner}
-        with self._hot.connection() as conn:
+
+        def run(conn: Connection) -> Any:
             self._beat.register(conn, now)
-            claimed = conn.execute(_CLAIM, params).first()
+            return conn.execute(_CLAIM, params).first()
+
+        claimed = self._hot.together(run)
         if claimed is None:
             return None
         self._beat.hold(row_id)
@@ -762,9 +867,7 @@ class Ledger:
             "error": error,
         }
         statement = _TRANSITIONS[(with_remote, with_error)]
-        with self._hot.connection() as conn:
-            result = conn.execute(statement, params)
-            moved = result.rowcount == 1
+        moved = self._hot.together(lambda conn: conn.execute(statement, params).rowcount == 1)
         if moved and State.SENDING in expect:
             for beat in list(self._hot.heartbeats.values()):
                 beat.release(row_id)

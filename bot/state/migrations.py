@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Connection, Engine, Table, inspect
+from sqlalchemy import Column, Connection, Engine, Index, Table, inspect
 from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.schema import CreateColumn
 
@@ -27,6 +27,7 @@ from bot.state.dialect import damaged, exclusive, is_damage
 from bot.state.tables import (
     by_hand,
     deliveries,
+    due_index,
     heartbeat,
     instances,
     runtime_pauses,
@@ -54,6 +55,16 @@ def create(*tables: Table) -> Callable[[Connection], None]:
     return run
 
 
+def create_index(index: Index) -> Callable[[Connection], None]:
+    """A step that creates ``index`` where it is missing (a table created after the index
+    joined its definition has it already)."""
+
+    def run(conn: Connection) -> None:
+        index.create(conn, checkfirst=True)
+
+    return run
+
+
 def add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     """``ALTER TABLE … ADD COLUMN``, unless ``table`` has that column already (it was
     created after the column joined its definition)."""
@@ -70,6 +81,7 @@ STEPS: tuple[Step, ...] = (
     Step("runtime pauses and the sweep's heartbeat", create(runtime_pauses, heartbeat)),  # 3
     Step("process starts and their heartbeats", create(instances)),  # 4
     Step("deliveries armed by post-now", create(by_hand)),  # 5
+    Step("an index of deliveries by state and due time", create_index(due_index)),  # 6
 )
 """Version N is reached by running STEPS[N-1]. Append, never edit."""
 

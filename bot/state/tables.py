@@ -21,6 +21,7 @@ from typing import Literal
 from sqlalchemy import (
     Column,
     Dialect,
+    Index,
     Integer,
     MetaData,
     String,
@@ -123,6 +124,8 @@ deliveries = Table(
     Column("updated_at", SECONDS, nullable=False),
     UniqueConstraint("post_id", "account", "part", "channel", name="uq_delivery"),
 )
+due_index = Index("ix_deliveries_state_due", deliveries.c.state, deliveries.c.due_at)
+"""What the sweep and every due trigger ask: the rows in some states due by now."""
 
 runtime_pauses = Table(
     "runtime_pauses",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 
 class Translator(Protocol):
@@ -25,3 +26,29 @@ class Translator(Protocol):
             Neither message contains the key or the text.
         """
         ...
+
+
+@runtime_checkable
+class BatchTranslator(Translator, Protocol):
+    """A backend whose engine takes a list of texts in one request (LibreTranslate's ``q`` as
+    a list, DeepL's ``text``, Microsoft's body): ``bot/translate/localize.py`` sends it at most
+    ``batch_texts`` texts of at most ``batch_chars`` characters in all per request."""
+
+    batch_texts: int
+    batch_chars: int
+
+    def translate_many(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        """``texts`` translated, in order, in one request; a text the engine answered with an
+        empty string is returned empty (the caller fails that text alone).
+
+        Raises:
+            TranslationTransient, TranslationPermanent: as :meth:`Translator.translate`, for
+                the whole batch.
+            BatchTooLarge: the server refused the batch for its size (a LibreTranslate with a
+                smaller ``--batch-limit`` or ``--char-limit``): send the texts one by one.
+        """
+        ...
+
+
+class BatchTooLarge(Exception):
+    """The server refused a batch for its number of texts or characters."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import requests
@@ -29,6 +29,7 @@ from deep_translator import exceptions as dt_errors
 from bot.content.languages import ISO_639_1
 from bot.errors import TranslationPermanent, TranslationTransient
 from bot.settings import Secret
+from bot.translate.base import BatchTooLarge
 from bot.translate.codes import code
 
 _local = threading.local()
@@ -112,9 +113,20 @@ _TRANSIENT = (
 
 def call_mapped(name: str, target: str, fn: Callable[[], Any], timeout: float) -> str:
     """Run one deep-translator call with a timeout, mapping its errors to ours."""
+    with mapped_errors(name, target, timeout):
+        result = fn()
+    if not isinstance(result, str) or not result.strip():
+        raise TranslationTransient(f"{name} returned an empty translation")
+    return result
+
+
+@contextlib.contextmanager
+def mapped_errors(name: str, target: str, timeout: float) -> Iterator[None]:
+    """Run the block (deep-translator calls, or requests raising deep-translator's errors) with
+    a timeout, mapping its errors to ours, without their message or cause."""
     try:
         with request_timeout(timeout):
-            result = fn()
+            yield
     except dt_errors.AuthorizationException:
         raise TranslationPermanent(
             f"{name} rejected the API key: check DIPLOBOT_TRANSLATOR_KEY"
@@ -145,9 +157,6 @@ def call_mapped(name: str, target: str, fn: Callable[[], Any], timeout: float) -
         raise TranslationTransient(f"{name} answered with an error ({status})") from None
     except _TRANSIENT as exc:
         raise TranslationTransient(f"{name} failed ({type(exc).__name__})") from None
-    if not isinstance(result, str) or not result.strip():
-        raise TranslationTransient(f"{name} returned an empty translation")
-    return result
 
 
 class GoogleBackend:
@@ -210,6 +219,41 @@ class LibreBackend:
             return client.translate(text)
 
         return call_mapped(self.name, target, run, self.timeout)
+
+    batch_texts = 50
+    batch_chars = 20_000
+
+    def translate_many(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        """One ``POST /translate`` with ``q`` as a list (LibreTranslate answers
+        ``translatedText`` as a list). The client is made as :meth:`translate` makes it, for
+        its language checks and codes; its errors are mapped the same way."""
+        from deep_translator import LibreTranslator
+
+        key = self.key.reveal() if self.key else "none"
+        with mapped_errors(self.name, target, _batch_timeout(self.timeout, len(texts))):
+            src, dst = code(self.name, source, "source"), code(self.name, target)
+            client = LibreTranslator(
+                source=_LIBRE_LISTED.get(src, src),
+                target=_LIBRE_LISTED.get(dst, dst),
+                api_key=key,
+                custom_url=self.url,
+            )
+            client.source, client.target = src, dst  # as translate() makes it
+            body = {"q": list(texts), "source": client._source, "target": client._target}
+            body |= {"format": "text", "api_key": key}
+            response = requests.post(
+                client._base_url + "translate",
+                json=body,
+                timeout=_batch_timeout(self.timeout, len(texts)),
+            )
+            if response.status_code == 403:
+                raise dt_errors.AuthorizationException(key)
+            if response.status_code == 400 and "exceeds" in _error_text(response):
+                raise BatchTooLarge(f"{self.name} refused {len(texts)} texts in one request")
+            if response.status_code != 200:
+                raise dt_errors.ServerException(response.status_code)
+            answer = response.json()["translatedText"]
+            return _answers(answer, len(texts))
 
 
 class MyMemoryBackend:
@@ -280,6 +324,64 @@ class MicrosoftBackend:
             return client.translate(text)
 
         return call_mapped(self.name, target, run, self.timeout)
+
+    batch_texts = 100  # Microsoft takes up to 1,000 texts and 50,000 characters a request
+    batch_chars = 40_000
+
+    def translate_many(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        """One ``POST /translate`` with every text in the body (``[{"text": …}, …]``), the
+        request :meth:`translate` sends for one; its errors are mapped the same way."""
+        from deep_translator import MicrosoftTranslator
+
+        class _Translator(MicrosoftTranslator):  # type: ignore[misc]
+            def _get_supported_languages(self) -> dict[str, str]:
+                return {lang: lang for lang in (*ISO_639_1, *_MICROSOFT_VARIANTS)}
+
+        key = self.key.reveal() if self.key else ""
+        timeout = _batch_timeout(self.timeout, len(texts))
+        with mapped_errors(self.name, target, timeout):
+            client = _Translator(
+                api_key=key,
+                source=code(self.name, source, "source"),
+                target=code(self.name, target),
+            )
+            if self.url:
+                client._base_url = self.url.rstrip("/") + "/translate?api-version=3.0"
+            response = requests.post(
+                client._base_url,
+                params={"from": client._source, "to": client._target},
+                headers=client.headers,
+                json=[{"text": text} for text in texts],
+                timeout=timeout,
+            )
+            answer = response.json()
+            if isinstance(answer, dict):
+                error = answer["error"]
+                if isinstance(error, dict) and error.get("code") in (400050, 400077):
+                    raise BatchTooLarge(f"{self.name} refused {len(texts)} texts in one request")
+                raise dt_errors.MicrosoftAPIerror(error)
+            return _answers([item["translations"][0]["text"] for item in answer], len(texts))
+
+
+def _batch_timeout(timeout: float, texts: int) -> float:
+    """A request carrying ``texts`` texts: the timeout of one, and as long again for every 10
+    more (a self-hosted engine translates them one after the other)."""
+    return timeout * (1 + texts // 10)
+
+
+def _error_text(response: requests.Response) -> str:
+    try:
+        found = response.json().get("error", "")
+    except ValueError:
+        return ""
+    return found if isinstance(found, str) else ""
+
+
+def _answers(answer: Any, expected: int) -> list[str]:
+    """The engine's list of translations, checked: one string per text sent."""
+    if not isinstance(answer, list) or len(answer) != expected:
+        raise ValueError("the answer does not have one translation per text")
+    return [text if isinstance(text, str) else "" for text in answer]
 
 
 _LIBRE_LISTED = {"zt": "zh"}

@@ -12,6 +12,7 @@ attribute the SDK's own constructor sets (the contract tests fail if an SDK rele
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import deepl
@@ -20,6 +21,7 @@ import requests
 
 from bot.errors import ConfigError, TranslationPermanent, TranslationTransient
 from bot.settings import Secret
+from bot.translate.base import BatchTooLarge
 from bot.translate.codes import code
 
 
@@ -53,9 +55,22 @@ class DeepLBackend:
         self._client._client = _FailFastClient(timeout)
 
     def translate(self, text: str, source: str, target: str) -> str:
+        (translated,) = self.translate_many([text], source, target)
+        if not translated.strip():
+            raise TranslationTransient("deepl returned an empty translation")
+        return translated
+
+    batch_texts = 50  # DeepL's most texts a request
+    # Its request body is at most 128 KiB, and the SDK's JSON escapes every non-ASCII character
+    # (\uXXXX, twice for an emoji): 12 bytes a character at worst.
+    batch_chars = 10_000
+
+    def translate_many(self, texts: Sequence[str], source: str, target: str) -> list[str]:
+        """One request with ``text`` as a list: the SDK sends a list for one text too, so this
+        is the very request :meth:`translate` sends, with more texts."""
         try:
-            result = self._client.translate_text(
-                text,
+            results = self._client.translate_text(
+                list(texts),
                 source_lang=code(self.name, source, "source"),
                 target_lang=code(self.name, target),
                 preserve_formatting=True,
@@ -74,6 +89,8 @@ class DeepLBackend:
             ) from None
         except deepl.DeepLException as exc:
             status = getattr(exc, "http_status_code", None)
+            if status == 413:
+                raise BatchTooLarge(f"deepl refused {len(texts)} texts in one request") from None
             if status is not None and 400 <= status < 500 and status != 429:
                 raise TranslationPermanent(
                     f"deepl refused the request (HTTP {status}); is '{target}' supported?"
@@ -81,7 +98,6 @@ class DeepLBackend:
             raise TranslationTransient(f"deepl failed (HTTP {status or '?'})") from None
         except (ValueError, KeyError, TypeError, IndexError) as exc:  # malformed answers
             raise TranslationTransient(f"deepl failed ({type(exc).__name__})") from None
-        translated = result.text if not isinstance(result, list) else result[0].text
-        if not translated.strip():
-            raise TranslationTransient("deepl returned an empty translation")
-        return translated
+        if not isinstance(results, list) or len(results) != len(texts):
+            raise TranslationTransient("deepl failed (not one translation per text)")
+        return [r.text for r in results]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -21,12 +21,12 @@ from loguru import logger
 
 from bot.content.model import Media
 from bot.content.types import ContentSet, PostEntry
-from bot.errors import TranslationError, TranslationPermanent
+from bot.errors import TranslationError, TranslationPermanent, TranslationTransient
 from bot.platforms import DEFAULT_PLATFORM, PLATFORMS
 from bot.state.translations import CacheKey, TranslationCache, text_hash
 from bot.text.protect import EntityMismatch, GlossaryTerm, protect, restore
 from bot.text.split import CannotSplit, split_thread
-from bot.translate.base import Translator
+from bot.translate.base import BatchTooLarge, BatchTranslator, Translator
 
 Origin = Literal["human", "machine", "cached", "file"]
 VariantState = Literal["ready", "review", "held", "failed"]
@@ -54,9 +54,10 @@ class Variant:
 class LocalizeStats:
     """What one :func:`localize` call asked of the engine and found in the cache."""
 
-    engine_calls: int = 0
+    engine_calls: int = 0  # texts the engine was asked to translate
     cache_hits: int = 0
     failures: int = 0
+    requests: int = 0  # requests made to the engine (a batch is one)
 
 
 @dataclass(slots=True)
@@ -162,21 +163,13 @@ def localize(
             missing.setdefault(key, alt_job)
     outcomes: dict[CacheKey, str | Exception] = dict(known)
     if missing:
-        with ThreadPoolExecutor(
-            max_workers=max(1, parallel), thread_name_prefix="translate"
-        ) as pool:
-            futures = {
-                key: pool.submit(_translate_one, translator, job, glossary)
-                for key, job in missing.items()
-            }
-            for key, future in futures.items():
-                outcome = future.result()
-                outcomes[key] = outcome
-                result.stats.engine_calls += 1
-                if isinstance(outcome, str):
-                    cache.put(key, outcome)
-                else:
-                    result.stats.failures += 1
+        for key, outcome in _translate_all(translator, missing, glossary, parallel, result.stats):
+            outcomes[key] = outcome
+            result.stats.engine_calls += 1
+            if isinstance(outcome, str):
+                cache.put(key, outcome)
+            else:
+                result.stats.failures += 1
     counted: set[tuple[str, str, int, CacheKey]] = set()
     for job in jobs:
         outcome = outcomes[job.key]
@@ -242,6 +235,90 @@ def _settle_alts(
         else:
             settled.append(outcome)
     return tuple(settled)
+
+
+def _translate_all(
+    translator: Translator,
+    missing: dict[CacheKey, _Job],
+    glossary: tuple[GlossaryTerm, ...],
+    parallel: int,
+    stats: LocalizeStats,
+) -> Iterator[tuple[CacheKey, str | Exception]]:
+    """Each missing translation's outcome, ``parallel`` requests at a time. An engine that
+    takes lists (:class:`BatchTranslator`) gets the texts of one language pair in batches,
+    one request each; any other, one request per text. Either way each text is protected and
+    restored on its own, and its outcome is its own (cached per text by the caller)."""
+    batched = translator if isinstance(translator, BatchTranslator) else None
+    batches = _batches(batched, missing.values()) if batched else [[j] for j in missing.values()]
+
+    def run(batch: list[_Job]) -> tuple[list[str | Exception], int]:
+        if batched is not None and len(batch) > 1:
+            return _translate_batch(batched, batch, glossary)
+        return [_translate_one(translator, job, glossary) for job in batch], len(batch)
+
+    done: dict[CacheKey, str | Exception] = {}
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="translate") as pool:
+        for batch, (outcomes, requests) in zip(batches, pool.map(run, batches), strict=True):
+            stats.requests += requests
+            for job, outcome in zip(batch, outcomes, strict=True):
+                done[job.key] = outcome
+    for key in missing:  # in the order asked
+        yield key, done[key]
+
+
+def _batches(translator: BatchTranslator, jobs: Iterable[_Job]) -> list[list[_Job]]:
+    """``jobs`` by language pair, in batches of at most ``batch_texts`` texts and
+    ``batch_chars`` characters (a longer text goes alone)."""
+    by_pair: dict[tuple[str, str], list[_Job]] = {}
+    for job in jobs:
+        by_pair.setdefault((job.source_lang, job.lang), []).append(job)
+    batches: list[list[_Job]] = []
+    for pair in by_pair.values():
+        batch: list[_Job] = []
+        chars = 0
+        for job in pair:
+            size = len(job.source)
+            full = len(batch) >= translator.batch_texts or chars + size > translator.batch_chars
+            if batch and full:
+                batches.append(batch)
+                batch, chars = [], 0
+            batch.append(job)
+            chars += size
+        batches.append(batch)
+    return batches
+
+
+def _translate_batch(
+    translator: BatchTranslator, jobs: list[_Job], glossary: tuple[GlossaryTerm, ...]
+) -> tuple[list[str | Exception], int]:
+    """One request for ``jobs`` (one language pair); each text protected and restored as
+    :func:`_translate_one` does. A batch the server finds too large goes one text at a time."""
+    first = jobs[0]
+    protected = [protect(job.source, job.lang, glossary) for job in jobs]
+    log = logger.bind(lang=first.lang, texts=len(jobs), backend=translator.name)
+    try:
+        answers = translator.translate_many(
+            [p.masked for p in protected], first.source_lang, first.lang
+        )
+    except BatchTooLarge as exc:
+        log.bind(error=str(exc)).warning("translate.batch_refused")
+        return [_translate_one(translator, job, glossary) for job in jobs], 1 + len(jobs)
+    except TranslationError as exc:
+        log.bind(error=str(exc), kind=type(exc).__name__).warning("translate.failed")
+        return [exc] * len(jobs), 1
+    outcomes: list[str | Exception] = []
+    for job, shielded, answer in zip(jobs, protected, answers, strict=True):
+        job_log = logger.bind(post=job.entry.id, lang=job.lang, part=job.part)
+        try:
+            if not answer.strip():
+                raise TranslationTransient(f"{translator.name} returned an empty translation")
+            outcomes.append(restore(answer, shielded).strip())
+        except (TranslationError, EntityMismatch) as exc:
+            job_log.bind(error=str(exc), kind=type(exc).__name__).warning("translate.failed")
+            outcomes.append(exc)
+        else:
+            job_log.debug("translate.done")
+    return outcomes, 1
 
 
 def _translate_one(

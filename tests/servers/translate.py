@@ -590,7 +590,9 @@ class LibreServer(FakeTranslationServer):
     """LibreTranslate: ``POST /translate`` and ``GET /languages``.
 
     ``q``, ``source``, ``target``, ``format`` and ``api_key`` are read from the query string
-    (deep-translator's way: an empty body), a form or a JSON body. ``q`` may be a list (batch).
+    (deep-translator's way: an empty body), a form or a JSON body. ``q`` may be a list (batch:
+    ``translatedText`` is then a list). ``batch_limit`` and ``char_limit`` play the server's
+    ``--batch-limit`` and ``--char-limit`` (default: none), refused with its 400 messages.
     With ``api_key`` configured a missing or wrong key gets 403 ``{"error": "Invalid API key"}``.
     """
 
@@ -607,6 +609,8 @@ class LibreServer(FakeTranslationServer):
         429: "Too many request limits violations",
         500: "Internal Server Error",
     }
+    batch_limit: int | None = None  # the server's --batch-limit: most texts in one ``q`` list
+    char_limit: int | None = None  # its --char-limit: most characters in one request
 
     def route(self, call: Call) -> Response:
         if call.path == "/languages" and call.method == "GET":
@@ -632,8 +636,20 @@ class LibreServer(FakeTranslationServer):
         if target == "auto":
             return json_response({"error": "auto is not supported"}, 400)
         texts = _as_list(params["q"])
-        translated = [self.engine.translate(str(text), source, target) for text in texts]
         batch = isinstance(params["q"], list)
+        # LibreTranslate's --batch-limit and --char-limit (unlimited by default), its messages.
+        if batch and self.batch_limit is not None and len(texts) > self.batch_limit:
+            message = (
+                f"Invalid request: request ({len(texts)}) exceeds text limit ({self.batch_limit})"
+            )
+            return json_response({"error": message}, 400)
+        chars = sum(len(str(text)) for text in texts)
+        if self.char_limit is not None and chars > self.char_limit:
+            message = (
+                f"Invalid request: request ({chars}) exceeds character limit ({self.char_limit})"
+            )
+            return json_response({"error": message}, 400)
+        translated = [self.engine.translate(str(text), source, target) for text in texts]
         result: dict[str, Any] = {"translatedText": translated if batch else translated[0]}
         if source == "auto":
             detected = {"confidence": 90.0, "language": "fr"}
@@ -721,7 +737,8 @@ class DeepLServer(FakeTranslationServer):
     """DeepL API v2 as the ``deepl`` SDK calls it.
 
     ``POST /v2/translate`` (JSON body from SDK 1.32, form body from older SDKs; ``text`` is a
-    list), ``GET /v2/usage``, ``GET /v2/languages`` (``type=target`` in the query or body).
+    list, at most 50 texts and 128 KiB a request as DeepL documents), ``GET /v2/usage``,
+    ``GET /v2/languages`` (``type=target`` in the query or body).
     Every request must carry ``Authorization: DeepL-Auth-Key <key>``; with ``api_key``
     configured the key must match. Otherwise 403 with an empty body. Answers include
     ``billed_characters``, which the SDK requires (it calls ``int()`` on it).
@@ -746,6 +763,8 @@ class DeepLServer(FakeTranslationServer):
         "ZH-HANS": ("Chinese (simplified)", False),
         "ZH-HANT": ("Chinese (traditional)", False),
     }
+    MAX_TEXTS: ClassVar[int] = 50  # DeepL's limits of one request: 50 texts, 128 KiB
+    MAX_BODY: ClassVar[int] = 128 * 1024
     _MESSAGES: ClassVar[dict[int, str]] = {
         400: "Bad request",
         404: "Not found",
@@ -798,6 +817,10 @@ class DeepLServer(FakeTranslationServer):
         source = (_first(call.params, "source_lang") or "").upper() or None
         if not texts:
             return json_response({"message": "Parameter 'text' not specified."}, 400)
+        if int(call.headers.get("Content-Length") or 0) > self.MAX_BODY:
+            return json_response({"message": "Request Entity Too Large"}, 413)
+        if len(texts) > self.MAX_TEXTS:
+            return json_response({"message": "Too many texts in one request."}, 400)
         if not target:
             return json_response({"message": "Parameter 'target_lang' not specified."}, 400)
         if target not in self.TARGET_LANGUAGES and target not in {"EN", "PT"}:
@@ -836,7 +859,8 @@ class MicrosoftServer(FakeTranslationServer):
     """Microsoft Translator v3: ``POST /translate?api-version=3.0&from=..&to=..``.
 
     Body ``[{"text": ...}, ...]``; answer ``[{"translations": [{"text", "to"}, ...]}, ...]`` (one
-    entry per ``to``, which may repeat). Key in ``Ocp-Apim-Subscription-Key``: missing, or
+    entry per ``to``, which may repeat); at most 1,000 texts and 50,000 characters a request
+    (400077 beyond, as Microsoft documents). Key in ``Ocp-Apim-Subscription-Key``: missing, or
     wrong when ``api_key`` is configured, gets 401 with code 401000. ``from=auto`` is treated
     as no ``from`` (detection). ``GET /languages?api-version=3.0`` needs no key, as for real.
     """
@@ -893,6 +917,8 @@ class MicrosoftServer(FakeTranslationServer):
             isinstance(item, dict) and isinstance(item.get("text"), str) for item in items
         ):
             return self._error(400, 400074, "The body of the request is not valid JSON.")
+        if len(items) > 1000 or sum(len(item["text"]) for item in items) > 50_000:
+            return self._error(400, 400077, "The maximum request size has been exceeded.")
         results = []
         for item in items:
             result: dict[str, Any] = {

@@ -58,11 +58,12 @@ def version(path: Path) -> int:
 def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
     tmp_path: Path,
 ) -> None:
-    """The release's file (schema 5) opens with this code: nothing rewritten, and every
-    table reads back as the release wrote it, instants as aware UTC datetimes."""
+    """The release's file (schema 5) opens with this code: upgraded to schema 6 (an index of
+    the deliveries by state and due time), no row rewritten, and every table reads back as
+    the release wrote it, instants as aware UTC datetimes."""
     path = release_copy(tmp_path)
     before = dump(path)
-    assert version(path) == len(STEPS) == 5
+    assert version(path) == 5 and len(STEPS) == 6
     store = open_store(state_url(tmp_path, str(path)))
     ledger = store.ledger_as(lease=timedelta(seconds=60))
     rows = {(r.post_id, r.part): r for r in ledger.rows()}
@@ -96,34 +97,43 @@ def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
     after = dump(path)
     after["instances"] = [r for r in after["instances"] if r[0] != "next00000001"]
     after["heartbeat"] = [r for r in after["heartbeat"] if r[0] != "service:next00000001"]
+    assert after.pop("schema_version") == [(6,)]
+    before.pop("schema_version")
     assert after == before
+    with closing(sqlite3.connect(path)) as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM deliveries WHERE state = 'PENDING' AND due_at <= ?",
+            ("2026-11-25",),
+        ).fetchall()
+    assert "ix_deliveries_state_due" in str(plan)
 
 
 def test_a_step_that_adds_a_column_upgrades_the_release_file_once(tmp_path: Path) -> None:
-    """A sixth step adding a column: run once on the release's file, recorded as schema 6,
-    every row kept (the new column at its default); run again, nothing happens."""
+    """A step after today's adding a column: run once on the release's file, recorded as
+    schema 7, every row kept (the new column at its default); run again, nothing happens."""
     path = release_copy(tmp_path)
     before = dump(path)
     steps = (*STEPS, NOTE)
     engine = engine_for(f"sqlite:///{path}")
-    assert migrate(engine, steps=steps) == 6
-    assert migrate(engine, steps=steps) == 6
+    assert migrate(engine, steps=steps) == 7
+    assert migrate(engine, steps=steps) == 7
     engine.dispose()
-    assert version(path) == 6
+    assert version(path) == 7
     assert columns(path, "deliveries")[-1] == "note"
     after = dump(path)
     assert after["deliveries"] == [(*row, "none") for row in before["deliveries"]]
     assert {n: r for n, r in after.items() if n not in ("deliveries", "schema_version")} == {
         n: r for n, r in before.items() if n not in ("deliveries", "schema_version")
     }
-    # The file now refuses the code that knows five steps: it was upgraded by a newer one.
-    with pytest.raises(StateError, match=r"upgraded by a newer diplobot \(schema 6"):
+    # The file now refuses the code that knows six steps: it was upgraded by a newer one.
+    with pytest.raises(StateError, match=r"upgraded by a newer diplobot \(schema 7"):
         open_store(f"sqlite:///{path}")
 
 
 def test_a_failed_step_leaves_the_file_as_it_was(tmp_path: Path) -> None:
-    """Steps 6 (a column) and 7 (fails halfway, after changing rows): the upgrade stops with
-    a message naming step 7, and the file is exactly as it was, at schema 5."""
+    """Steps 6 (the index), 7 (a column) and 8 (fails halfway, after changing rows): the
+    upgrade stops with a message naming step 8, and the file is exactly as it was, at
+    schema 5, without the index."""
     path = release_copy(tmp_path)
     before = dump(path)
 
@@ -134,7 +144,7 @@ def test_a_failed_step_leaves_the_file_as_it_was(tmp_path: Path) -> None:
 
     steps = (*STEPS, NOTE, Step("a broken step", breaks))
     engine = engine_for(f"sqlite:///{path}")
-    with pytest.raises(StateError, match=r"could not be upgraded to schema 7 \(a broken step\)"):
+    with pytest.raises(StateError, match=r"could not be upgraded to schema 8 \(a broken step\)"):
         migrate(engine, steps=steps)
     engine.dispose()
     assert version(path) == 5
@@ -157,7 +167,7 @@ def test_a_step_that_alters_a_column_keeps_every_row(tmp_path: Path) -> None:
     )
     steps = (*STEPS, Step("pinned_at optional", lambda conn: alter_table(conn, pins)))
     engine = engine_for(f"sqlite:///{path}")
-    assert migrate(engine, steps=steps) == 6
+    assert migrate(engine, steps=steps) == 7
     engine.dispose()
     after = dump(path)
     assert after["slot_pins"] == before["slot_pins"]

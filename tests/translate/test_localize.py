@@ -71,7 +71,8 @@ def test_second_run_makes_no_engine_call(repo: Path, libre: LibreServer) -> None
     """Each unique (text, target) is translated once; a second run is served from the cache."""
     first = _localize(repo, libre)
     calls = len(libre.calls)
-    assert first.stats.engine_calls == calls > 0
+    assert first.stats.requests == calls > 0  # a batch per language pair: fewer than texts
+    assert first.stats.engine_calls >= calls
     second = _localize(repo, libre)
     assert len(libre.calls) == calls
     assert second.stats.engine_calls == 0 and second.stats.cache_hits == first.stats.engine_calls

@@ -1,0 +1,96 @@
+"""``Ledger.record_new`` (one transaction, one prepared INSERT for every delivery not in the
+ledger yet) leaves the ledger exactly as :meth:`Ledger.ensure`, the path it replaces for those
+deliveries, one group at a time."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.state import open_store, state_url
+from bot.state.ledger import Ledger, MediaRef, NewDelivery, State
+
+DUE = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+
+
+def _group(post: str, account: str, parts: int = 1, text: str = "Bonjour") -> list[NewDelivery]:
+    return [
+        NewDelivery(
+            post,
+            account,
+            part,
+            "x",
+            "fr" if account == "fr" else "en",
+            DUE + timedelta(minutes=part),
+            f"{text} {post} {part}",
+            (MediaRef("content/media/a.png", "Le ministre"),) if part == 1 else (),
+            revision="abc123",
+            author="Desk",
+        )
+        for part in range(1, parts + 1)
+    ]
+
+
+def _dump(path: Path) -> list[tuple[Any, ...]]:
+    """Every delivery as stored, but for the instants the rows were written at and their ids
+    (the order in which rows are inserted differs), by (post, account, part, channel)."""
+    with closing(sqlite3.connect(path)) as conn:
+        names = [r[1] for r in conn.execute("PRAGMA table_info(deliveries)")]
+        kept = [n for n in names if n not in ("id", "created_at", "updated_at")]
+        order = "post_id, account, part, channel"
+        return conn.execute(f"SELECT {', '.join(kept)} FROM deliveries ORDER BY {order}").fetchall()
+
+
+def _ledger(tmp_path: Path, name: str) -> tuple[Ledger, Path]:
+    path = tmp_path / f"{name}.sqlite"
+    store = open_store(state_url(tmp_path, str(path)))
+    return store.ledger_as(lease=timedelta(seconds=60)), path
+
+
+def test_record_new_leaves_the_ledger_as_ensure_does(tmp_path: Path) -> None:
+    before = [_group("old", "fr"), _group("cancelled", "en"), _group("thread", "fr", 2)]
+    groups = [
+        _group("p1", "fr"),
+        _group("p1", "en", 3),  # a thread
+        _group("old", "fr", text="Changé"),  # there already: refreshed by ensure only
+        _group("cancelled", "en"),  # RETRACTED "cancelled: …": brought back by ensure
+        _group("thread", "fr", 3),  # a part more than recorded
+        _group("p2", "en"),
+        *[_group(f"many-{i:04d}", "fr") for i in range(1200)],  # over SQLite's parameter chunk
+    ]
+    results = {}
+    for name in ("each", "batched"):
+        ledger, path = _ledger(tmp_path, name)
+        for group in before:
+            ledger.ensure(group)
+        (cancelled,) = ledger.rows("cancelled")
+        assert ledger.transition(
+            cancelled.id, State.RETRACTED, expect=[State.PENDING], error="cancelled: gone"
+        )
+        if name == "each":
+            for group in groups:
+                ledger.ensure(group)
+        else:
+            fresh = ledger.record_new(groups)
+            assert fresh == [g[0].post_id not in ("old", "cancelled", "thread") for g in groups]
+            for group, new in zip(groups, fresh, strict=True):
+                if not new:
+                    ledger.ensure(group)
+        results[name] = _dump(path)
+    assert results["batched"] == results["each"]
+    assert len(results["batched"]) == 4 + 1 + 3 + 1 + 1 + 1200  # before, then new rows
+    (cancelled_row,) = [r for r in results["batched"] if r[0] == "cancelled"]
+    assert State.PENDING.value in cancelled_row  # brought back, as ensure does
+
+
+def test_record_new_leaves_groups_with_a_row_to_ensure(tmp_path: Path) -> None:
+    """A group with any of its parts recorded is not touched (ensure decides)."""
+    ledger, path = _ledger(tmp_path, "s")
+    ledger.ensure(_group("t", "fr", 1))
+    before = _dump(path)
+    assert ledger.record_new([_group("t", "fr", 2, text="Autre")]) == [False]
+    assert _dump(path) == before
+    assert ledger.record_new([]) == []
