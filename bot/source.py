@@ -99,6 +99,7 @@ class GitSource:
         self.root = dest
         self.env = env
         self._runner = _Runner()
+        self._dirty: set[str] = set()  # see changed()
 
     def refresh(self) -> str:
         if (self.root / ".git").is_dir() and not self._usable():
@@ -131,6 +132,35 @@ class GitSource:
 
     def cancel(self) -> None:
         self._runner.cancel()
+
+    def changed(self, since: str) -> set[str] | None:
+        """Every path of the checkout that may differ from what it held at commit ``since``
+        (after a :meth:`refresh`): what git says changed between ``since`` and HEAD, what the
+        working tree holds that HEAD does not (modified, untracked, ignored files), and the
+        same as of the previous call (those may have changed back since). None when git
+        cannot say: the caller then looks at every file."""
+        try:
+            diff = self._git(
+                self.root, "diff", "--name-only", "-z", "--no-renames", since, "HEAD", check=False
+            )
+            status = self._git(
+                self.root,
+                "status",
+                "--porcelain=v1",
+                "-z",
+                "--no-renames",
+                "--untracked-files=all",
+                "--ignored=matching",
+                check=False,
+            )
+        except (UnicodeDecodeError, ConfigError):  # a path that is not UTF-8: walk instead
+            return None
+        if diff is None or status is None:
+            return None
+        dirty = {entry[3:] for entry in status.split("\0") if len(entry) > 3}
+        found = {p for p in diff.split("\0") if p} | dirty | self._dirty
+        self._dirty = dirty
+        return found
 
     def _usable(self) -> bool:
         """False only when git says the clone has no commit: a git that cannot run says

@@ -82,14 +82,19 @@ def read_regular(
         after = os.fstat(fd)
         if not stat.S_ISREG(after.st_mode):  # replaced between stat and open
             raise NotReadable(f"it is {kind(after.st_mode)}, not a file")
+        # The first read asks for the size fstat gave, plus one byte: a buffer of the file's
+        # size, not of ``limit`` (a 1 MB buffer is an mmap and munmap per file). Then on
+        # until the end or ``limit``: the file may be growing, or (/proc) say size 0.
         chunks: list[bytes] = []
         left = limit
+        want = after.st_size + 1
         while left > 0:
-            chunk = os.read(fd, min(left, 1 << 20))
+            chunk = os.read(fd, min(left, want))
             if not chunk:
                 break
             chunks.append(chunk)
             left -= len(chunk)
+            want = 1 << 16
         return b"".join(chunks), after.st_size
     except OSError as exc:
         raise _unreadable(exc) from None

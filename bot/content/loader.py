@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator
+import pickle
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,7 +26,7 @@ from bot.content.checks import (
     check_slots,
     read_doc,
 )
-from bot.content.files import NotReadable, read_regular, walk
+from bot.content.files import MAX_DIR_DEPTH, NotReadable, read_regular, walk
 from bot.content.model import AccountsFile, GlossaryFile, SlotsFile
 from bot.content.report import Collector, printable
 from bot.content.shape import check_shape
@@ -66,6 +67,14 @@ class LoadCache:
     def __init__(self) -> None:
         self.context = ""
         self.files: dict[str, tuple[tuple[int, int, int], PostEntry | None, list[Problem]]] = {}
+        # The post files found by the last call, and what walking the folders reported: with
+        # ``changed``, the next call starts from them instead of walking and stat-ing.
+        self.listed: list[str] | None = None
+        self.walk_problems: list[Problem] = []
+        self.revision: str | None = None  # the caller's name for the tree last checked
+
+    def clear(self) -> None:
+        self.context, self.files, self.listed, self.revision = "", {}, None, None
 
 
 def _context_key(base: Path) -> str:
@@ -85,20 +94,27 @@ def _context_key(base: Path) -> str:
 
 
 def validate(
-    root: str | os.PathLike[str], cache: LoadCache | None = None
+    root: str | os.PathLike[str],
+    cache: LoadCache | None = None,
+    *,
+    changed: Collection[str] | None = None,
 ) -> tuple[ContentSet | None, list[Problem]]:
     """Check the whole repository; return the content (None if any error) and all problems.
 
     With a ``cache``, post files unchanged since the last call (same size, mtime and inode,
-    and the same accounts, slots, glossary and media) are not read again.
+    and the same accounts, slots, glossary and media) are not read again. With ``changed``
+    as well — every root-relative path that may differ from the tree of the last call (the
+    service asks git) — the folders are not walked nor the other post files stat-ed: only
+    the changed ones are read. Anything ``changed`` cannot describe safely (a folder, a
+    hidden or too deep path) makes this call walk as without it.
     """
     base = Path(root)
     out = Collector()
     try:
-        content, problems = _validate(base, cache, out)
+        content, problems, _ = _validate(base, cache, out, changed=changed)
     except Exception as exc:  # a defect of diplobot must not stop the service: say so, once
         if cache is not None:
-            cache.context, cache.files = "", {}
+            cache.clear()
         out.problems.append(_internal_problem(".", exc))
         content, problems = None, out.problems
     # Messages quote editors' values: a newline or an escape sequence in one must not break
@@ -106,9 +122,36 @@ def validate(
     return content, [printable(p) for p in problems]
 
 
+PARALLEL_MIN_FILES = 2000
+"""Below this many post files a second process costs more than it saves."""
+
+
+def check(root: str | os.PathLike[str], *, jobs: int = 1) -> tuple[bool, list[Problem]]:
+    """What :func:`validate` finds, without keeping the content (``diplobot validate``):
+    whether the repository is valid, and every problem, in the same order.
+
+    With ``jobs`` of 2 or more (and at least ``PARALLEL_MIN_FILES`` post files, and ``fork``),
+    the second half of the post files is checked in a forked process meanwhile; only ids and
+    problems come back from it.
+    """
+    out = Collector()
+    try:
+        _, problems, valid = _validate(Path(root), None, out, keep=False, jobs=jobs)
+    except Exception as exc:
+        out.problems.append(_internal_problem(".", exc))
+        problems, valid = out.problems, False
+    return valid, [printable(p) for p in problems]
+
+
 def _validate(
-    base: Path, cache: LoadCache | None, out: Collector
-) -> tuple[ContentSet | None, list[Problem]]:
+    base: Path,
+    cache: LoadCache | None,
+    out: Collector,
+    *,
+    keep: bool = True,
+    jobs: int = 1,
+    changed: Collection[str] | None = None,
+) -> tuple[ContentSet | None, list[Problem], bool]:
     accounts = slots_loaded = glossary_loaded = None
     with _guard(out, ACCOUNTS_FILE):
         accounts = _load_model(base, ACCOUNTS_FILE, AccountsFile, out, required=True)
@@ -132,41 +175,163 @@ def _validate(
     checker = PostChecker(base, account_model, slots[1] if slots_known else None, out)
     posts: dict[str, PostEntry] = {}
     first_seen: dict[str, str] = {}
+    fresh: set[str] | None = None  # with ``changed``: the post files to read again
     if cache is not None:
         context = _context_key(base)
         if context != cache.context:
-            cache.context, cache.files = context, {}
+            cache.context, cache.files, cache.listed = context, {}, None
+        elif changed is not None and cache.listed is not None:
+            fresh = _changed_posts(base, changed)
     seen: set[str] = set()
-    for rel in _post_files(base, out):
-        entry = None
-        with _guard(out, rel):
-            entry = _check_cached(checker, base, rel, cache, out) if cache else checker.check(rel)
+    if cache is not None and cache.listed is not None and fresh is not None:
+        files = _listed_after(base, cache.listed, fresh)
+        out.problems.extend(cache.walk_problems)
+    else:
+        before = len(out.problems)
+        files = list(_post_files(base, out))
+        if cache is not None:
+            cache.walk_problems = out.problems[before:]
+    if cache is not None:
+        cache.listed = files
+    forked = not keep and jobs > 1 and len(files) >= PARALLEL_MIN_FILES and hasattr(os, "fork")
+    if forked:
+        checked = _checked_forked(checker, files, out)
+    else:
+        checked = _checked(checker, files, cache, fresh)
+    for rel, post_id, entry in checked:
         seen.add(rel)
-        if entry is None:
+        if post_id is None:
             continue
-        if entry.id in posts:
+        if post_id in first_seen:
             out.add(
                 rel,
                 (),
-                f"id '{entry.id}' is already used by {first_seen[entry.id]}",
+                f"id '{post_id}' is already used by {first_seen[post_id]}",
                 "every post needs its own id; change one of them",
             )
             # Locate the duplicate precisely when we can (cheap: only on this rare path).
             out.problems[-1] = _relocate_to_id(base, rel, out.problems[-1])
             continue
-        posts[entry.id] = entry
-        first_seen[entry.id] = rel
+        if entry is not None:
+            posts[post_id] = entry
+        first_seen[post_id] = rel
     if cache is not None:
         for gone in set(cache.files) - seen:
             del cache.files[gone]
-    errors = out.errors
-    if errors or account_model is None:
-        return None, out.problems
+    valid = not out.errors and account_model is not None
+    if not valid or not keep or account_model is None:
+        return None, out.problems, valid
     warnings = tuple(p for p in out.problems if p.severity != "error")
     return (
         ContentSet(base, account_model, slots[1], glossary[1], posts, warnings),
         out.problems,
+        valid,
     )
+
+
+Checked = Iterator[tuple[str, str | None, PostEntry | None]]
+"""Each post file checked, in order: its path, its post's id (None: invalid) and the entry
+(None as well when only problems are kept); its problems are in the collector by then."""
+
+
+def _checked(
+    checker: PostChecker,
+    files: list[str],
+    cache: LoadCache | None,
+    fresh: set[str] | None = None,
+) -> Checked:
+    out, base = checker.out, checker.base
+    for rel in files:
+        entry = None
+        if fresh is not None and rel not in fresh and cache is not None and rel in cache.files:
+            _, entry, problems = cache.files[rel]  # unchanged, says the caller: no stat
+            if problems:
+                out.problems.extend(problems)
+        else:
+            with _guard(out, rel):
+                if cache is None:
+                    entry = checker.check(rel)
+                else:
+                    if fresh is not None:
+                        cache.files.pop(rel, None)  # changed, says the caller: read it again
+                    entry = _check_cached(checker, base, rel, cache, out)
+        yield rel, (entry.id if entry is not None else None), entry
+
+
+def _changed_posts(base: Path, changed: Collection[str]) -> set[str] | None:
+    """The post files among ``changed`` (present or gone), or None when one of the paths is
+    something only a walk of the folders can judge: a folder (or a link to one) in place of
+    a file, a hidden or too deep path, a name a walk would report."""
+    posts: set[str] = set()
+    prefix = POSTS_DIR + "/"
+    for rel in changed:
+        if not rel.startswith(prefix):
+            continue  # schedules, glossary, media: in the context key, checked every time
+        parts = rel.split("/")
+        if (
+            len(parts) - 2 > MAX_DIR_DEPTH
+            or any(not p or p.startswith(".") for p in parts)
+            or not rel.isprintable()
+        ):
+            return None
+        if os.path.isdir(os.path.join(base, rel)):
+            return None
+        if rel.endswith((".yaml", ".yml")):
+            posts.add(rel)
+    return posts
+
+
+def _listed_after(base: Path, listed: list[str], fresh: set[str]) -> list[str]:
+    """The post files of the last call, with the changed ones that appeared or went."""
+    files = set(listed)
+    for rel in fresh:
+        if os.path.lexists(os.path.join(base, rel)):
+            files.add(rel)
+        else:
+            files.discard(rel)
+    return sorted(files)
+
+
+def _checked_forked(checker: PostChecker, files: list[str], out: Collector) -> Checked:
+    """:func:`_checked` without entries, the second half of ``files`` in a forked child.
+
+    The child sends ``(path, id, problems)`` of each of its files through a pipe and exits;
+    if it fails in any way, this process checks its half itself.
+    """
+    half = len(files) // 2
+    mine, theirs = files[:half], files[half:]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child (its work is checked through the parent)
+        code = 1
+        try:
+            os.close(read_end)
+            checker.out = local = Collector()
+            found: list[tuple[str, str | None, list[Problem]]] = []
+            for rel, post_id, _ in _checked(checker, theirs, None):
+                found.append((rel, post_id, local.problems))
+                local.problems = []
+            with os.fdopen(write_end, "wb") as sink:
+                sink.write(pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL))
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    pipe = os.fdopen(read_end, "rb")
+    try:
+        for rel, post_id, _ in _checked(checker, mine, None):
+            yield rel, post_id, None
+        data = pipe.read()
+    finally:
+        pipe.close()  # first: a child still writing gets EPIPE and exits
+        _, status = os.waitpid(pid, 0)
+    results = pickle.loads(data) if status == 0 and data else None
+    if results is None or [r[0] for r in results] != theirs:
+        yield from ((rel, post_id, None) for rel, post_id, _ in _checked(checker, theirs, None))
+        return
+    for rel, post_id, problems in results:
+        out.problems.extend(problems)
+        yield rel, post_id, None
 
 
 INTERNAL_ERROR = "diplobot failed while checking this file"
@@ -205,7 +370,7 @@ def _check_cached(
     checker: PostChecker, base: Path, rel: str, cache: LoadCache, out: Collector
 ) -> PostEntry | None:
     try:
-        st = os.stat(base / rel)
+        st = os.stat(os.path.join(base, rel))  # not Path's /: once per file per sync
         key = (st.st_size, st.st_mtime_ns, st.st_ino)
     except OSError:
         return checker.check(rel)

@@ -327,6 +327,7 @@ class _Builder:
     """Turn libyaml's events into data in one iterative pass, recording locations."""
 
     __slots__ = ("doc", "loader")
+    inline = True  # False: every event takes the general path (tests compare the two)
 
     def __init__(self, doc: YamlDoc, loader: yaml.CSafeLoader | yaml.SafeLoader) -> None:
         self.doc = doc
@@ -342,8 +343,42 @@ class _Builder:
         stack: list[_Frame] = []
         frame: _Frame | None = None  # the innermost open block, stack[-1]
         documents = 0
+        keys = self.doc.keys
+        scalar_event = yaml.ScalarEvent if self.inline else None
         while True:
             event = get_event()
+            # The common case first, inlined (10,000 files hold ~100,000 of them): a scalar
+            # without anchor or tag inside a block, a plain key or a value. Anything unusual
+            # (a tag, a long number, a quoted or repeated key) takes the general path below,
+            # which this reproduces exactly.
+            if event.__class__ is scalar_event and frame is not None and event.anchor is None:
+                text = event.value
+                plain = event.tag is None and len(text) <= MAX_NUMBER_CHARS
+                mark = event.start_mark
+                where = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
+                if frame.is_map and frame.key is None:
+                    found = _plain(text) if plain and event.implicit[0] and text != "<<" else None
+                    if found.__class__ is str and found not in frame.items:
+                        keys[(*frame.path, found)] = where
+                        frame.key = found
+                    else:
+                        frame.key = self.key(event, frame)
+                    continue
+                value: Any
+                if plain:
+                    value = _plain(text) if event.implicit[0] else text
+                else:
+                    value = self.scalar(event)
+                if frame.is_map:
+                    key = frame.key
+                    assert key is not None  # set by the key event just before
+                    values[(*frame.path, key)] = where
+                    frame.items[key] = value  # type: ignore[index]
+                    frame.key = None
+                else:
+                    values[(*frame.path, len(frame.items))] = where
+                    frame.items.append(value)  # type: ignore[union-attr]
+                continue
             if isinstance(event, yaml.NodeEvent):
                 if event.anchor is not None or isinstance(event, yaml.AliasEvent):
                     raise self.fail(event, *_NO_ANCHORS)
@@ -359,7 +394,7 @@ class _Builder:
                 values[path] = _where(event)
                 opened: _Frame | None = None
                 if isinstance(event, yaml.ScalarEvent):
-                    value: Any = self.scalar(event)
+                    value = self.scalar(event)
                 elif isinstance(event, yaml.CollectionStartEvent):
                     value = self.collection(event, depth=len(stack))
                     opened = _Frame(value, path)

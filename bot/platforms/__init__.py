@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.errors import ConfigError
-from bot.text.count import characters, graphemes, mastodon_length, utf16_length
-from bot.text.length import MAX_WEIGHTED_LENGTH, weighted_length
+from bot.text.count import characters, graphemes, graphemes_bound, mastodon_length, utf16_length
+from bot.text.length import MAX_WEIGHTED_LENGTH, weight_bound, weighted_length
 
 if TYPE_CHECKING:
     from bot.publish.base import Publisher
@@ -50,6 +50,19 @@ class Limits:
         if with_media and self.caption is not None:
             return self.caption
         return self.text
+
+    # A cheap upper bound of ``count`` (None: ``count`` is cheap itself); see ``over``.
+    bound: Callable[[str], int] | None = None
+
+    def over(self, text: str, limit: int | None = None) -> int | None:
+        """``text``'s length as ``count`` measures it if it is over ``limit`` (default: the
+        text limit), else None. The exact count runs only when ``bound`` cannot clear the
+        text: most texts are far below their limit."""
+        limit = self.text if limit is None else limit
+        if self.bound is not None and self.bound(text) <= limit:
+            return None
+        length = self.count(text)
+        return length if length > limit else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +151,7 @@ X = Platform(
     limits=Limits(
         text=MAX_WEIGHTED_LENGTH,
         count=weighted_length,  # twitter-text's weighted length: URLs 23, CJK and emoji 2
+        bound=weight_bound,
         media=4,
         media_bytes=5 * 1024 * 1024,
         media_types=("JPEG", "PNG", "GIF", "WEBP"),
@@ -173,6 +187,7 @@ BLUESKY = Platform(
     limits=Limits(
         text=300,
         count=graphemes,
+        bound=graphemes_bound,
         media=4,
         media_bytes=976_560,  # app.bsky.embed.images: maxSize 1,000,000 bytes of the blob
         media_types=("JPEG", "PNG", "WEBP"),

@@ -176,7 +176,7 @@ class Service:
                 return  # done with (applied, or refused), or waiting to try it again
         error: Exception | None = None
         try:
-            content, problems = validate(self.source.root, self.load_cache)
+            content, problems = self._validate(rev)
             if content is not None:
                 self.apply(content, rev)
                 return
@@ -188,6 +188,19 @@ class Service:
             self._refused(rev, problems)
         else:
             self._raised(rev, error)
+
+    def _validate(self, rev: str) -> tuple[ContentSet | None, list[Problem]]:
+        """Check the checkout at ``rev``. From git, only the files git says may have changed
+        since the revision checked last are read again (O(change), not O(repository))."""
+        cache = self.load_cache
+        changed = None
+        if isinstance(self.source, GitSource) and cache.revision is not None:
+            changed = self.source.changed(cache.revision)
+        cache.revision = None  # until this check is through
+        found = validate(self.source.root, cache, changed=changed)
+        if isinstance(self.source, GitSource):
+            cache.revision = rev
+        return found
 
     def _sync_failed(self, now: datetime, error: str) -> None:
         """Log every failed sync; alert once, when syncing starts failing."""

@@ -3,7 +3,9 @@
 ``parse_tweet`` spends about 1 ms on a 200-character tweet, nearly all of it running two large
 regular expressions at every position of the text. This module finds the same matches while
 trying them only where a match can start. The patterns, the TLD and emoji lists and the URL
-post-processing stay the library's.
+post-processing stay the library's: the patterns and lists are copied into ``_x_tables`` by
+``scripts/x_tables.py`` (importing the library costs ~0.2 s), the post-processing is
+``extract_urls`` below, and each pattern is compiled only when a text first needs it.
 
 URLs. Every match of ``twitter_text``'s URL pattern is a preceding character (or the start of
 the text) followed by a URL that contains no space character (the library's ``spaces_group``)
@@ -33,15 +35,13 @@ import functools
 import re
 from typing import Final
 
-from twitter_text import extract_urls_with_indices
+# The patterns parse_tweet uses (twitter-text-parser 3.x, pinned <4 in pyproject.toml), copied
+# from the library by scripts/x_tables.py so that importing this module does not import it
+# (~0.2 s); tests/text/test_x_tables.py holds the copy to the installed library.
+from bot.text import _x_tables as tables
 
-# Internals of twitter-text-parser 3.x (pinned <4 in pyproject.toml): the exact patterns
-# parse_tweet uses, so our spans cannot drift from the library's data.
-from twitter_text.regexp.emoji import emoji as LIBRARY_EMOJI_PATTERN
-from twitter_text.regexp.invalid_domain_chars import invalid_domain_chars
-from twitter_text.regexp.spaces_group import spaces_group as _SPACES
-
-_INVALID_DOMAIN: Final[str] = invalid_domain_chars.pattern  # a character-class body
+_SPACES: Final = tables.SPACES
+_INVALID_DOMAIN: Final = tables.INVALID_DOMAIN_CHARS  # a character-class body
 
 #: A ``.`` followed by a character that may start a TLD: not an ASCII digit, ASCII punctuation
 #: or space character. Every URL the library extracts contains one.
@@ -54,47 +54,8 @@ _DOMAIN_RUN: Final = re.compile(rf"(?:[^{_INVALID_DOMAIN}]|[._-])*")
 #: ``https://`` and the preceding character: how far before its domain a match may start.
 _MATCH_BEFORE_DOMAIN: Final = len("https://") + 1
 
-_ESCAPED: Final = re.compile(r"\\U([0-9A-Fa-f]{8})(?:-\\U([0-9A-Fa-f]{8}))?")
-_SEQUENCE_SHAPE: Final = re.compile(r"(?:\\U[0-9A-Fa-f]{8}){2,}")
-_SINGLES_SHAPE: Final = re.compile(r"(?:\\U[0-9A-Fa-f]{8}(?:-\\U[0-9A-Fa-f]{8})?)+\]")
-
-
-def _decode(escaped: str) -> str:
-    """Decode a run of ``\\UXXXXXXXX`` escapes."""
-    return "".join(chr(int(code, 16)) for code, _ in _ESCAPED.findall(escaped))
-
-
-def _split_emoji_pattern(pattern: str) -> tuple[dict[str, re.Pattern[str]], frozenset[str]]:
-    """Split the library's emoji pattern into sequences by first character, and the singles.
-
-    Returns ``(sequences, singles)``: ``sequences[c]`` matches, from just after ``c``, the rest of
-    the sequences that start with ``c``, as one alternation in the library's order.
-
-    Raises:
-        ValueError: ``pattern`` is not ``seq|seq|...|[singles]`` with every code point written
-            as ``\\UXXXXXXXX`` (a twitter-text-parser release changed how it builds it).
-    """
-    alternatives, separator, singles = pattern.rpartition("|[")
-    sequences = alternatives.split("|")
-    if not separator or not _SINGLES_SHAPE.fullmatch(singles):
-        raise ValueError("twitter_text's emoji pattern does not end with a character class")
-    if not all(_SEQUENCE_SHAPE.fullmatch(sequence) for sequence in sequences):
-        raise ValueError("twitter_text's emoji pattern has a sequence that is not literal")
-    rests: dict[str, list[str]] = {}
-    for sequence in map(_decode, sequences):
-        rests.setdefault(sequence[0], []).append(re.escape(sequence[1:]))
-    single_characters = frozenset(
-        chr(code)
-        for first, last in _ESCAPED.findall(singles)
-        for code in range(int(first, 16), int(last or first, 16) + 1)
-    )
-    return (
-        {first: re.compile("|".join(alternatives)) for first, alternatives in rests.items()},
-        single_characters,
-    )
-
-
-_EMOJI_SEQUENCES, _EMOJI_SINGLES = _split_emoji_pattern(LIBRARY_EMOJI_PATTERN.pattern)
+_EMOJI_SEQUENCES: Final = tables.EMOJI_SEQUENCES
+_EMOJI_SINGLES: Final = frozenset(tables.EMOJI_SINGLES)
 #: Every character an emoji may start with, widened to all astral characters so the class
 #: stays a fast bitmap.
 _EMOJI_CANDIDATE: Final = re.compile(
@@ -104,6 +65,14 @@ _EMOJI_CANDIDATE: Final = re.compile(
     )
     + "\\U00010000-\\U0010ffff]"
 )
+
+
+@functools.cache
+def _sequences_after(first: str) -> re.Pattern[str] | None:
+    """The rests of the sequences starting with ``first``, as one alternation in the library's
+    order (compiled when a text first holds ``first``: most never appear)."""
+    rests = _EMOJI_SEQUENCES.get(first)
+    return re.compile("|".join(map(re.escape, rests))) if rests else None
 
 
 def emoji_spans(text: str) -> dict[int, int]:
@@ -124,7 +93,7 @@ def emoji_spans(text: str) -> dict[int, int]:
 def _emoji_length_at(text: str, start: int) -> int:
     """Return the length of the library's emoji pattern matched at ``start``, or 0."""
     character = text[start]
-    rest = _EMOJI_SEQUENCES.get(character)
+    rest = _sequences_after(character)
     if rest is not None and (match := rest.match(text, start + 1)):
         return match.end() - start
     return 1 if character in _EMOJI_SINGLES else 0
@@ -183,6 +152,61 @@ def _urls_in(window: str) -> tuple[tuple[int, int], ...]:
 
     Cached: the same link tends to appear in every language version of a post.
     """
-    return tuple(
-        (entity["indices"][0], len(entity["url"])) for entity in extract_urls_with_indices(window)
+    return tuple((start, len(url)) for start, url in extract_urls(window))
+
+
+@functools.cache
+def _url_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """The library's URL patterns, compiled when a text first holds a possible URL."""
+    return (
+        re.compile(*tables.EXTRACT_URL),
+        re.compile(*tables.VALID_ASCII_DOMAIN),
+        re.compile(*tables.VALID_TCO_URL),
+        re.compile(*tables.NO_PROTOCOL_PRECEDING),
     )
+
+
+def extract_urls(text: str) -> list[tuple[int, str]]:
+    """``(start, url)`` of every URL in ``text``, as ``twitter_text.extract_urls_with_indices``
+    (with URLs without a protocol) returns them: the library's function, line for line, over
+    its patterns from ``_x_tables``."""
+    if not text or "." not in text:
+        return []
+    extract_url, valid_ascii_domain, valid_tco_url, no_protocol_preceding = _url_patterns()
+    urls: list[tuple[int, str]] = []
+    for url_match in extract_url.finditer(text):
+        _, before, url, protocol, domain, _, path, _ = url_match.groups()
+        end_position = url_match.end()
+        start_position = end_position - len(url)
+        if not _is_valid_url(url, protocol or "https://", domain):
+            continue
+        if protocol is None:  # only ASCII domains count without a protocol
+            if no_protocol_preceding.match(before):
+                continue
+            found = len(urls)
+            for ascii_domain in valid_ascii_domain.finditer(domain):
+                urls.append((start_position + ascii_domain.start(), ascii_domain.group(0)))
+            if len(urls) == found:
+                continue
+            if path:  # the last domain takes the path and query with it
+                start, last = urls[-1]
+                urls[-1] = (start, url.replace(domain, last))
+        else:
+            tco = valid_tco_url.search(url)  # t.co links take no further path characters
+            if tco:
+                slug = tco.group(1)
+                if slug and len(slug) > tables.MAX_TCO_SLUG_LENGTH:
+                    continue
+                url = tco.group(0)
+            urls.append((start_position, url))
+    return urls
+
+
+def _is_valid_url(url: str, protocol: str, domain: str) -> bool:
+    try:
+        puny = domain.encode("idna").decode("ascii")
+    except Exception:  # as the library: any failure makes the domain invalid
+        return False
+    if not puny:
+        return False
+    return len(protocol) + len(url) + len(puny) - len(domain) <= tables.MAX_URL_LENGTH

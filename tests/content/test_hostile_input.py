@@ -127,3 +127,23 @@ def test_the_child_measurement_sees_real_work(tmp_path: Path) -> None:
         timeout=60,
     )
     assert json.loads(result.stdout)["growth_mb"] >= MAX_GROWTH_MB
+
+
+@pytest.mark.parametrize("size", [0, 1, 300, 65_535, 65_536, 65_537, 200_000])
+def test_read_regular_reads_every_byte_up_to_the_limit(tmp_path: Path, size: int) -> None:
+    """The first read is sized by fstat; the bytes are the file's, cut at ``limit``."""
+    from bot.content.files import read_regular
+
+    path = tmp_path / "f"
+    data = bytes(i % 251 for i in range(size))
+    path.write_bytes(data)
+    assert read_regular(path, size + 10) == (data, size)
+    assert read_regular(path, 100_000) == (data[:100_000], size)
+
+
+def test_read_regular_reads_a_file_that_says_size_zero() -> None:
+    """/proc files are regular and report size 0: they are read to their end all the same."""
+    from bot.content.files import read_regular
+
+    data, size = read_regular("/proc/self/status", 1 << 20)
+    assert size == 0 and b"Name:" in data and data.endswith(b"\n")

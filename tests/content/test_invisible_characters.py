@@ -160,3 +160,14 @@ def test_an_unclosed_isolate_ends_at_the_line_break() -> None:
     assert find_bad_char("\u2068Paris\u2069\n\u2067Beyrouth\u2069") is None
     bad = find_bad_char("\u2068Paris\nBeyrouth\u2069")
     assert bad is not None and bad.index == 0
+
+
+def test_printable_texts_skip_the_scan_safely() -> None:
+    """find_bad_char skips its scan for a text Python deems printable: no character the scan
+    looks for is printable, so the shortcut never hides one."""
+    from bot.text.chars import _SUSPECT
+
+    printable = "".join(c for c in map(chr, range(0x110000)) if c.isprintable())
+    assert _SUSPECT.search(printable) is None
+    assert find_bad_char("Texte \u202e normal") is not None  # unprintable: scanned
+    assert find_bad_char("\u3164") is not None  # printable, but nothing visible

@@ -155,3 +155,61 @@ def test_file_that_is_not_utf8_is_reported_at_its_line(check: Check) -> None:
     result = check({POST: "lang: fr\ntext: caf\xe9\n".encode("latin-1")})
     assert result.code == 1
     assert result.only_error() == (f"{POST}:2:10", "file is not UTF-8 text (save it as UTF-8)")
+
+
+def _outcome(text: str) -> tuple[Any, ...]:
+    from bot.content.yamlsrc import YamlProblem, parse_yaml
+
+    try:
+        doc = parse_yaml(text, "p.yaml")
+    except YamlProblem as exc:
+        return ("problem", exc.problem)
+    return ("doc", doc.data, doc.values, doc.keys)
+
+
+_ODD_YAML = [
+    'id: a-1\nlang: fr\npublish_at: 2026-12-01 10:00\ntext: "Un texte #COP31"\n'
+    "translations:\n  en: 'It''s'\nmedia:\n  - file: media/x.png\n    alt: Drapeau\n",
+    'a: 1\nb: 0x1F\nc: "q"\nd: no\ne: 10:30\nf: ~\ng: 1e3\nh: .inf\ni: -.inf\nj: .nan\n',
+    "a: 1\na: 2\n",
+    '"k": v\nk: w\n',
+    "1: a\n2: b\ntrue: c\nnull: d\n",
+    "<<: a\n",
+    'a: !!str 12\nb: !!int "7"\nc: !x y\nd: !!float 1\n',
+    "k: " + "9" * 150 + "\n",
+    "k: '" + "9" * 150 + "'\n",
+    "a:\n  - 1\n  - x: y\n    y: [1, 2, {z: w}]\n",
+    "a: &x 1\nb: *x\n",
+    "--- a\n--- b\n",
+    "plain",
+    "",
+    "a: b: c",
+    "a: 1\n? [b]\n: c\n",
+    "a:\n  b:\n    c: d\n  b2: ''\n",
+    "- a\n- b: 1\n  c: 2\n",
+    "a: |\n  deux\n  lignes\nb: >\n  plié\n",
+]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_inlined_scalars_build_what_the_general_path_builds(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The builder's inlined common case (plain keys, untagged values) is an exact shortcut:
+    data, every location and every problem are those of the general path, on odd YAML and
+    on random mutations of it."""
+    import random
+
+    from bot.content.yamlsrc import _Builder
+
+    rng = random.Random(seed)
+    texts = list(_ODD_YAML)
+    for base in _ODD_YAML:
+        for _ in range(40):
+            chars = list(base)
+            for _ in range(rng.randint(1, 3)):
+                chars.insert(rng.randrange(len(chars) + 1), rng.choice(":-\"'#[]{},!&*?|> \n0aé1."))
+            texts.append("".join(chars))
+    inlined = [_outcome(t) for t in texts]
+    monkeypatch.setattr(_Builder, "inline", False)
+    assert [_outcome(t) for t in texts] == inlined

@@ -106,3 +106,42 @@ def test_each_platform_reads_the_credentials_the_registry_names(name: str) -> No
     for left_out in names:
         partial = Settings.from_env({**env, **{n: "secret-value" for n in names if n != left_out}})
         assert left_out in plat.settings(partial, ["desk"]).missing["desk"]
+
+
+# Texts around every platform's limit: short and long, ASCII and not, links, emoji, CJK,
+# combining accents (Bluesky's graphemes), remote mentions (Mastodon).
+_PIECES = [
+    "a",
+    "é",
+    "e\u0301",
+    "中",
+    " ",
+    "\r\n",
+    "\U0001f1eb\U0001f1f7",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "https://www.diplomatie.gouv.fr/fr/article",
+    "t.co/x",
+    "a.fr",
+    "@user@mastodon.social",
+    "#COP31",
+]
+
+
+@pytest.mark.parametrize("name", sorted(PLATFORMS))
+def test_over_agrees_with_the_exact_count_at_every_limit(name: str) -> None:
+    """``Limits.over`` (a cheap bound first, the exact count only when the bound does not clear
+    the text) reports exactly the texts, and the lengths, that counting every text would."""
+    import random
+
+    limits = PLATFORMS[name].limits
+    rng = random.Random(name)
+    checked = 0
+    for _ in range(400):
+        text = "".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 120)))
+        length = limits.count(text)
+        if limits.bound is not None:
+            assert limits.bound(text) >= length, text
+        for limit in (limits.text, limits.caption or limits.text, length, length - 1, 40):
+            assert limits.over(text, limit) == (length if length > limit else None), text
+            checked += 1
+    assert checked == 2000

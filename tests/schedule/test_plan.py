@@ -6,6 +6,7 @@ import json
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -270,3 +271,44 @@ def test_root_option_works_before_or_after_the_command(
     assert main(args) == 0
     posts = {d["post"] for d in json.loads(capsys.readouterr().out)["deliveries"]}
     assert posts == {"only-here"}
+
+
+@pytest.mark.parametrize("days", [1, 7, 30, 400])
+def test_skipping_posts_due_after_the_window_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, days: int
+) -> None:
+    """plan skips fixed-time posts due after its window before looking at accounts, and
+    counts a text for the overflow warning only when a bound cannot clear it: the plan
+    (deliveries, warnings, drafts, cost) is the one it makes without those shortcuts."""
+    import dataclasses
+    import sys
+
+    from bot.schedule import plan as plan_module
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from bench.genrepo import generate
+
+    repo = generate(tmp_path / "repo", 600)
+    for n in range(40):  # texts around the overflow warning's threshold, some with a link
+        text = "Déclaration " * (14 + n % 8) + ("https://www.diplomatie.gouv.fr" if n % 2 else "")
+        (repo / f"content/posts/long-{n}.yaml").write_text(
+            f'lang: fr\npublish_at: 2027-03-0{1 + n % 9} 10:00\ntext: "{text}"\n',
+            encoding="utf-8",
+        )
+    content = load(repo)
+    now = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+    since = datetime(2027, 2, 20, tzinfo=UTC)
+    fast = plan(content, now, days, since=since)
+    # Without either shortcut: every post looked at, every overflow estimate counted exactly.
+    monkeypatch.setattr(plan_module, "_SKIP_LATER", False)
+    real_platform = plan_module.platform
+
+    def unbounded(name: str) -> Any:
+        found = real_platform(name)
+        return dataclasses.replace(found, limits=dataclasses.replace(found.limits, bound=None))
+
+    monkeypatch.setattr(plan_module, "platform", unbounded)
+    assert plan(content, now, days, since=since) == fast
+    assert fast.deliveries and fast.drafts and fast.warnings
+    overflows = {w.post for w in fast.warnings if w.kind == "may_overflow"}
+    assert 0 < len(overflows) < 40 or days == 1

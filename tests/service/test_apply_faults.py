@@ -207,10 +207,10 @@ def test_revision_whose_validation_raises_is_reported_and_later_commits_still_ap
     and by an alert, once; the last good revision keeps running; the next commit applies."""
     real_validate = loader.validate
 
-    def validate(root: Any, cache: Any = None) -> Any:
+    def validate(root: Any, cache: Any = None, **options: Any) -> Any:
         if (Path(root) / "content" / "posts" / "boom.yaml").exists():
             raise RecursionError("maximum recursion depth exceeded")
-        return real_validate(root, cache)
+        return real_validate(root, cache, **options)
 
     monkeypatch.setattr("bot.service.lifecycle.validate", validate)
     svc, _state = in_process

@@ -22,9 +22,9 @@ from twitter_text.regexp.invalid_chars import invalid_chars
 from twitter_text.regexp.valid_cctld import valid_cctld
 from twitter_text.regexp.valid_gtld import valid_gtld
 
-from bot.text import MAX_WEIGHTED_LENGTH, Measure, measure, normalize, weighted_length
+from bot.text import MAX_WEIGHTED_LENGTH, Measure, _x_tables, measure, normalize, weighted_length
 from bot.text._entities import emoji_spans, url_spans
-from bot.text.length import _HEAVY, INVALID_CHARACTERS, LIGHT_RANGES
+from bot.text.length import _HEAVY, INVALID_CHARACTERS, LIGHT_RANGES, weight_bound
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "twitter-text"
 SUITE: dict[str, list[dict[str, Any]]] = yaml.safe_load(
@@ -340,6 +340,35 @@ def test_heavy_characters_are_those_outside_light_ranges() -> None:
 def test_invalid_characters_are_the_librarys() -> None:
     """INVALID_CHARACTERS are exactly the characters twitter-text rejects."""
     assert set(invalid_chars.findall(EVERY_CHARACTER)) == INVALID_CHARACTERS
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_weight_bound_is_never_below_the_weight(seed: int) -> None:
+    """weight_bound, which lets validate skip exact counting, never says less than
+    weighted_length: on random texts, dense in URLs, emoji and heavy characters, and on every
+    text of the suite."""
+    rng = random.Random(seed)
+    texts = [random_text(rng, rng.choice([1, 3, 10, 30, 80])) for _ in range(300)]
+    texts += [case["text"] for cases in SUITE.values() for case in cases]
+    texts += [entry.emoji for entry in emoji_list]
+    for text in texts:
+        assert weight_bound(text) >= weighted_length(text), text
+
+
+def test_weight_bound_clears_an_ordinary_post() -> None:
+    """The bound is tight enough to clear a typical 200-character post with a link."""
+    text = (
+        "La France salue l'accord conclu aujourd'hui (42). Entretien du ministre avec son "
+        "homologue. #Diplomatie https://www.diplomatie.gouv.fr/fr/article-42"
+    )
+    assert weighted_length(text) <= weight_bound(text) <= MAX_WEIGHTED_LENGTH
+
+
+def test_no_emoji_is_one_ascii_character() -> None:
+    """weight_bound assumes an emoji of one character is not ASCII (it weighs 2, an ASCII
+    character's byte only 1): true of the library's table."""
+    assert not any(e.emoji.isascii() and len(e.emoji) == 1 for e in emoji_list)
+    assert not any(c.isascii() for c in _x_tables.EMOJI_SINGLES)
 
 
 def test_fragments_cover_every_entity_kind() -> None:
