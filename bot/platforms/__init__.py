@@ -10,7 +10,7 @@ library (each factory imports its module when called). A new platform is one mod
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -282,15 +282,6 @@ def platform_of(account: Account) -> Platform:
 def limits_for(account: Account) -> Limits:
     """What one post of ``account`` may hold."""
     return platform_of(account).limits
-
-
-def strictest(platforms: Iterable[Platform]) -> Platform:
-    """The platform with the shortest text limit (the default one when there is none): a
-    text written once for several platforms must fit the tightest."""
-    found = list(platforms)
-    if not found:
-        return PLATFORMS[DEFAULT_PLATFORM]
-    return min(found, key=lambda p: (p.limits.text, p.limits.media, p.limits.alt))
 
 
 def read_settings(
