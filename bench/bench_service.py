@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -385,56 +384,12 @@ def bench_idle(seconds: int = 60) -> None:
 
 
 def bench_commit(repeat: int = 5) -> None:
+    """The first sync of a 10,000-post git repository, then ``repeat`` edited posts committed
+    and applied one by one (``bench_apply.py`` measures the same at any size)."""
+    from bench.bench_apply import bench_size
 
-    from bot.service import Service
-    from bot.settings import ServiceSettings, Settings
-    from bot.source import GitSource
-    from bot.state import open_store, state_url
-    from bot.wiring import Wiring
-
-    def git(cwd: Path, *args: str) -> None:
-        subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True)
-
-    with tempfile.TemporaryDirectory() as tmp, LibreServer() as libre:
-        origin = generate(Path(tmp) / "origin", 10_000)
-        git(origin, "init", "-q", "-b", "main")
-        git(origin, "add", "-A")
-        git(origin, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "start")
-        os.environ.update(DIPLOBOT_TRANSLATOR="libre", DIPLOBOT_TRANSLATOR_URL=libre.url)
-        state = Path(tmp) / "state"
-        settings = Settings.from_env(os.environ)
-        store = open_store(state_url(state, str(state / "state.sqlite")), lease=settings.lease)
-        service = Service(
-            GitSource(str(origin), "main", state / "repo", settings.git_env),
-            store,
-            state,
-            ServiceSettings(sync_interval=300),
-            wiring=Wiring(settings),
-        )
-        t = time.perf_counter()
-        service.sync()
-        first = time.perf_counter() - t
-        content = service.content
-        assert content is not None
-        soon = sorted(
-            (e for e in content.posts.values() if e.due is not None and e.due > datetime.now(UTC)),
-            key=lambda e: e.due or 0,
-        )[:repeat]
-        times = []
-        for n, entry in enumerate(soon):
-            path = origin / entry.path
-            path.write_text(
-                path.read_text(encoding="utf-8").replace('text: "', f'text: "Mise à jour {n}. ', 1),
-                encoding="utf-8",
-            )
-            git(origin, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qam", "edit")
-            t = time.perf_counter()
-            service.sync()
-            times.append(time.perf_counter() - t)
-            assert service.seen_revision == service.revision, "the edit was not applied"
-        rows = service.ledger.rows(soon[-1].id)
-        assert rows and "Mise à jour" in rows[0].text
-        shutil.rmtree(state, ignore_errors=True)
+    with LibreServer() as libre:
+        first, times = bench_size(10_000, repeat, False, libre.url)
     print(f"first sync of 10,000 posts (clone, validate, plan, translate, record): {first:.1f} s")
     print(
         f"one edited post committed -> applied (fetch, reset, validate, plan, record): "
