@@ -240,18 +240,6 @@ class _Redacted(Exception):
     """The cause of an error whose library exception may name a URL carrying a token."""
 
 
-@dataclass(frozen=True)
-class _Seen:
-    """A post or one of the page's comments, as read back."""
-
-    id: str
-    text: str
-    reply_to: str | None
-    media: int
-    created_at: datetime | None
-    url: str | None
-
-
 class FacebookPublisher:
     """The Graph API for every page it has a token for."""
 
@@ -627,7 +615,7 @@ class FacebookPublisher:
                     and seen.media == len(item.media)
                     and same_text(seen.text, item.text)
                 ):
-                    return item.receipt(seen.id, seen.url or _url(seen.id))
+                    return item.receipt(seen.remote_id, seen.url or _url(seen.remote_id))
         except _Gone:
             return None  # the thread's post (or the part answered) is gone: so is the comment
         except PublishError as exc:
@@ -646,7 +634,7 @@ class FacebookPublisher:
         parent = dig(answer, "parent", "id")
         return parent if isinstance(parent, str) and _ID.fullmatch(parent) else previous.remote_id
 
-    def _read_comments(self, account: str, post: str, since: datetime) -> Iterator[_Seen]:
+    def _read_comments(self, account: str, post: str, since: datetime) -> Iterator[Published]:
         """The page's comments under ``post`` since ``since``, newest first."""
         page = self._page(account)
         params = {
@@ -681,8 +669,8 @@ class FacebookPublisher:
             raise self._unreadable(account, exc) from exc
         # Each post after its comments (they are newer), then a stable sort by time: Facebook
         # gives times to the second, and its own order wins within one.
-        ordered: list[_Seen] = []
-        block: list[_Seen] = []
+        ordered: list[Published] = []
+        block: list[Published] = []
         for seen in found:
             if seen.reply_to is None and block:
                 ordered += [*reversed(block[1:]), block[0]]
@@ -691,9 +679,9 @@ class FacebookPublisher:
         if block:
             ordered += [*reversed(block[1:]), block[0]]
         found = sorted(ordered, key=lambda s: s.created_at or since, reverse=True)
-        return [Published(s.id, s.text, s.reply_to, s.media, s.created_at, s.url) for s in found]
+        return found
 
-    def _read_page(self, account: str, since: datetime) -> Iterator[_Seen]:
+    def _read_page(self, account: str, since: datetime) -> Iterator[Published]:
         """Posts of the page since ``since``, newest first, each followed by the page's
         comments on it."""
         page = self._page(account)
@@ -735,7 +723,7 @@ class FacebookPublisher:
 # -- answers --------------------------------------------------------------------------------
 
 
-def _post_and_comments(post: Any, page: str, since: datetime) -> Iterator[_Seen]:
+def _post_and_comments(post: Any, page: str, since: datetime) -> Iterator[Published]:
     """One post of the feed, then the page's comments on it (after ``since``). A post that
     cannot be read is an error, not a miss: a miss would send the post again."""
     if not isinstance(post, dict):
@@ -745,7 +733,7 @@ def _post_and_comments(post: Any, page: str, since: datetime) -> Iterator[_Seen]
         raise PublishError("Facebook's feed answer holds a post without an id")
     message = post.get("message")
     url = post.get("permalink_url")
-    yield _Seen(
+    yield Published(
         post_id,
         message if isinstance(message, str) else "",
         None,
@@ -762,7 +750,7 @@ def _post_and_comments(post: Any, page: str, since: datetime) -> Iterator[_Seen]
             yield seen
 
 
-def _comment_seen(comment: Any, page: str, post_id: str) -> _Seen | None:
+def _comment_seen(comment: Any, page: str, post_id: str) -> Published | None:
     """One of the page's comments under ``post_id`` (None: someone else's)."""
     if not isinstance(comment, dict) or dig(comment, "from", "id") != page:
         return None  # someone else's comment (or one Facebook does not say whose): not ours
@@ -773,7 +761,7 @@ def _comment_seen(comment: Any, page: str, post_id: str) -> _Seen | None:
     text = comment.get("message")
     attachment = comment.get("attachment")
     photo = isinstance(attachment, dict) and attachment.get("type") == "photo"
-    return _Seen(
+    return Published(
         comment_id,
         text if isinstance(text, str) else "",
         parent if isinstance(parent, str) else post_id,
