@@ -273,22 +273,6 @@ def _frozen(mapping: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(mapping))
 
 
-_X_PREFIX = "DIPLOBOT_X_API_"
-_X_ACCOUNT = re.compile(r"DIPLOBOT_\w+_ACCESS_(TOKEN|SECRET)(_FILE)?")
-_X_VARIABLES = (
-    "DIPLOBOT_X_API_KEY",
-    "DIPLOBOT_X_API_SECRET",
-    "DIPLOBOT_X_API_URL",
-    "DIPLOBOT_X_TIMEOUT",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-)
-
-
-def _is_x_variable(name: str) -> bool:
-    return name in _X_VARIABLES or name.startswith(_X_PREFIX) or bool(_X_ACCOUNT.fullmatch(name))
-
-
 @dataclass(frozen=True)
 class Settings:
     """The whole configuration of one process, read from its environment at start."""
@@ -305,13 +289,10 @@ class Settings:
     git_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The environment git commands run in: the process's, without ``DIPLOBOT_*`` (which
     hold the repository's token and every other secret; git needs none of them)."""
-    x_env: Mapping[str, str] = field(default_factory=dict, repr=False)
-    """The X variables: credentials are per account, and accounts come from the content, so
-    :meth:`x` reads them (once the accounts are known) from this copy."""
     platform_env: Mapping[str, str] = field(default_factory=dict, repr=False)
-    """Every ``DIPLOBOT_*`` variable (and the CA bundle ones): the other platforms' modules
-    read their credentials from this copy (``bot/platforms/<name>.py``, ``read_settings``),
-    once their accounts are known; nothing else reads the environment."""
+    """Every ``DIPLOBOT_*`` variable (and the CA bundle ones): credentials are per account,
+    and accounts come from the content, so each platform reads its own from this copy once
+    its accounts are known (:meth:`x`; ``read_settings`` in ``bot/platforms/<name>.py``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -329,7 +310,6 @@ class Settings:
             alert_webhook=read_secret("DIPLOBOT_ALERT_WEBHOOK", env),
             log=LogSettings.from_env(env),
             git_env=_frozen({k: v for k, v in env.items() if not k.startswith("DIPLOBOT_")}),
-            x_env=_frozen({k: v for k, v in env.items() if _is_x_variable(k)}),
             platform_env=_frozen(
                 {
                     k: v
@@ -346,7 +326,7 @@ class Settings:
             ConfigError: a variable and its ``_FILE`` are both set, a file cannot be read, or
                 ``DIPLOBOT_X_TIMEOUT`` is not a number in range.
         """
-        return XSettings.from_env(accounts, self.x_env)
+        return XSettings.from_env(accounts, self.platform_env)
 
 
 def from_process() -> Settings:
