@@ -244,6 +244,8 @@ def _alter_postgresql(conn: Connection, table: Table) -> None:
         if column.name not in stored:
             changes.append(f"ADD COLUMN {CreateColumn(column).compile(dialect=conn.dialect)}")
             continue
+        if column is table.autoincrement_column:
+            continue  # its sequence is its default: keep both
         kind = column.type.compile(dialect=conn.dialect)
         changes.append(f"ALTER COLUMN {col} TYPE {kind} USING {col}::{kind}")
         changes.append(f"ALTER COLUMN {col} {'DROP' if column.nullable else 'SET'} NOT NULL")

@@ -18,6 +18,8 @@ Fixtures (imported by ``tests/conftest.py``, so every test may ask for them):
 ``state_url``      parametrized ``sqlite`` | ``postgresql``: a state URL of each kind, empty
                    (the SQLite file is ``tmp_path/.diplobot/state.sqlite``, as ``--root tmp_path``
                    would make it)
+``state_urls``     parametrized the same way: ``state_urls(name)`` → a new empty state of that
+                   kind for each name (a test that compares two ledgers)
 =================  ==============================================================================
 
 Without the server binaries these fixtures skip, saying why — except when ``CI`` is set,
@@ -35,7 +37,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +183,10 @@ class PostgresServer:
 
     def restart(self) -> None:
         """Stop the server (every connection cut) and start it again on the same port."""
-        self._run("pg_ctl", "restart", "-m", "fast", "-w", "-t", "60", "-D", str(self.data))
+        self._run(
+            "pg_ctl", "restart", "-m", "fast", "-w", "-t", "60", "-D", str(self.data),
+            "-l", str(self.log),  # else the server's output holds the pipe open
+        )  # fmt: skip
 
 
 def _unavailable(reason: str) -> None:
@@ -229,3 +234,23 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return sqlite_state_url(tmp_path, None)
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``make(name)``: a new, empty state of each kind per name (SQLite: tmp_path/NAME.sqlite)."""
+    made: list[str] = []
+    server: PostgresServer | None = None
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres")
+
+    def make(name: str) -> str:
+        if server is None:
+            return sqlite_state_url(tmp_path, str(tmp_path / f"{name}.sqlite"))
+        made.append(server.create_database())
+        return server.url(made[-1])
+
+    yield make
+    for database in made:
+        assert server is not None
+        server.drop_database(database)

@@ -1,0 +1,291 @@
+"""The state on a real PostgreSQL server (tests/servers/postgres.py): an empty database is set
+up by the first command that opens it, migrations run in one transaction and take turns
+between processes, a step that fails leaves the database as it was, a database that is not
+ours is refused and left alone, a lost connection is replaced, and what the operator is told
+never shows the URL's password."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers.postgres import PostgresServer
+from sqlalchemy import Column, Connection, MetaData, String, Table, inspect, select, text
+from sqlalchemy.exc import DatabaseError
+
+from bot.errors import StateError
+from bot.state import database_problem, open_store
+from bot.state.dialect import alter_table, engine_for
+from bot.state.ledger import NewDelivery, State
+from bot.state.migrations import STEPS, Step, add_column, migrate
+from bot.state.tables import deliveries, schema_version
+
+ROOT = Path(__file__).resolve().parents[2]
+DUE = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+NOTE = Step(
+    "a note on each delivery",
+    lambda conn: add_column(conn, deliveries, Column("note", String, server_default="none")),
+)
+CliRun = Callable[..., Any]  # the `run_cli` fixture of tests/conftest.py
+
+
+def item(post: str, text: str = "Bonjour") -> NewDelivery:
+    return NewDelivery(post, "fr", 1, "x", "fr", DUE, text)
+
+
+def version(url: str) -> int:
+    engine = engine_for(url)
+    with engine.connect() as conn:
+        found = conn.execute(select(schema_version.c.version)).scalar_one()
+    engine.dispose()
+    return int(found)
+
+
+def tables(url: str) -> set[str]:
+    engine = engine_for(url)
+    with engine.connect() as conn:
+        names = set(inspect(conn).get_table_names())
+    engine.dispose()
+    return names
+
+
+def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of ours, as stored."""
+    engine = engine_for(url)
+    with engine.connect() as conn:
+        found = {
+            name: sorted(tuple(r) for r in conn.execute(text(f'SELECT * FROM "{name}"')))
+            for name in inspect(conn).get_table_names()
+        }
+    engine.dispose()
+    return found
+
+
+def test_an_empty_database_gets_every_step(pg_url: str) -> None:
+    """The first open of an empty database creates every table and the due index, at the
+    latest schema."""
+    open_store(pg_url).close()
+    assert version(pg_url) == len(STEPS)
+    assert tables(pg_url) == {
+        "schema_version",
+        "slot_pins",
+        "translations",
+        "deliveries",
+        "runtime_pauses",
+        "heartbeat",
+        "instances",
+        "by_hand",
+    }
+    engine = engine_for(pg_url)
+    with engine.connect() as conn:
+        indexes = {i["name"] for i in inspect(conn).get_indexes("deliveries")}
+    engine.dispose()
+    assert "ix_deliveries_state_due" in indexes
+
+
+def test_old_code_builds_old_schemas_and_opening_brings_them_up_to_date(pg_url: str) -> None:
+    engine = engine_for(pg_url)
+    assert migrate(engine, upto=2) == 2
+    engine.dispose()
+    assert version(pg_url) == 2 and "instances" not in tables(pg_url)
+    open_store(pg_url).close()
+    assert version(pg_url) == len(STEPS)
+    assert {"instances", "by_hand", "runtime_pauses"} <= tables(pg_url)
+
+
+def test_a_step_that_adds_a_column_runs_once_and_newer_schemas_are_refused(pg_url: str) -> None:
+    """A step after today's adding a column: run once, recorded, rows kept with its default;
+    then this code (which knows fewer steps) refuses the database."""
+    store = open_store(pg_url)
+    store.ledger.ensure([item("a"), item("b")])
+    store.close()
+    before = dump(pg_url)
+    engine = engine_for(pg_url)
+    assert migrate(engine, steps=(*STEPS, NOTE)) == len(STEPS) + 1
+    assert migrate(engine, steps=(*STEPS, NOTE)) == len(STEPS) + 1
+    engine.dispose()
+    after = dump(pg_url)
+    assert after["deliveries"] == [(*row, "none") for row in before["deliveries"]]
+    with pytest.raises(
+        StateError, match=rf"upgraded by a newer diplobot \(schema {len(STEPS) + 1}"
+    ):
+        open_store(pg_url)
+
+
+def test_a_failed_step_leaves_the_database_as_it_was(pg_url: str) -> None:
+    """PostgreSQL changes its schema in the transaction: a step failing after another added
+    a column and rewrote rows leaves neither the column nor the rows changed."""
+    store = open_store(pg_url)
+    store.ledger.ensure([item("a"), item("b")])
+    store.close()
+    before = dump(pg_url)
+
+    def breaks(conn: Connection) -> None:
+        conn.execute(text("UPDATE deliveries SET text = 'lost'"))
+        conn.execute(text("INSERT INTO by_hand (delivery_id, armed_at) VALUES (1, now())"))
+        conn.execute(text("INSERT INTO by_hand (delivery_id, armed_at) VALUES (1, now())"))
+
+    steps = (*STEPS, NOTE, Step("a broken step", breaks))
+    engine = engine_for(pg_url)
+    with pytest.raises(StateError, match=rf"could not be upgraded to schema {len(STEPS) + 2}"):
+        migrate(engine, steps=steps)
+    engine.dispose()
+    assert version(pg_url) == len(STEPS)
+    assert dump(pg_url) == before  # no note column, no text lost
+
+
+def test_a_step_that_alters_columns_keeps_every_row_and_the_id_sequence(pg_url: str) -> None:
+    """``alter_table`` alters in place: slot pins' ``pinned_at`` becomes optional, rows kept;
+    the ledger altered to its own definition keeps its rows, its index and its id sequence
+    (a rebuilt table would hand out ids already taken)."""
+    store = open_store(pg_url)
+    rows = store.ledger.ensure([item("a"), item("b")])
+    store.close()
+    pins = Table(
+        "slot_pins",
+        MetaData(),
+        Column("post_id", String, primary_key=True),
+        Column("slot", String, nullable=False),
+        Column("local", String, nullable=False),
+        Column("pinned_at", String, nullable=True),
+    )
+    steps = (
+        *STEPS,
+        Step("pinned_at optional", lambda conn: alter_table(conn, pins)),
+        Step("the ledger as defined", lambda conn: alter_table(conn, deliveries)),
+    )
+    engine = engine_for(pg_url)
+    assert migrate(engine, steps=steps) == len(STEPS) + 2
+    with engine.begin() as conn:
+        columns = {c["name"]: c for c in inspect(conn).get_columns("slot_pins")}
+        assert columns["pinned_at"]["nullable"] and not columns["slot"]["nullable"]
+        conn.execute(text("INSERT INTO slot_pins VALUES ('p', 's', '2026-01-01T09:00:00', NULL)"))
+        indexes = {i["name"] for i in inspect(conn).get_indexes("deliveries")}
+    engine.dispose()
+    assert "ix_deliveries_state_due" in indexes
+    assert len(dump(pg_url)["deliveries"]) == len(rows)
+
+
+def test_alter_table_on_the_ledger_keeps_rows_and_hands_out_new_ids(pg_url: str) -> None:
+    store = open_store(pg_url)
+    first = store.ledger.ensure([item("a"), item("b")])
+    with store.engine.begin() as conn:
+        alter_table(conn, deliveries)
+    (third,) = store.ledger.ensure([item("c")])
+    assert [r.post_id for r in store.ledger.rows()] == ["a", "b", "c"]
+    assert third.id > max(r.id for r in first)
+    store.close()
+
+
+OPENER = textwrap.dedent(
+    """
+    import sys, time
+    from bot.state import open_store
+    url, start = sys.argv[1], float(sys.argv[2])
+    time.sleep(max(0.0, start - time.time()))
+    store = open_store(url)
+    store.ledger.rows()
+    print("opened")
+    """
+)
+
+
+def test_processes_opening_an_empty_database_at_once_take_turns(pg_url: str) -> None:
+    """Four processes open the same empty database at the same instant: each succeeds (the
+    advisory lock makes them take turns: without it two would CREATE the same table), and
+    the schema is migrated once."""
+    start = time.time() + 3.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, pg_url, str(start)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.strip() == "opened", err
+    assert version(pg_url) == len(STEPS)
+    engine = engine_for(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM schema_version")).scalar() == 1
+    engine.dispose()
+
+
+def test_a_database_of_another_program_is_refused_and_left_untouched(pg_url: str) -> None:
+    engine = engine_for(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE customers (id integer primary key, name text)"))
+    engine.dispose()
+    with pytest.raises(StateError) as caught:
+        open_store(pg_url)
+    message = str(caught.value)
+    assert "is damaged or is not a diplobot state database (it holds other tables: customers)" in (
+        message
+    )
+    assert "Give diplobot a database of its own" in message
+    assert tables(pg_url) == {"customers"}
+
+
+def test_a_table_dropped_behind_its_back_is_reported_as_damage_without_the_password(
+    postgres: PostgresServer, pg_url: str
+) -> None:
+    """A table of ours gone (dropped by hand): the error met while reading is told as damage,
+    naming the database, never the password of its URL."""
+    with postgres.admin() as conn:
+        conn.execute("ALTER ROLE postgres PASSWORD 'pw-CANARY-77'")  # trust: not checked
+    url = pg_url.replace("postgres@", "postgres:pw-CANARY-77@")
+    store = open_store(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE by_hand"))
+    with pytest.raises(DatabaseError) as caught:
+        store.ledger.armed_by_hand()
+    problem = database_problem(caught.value, store.url)
+    assert problem is not None
+    assert str(problem).startswith(
+        f"the state database {pg_url.replace('postgres@', 'postgres:***@')} is damaged"
+    )
+    assert "pw-CANARY-77" not in str(problem)
+    store.close()
+
+
+def test_the_ledger_works_on_after_the_server_restarts(
+    postgres: PostgresServer, pg_url: str
+) -> None:
+    """Every connection cut (the server restarted): the ledger's shared connection and the
+    pool's are replaced; at most the statement in flight fails, and it is safe to retry."""
+    store = open_store(pg_url)
+    ledger = store.ledger_as(lease=LEASE)
+    (row,) = ledger.ensure([item("a")])
+    assert ledger.get(row.id).state is State.PENDING  # the shared connection is open
+    postgres.restart()
+    try:
+        claimed = ledger.claim(row.id, DUE)
+    except DatabaseError:
+        claimed = ledger.claim(row.id, DUE)  # the cut connection was seen and replaced
+    assert claimed is not None and claimed.state is State.SENDING
+    assert ledger.rows()[0].state is State.SENDING  # a pool connection, pre-pinged
+    store.close()
+
+
+def test_status_on_an_empty_database_sets_it_up(
+    example_repo: Path, pg_url: str, run_cli: CliRun
+) -> None:
+    """`diplobot status --state postgresql+psycopg://…` on an empty database: the schema is
+    created, the (empty) ledger shown."""
+    result = run_cli("status", "--root", str(example_repo), "--state", pg_url, "--format", "json")
+    assert result.code == 0, result.err
+    json.loads(result.out)
+    assert version(pg_url) == len(STEPS)
