@@ -40,14 +40,15 @@ def state_exists(url: str) -> bool:
     return path is None or path.exists()
 
 
-def open_engine(url: str) -> Engine:
-    """Open (creating and migrating when needed) the state database at ``url``.
+def open_engine(url: str, *, password: str | None = None) -> Engine:
+    """Open (creating and migrating when needed) the state database at ``url`` (with
+    ``password`` when it is a PostgreSQL URL without one).
 
     Raises:
         StateError: the file is damaged, is not a diplobot state database, or was migrated
             by a newer diplobot.
     """
-    engine = engine_for(url)
+    engine = engine_for(url, password=password)
     try:
         migrate(engine)
     except DatabaseError as exc:

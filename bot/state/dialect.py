@@ -36,8 +36,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import inspect as inspect_db
-from sqlalchemy.dialects.postgresql import TIMESTAMP
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -106,8 +104,9 @@ def location(url: str) -> Path | str:
     return sqlite_file(url) or shown(url)
 
 
-def engine_for(url: str) -> Engine:
-    """A new engine for ``url`` (checked by :func:`check_url`), its connections set up."""
+def engine_for(url: str, *, password: str | None = None) -> Engine:
+    """A new engine for ``url`` (checked by :func:`check_url`), its connections set up;
+    ``password``: a PostgreSQL URL's, when the URL has none."""
     url = check_url(url)
     path = sqlite_file(url)
     if path is not None:
@@ -116,8 +115,11 @@ def engine_for(url: str) -> Engine:
     if url.startswith("postgresql"):
         # pre-ping: a connection the server or a firewall dropped is replaced at checkout
         # instead of failing the statement; the connect timeout bounds a dead server.
+        target = make_url(url)
+        if password and target.password is None:
+            target = target.set(password=password)
         return create_engine(
-            url,
+            target,
             pool_pre_ping=True,
             **POOL,
             connect_args={"connect_timeout": 10, "application_name": "diplobot"},
@@ -161,6 +163,8 @@ def native_instants(dialect: Dialect) -> bool:
 def instant_type(dialect: Dialect, *, aware: bool) -> TypeEngine[Any]:
     """The stored type of an instant (``aware``: a UTC instant; else a naive wall time)."""
     if native_instants(dialect):
+        from sqlalchemy.dialects.postgresql import TIMESTAMP  # a SQLite-only process: never
+
         return TIMESTAMP(timezone=aware)
     return String()
 
@@ -179,13 +183,20 @@ def upsert(
     name = conn.dialect.name
     if name not in (SQLITE, POSTGRESQL):
         raise _unsupported(conn)
-    # Both dialects' insert() build the same ON CONFLICT clause.
-    stmt = (sqlite_insert if name == SQLITE else postgresql_insert)(table).values(values)
+    if name == SQLITE:
+        stmt: Any = sqlite_insert(table).values(values)
+    else:  # the same ON CONFLICT clause
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        stmt = postgresql_insert(table).values(values)
+    done: Insert
     if not update:
-        return stmt.on_conflict_do_nothing(index_elements=list(key) or None)
-    return stmt.on_conflict_do_update(
-        index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
-    )
+        done = stmt.on_conflict_do_nothing(index_elements=list(key) or None)
+    else:
+        done = stmt.on_conflict_do_update(
+            index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
+        )
+    return done
 
 
 @contextmanager

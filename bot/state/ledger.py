@@ -470,6 +470,7 @@ class Shared:
         self._conn: Connection | None = None
         self.heartbeats: dict[str, _Heartbeat] = {}  # instance id → its heartbeat here
         self.heartbeats_lock = threading.Lock()
+        self.closed = threading.Event()  # the store was closed: no heartbeat any more
         self._queue: list[_Work[Any]] = []  # statements waiting for the next shared commit
         self._leading = False  # a thread is committing a batch
         self._queued = threading.Condition()
@@ -616,7 +617,7 @@ class _Heartbeat:
     def _run(self) -> None:
         while not _EXITING.wait(self.every):
             with self._lock:
-                if not self._held:
+                if not self._held or self.hot.closed.is_set():
                     self._thread = None
                     return
             try:

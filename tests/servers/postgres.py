@@ -5,7 +5,8 @@
 says) on ``127.0.0.1`` and a free port: ``initdb`` into a temporary folder, ``pg_ctl start -w``,
 and ``pg_ctl stop`` at the end. PostgreSQL refuses to run as root: as root, the server runs as
 the ``postgres`` user (the package creates it), its folder given to that user. Each test gets
-a database of its own (``CREATE DATABASE t_<n>``), dropped after it.
+a database of its own (``CREATE DATABASE t_<n>``), dropped after it. Every role is trusted
+but :data:`PASSWORD_ROLE`, which must give its password.
 
 The server trades durability for speed (``fsync=off``: the tests SIGKILL diplobot, never the
 machine), and uses the C collation, whose order is SQLite's.
@@ -21,6 +22,10 @@ Fixtures (imported by ``tests/conftest.py``, so every test may ask for them):
 ``state_urls``     parametrized the same way: ``state_urls(name)`` → a new empty state of that
                    kind for each name (a test that compares two ledgers)
 =================  ==============================================================================
+
+Close the stores a test opens (``store.close()``): a claim left SENDING keeps its heartbeat
+thread beating, and once the test's database is dropped it logs its failures into the tests
+that come after.
 
 Without the server binaries these fixtures skip, saying why — except when ``CI`` is set,
 where they fail: CI must run the PostgreSQL tests (``scripts/setup`` installs the package
@@ -48,6 +53,9 @@ from bot.state import state_url as sqlite_state_url
 
 SERVER_USER = "postgres"
 """Who runs the server when the tests run as root."""
+PASSWORD_ROLE, PASSWORD = "diplobot_pw", "pw-CANARY-5150"
+"""A role that must give its password (every other role is trusted): for the tests of
+``DIPLOBOT_STATE_PASSWORD`` and of URLs never shown with theirs."""
 
 
 def find_bindir() -> Path | None:
@@ -128,6 +136,13 @@ class PostgresServer:
             "--locale=C",
             "--no-sync",
         )
+        # trust for every role but PASSWORD_ROLE, which must give its password (scram)
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            f"host all {PASSWORD_ROLE} {self.host}/32 scram-sha-256\n"
+            f"host all all {self.host}/32 trust\n",
+            encoding="utf-8",
+        )
         for attempt in range(5):  # the free port may be taken between its choice and use
             self.port = free_port()
             options = " ".join(
@@ -151,6 +166,8 @@ class PostgresServer:
                     raise
             else:
                 break
+        with self.admin() as conn:
+            conn.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
         return self
 
     def stop(self) -> None:
@@ -159,8 +176,9 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def url(self, database: str, *, driver: str = "postgresql+psycopg") -> str:
-        return f"{driver}://postgres@{self.host}:{self.port}/{database}"
+    def url(self, database: str, *, user: str = "postgres", password: str = "") -> str:
+        who = f"{user}:{password}" if password else user
+        return f"postgresql+psycopg://{who}@{self.host}:{self.port}/{database}"
 
     def admin(self) -> psycopg.Connection[Any]:
         """A connection to the ``postgres`` database, in autocommit mode (CREATE DATABASE)."""
@@ -168,11 +186,11 @@ class PostgresServer:
             host=self.host, port=self.port, user="postgres", dbname="postgres", autocommit=True
         )
 
-    def create_database(self) -> str:
-        """A new, empty database: its name."""
+    def create_database(self, owner: str = "postgres") -> str:
+        """A new, empty database (of ``owner``): its name."""
         name = f"t_{os.getpid()}_{next(self._names)}"
         with self.admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" OWNER {owner}')
         return name
 
     def drop_database(self, name: str) -> None:

@@ -11,13 +11,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from servers.postgres import PostgresServer
+from servers.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
 from sqlalchemy import Column, Connection, MetaData, String, Table, inspect, select, text
 from sqlalchemy.exc import DatabaseError
 
@@ -239,14 +239,20 @@ def test_a_database_of_another_program_is_refused_and_left_untouched(pg_url: str
     assert tables(pg_url) == {"customers"}
 
 
+@pytest.fixture
+def guarded(postgres: PostgresServer) -> Iterator[str]:
+    """A new database of the role that must give its password: its URL, without it."""
+    name = postgres.create_database(owner=PASSWORD_ROLE)
+    yield postgres.url(name, user=PASSWORD_ROLE)
+    postgres.drop_database(name)
+
+
 def test_a_table_dropped_behind_its_back_is_reported_as_damage_without_the_password(
-    postgres: PostgresServer, pg_url: str
+    guarded: str,
 ) -> None:
     """A table of ours gone (dropped by hand): the error met while reading is told as damage,
     naming the database, never the password of its URL."""
-    with postgres.admin() as conn:
-        conn.execute("ALTER ROLE postgres PASSWORD 'pw-CANARY-77'")  # trust: not checked
-    url = pg_url.replace("postgres@", "postgres:pw-CANARY-77@")
+    url = guarded.replace(f"{PASSWORD_ROLE}@", f"{PASSWORD_ROLE}:{PASSWORD}@")
     store = open_store(url)
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE by_hand"))
@@ -254,11 +260,34 @@ def test_a_table_dropped_behind_its_back_is_reported_as_damage_without_the_passw
         store.ledger.armed_by_hand()
     problem = database_problem(caught.value, store.url)
     assert problem is not None
-    assert str(problem).startswith(
-        f"the state database {pg_url.replace('postgres@', 'postgres:***@')} is damaged"
-    )
-    assert "pw-CANARY-77" not in str(problem)
+    shown = guarded.replace(f"{PASSWORD_ROLE}@", f"{PASSWORD_ROLE}:***@")
+    assert str(problem).startswith(f"the state database {shown} is damaged or is not a diplobot")
+    assert PASSWORD not in str(problem)
     store.close()
+
+
+def test_the_password_comes_from_diplobot_state_password_and_is_never_shown(
+    guarded: str, example_repo: Path, run_cli: CliRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A URL without its password: DIPLOBOT_STATE_PASSWORD(_FILE) gives it; without it, or
+    with a wrong one, the command says which database refused and why, never a password."""
+    status = ("status", "--root", str(example_repo), "--state", guarded)
+    result = run_cli(*status)
+    assert result.code == 1
+    assert result.err.startswith(f"diplobot: the state database {guarded} cannot be used: ")
+    assert "password" in result.err and "Traceback" not in result.err
+    monkeypatch.setenv("DIPLOBOT_STATE_PASSWORD", "wrong-CANARY-1")
+    result = run_cli(*status)
+    assert result.code == 1 and "password authentication failed" in result.err
+    assert "wrong-CANARY-1" not in result.err + result.out
+    secret = example_repo / "state_password"
+    secret.write_text(PASSWORD + "\n", encoding="utf-8")
+    monkeypatch.delenv("DIPLOBOT_STATE_PASSWORD")
+    monkeypatch.setenv("DIPLOBOT_STATE_PASSWORD_FILE", str(secret))
+    result = run_cli(*status)
+    assert result.code == 0, result.err
+    assert PASSWORD not in result.err + result.out
+    assert version(guarded.replace("@", f":{PASSWORD}@", 1)) == len(STEPS)
 
 
 def test_the_ledger_works_on_after_the_server_restarts(
