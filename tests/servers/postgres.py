@@ -90,8 +90,11 @@ class PostgresServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
+        """``durable``: every commit synced to disk, as a production server does (the
+        benchmarks); the tests' server does not sync."""
         self.bindir = bindir
+        self.durable = durable
         self.port = 0
         self.folder = Path(tempfile.mkdtemp(prefix="diplobot-pg-"))
         self.data = self.folder / "data"
@@ -134,7 +137,7 @@ class PostgresServer:
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C",
-            "--no-sync",
+            *([] if self.durable else ["--no-sync"]),
         )
         # trust for every role but PASSWORD_ROLE, which must give its password (scram)
         (self.data / "pg_hba.conf").write_text(
@@ -150,8 +153,7 @@ class PostgresServer:
                     f"-p {self.port}",
                     f"-c listen_addresses={self.host}",
                     f"-c unix_socket_directories={self.folder}",
-                    "-c fsync=off",
-                    "-c full_page_writes=off",
+                    *([] if self.durable else ["-c fsync=off", "-c full_page_writes=off"]),
                     "-c max_connections=300",
                     "-c shared_buffers=32MB",
                 ]
