@@ -114,6 +114,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
 from bot.state.dialect import exclusive, upsert
 from bot.state.tables import MICROSECONDS, by_hand, deliveries, instances, utc_now
@@ -841,7 +842,22 @@ class Ledger:
             self._beat.register(conn, now)
             return conn.execute(_CLAIM, params).first()
 
-        claimed = self._hot.together(run)
+        try:
+            claimed = self._hot.together(run)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # The connection was lost around the commit (a PostgreSQL server restarted, a
+            # network cut): the claim may be committed with its answer lost. Read back on a
+            # new connection: left SENDING by this instance at this very ``now``, it is ours
+            # (never stale for us: unclaimed, it would stay SENDING until a restart);
+            # otherwise it was not committed and the error stands.
+            found = self.get(row_id)
+            mine = found.claimed_by == self.instance.owner and found.claimed_at == now
+            if found.state is not State.SENDING or not mine:
+                raise
+            self._beat.hold(row_id)
+            return found
         if claimed is None:
             return None
         self._beat.hold(row_id)

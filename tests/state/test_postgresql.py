@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from servers.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
 from sqlalchemy import Column, Connection, MetaData, String, Table, inspect, select, text
@@ -318,3 +319,44 @@ def test_status_on_an_empty_database_sets_it_up(
     assert result.code == 0, result.err
     json.loads(result.out)
     assert version(pg_url) == len(STEPS)
+
+
+def test_a_claim_whose_commit_answer_is_lost_is_still_ours(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection dies right after the server committed a claim, before its answer
+    arrived: the claim is read back and returned (published, not left SENDING by a live
+    instance, which nothing would recover before a restart). Dying before the commit: the
+    error stands, the row is still PENDING, and the next claim takes it."""
+    store = open_store(pg_url)
+    ledger = store.ledger_as(lease=LEASE)
+    first, second = ledger.ensure([item("a"), item("b")])
+    real = psycopg.Connection.commit
+    cuts: list[str] = []
+
+    def cut(when: str) -> Callable[[psycopg.Connection[Any]], None]:
+        def commit(conn: psycopg.Connection[Any]) -> None:
+            if not cuts and when == "after":
+                real(conn)
+            if not cuts:
+                cuts.append(when)
+                conn.close()  # what a dead server or a cut network leaves
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+            real(conn)
+
+        return commit
+
+    monkeypatch.setattr(psycopg.Connection, "commit", cut("after"))
+    claimed = ledger.claim(first.id, DUE)
+    assert cuts == ["after"]
+    assert claimed is not None and (claimed.state, claimed.attempts) == (State.SENDING, 1)
+    assert claimed.claimed_by == ledger.instance.owner and first.id in ledger._beat._held
+
+    cuts.clear()
+    monkeypatch.setattr(psycopg.Connection, "commit", cut("before"))
+    with pytest.raises(DatabaseError):
+        ledger.claim(second.id, DUE)
+    assert cuts == ["before"] and ledger.get(second.id).state is State.PENDING
+    again = ledger.claim(second.id, DUE)
+    assert again is not None and again.attempts == 1
+    store.close()
