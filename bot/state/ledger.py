@@ -484,7 +484,8 @@ class Shared:
         claim is on disk before its caller publishes, as with a transaction of its own.
 
         A batch that fails is rolled back, and each of its works run again alone: each caller
-        gets the result or the error it would have had by itself."""
+        gets the result or the error it would have had by itself. A batch whose connection was
+        lost is not run again (its commit may have been made): each caller gets the error."""
         item = _Work(work)
         with self._queued:
             self._queue.append(item)
@@ -512,8 +513,12 @@ class Shared:
                 for item in batch:
                     item.result = item.work(conn)
         except BaseException as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
+            if len(batch) == 1 or connection_lost(exc):
+                # A lost connection may have taken the answer of a commit the server made:
+                # run again, a claim would find its own row SENDING and give it up. Each
+                # caller reads back what became of its work (Ledger.claim, transition).
+                for item in batch:
+                    item.error = exc
             else:
                 for item in batch:
                     item.result = None
@@ -545,6 +550,12 @@ class Shared:
 
 
 T = TypeVar("T")
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database connection lost (server gone, network cut): what was
+    being committed may or may not have been."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class _Work(Generic[T]):
@@ -845,7 +856,7 @@ class Ledger:
         try:
             claimed = self._hot.together(run)
         except DBAPIError as exc:
-            if not exc.connection_invalidated:
+            if not connection_lost(exc):
                 raise
             # The connection was lost around the commit (a PostgreSQL server restarted, a
             # network cut): the claim may be committed with its answer lost. Read back on a
@@ -888,7 +899,23 @@ class Ledger:
             "error": error,
         }
         statement = _TRANSITIONS[(with_remote, with_error)]
-        moved = self._hot.together(lambda conn: conn.execute(statement, params).rowcount == 1)
+
+        def run(conn: Connection) -> bool:
+            return bool(conn.execute(statement, params).rowcount == 1)
+
+        try:
+            moved = self._hot.together(run)
+        except DBAPIError as exc:
+            if not connection_lost(exc):
+                raise
+            # Committed or not, its answer lost with the connection: read back on a new one.
+            found = self.get(row_id)
+            if found.state in expect:  # not committed (or a move to the same state): again
+                moved = self._hot.together(run)
+            elif found.state is to and (remote_id is None or found.remote_id == remote_id):
+                moved = True  # committed
+            else:
+                raise
         if moved and State.SENDING in expect:
             for beat in list(self._hot.heartbeats.values()):
                 beat.release(row_id)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DatabaseError
 from bot.errors import StateError
 from bot.state import database_problem, open_store
 from bot.state.dialect import alter_table, engine_for
-from bot.state.ledger import NewDelivery, State
+from bot.state.ledger import _CLAIM, NewDelivery, State, _Work, connection_lost
 from bot.state.migrations import STEPS, Step, add_column, migrate
 from bot.state.tables import deliveries, schema_version
 
@@ -321,6 +321,25 @@ def test_status_on_an_empty_database_sets_it_up(
     assert version(pg_url) == len(STEPS)
 
 
+def cut_commit(monkeypatch: pytest.MonkeyPatch, when: str) -> list[str]:
+    """The next commit on any psycopg connection loses its connection, ``after`` the server
+    committed or ``before``; returns the list where the cut is recorded."""
+    real = psycopg.Connection.commit
+    cuts: list[str] = []
+
+    def commit(conn: psycopg.Connection[Any]) -> None:
+        if not cuts and when == "after":
+            real(conn)
+        if not cuts:
+            cuts.append(when)
+            conn.close()  # what a dead server or a cut network leaves
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        real(conn)
+
+    monkeypatch.setattr(psycopg.Connection, "commit", commit)
+    return cuts
+
+
 def test_a_claim_whose_commit_answer_is_lost_is_still_ours(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -331,32 +350,59 @@ def test_a_claim_whose_commit_answer_is_lost_is_still_ours(
     store = open_store(pg_url)
     ledger = store.ledger_as(lease=LEASE)
     first, second = ledger.ensure([item("a"), item("b")])
-    real = psycopg.Connection.commit
-    cuts: list[str] = []
-
-    def cut(when: str) -> Callable[[psycopg.Connection[Any]], None]:
-        def commit(conn: psycopg.Connection[Any]) -> None:
-            if not cuts and when == "after":
-                real(conn)
-            if not cuts:
-                cuts.append(when)
-                conn.close()  # what a dead server or a cut network leaves
-                raise psycopg.OperationalError("server closed the connection unexpectedly")
-            real(conn)
-
-        return commit
-
-    monkeypatch.setattr(psycopg.Connection, "commit", cut("after"))
+    cuts = cut_commit(monkeypatch, "after")
     claimed = ledger.claim(first.id, DUE)
     assert cuts == ["after"]
     assert claimed is not None and (claimed.state, claimed.attempts) == (State.SENDING, 1)
     assert claimed.claimed_by == ledger.instance.owner and first.id in ledger._beat._held
 
-    cuts.clear()
-    monkeypatch.setattr(psycopg.Connection, "commit", cut("before"))
+    cuts = cut_commit(monkeypatch, "before")
     with pytest.raises(DatabaseError):
         ledger.claim(second.id, DUE)
     assert cuts == ["before"] and ledger.get(second.id).state is State.PENDING
     again = ledger.claim(second.id, DUE)
     assert again is not None and again.attempts == 1
+    store.close()
+
+
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_a_transition_whose_commit_answer_is_lost_is_read_back(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """SENDING → POSTED, the connection lost around the commit: committed, it is read back
+    as done; not committed, it is run again. Either way the row is POSTED with its id once."""
+    store = open_store(pg_url)
+    ledger = store.ledger_as(lease=LEASE)
+    (row,) = ledger.ensure([item("a")])
+    assert ledger.claim(row.id, DUE) is not None
+    cuts = cut_commit(monkeypatch, when)
+    assert ledger.transition(row.id, State.POSTED, expect=[State.SENDING], remote_id="42")
+    assert cuts == [when]
+    after = ledger.get(row.id)
+    assert (after.state, after.remote_id) == (State.POSTED, "42")
+    assert not ledger.transition(row.id, State.POSTED, expect=[State.SENDING], remote_id="43")
+    store.close()
+
+
+def test_a_batch_whose_connection_is_lost_is_not_run_again(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two claims sharing one commit, the connection lost after the server committed them:
+    neither is run again (each would find its row SENDING and give it up); each caller gets
+    the error, and reads its claim back (see the claim's test above)."""
+    store = open_store(pg_url)
+    ledger = store.ledger_as(lease=LEASE)
+    rows = ledger.ensure([item("a"), item("b")])
+    owner = ledger.instance.owner
+    works = [
+        _Work(lambda conn, r=r: conn.execute(_CLAIM, {"row_id": r.id, "now": DUE, "owner": owner}))
+        for r in rows
+    ]
+    cuts = cut_commit(monkeypatch, "after")
+    ledger._hot._commit(works)
+    assert cuts == ["after"]
+    assert all(w.done and w.error is not None and connection_lost(w.error) for w in works)
+    for r in rows:
+        claimed = ledger.get(r.id)
+        assert (claimed.state, claimed.attempts, claimed.claimed_by) == (State.SENDING, 1, owner)
     store.close()
