@@ -5,20 +5,33 @@ On SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Connection, event, text
 
-from bot.state import open_store
+from bot.state import Store, open_store
 from bot.state.ledger import Ledger, NewDelivery, Row, State
 
 DUE = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 THREADS = 40
 
 
+_OPENED: list[Store] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    """Each store a test opened is closed after it (its claims' heartbeats stop)."""
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
+
+
 def _ledger(url: str) -> Ledger:
     store = open_store(url)
+    _OPENED.append(store)
     return store.ledger_as(lease=timedelta(seconds=60))
 
 
