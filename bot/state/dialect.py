@@ -199,6 +199,20 @@ def upsert(
     return done
 
 
+def insert_new(conn: Connection, table: Table) -> Insert:
+    """An INSERT into ``table``, executed with many rows, that skips a row whose unique key
+    is there already (another process recorded it a moment earlier: on PostgreSQL,
+    :func:`exclusive` does not keep other writers out as SQLite's write lock does)."""
+    name = conn.dialect.name
+    if name == SQLITE:
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if name == POSTGRESQL:
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table).on_conflict_do_nothing()
+    raise _unsupported(conn)
+
+
 @contextmanager
 def exclusive(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the database's write lock from its start (so that two

@@ -116,7 +116,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from bot.state.dialect import exclusive, upsert
+from bot.state.dialect import exclusive, insert_new, upsert
 from bot.state.tables import MICROSECONDS, by_hand, deliveries, instances, utc_now
 
 
@@ -721,7 +721,9 @@ class Ledger:
         has no row yet, all in one transaction holding the write lock, with one prepared
         INSERT for them all: what :meth:`ensure` does for a delivery not in the ledger, without
         its statements for rows already there. Returns, for each group, whether it was
-        recorded; a group with a row already is left to :meth:`ensure` (it may refresh it)."""
+        recorded; a group with a row already is left to :meth:`ensure` (it may refresh it).
+        A row another process recorded meanwhile (on PostgreSQL the lock keeps other
+        ``record_new`` out, not another's ``ensure``) is left as that process wrote it."""
         if not groups:
             return []
         c = deliveries.c
@@ -744,7 +746,7 @@ class Ledger:
                 for item in group
             ]
             if rows:
-                conn.execute(deliveries.insert(), rows)
+                conn.execute(insert_new(conn, deliveries), rows)
         return fresh
 
     def hold(self, items: Iterable[NewDelivery], reason: str, retry_at: datetime) -> None:

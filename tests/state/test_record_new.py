@@ -4,6 +4,8 @@ deliveries, one group at a time. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +13,8 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.state import Store, open_store
-from bot.state.ledger import Ledger, MediaRef, NewDelivery, State
+from bot.state.dialect import upsert
+from bot.state.ledger import Ledger, MediaRef, NewDelivery, State, _new_row
 from bot.state.tables import deliveries
 
 DUE = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -94,3 +97,34 @@ def test_record_new_leaves_groups_with_a_row_to_ensure(state_urls: Callable[[str
     assert ledger.record_new([_group("t", "fr", 2, text="Autre")]) == [False]
     assert _dump(store) == before
     assert ledger.record_new([]) == []
+
+
+def test_record_new_beside_another_process_recording_the_same_delivery(
+    state_urls: Callable[[str], str],
+) -> None:
+    """Another process (``post-now``'s ensure) records the same delivery in a transaction
+    still open when ``record_new`` starts: ``record_new`` waits or skips it, never fails, and
+    the delivery has one row."""
+    url = state_urls("s")
+    ledger = open_store(url).ledger_as(lease=timedelta(seconds=60))
+    other = open_store(url)
+    (mine,) = [_group("p", "fr")]
+    results: list[list[bool]] = []
+    errors: list[BaseException] = []
+
+    def record() -> None:
+        try:
+            results.append(ledger.record_new([mine]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    with other.engine.connect() as conn:
+        conn.execute(upsert(conn, deliveries, _new_row(mine[0], DUE)))  # not committed yet
+        thread = threading.Thread(target=record)
+        thread.start()
+        time.sleep(0.5)  # record_new is waiting: for the write lock, or on the row's key
+        conn.commit()
+    thread.join(30)
+    assert errors == [] and len(results) == 1
+    assert [(r.post_id, r.state) for r in ledger.rows()] == [("p", State.PENDING)]
+    other.close()
