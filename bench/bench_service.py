@@ -33,6 +33,7 @@ Run:  .venv/bin/python bench/bench_service.py lag        # (a) 500 deliveries du
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -51,6 +52,7 @@ from servers.translate import LibreServer  # noqa: E402
 from servers.x import XServer  # noqa: E402
 
 from bench.genrepo import generate  # noqa: E402
+from bench.state import KINDS, server_cpu, state_for  # noqa: E402
 from bot.log import setup_logging  # noqa: E402
 
 ACCOUNTS = {f"fr_{i}": (f"tok-{i}", f"sec-{i}", f"francediplo_{i}") for i in range(8)}
@@ -98,7 +100,7 @@ def bench_lag(posts: int = 63, state: str = "sqlite") -> None:
     from bot.service import Service
     from bot.settings import ServiceSettings, Settings
     from bot.source import LocalSource
-    from bot.state import open_store, state_url
+    from bot.state import open_store
     from bot.state.tables import deliveries
     from bot.wiring import Wiring
 
@@ -148,16 +150,8 @@ def bench_lag(posts: int = 63, state: str = "sqlite") -> None:
         for account, (token, secret, _h) in ACCOUNTS.items():
             os.environ[f"DIPLOBOT_{account.upper()}_ACCESS_TOKEN"] = token
             os.environ[f"DIPLOBOT_{account.upper()}_ACCESS_SECRET"] = secret
-        server = None
-        if state == "postgresql":
-            from servers.postgres import PostgresServer, find_bindir
-
-            bindir = find_bindir()
-            assert bindir is not None, "no PostgreSQL server binaries"
-            server = PostgresServer(bindir, durable=True).start()
-            url = server.url(server.create_database())
-        else:
-            url = state if "://" in state else state_url(root, None)
+        stack = contextlib.ExitStack()
+        url, server = stack.enter_context(state_for(state, Path(tmp)))
         store = open_store(url)
         service = Service(
             LocalSource(root),
@@ -187,7 +181,7 @@ def bench_lag(posts: int = 63, state: str = "sqlite") -> None:
 
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         cpu0, fake_cpu0 = time.process_time(), _proc_stat(fake.pid)[0]
-        db_cpu0 = _server_cpu(server.data) if server is not None else 0.0
+        db_cpu0 = server_cpu(server) if server is not None else 0.0
         deadline = due.timestamp() + 60
         while time.time() < deadline:
             with store.engine.connect() as conn:
@@ -195,13 +189,12 @@ def bench_lag(posts: int = 63, state: str = "sqlite") -> None:
                     break
             time.sleep(0.25)
         cpu, fake_cpu = time.process_time() - cpu0, _proc_stat(fake.pid)[0] - fake_cpu0
-        db_cpu = _server_cpu(server.data) - db_cpu0 if server is not None else 0.0
+        db_cpu = server_cpu(server) - db_cpu0 if server is not None else 0.0
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         switches = (ru1.ru_nvcsw - ru0.ru_nvcsw) + (ru1.ru_nivcsw - ru0.ru_nivcsw)
         service.stop()
         store.close()
-        if server is not None:
-            server.stop()
+        stack.close()
         out, _ = fake.communicate("", timeout=30)
         result = json.loads(out.strip().splitlines()[-1])
     if late_after:
@@ -229,7 +222,7 @@ def bench_lag(posts: int = 63, state: str = "sqlite") -> None:
         f"fake X {fake_cpu:.2f} s ({1000 * fake_cpu / expected:.2f} ms a request); "
         f"service context switches {switches}"
     )
-    if state == "postgresql":
+    if server is not None:
         print(
             f"CPU of the PostgreSQL server during the burst: {db_cpu:.2f} s "
             f"({1000 * db_cpu / expected:.2f} ms a delivery)"
@@ -356,27 +349,6 @@ def _proc_stat(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
-def _server_cpu(data: Path) -> float:
-    """CPU seconds used so far by a PostgreSQL server (its postmaster, the children it reaped
-    and those still running), read from /proc."""
-    postmaster = int((data / "postmaster.pid").read_text().split()[0])
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry.name), int(fields[1])
-        if pid == postmaster:  # utime, stime, and those of its reaped children
-            total += sum(int(f) for f in fields[11:15]) / ticks
-        elif ppid == postmaster:
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 def bench_idle(seconds: int = 60) -> None:
     import urllib.request
 
@@ -453,7 +425,7 @@ def main() -> None:
     parser.add_argument(
         "--state",
         default="sqlite",
-        help="lag and burst: sqlite (default), postgresql (a throwaway durable server), or a URL",
+        help=f"lag and burst: {KINDS}",
     )
     args = parser.parse_args()
     setup_logging(level="ERROR", fmt="text")
