@@ -59,6 +59,22 @@ POOL = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 30, "pool_recycle": 
 the ledger, the HTTP views, the sweep, the heartbeat) and room for a burst; connections older
 than half an hour are replaced (a firewall may drop idle ones silently)."""
 
+CONNECT = {
+    "application_name": "diplobot",
+    "connect_timeout": 10,
+    # A server gone without a word (a firewall's silent drop, a dead host): found within about
+    # a minute while idle (keepalives), 30 s when a statement waits for its answer, instead of
+    # the system's TCP timeouts (up to 15 min). The ledger's shared connection is never
+    # returned to the pool, so the pool's checks never see it.
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+"""libpq parameters of every PostgreSQL connection; the URL's own (``?connect_timeout=5``)
+win."""
+
 
 def check_url(url: str) -> str:
     """``url`` if this diplobot can keep its state there (a PostgreSQL URL in any accepted
@@ -118,11 +134,12 @@ def engine_for(url: str, *, password: str | None = None) -> Engine:
         target = make_url(url)
         if password and target.password is None:
             target = target.set(password=password)
+        given = set(target.query)
         return create_engine(
             target,
             pool_pre_ping=True,
             **POOL,
-            connect_args={"connect_timeout": 10, "application_name": "diplobot"},
+            connect_args={k: v for k, v in CONNECT.items() if k not in given},
         )
     engine = create_engine(url, connect_args={"timeout": 30})
     if engine.dialect.name == SQLITE:

@@ -406,3 +406,24 @@ def test_a_batch_whose_connection_is_lost_is_not_run_again(
         claimed = ledger.get(r.id)
         assert (claimed.state, claimed.attempts, claimed.claimed_by) == (State.SENDING, 1, owner)
     store.close()
+
+
+def test_connections_name_diplobot_and_watch_for_a_silent_server_unless_the_url_says(
+    pg_url: str,
+) -> None:
+    """Every connection has TCP keepalives and a user timeout (a server gone silent is found
+    in about a minute, not the system's 15), and says it is diplobot; libpq parameters in the
+    URL win over these defaults."""
+    engine = engine_for(pg_url)
+    with engine.connect() as conn:
+        params = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+        name = conn.execute(text("SHOW application_name")).scalar()
+    engine.dispose()
+    assert name == "diplobot"
+    assert (params["keepalives_idle"], params["tcp_user_timeout"]) == ("30", "30000")
+    engine = engine_for(pg_url + "?application_name=desk&keepalives_idle=7")
+    with engine.connect() as conn:
+        params = conn.connection.dbapi_connection.info.get_parameters()  # type: ignore[union-attr]
+        name = conn.execute(text("SHOW application_name")).scalar()
+    engine.dispose()
+    assert name == "desk" and params["keepalives_idle"] == "7"
