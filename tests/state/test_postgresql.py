@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from servers.postgres import PASSWORD, PASSWORD_ROLE, PostgresServer
 from sqlalchemy import Column, Connection, MetaData, String, Table, inspect, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError
 
 from bot.errors import StateError
@@ -427,3 +428,39 @@ def test_connections_name_diplobot_and_watch_for_a_silent_server_unless_the_url_
         name = conn.execute(text("SHOW application_name")).scalar()
     engine.dispose()
     assert name == "desk" and params["keepalives_idle"] == "7"
+
+
+def test_a_pg_dump_restored_into_an_empty_database_opens_with_every_row(
+    postgres: PostgresServer, pg_url: str, tmp_path: Path
+) -> None:
+    """docs/deploy.md's backup: ``pg_dump --format=custom`` while the ledger is in use, then
+    ``pg_restore --no-owner`` into an empty database: it opens as it was, and new deliveries
+    get new ids (the id sequence came with it)."""
+    store = open_store(pg_url)
+    rows = store.ledger.ensure([item("a"), item("b")])
+    assert store.ledger.claim(rows[0].id, DUE) is not None
+    dump_file = tmp_path / "state.dump"
+    where = ["-h", postgres.host, "-p", str(postgres.port), "-U", "postgres"]
+    source = make_url(pg_url).database
+    assert source is not None
+    with dump_file.open("wb") as out:
+        subprocess.run(
+            [str(postgres.bindir / "pg_dump"), *where, "--format=custom", source],
+            stdout=out,
+            check=True,
+        )
+    restored = postgres.create_database()
+    subprocess.run(
+        [str(postgres.bindir / "pg_restore"), *where, "-d", restored, "--no-owner"],
+        stdin=dump_file.open("rb"),
+        check=True,
+    )
+    store.ledger._beat.release(rows[0].id)
+    store.close()
+    again = open_store(postgres.url(restored))
+    before = {(r.post_id, r.state, r.attempts) for r in again.ledger.rows()}
+    assert before == {("a", State.SENDING, 1), ("b", State.PENDING, 0)}
+    (new,) = again.ledger.ensure([item("c")])
+    assert new.id > max(r.id for r in rows)
+    again.close()
+    postgres.drop_database(restored)
