@@ -270,10 +270,15 @@ class NewDelivery:
     media: tuple[MediaRef, ...] = ()
     revision: str | None = None
     author: str | None = None
+    # A repost: the original's delivery key (``post#1@account``); its text is "".
+    repost_of: str | None = None
 
     @property
     def content_hash(self) -> str:
-        payload = json.dumps([self.text, [[m.file, m.alt] for m in self.media]])
+        fields: list[Any] = [self.text, [[m.file, m.alt] for m in self.media]]
+        if self.repost_of is not None:  # a repost of another original is another delivery
+            fields.append(self.repost_of)
+        payload = json.dumps(fields)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
@@ -300,6 +305,7 @@ class Row:
     claimed_at: datetime | None
     claimed_by: str | None
     updated_at: datetime
+    repost_of: str | None = None  # a repost: the original's delivery key
 
 
 def _row(r: Any) -> Row:
@@ -326,6 +332,7 @@ def _row(r: Any) -> Row:
         claimed_at=r.claimed_at,
         claimed_by=r.claimed_by,
         updated_at=r.updated_at,
+        repost_of=r.repost_of,
     )
 
 
@@ -348,6 +355,7 @@ def _new_row(item: NewDelivery, now: datetime) -> dict[str, Any]:
         "author": item.author,
         "created_at": now,
         "updated_at": now,
+        "repost_of": item.repost_of,
     }
 
 
@@ -693,6 +701,7 @@ class Ledger:
                         due_at=case((_ARMED, deliveries.c.due_at), else_=_due(item.due_at)),
                         revision=item.revision,
                         author=item.author,
+                        repost_of=item.repost_of,
                         updated_at=now,
                     )
                 )
@@ -758,6 +767,7 @@ class Ledger:
                     "author": item.author,
                     "created_at": now,
                     "due_at": item.due_at,
+                    "repost_of": item.repost_of,
                     **values,
                 }
                 conn.execute(upsert(conn, deliveries, new))
