@@ -244,15 +244,34 @@ def x_channel(_tmp_path: Path) -> Iterator[Channel]:
 
 
 MASTODON_TOKEN = "mastodon-tok-fr-CANARY-4d5e"
+MASTODON_CENTRAL_TOKEN = "mastodon-tok-en-CANARY-8f9a"
 
 
 @contextmanager
 def mastodon_channel(_tmp_path: Path) -> Iterator[Channel]:
-    with MastodonServer(accounts={FR: (MASTODON_TOKEN, FR)}) as server:
+    accounts = {FR: (MASTODON_TOKEN, FR), CENTRAL: (MASTODON_CENTRAL_TOKEN, CENTRAL)}
+    with MastodonServer(accounts=accounts) as server:
         publisher = MastodonPublisher(
-            {FR: MastodonAccount(server.url, Secret(MASTODON_TOKEN), FR)}, timeout=2.0
+            {
+                a: MastodonAccount(server.url, Secret(token), handle)
+                for a, (token, handle) in accounts.items()
+            },
+            timeout=2.0,
         )
         statuses = "/api/v1/statuses"
+
+        def repost_fault(kind: str) -> bool:
+            faults = {
+                "rate_limit": "429",
+                "server_error": "500",
+                "auth": "401",
+                "drop_after_store": "drop_after_store",
+            }
+            if kind not in faults:
+                return False
+            reset = int((datetime.now(UTC) + RATE_LIMIT_RESET).timestamp())
+            server.fail_next(faults[kind], method="POST", path=f"{statuses}/*/reblog", reset=reset)
+            return True
 
         def refuse_next() -> None:  # a text over the instance's limit, as Mastodon says it
             server.fail_next("422", method="POST", path=statuses)
@@ -290,7 +309,10 @@ def mastodon_channel(_tmp_path: Path) -> Iterator[Channel]:
             PublishRejected,
             fault=fault,
             stored=stored,
-            secrets=(MASTODON_TOKEN,),
+            secrets=(MASTODON_TOKEN, MASTODON_CENTRAL_TOKEN),
+            central=CENTRAL,
+            reposts=lambda: server.reblogs(FR),
+            repost_fault=repost_fault,
         )
         assert not server.errors  # every request the publisher made was one Mastodon has
 
