@@ -319,14 +319,17 @@ def mastodon_channel(_tmp_path: Path) -> Iterator[Channel]:
 
 BSKY_PASSWORD = "bsky-app-pass-CANARY-2b3c"  # an app password's shape: xxxx-xxxx-xxxx-xxxx
 BSKY_HANDLE = "francediplo.bsky.social"
+BSKY_CENTRAL = "francediplo-en.bsky.social"
+BSKY_CENTRAL_PASSWORD = "bsky-app-pass-CANARY-9d8e"
 
 
 @contextmanager
 def bluesky_channel(tmp_path: Path) -> Iterator[Channel]:
-    with BlueskyServer(accounts={FR: (BSKY_HANDLE, BSKY_PASSWORD)}) as pds:
+    accounts = {FR: (BSKY_HANDLE, BSKY_PASSWORD), CENTRAL: (BSKY_CENTRAL, BSKY_CENTRAL_PASSWORD)}
+    with BlueskyServer(accounts=accounts) as pds:
         publisher = BlueskyPublisher(
-            {FR: Secret(BSKY_PASSWORD)},
-            {FR: (BSKY_HANDLE, None)},
+            {a: Secret(password) for a, (_h, password) in accounts.items()},
+            {a: (handle, None) for a, (handle, _p) in accounts.items()},
             pds_url=pds.url,
             timeout=2.0,
             session_dir=tmp_path / "bluesky-sessions",
@@ -350,6 +353,16 @@ def bluesky_channel(tmp_path: Path) -> Iterator[Channel]:
                 return False
             return True
 
+        def repost_fault(kind: str) -> bool:
+            if kind == "rate_limit":
+                reset = int((datetime.now(UTC) + RATE_LIMIT_RESET).timestamp())
+                pds.fail_next("429", nsid=create, reset=reset)
+            elif kind in ("server_error", "drop_after_store"):
+                pds.fail_next({"server_error": "500"}.get(kind, kind), nsid=create)
+            else:
+                return False
+            return True
+
         def stored() -> list[Stored]:
             return [
                 Stored(
@@ -370,7 +383,10 @@ def bluesky_channel(tmp_path: Path) -> Iterator[Channel]:
             PublishRejected,
             fault=fault,
             stored=stored,
-            secrets=(BSKY_PASSWORD,),
+            secrets=(BSKY_PASSWORD, BSKY_CENTRAL_PASSWORD),
+            central=CENTRAL,
+            reposts=lambda: pds.reposts(FR),
+            repost_fault=repost_fault,
         )
         assert not pds.errors  # every request the publisher made was one the PDS serves
 
