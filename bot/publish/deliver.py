@@ -27,6 +27,15 @@ Policies that are the same for every channel:
   its window; alerted once with the text and the images. ``mark-posted`` records it POSTED;
   at ``retry_at`` it ends EXPIRED, alerted. Never twice: the row is claimed once, and the task
   is neither claimed nor sent again unless a person asks (``post-now --resend``).
+- *a repost* (amplification: the row's ``repost_of`` names the original's delivery key, on
+  the same channel): it is published only once the original is POSTED, as a repost of the
+  original's ``remote_id`` (``Reposter.repost``). Before that it waits, PENDING with a
+  ``retry_at`` (:func:`repost_wait`: 5 s growing to 5 min; no claim, no attempt spent; the
+  lateness window still applies); if the original ends FAILED, EXPIRED, RETRACTED or
+  SKIPPED, the repost ends SKIPPED with the original's reason. An ambiguous repost is
+  UNKNOWN and reconciled with ``Reposter.find_repost``, like a post with ``find``; the
+  platform keeps one repost of a post per account, so a retry never makes a second one.
+  ``retract`` undoes it (``Reposter.unrepost``).
 """
 
 from __future__ import annotations

@@ -28,7 +28,10 @@ Every transition, and what makes it (the rest of this module, ``bot/publish/deli
     UNKNOWN ──▶ FAILED                 given up after 6 h of unreadable timeline ("could
                                        not confirm whether X has it"; never sent blindly)
     PENDING ──▶ FAILED                 out of attempts
-    PENDING ──▶ SKIPPED                blackout
+    PENDING ──▶ SKIPPED                blackout; a repost whose original ended FAILED,
+                                       EXPIRED, RETRACTED or SKIPPED (its reason given)
+    PENDING ──▶ PENDING (retry_at)     a repost (``repost_of``) waiting for its original
+                                       to be POSTED: no claim, no attempt spent
     PENDING ──▶ EXPIRED                past its lateness window (service only; a paused
                                        account too; a thread's later parts with its part)
     PENDING ──▶ RETRACTED              cancelled ("cancelled: …": its post, part or account

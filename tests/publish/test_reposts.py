@@ -10,11 +10,13 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from publish.conftest import env_for
 from servers.translate import LibreServer
 from servers.x import XServer
 
 from bot import pipeline
+from bot.cli import main
 from bot.content.loader import load
 from bot.content.types import ContentSet
 from bot.publish.deliver import WAITING
@@ -64,11 +66,12 @@ def _record(content: ContentSet, pub: Publishing, now: datetime) -> None:
 
 
 def test_a_repost_goes_after_its_original_once_and_retract_undoes_it(
-    repo: Path, x: XServer, libre: LibreServer
+    repo: Path, x: XServer, libre: LibreServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Recorded with the post, the repost waits while the original is not POSTED, then is
     a retweet of it on the amplifier's timeline ("RT @francediplo: …"); delivered again it
-    sends nothing; ``retract`` undoes it before deleting the original."""
+    sends nothing; ``status`` shows it as a repost; ``retract`` undoes it before deleting the
+    original."""
     content, store, pub = _publishing(repo, x, libre)
     _record(content, pub, datetime.now(UTC))
     (waiting,) = pipeline.deliver(pub, POST, AMPLIFIER)
@@ -89,6 +92,13 @@ def test_a_repost_goes_after_its_original_once_and_retract_undoes_it(
     (again,) = pipeline.deliver(pub, POST, AMPLIFIER, look_now=True)
     assert (again.state, again.remote_id, again.attempts) == (State.POSTED, done.remote_id, 1)
     assert x.reposts(AMPLIFIER) == [original.remote_id]
+    state = str(repo.parent / "state.sqlite")
+    assert main(["status", "--root", str(repo), "--state", state, POST]) == 0
+    shown_rows = capsys.readouterr().out.splitlines()
+    assert [line for line in shown_rows if AMPLIFIER in line] == [
+        f"{done.due_at:%Y-%m-%d %H:%M} UTC  {POST} part 1  {AMPLIFIER} [x]  POSTED  attempts 1  "
+        f"↻ repost of {POST}#1@{CENTRAL}: {original.url}"
+    ]
     result = retract(pub, pub.ledger.rows(POST))
     assert result.ok, result.lines
     assert [line.split(": ")[1].split(" ")[0:2] for line in result.lines] == [
