@@ -387,8 +387,11 @@ class Deliverer:
         if original is not None and original.state is State.POSTED and original.remote_id:
             return original
         reason: str | None = None
-        if original is None and row.repost_of is not None and parse_key(key) is not None:
-            post, part, account = parse_key(key) or ("", 0, "")
+        parsed = parse_key(key)
+        if parsed is None:
+            reason = f"'{key}' names no delivery: a defect to report"
+        elif original is None:  # not recorded yet on this channel: on another one?
+            post, part, account = parsed
             elsewhere = [
                 r for r in self.ledger.rows(post) if r.account == account and r.part == part
             ]
@@ -398,8 +401,6 @@ class Deliverer:
                     f"through {row.channel}: a repost needs both accounts' credentials set "
                     "(see docs/operations.md, Amplification)"
                 )
-        elif original is None:
-            reason = f"'{key}' names no delivery: a defect to report"
         elif original.state in ORIGINAL_ENDED:
             why = f": {original.last_error}" if original.last_error else ""
             reason = f"the original {key} ended {original.state}{why}"

@@ -6,12 +6,13 @@ delivery key; these tests hand-make that delivery, as the plan would."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from publish.conftest import env_for
+from publish.conftest import ACCOUNTS, APP, env_for
 from servers.translate import LibreServer
 from servers.x import XServer
 
@@ -19,12 +20,15 @@ from bot import pipeline
 from bot.cli import main
 from bot.content.loader import load
 from bot.content.types import ContentSet
+from bot.errors import PublishAmbiguous
+from bot.platforms.x import XCredentials, XPublisher
+from bot.publish.base import Outgoing
 from bot.publish.deliver import WAITING
 from bot.publish.retract import retract
 from bot.publish.session import Publishing
 from bot.schedule.plan import Delivery
 from bot.service.dispatch import Dispatch
-from bot.settings import Settings
+from bot.settings import Secret, Settings
 from bot.state import Store, open_store
 from bot.state.ledger import State
 from bot.wiring import Wiring
@@ -138,4 +142,66 @@ def test_the_dispatch_reposts_on_a_later_sweep(repo: Path, x: XServer, libre: Li
     reposts = [r for r in x.requests if r.path.endswith("/retweets") and r.method == "POST"]
     assert len(reposts) == 1 and reposts[0].account == AMPLIFIER
     assert not x.errors
+    store.close()
+
+
+def _x_publisher(x: XServer) -> XPublisher:
+    accounts = {a: XCredentials(Secret(t), Secret(s)) for a, (t, s, _h) in ACCOUNTS.items()}
+    handles = {a: h for a, (_t, _s, h) in ACCOUNTS.items()}
+    return XPublisher(Secret(APP[0]), Secret(APP[1]), accounts, handles, api_url=x.url, timeout=2.0)
+
+
+def test_x_already_retweeted_is_a_repost_made(x: XServer) -> None:
+    """X's v1.1 answered a second retweet "403 You have already retweeted this Tweet." (code
+    327): should v2 answer so, the repost is there, and that is its receipt."""
+    publisher = _x_publisher(x)
+    original = publisher.publish(Outgoing(CENTRAL, CENTRAL, "Bonjour", lang="fr"))
+    item = Outgoing(AMPLIFIER, AMPLIFIER, "", key=f"p#1@{AMPLIFIER}", repost_of=original)
+    assert publisher.repost(item).remote_id == original.remote_id
+    problem = {"title": "Forbidden", "detail": "You have already retweeted this Tweet."}
+    x.answer_next(403, json.dumps(problem).encode(), method="POST", path="/2/users/*/retweets")
+    again = publisher.repost(item)
+    assert (again.remote_id, again.url) == (original.remote_id, original.url)
+    assert x.reposts(AMPLIFIER) == [original.remote_id]
+
+
+def test_x_repost_answer_that_confirms_nothing_is_ambiguous(x: XServer) -> None:
+    """X stored the repost but its answer does not say so (``{}``): PublishAmbiguous, and
+    ``find_repost`` finds it on the account's timeline."""
+    publisher = _x_publisher(x)
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    original = publisher.publish(Outgoing(CENTRAL, CENTRAL, "Bonjour", lang="fr"))
+    item = Outgoing(AMPLIFIER, AMPLIFIER, "", key=f"p#1@{AMPLIFIER}", repost_of=original)
+    x.answer_next(200, b"{}", process=True, method="POST", path="/2/users/*/retweets")
+    with pytest.raises(PublishAmbiguous):
+        publisher.repost(item)
+    found = publisher.find_repost(item, since)
+    assert found is not None and found.remote_id == original.remote_id
+    # A repost is not a post of the account's own: find() never takes it for one.
+    assert publisher.find(Outgoing(AMPLIFIER, AMPLIFIER, "Bonjour"), since) is None
+
+
+def test_a_repost_whose_original_goes_to_another_channel_is_skipped(
+    repo: Path, x: XServer, libre: LibreServer
+) -> None:
+    """The central account has no credentials (its post goes to the outbox) while the
+    amplifier's has: a repost of an outbox line is no repost, so it ends SKIPPED, saying
+    which credentials to set; nothing reaches X."""
+    env = env_for(x, libre)
+    for name in ("ACCESS_TOKEN", "ACCESS_SECRET"):
+        del env[f"DIPLOBOT_{CENTRAL.upper()}_{name}"]
+    content = load(repo)
+    store = open_store(f"sqlite:///{repo.parent / 'state.sqlite'}")
+    pub = Publishing.build(content, store, repo.parent, Wiring(Settings.from_env(env)))
+    assert (pub.channel_of[CENTRAL], pub.channel_of[AMPLIFIER]) == ("outbox", "x")
+    _record(content, pub, datetime.now(UTC))
+    (original,) = pipeline.deliver(pub, POST, CENTRAL)
+    assert original.state is State.POSTED and original.channel == "outbox"
+    (repost,) = pipeline.deliver(pub, POST, AMPLIFIER)
+    assert repost.state is State.SKIPPED
+    assert repost.last_error == (
+        f"the original {POST}#1@{CENTRAL} goes out through outbox, this repost through x: a "
+        "repost needs both accounts' credentials set (see docs/operations.md, Amplification)"
+    )
+    assert x.reposts(AMPLIFIER) == [] and not x.errors
     store.close()
