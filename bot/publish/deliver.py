@@ -243,7 +243,7 @@ class Deliverer:
             if send and current.state is State.PENDING and not self._late(current, deadline):
                 if self.stopping():
                     break  # not started after SIGTERM: it waits for the next start
-                current = self.deliver(current, reply_to)
+                current = self.deliver(current, reply_to, deadline)
             late = current.state is State.PENDING and self._late(current, deadline)
             if late and max_late is not None:
                 done.append(self._expire(current, max_late))
@@ -285,7 +285,10 @@ class Deliverer:
             self.alert(self.ledger.get(row.id), reason)
         return self.ledger.get(row.id)
 
-    def deliver(self, row: Row, reply_to: Receipt | None) -> Row:
+    def deliver(self, row: Row, reply_to: Receipt | None, deadline: datetime | None = None) -> Row:
+        """Claim ``row`` and publish it (replying to ``reply_to``); a repost waits for its
+        original first, never past ``deadline`` (the lateness window's end, when one
+        applies)."""
         now = self.clock()
         log = logger.bind(post=row.post_id, account=row.account, part=row.part, channel=row.channel)
         if row.attempts >= MAX_ATTEMPTS:
@@ -293,7 +296,7 @@ class Deliverer:
             return self.ledger.get(row.id)
         original: Row | None = None
         if row.repost_of is not None:
-            original = self._original_posted(row)
+            original = self._original_posted(row, deadline)
             if original is None:  # waiting for it, or ended with it
                 return self.ledger.get(row.id)
         claimed = self.ledger.claim(row.id, now)
@@ -374,10 +377,11 @@ class Deliverer:
         post, part, account = found
         return self.ledger.find(post, account, part, row.channel)
 
-    def _original_posted(self, row: Row) -> Row | None:
+    def _original_posted(self, row: Row, deadline: datetime | None = None) -> Row | None:
         """The original of the repost ``row`` once it is POSTED. Before that, None, and the
-        repost waits (PENDING, ``retry_at`` a little later: no busy loop); if the original
-        ended without being posted, the repost ends SKIPPED with the original's reason."""
+        repost waits (PENDING, ``retry_at`` a little later, at the latest ``deadline``: no
+        busy loop); if the original ended without being posted, the repost ends SKIPPED with
+        the original's reason."""
         now = self.clock()
         if row.retry_at is not None and row.retry_at > now:
             return None  # told to wait: not asked again before its time
@@ -412,12 +416,18 @@ class Deliverer:
             return None
         state = original.state if original is not None else "not recorded yet"
         wait = repost_wait(max(now - row.due_at, timedelta(0)))
+        retry_at = now + wait
+        if deadline is not None and retry_at > deadline:
+            # Looked at again before the window closes, not expired early for a long wait
+            # (within the shortest wait of its end, it expires: the original is that late).
+            shortest = REPOST_WAIT[0]
+            retry_at = max(now + shortest, deadline - shortest)
         self.ledger.transition(
             row.id,
             State.PENDING,
             expect=[State.PENDING],
             error=f"{WAITING}{key} to be posted (it is {state})",
-            retry_at=now + wait,
+            retry_at=retry_at,
         )
         log.bind(state=str(state), wait=wait.total_seconds()).info("publish.repost_waits")
         return None

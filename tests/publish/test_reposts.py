@@ -21,16 +21,17 @@ from bot.cli import main
 from bot.content.loader import load
 from bot.content.types import ContentSet
 from bot.errors import PublishAmbiguous
+from bot.platforms.outbox import OutboxPublisher
 from bot.platforms.x import XCredentials, XPublisher
 from bot.publish.base import Outgoing
-from bot.publish.deliver import WAITING
+from bot.publish.deliver import REPOST_WAIT, WAITING, Deliverer
 from bot.publish.retract import retract
 from bot.publish.session import Publishing
 from bot.schedule.plan import Delivery
 from bot.service.dispatch import Dispatch
 from bot.settings import Secret, Settings
 from bot.state import Store, open_store
-from bot.state.ledger import State
+from bot.state.ledger import NewDelivery, State
 from bot.wiring import Wiring
 
 POST = "entretien-liban"
@@ -204,4 +205,35 @@ def test_a_repost_whose_original_goes_to_another_channel_is_skipped(
         "repost needs both accounts' credentials set (see docs/operations.md, Amplification)"
     )
     assert x.reposts(AMPLIFIER) == [] and not x.errors
+    store.close()
+
+
+def test_a_repost_waits_within_the_lateness_window_then_expires(tmp_path: Path) -> None:
+    """In the service (a lateness window), a repost whose original is late waits with
+    growing waits, looked at again before the window closes (not expired early for a long
+    wait), and ends EXPIRED with the window, saying it waited for its original."""
+    store = open_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    outbox = OutboxPublisher(tmp_path / "outbox.jsonl", {CENTRAL: CENTRAL, AMPLIFIER: AMPLIFIER})
+    due = datetime.now(UTC).replace(microsecond=0)
+    key = f"{POST}#1@{CENTRAL}"
+    store.ledger.ensure(
+        [
+            NewDelivery(POST, CENTRAL, 1, "outbox", "fr", due, "Bonjour"),
+            NewDelivery(POST, AMPLIFIER, 1, "outbox", "en", due, "", repost_of=key),
+        ]
+    )
+    clock = [due + timedelta(minutes=8)]
+    deliverer = Deliverer(store.ledger, outbox, tmp_path, {}, clock=lambda: clock[0], platforms={})
+    window = timedelta(minutes=10)
+    (repost,) = [r for r in store.ledger.rows(POST) if r.account == AMPLIFIER]
+    (waiting,) = deliverer.deliver_chain([repost], max_late=window)
+    assert waiting.state is State.PENDING
+    # Its wait (as long as it has waited, at most 5 min) is cut to end before the window.
+    assert waiting.retry_at == due + window - REPOST_WAIT[0]
+    assert waiting.last_error == f"{WAITING}{key} to be posted (it is PENDING)"
+    clock[0] = due + window - timedelta(seconds=4)
+    (expired,) = deliverer.deliver_chain([store.ledger.get(repost.id)], max_late=window)
+    assert expired.state is State.EXPIRED
+    assert (expired.last_error or "").startswith(f"{WAITING}{key} to be posted")
+    assert outbox.records() == []
     store.close()
