@@ -7,7 +7,12 @@ delivery key; these tests hand-make that delivery, as the plan would."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -236,4 +241,61 @@ def test_a_repost_waits_within_the_lateness_window_then_expires(tmp_path: Path) 
     assert expired.state is State.EXPIRED
     assert (expired.last_error or "").startswith(f"{WAITING}{key} to be posted")
     assert outbox.records() == []
+    store.close()
+
+
+DELIVER = """
+import sys
+from pathlib import Path
+
+from bot import pipeline
+from bot.content.loader import load
+from bot.publish.session import Publishing
+from bot.settings import from_process
+from bot.state import open_store
+from bot.wiring import Wiring
+
+repo, state, post, account = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+content = load(repo)
+store = open_store(f"sqlite:///{state}")
+pub = Publishing.build(content, store, state.parent, Wiring(from_process()))
+pipeline.deliver(pub, post, account)
+"""
+
+
+def test_a_repost_killed_after_x_stored_it_is_posted_once(
+    repo: Path, x: XServer, libre: LibreServer
+) -> None:
+    """A real process reposts; X stores the repost and is slow to answer; the process is
+    SIGKILLed. The next process recovers its claim (its owner is gone), finds the repost on
+    the account's timeline: POSTED, and X holds one repost, asked for once."""
+    content, store, pub = _publishing(repo, x, libre)
+    _record(content, pub, datetime.now(UTC))
+    (original,) = pipeline.deliver(pub, POST, CENTRAL)
+    assert original.state is State.POSTED
+    x.fail_next("slow", method="POST", path="/2/users/*/retweets", seconds=30)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIPLOBOT_")}
+    state = repo.parent / "state.sqlite"
+    child = subprocess.Popen(
+        [sys.executable, "-c", DELIVER, str(repo), str(state), POST, AMPLIFIER],
+        env={**env, **env_for(x, libre)},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not x.reposts(AMPLIFIER) and time.monotonic() < deadline:
+            assert child.poll() is None, "the process ended before X stored the repost"
+            time.sleep(0.02)
+        assert x.reposts(AMPLIFIER) == [original.remote_id]
+        (sending,) = [r for r in pub.ledger.rows(POST) if r.account == AMPLIFIER]
+        assert sending.state is State.SENDING  # claimed, committed, then the call to X
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    (recovered,) = pub.recover()
+    assert recovered.state is State.POSTED, recovered.last_error
+    assert (recovered.remote_id, recovered.attempts) == (original.remote_id, 1)
+    (again,) = pipeline.deliver(pub, POST, AMPLIFIER, look_now=True)
+    assert again.state is State.POSTED
+    asked = [r for r in x.requests if r.method == "POST" and r.path.endswith("/retweets")]
+    assert len(asked) == 1 and x.reposts(AMPLIFIER) == [original.remote_id]
     store.close()
