@@ -299,3 +299,44 @@ def test_a_repost_killed_after_x_stored_it_is_posted_once(
     asked = [r for r in x.requests if r.method == "POST" and r.path.endswith("/retweets")]
     assert len(asked) == 1 and x.reposts(AMPLIFIER) == [original.remote_id]
     store.close()
+
+
+@pytest.mark.parametrize("ending", [None, State.FAILED])
+def test_a_repost_in_the_ledger_of_each_kind(
+    state_url: str, tmp_path: Path, ending: State | None
+) -> None:
+    """On SQLite and on PostgreSQL: the repost's row carries ``repost_of``; it waits for its
+    original, then goes once (the outbox holds one repost line), or ends SKIPPED with the
+    original's reason."""
+    store = open_store(state_url)
+    outbox = OutboxPublisher(tmp_path / "outbox.jsonl", {CENTRAL: CENTRAL, AMPLIFIER: AMPLIFIER})
+    due = datetime.now(UTC)
+    key = f"{POST}#1@{CENTRAL}"
+    store.ledger.ensure(
+        [
+            NewDelivery(POST, CENTRAL, 1, "outbox", "fr", due, "Bonjour"),
+            NewDelivery(POST, AMPLIFIER, 1, "outbox", "en", due, "", repost_of=key),
+        ]
+    )
+    clock = [due]
+    deliverer = Deliverer(store.ledger, outbox, tmp_path, {}, clock=lambda: clock[0])
+    rows = {r.account: r for r in store.ledger.rows(POST)}
+    assert (rows[CENTRAL].repost_of, rows[AMPLIFIER].repost_of) == (None, key)
+    (waiting,) = deliverer.deliver_chain([rows[AMPLIFIER]])
+    assert waiting.state is State.PENDING and waiting.retry_at == due + REPOST_WAIT[0]
+    if ending is None:
+        (original,) = deliverer.deliver_chain([rows[CENTRAL]])
+        assert original.state is State.POSTED
+    else:
+        assert store.ledger.transition(rows[CENTRAL].id, ending, expect=[State.PENDING], error="x")
+    clock[0] = due + REPOST_WAIT[0]
+    (done,) = deliverer.deliver_chain([store.ledger.get(rows[AMPLIFIER].id)])
+    reposts = [(r["account"], r["repost_of"]) for r in outbox.records() if r.get("repost_of")]
+    if ending is None:
+        assert done.state is State.POSTED and done.attempts == 1
+        assert reposts == [(AMPLIFIER, original.remote_id)]
+    else:
+        why = f"the original {key} ended FAILED: x"
+        assert (done.state, done.last_error) == (State.SKIPPED, why)
+        assert reposts == []
+    store.close()
