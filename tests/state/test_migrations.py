@@ -196,3 +196,41 @@ def test_a_new_file_gets_every_step_and_old_code_builds_old_schemas(tmp_path: Pa
     open_store(url).close()
     assert version(path) == len(STEPS)
     assert {"instances", "by_hand", "runtime_pauses"} <= set(dump(path))
+
+
+def test_the_repost_column_joins_a_ledger_of_schema_6(state_url: str) -> None:
+    """Schema 7 (reposts) adds ``deliveries.repost_of`` to a ledger that has none, on SQLite
+    and on PostgreSQL: its rows are kept, with no original (None); run again, nothing."""
+    engine = engine_for(state_url)
+    assert migrate(engine, upto=6) == 6
+    old = Table(
+        "deliveries",
+        MetaData(),
+        *[c._copy() for c in deliveries.columns if c.name != "repost_of"],
+    )
+    now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN repost_of")  # as 6 made it
+        values = {
+            "post_id": "p",
+            "account": "francediplo",
+            "part": 1,
+            "channel": "x",
+            "lang": "fr",
+            "due_at": now,
+            "text": "Bonjour",
+            "media": "[]",
+            "content_hash": "h",
+            "state": "PENDING",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        conn.execute(old.insert().values(**values))
+    assert migrate(engine) == len(STEPS)
+    assert migrate(engine) == len(STEPS)
+    engine.dispose()
+    store = open_store(state_url)
+    (row,) = store.ledger.rows("p")
+    assert (row.text, row.repost_of, row.due_at) == ("Bonjour", None, now)
+    store.close()
