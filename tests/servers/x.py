@@ -159,7 +159,12 @@ the request when ``process``): the fuzz tests' X, which may answer anything.
 
 Where X is not documented, the fake guesses: the too-long answer (400 with twitter's usual
 message), the wording of the 403 for deleting someone else's post, 404 for deleting a missing
-one, the 402 body (as X was reported to send it in 2026), and the media type checks.
+one, the 402 body (as X was reported to send it in 2026), and the media type checks. For
+reposts: a second repost of the same post answers 200 as the first did (X's v1.1 docs: "Twitter
+will ignore attempts to perform duplicate retweets"; v1.1 was seen answering 403 "You have
+already retweeted this Tweet." instead, which the publisher takes as done too), ``rest_id`` is
+the reposted post's id (the spec: "The ID of the reposted Post"), a missing post is 404
+resource-not-found, and another user's id in the path is 403.
 """
 
 from __future__ import annotations
