@@ -61,6 +61,9 @@ class Delivery:
     note: str = ""
     slot: str | None = None
     has_url: bool = False
+    # A repost (amplification): the delivery key (``post#1@account``) of the central
+    # account's post this account reposts; its text is the original's, none of its own.
+    repost_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
