@@ -527,6 +527,7 @@ def test_compose_wires_every_secret() -> None:
     postgres = compose["services"]["postgres"]
     assert env["DIPLOBOT_STATE"] == "postgresql+psycopg://diplobot@postgres:5432/diplobot"
     assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert env["DIPLOBOT_STATE_DIR"] + "/repo" == env["DIPLOBOT_ROOT"]  # the clone is ROOT
     assert (
         postgres["environment"]["POSTGRES_PASSWORD_FILE"] == (env["DIPLOBOT_STATE_PASSWORD_FILE"])
     )

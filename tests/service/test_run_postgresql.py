@@ -41,7 +41,9 @@ def test_first_run_sets_up_an_empty_database_and_publishes_once(
     with engine.connect() as conn:
         assert inspect(conn).get_table_names() == []
     svc = service(state_url=pg_url)
+    svc.env["DIPLOBOT_STATE_DIR"] = str(svc.state_dir)  # as docker-compose.yml sets /data
     svc.start()
+    assert (svc.clone / "schedules" / "accounts.yaml").is_file()  # the clone is in it
     with engine.connect() as conn:
         assert conn.execute(select(schema_version.c.version)).scalar() == len(STEPS)
     engine.dispose()
