@@ -9,7 +9,8 @@ a database of its own (``CREATE DATABASE t_<n>``), dropped after it. Every role 
 but :data:`PASSWORD_ROLE`, which must give its password.
 
 The server trades durability for speed (``fsync=off``: the tests SIGKILL diplobot, never the
-machine), and uses the C collation, whose order is SQLite's.
+machine), and uses the C collation, whose order is SQLite's; ``DIPLOBOT_TEST_PG_ICU_LOCALE=en-US``
+makes each database with that ICU collation instead, as a production server's may be.
 
 Fixtures (imported by ``tests/conftest.py``, so every test may ask for them):
 
@@ -191,8 +192,10 @@ class PostgresServer:
     def create_database(self, owner: str = "postgres") -> str:
         """A new, empty database (of ``owner``): its name."""
         name = f"t_{os.getpid()}_{next(self._names)}"
+        icu = os.environ.get("DIPLOBOT_TEST_PG_ICU_LOCALE")  # e.g. en-US: a production-like
+        collation = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu}'" if icu else ""
         with self.admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}" OWNER {owner}')
+            conn.execute(f'CREATE DATABASE "{name}" OWNER {owner}{collation}')
         return name
 
     def drop_database(self, name: str) -> None:
