@@ -289,7 +289,9 @@ def _alter_postgresql(conn: Connection, table: Table) -> None:
         if column is table.autoincrement_column:
             continue  # its sequence is its default: keep both
         kind = column.type.compile(dialect=conn.dialect)
-        changes.append(f"ALTER COLUMN {col} TYPE {kind} USING {col}::{kind}")
+        if stored[column.name]["type"].compile(dialect=conn.dialect) != kind:
+            # only when it changed: a type change rewrites the whole table under the lock
+            changes.append(f"ALTER COLUMN {col} TYPE {kind} USING {col}::{kind}")
         changes.append(f"ALTER COLUMN {col} {'DROP' if column.nullable else 'SET'} NOT NULL")
         default = getattr(column.server_default, "arg", None)
         if default is None:
