@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from loguru import logger
 
-from bot.content.types import CONTENT_DIR, ContentSet, PostEntry
+from bot.content.types import ContentSet, PostEntry
 from bot.errors import PublishError
 from bot.platforms import Limits, platform
 from bot.publish.deliver import REARMABLE, display_name
@@ -122,15 +122,18 @@ def rows(
     Images go with the first row of their part, with the variant's alt texts. On a platform
     without reply chains (``threads="join"``) a thread is one post when its parts, joined,
     fit it; else each part is a post of its own, in order. Pure."""
-    by_part = {(v.post, v.lang, v.part, v.platform): v for v in variants}
+    by_part = {(v.post, v.lang, v.part, v.platform, v.glossary): v for v in variants}
     groups: dict[tuple[str, str], list[planning.Delivery]] = {}
     for d in deliveries:
+        if d.repost_of is not None:
+            continue  # a repost has no text: it is recorded and published as a repost
         groups.setdefault((d.post, d.account), []).append(d)
     out = []
     for (post_id, account), parts in groups.items():
         parts.sort(key=lambda d: d.part)
         lang, due, channel = parts[0].lang, parts[0].due, channel_of[account]
         where = platform(content.accounts.accounts[account].platform)
+        owner = content.glossary_owner(account)  # a mission's glossary, or the central
 
         # Every row of this post and account but its part, text and images.
         base = NewDelivery(
@@ -150,7 +153,8 @@ def rows(
             # A variant made for no platform in particular ("") serves every platform.
             if (
                 v := by_part.get(
-                    (post_id, lang, d.part, where.name), by_part.get((post_id, lang, d.part, ""))
+                    (post_id, lang, d.part, where.name, owner),
+                    by_part.get((post_id, lang, d.part, "", owner)),
                 )
             )
             is not None
@@ -189,7 +193,7 @@ def rows(
         for d, v in joined:
             media = entry.media_of(v.part - 1, where.name)
             refs = tuple(
-                MediaRef(f"{CONTENT_DIR}/{m.file}", alt)
+                MediaRef(f"{entry.home}/{m.file}", alt)
                 for m, alt in zip(media, v.alts, strict=True)
             )
             for i, text in enumerate(v.texts):

@@ -348,9 +348,9 @@ def build(
     """The preview of ``plan`` (made from ``content``) with the ``variants`` localize gave.
     ``only``: the posts to show (``--changed-since``); ``diff``: the schedule's changes."""
     window = _Window(plan.start, plan.end)
-    by_variant: dict[tuple[str, str, str], list[Variant]] = defaultdict(list)
+    by_variant: dict[tuple[str, str, str, str], list[Variant]] = defaultdict(list)
     for v in variants:
-        by_variant[(v.post, v.lang, v.platform)].append(v)
+        by_variant[(v.post, v.lang, v.platform, v.glossary)].append(v)
     for found in by_variant.values():
         found.sort(key=lambda v: v.part)
     accounts = content.accounts.accounts
@@ -367,8 +367,9 @@ def build(
         """The variants ``account_id`` publishes: its platform's, else those made for no
         platform in particular (as ``bot.pipeline.rows`` joins them)."""
         account = accounts[account_id]
-        return by_variant.get((post, account.lang, account.platform)) or by_variant.get(
-            (post, account.lang, ""), []
+        owner = content.glossary_owner(account_id)
+        return by_variant.get((post, account.lang, account.platform, owner)) or by_variant.get(
+            (post, account.lang, "", owner), []
         )
 
     def held_reason(post: str, account_id: str) -> str:
@@ -458,8 +459,9 @@ def build(
     for post_id in [*shown_posts, *drafts]:
         entry = content.posts[post_id]
         cards = []
-        for account_id, account in accounts.items():
-            if account.lang not in entry.languages:
+        publishers = content.publishers_of(entry)
+        for account_id, _account in accounts.items():
+            if account_id not in publishers:
                 continue
             found = variants_for(post_id, account_id)
             if not found:
