@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATETIME",
         help="as if it were this UTC time (YYYY-MM-DD HH:MM)",
     )
+    _mission_option(p, "only this mission's accounts and posts")
 
     p = sub.add_parser(
         "translate", parents=[common], help="show (or write into the files) each post's variants"
@@ -458,6 +459,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         since=since,
         revision=head_commit(Path(args.root))[0],
         parallel=_settings(args).translator.parallel,
+        mission=_mission(content, args.mission),
     )
     for missing in made.site.write(out, FolderMedia(Path(args.root))):
         print(f"WARNING: image not copied: {missing}", file=sys.stderr)

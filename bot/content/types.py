@@ -209,7 +209,7 @@ class ContentSet:
 
     def zone_of(self, mission: str) -> ZoneInfo:
         """``mission``'s default zone (its accounts file's ``timezone``)."""
-        found = self.missions.get(mission)
+        found = self.missions.get(mission) if mission != self.central else None
         return zone(found.accounts.timezone) if found is not None else self.default_zone
 
     def mission_of(self, account_id: str) -> str:
@@ -241,13 +241,14 @@ class ContentSet:
         return [t.account for t in self.targets_of(entry) if t.repost_of is None]
 
     def slots_of(self, mission: str) -> SlotsFile:
-        found = self.missions.get(mission)
+        """``mission``'s slots file (the central one's is ``slots``)."""
+        found = self.missions.get(mission) if mission != self.central else None
         return found.slots if found is not None else self.slots
 
     def glossary_of(self, mission: str) -> GlossaryFile:
         """The glossary ``mission``'s texts are translated with: the central one, with the
         mission's own terms in place of the central ones they name, and added."""
-        found = self.missions.get(mission)
+        found = self.missions.get(mission) if mission != self.central else None
         return found.glossary if found is not None else self.glossary
 
     def glossary_owner(self, account_id: str) -> str:

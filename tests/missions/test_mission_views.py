@@ -96,3 +96,29 @@ def test_status_command_of_one_mission(
     assert [line.split()[6] for line in lines] == ["ambachine_fr", "ambachine_zh"]
     assert len(run_cli(*args).out.splitlines()) == 4
     assert run_cli(*args, "--mission", "consulat").code == 2
+
+
+def test_preview_of_one_mission(
+    full_example: Path, tmp_path: Path, run_cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``preview --mission``: its accounts and the posts they publish (its own, and the
+    central post it amplifies), its images from its own folder."""
+    monkeypatch.setenv("DIPLOBOT_TRANSLATOR", "libre")
+    monkeypatch.setenv("DIPLOBOT_TRANSLATOR_URL", "http://127.0.0.1:9")  # nobody: awaiting
+    out = tmp_path / "site"
+    result = run_cli(
+        "preview", "--root", str(full_example), "--state", str(tmp_path / "s.sqlite"),
+        "--out", str(out), "--from", "2026-11-20 08:00", "--days", "30",
+        "--mission", "ambassade-chine",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "@AmbaFranceChine" in index and "@faguodashiguan" in index
+    assert "@francediplo_EN" not in index and "@ambafrancechine" not in index
+    pages = sorted(p.name.rsplit("-", 1)[0] for p in out.glob("post-*.html"))
+    assert pages == [
+        "post-ambassade-chine_2026_12_visas-etudiants",
+        "post-ambassade-chine_queue_residence-artistes",
+        "post-bilan-cop31",
+    ]
+    assert (out / "files/missions/ambassade-chine/media/drapeau.png").is_file()
