@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.content.loader import load, validate
 
 MISSION = "missions/ambassade-chine"
@@ -254,3 +256,37 @@ def test_a_repository_without_missions_behaves_as_before(
     assert as_json.out == (data / "single-mission.plan.json").read_text(encoding="utf-8")
     as_text = run_cli(*args, *window)
     assert as_text.out == (data / "single-mission.plan.txt").read_text(encoding="utf-8")
+
+
+def test_a_changed_mission_post_is_the_only_file_read_again(
+    full_example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's sync: told which paths changed, the loader reads the changed post of
+    a mission and nothing else, and finds what reading everything finds; a change to a
+    mission's accounts reads every post again."""
+    from bot.content import checks
+    from bot.content.loader import LoadCache
+
+    cache = LoadCache()
+    validate(full_example, cache)
+    read: list[str] = []
+    real = checks.read_doc
+
+    def counting(base: Path, rel: str, out: Any) -> Any:
+        read.append(rel)
+        return real(base, rel, out)
+
+    monkeypatch.setattr(checks, "read_doc", counting)
+    rel = f"{MISSION}/posts/queue/residence-artistes.yaml"
+    (full_example / rel).write_text("lang: fr\nslot: matin\ntext: Autre texte\n", "utf-8")
+    found = validate(full_example, cache, changed=[rel])
+    assert [r for r in read if r.endswith(".yaml") and "/posts/" in r] == [rel]
+    assert found == validate(full_example)
+    read.clear()
+    accounts = full_example / f"{MISSION}/accounts.yaml"
+    accounts.write_text(
+        accounts.read_text("utf-8").replace("daily_cap: 4", "daily_cap: 5"), "utf-8"
+    )
+    found = validate(full_example, cache, changed=[f"{MISSION}/accounts.yaml"])
+    assert len([r for r in read if "/posts/" in r]) == 10  # every post file, both missions
+    assert found == validate(full_example)
