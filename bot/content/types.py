@@ -233,8 +233,16 @@ class ContentSet:
         account of its mission in its languages."""
         if entry.targets is not None:
             return entry.targets
-        mine = self._by_mission().get(entry.mission, ())
-        return tuple(Target(a) for a, acct in mine if acct.lang in entry.languages)
+        # Most posts share their mission and languages: one tuple for each pair.
+        shared: dict[tuple[str, tuple[str, ...]], tuple[Target, ...]] = self._memo.setdefault(
+            "targets", {}
+        )
+        key = (entry.mission, entry.languages)
+        found = shared.get(key)
+        if found is None:
+            mine = self._by_mission().get(entry.mission, ())
+            found = shared[key] = tuple(Target(a) for a, acct in mine if acct.lang in key[1])
+        return found
 
     def publishers_of(self, entry: PostEntry) -> list[str]:
         """The accounts that publish ``entry``'s text (a repost has none of its own)."""
