@@ -197,7 +197,9 @@ class Figures:
             "When the next pending delivery is due (0: none).",
             _stamp(next_due),
         )
-        yield from service.watcher.metrics()
+        yield from service.watcher.metrics(
+            content.mission_of if content is not None else None, self.accounts
+        )
 
 
 _REGISTRIES: weakref.WeakKeyDictionary[Service, CollectorRegistry] = weakref.WeakKeyDictionary()

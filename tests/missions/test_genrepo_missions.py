@@ -32,3 +32,17 @@ def test_generated_missions_are_valid_and_spread_the_posts(tmp_path: Path) -> No
     result = plan(content, datetime(2026, 11, 24, tzinfo=UTC), days=366)
     assert by_all == {d.post for d in result.deliveries if d.repost_of}
     assert {content.mission_of(d.account) for d in result.deliveries} == set(content.missions)
+
+
+def test_validate_on_two_cores_finds_what_one_finds_with_missions(tmp_path: Path) -> None:
+    """``validate --jobs 2`` forks a checker for half the post files, across missions: the
+    same problems, in the same order, as one process."""
+    from bot.content.loader import PARALLEL_MIN_FILES, check
+
+    repo = generate(tmp_path / "repo", PARALLEL_MIN_FILES + 200, missions=5)
+    mission_post = next((repo / "missions/ambassade-004/posts").rglob("*.yaml"))
+    mission_post.write_text("lang: fr\naccounts: [francediplo]\ntext: Un\n", encoding="utf-8")
+    (repo / "content/posts/000/post-00003.yaml").write_text("lang: xx\ntext: Deux\n", "utf-8")
+    one, two = check(repo, jobs=1), check(repo, jobs=2)
+    assert one == two
+    assert not one[0] and len(one[1]) == 2

@@ -85,6 +85,18 @@ def test_metrics_label_each_account_with_its_mission(full_example: Path, tmp_pat
     }
     with pytest.raises(KeyError):
         views.metrics(service, "consulat")
+    # The watch's per-account figure says the mission too (as a sweep counts them).
+    with service.watcher.lock:
+        service.watcher.counts.update({"ambachine_zh": 2, "francediplo": 1})
+    foreign = {
+        s.labels["account"]: s.labels["mission"]
+        for family in text_string_to_metric_families(
+            views.metrics(service, "ambassade-chine").decode()
+        )
+        for s in family.samples
+        if s.name == "diplobot_foreign_posts_total"
+    }
+    assert foreign == {"ambachine_zh": "ambassade-chine"}
 
 
 def test_status_command_of_one_mission(
