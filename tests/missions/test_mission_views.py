@@ -18,8 +18,8 @@ from bot.state import open_store
 from bot.state.ledger import NewDelivery
 
 
-def _service(repo: Path, tmp_path: Path) -> Service:
-    store = open_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
+def _service(repo: Path, tmp_path: Path, url: str | None = None) -> Service:
+    store = open_store(url or f"sqlite:///{tmp_path / 'state.sqlite'}")
     service = Service(LocalSource(repo), store, repo, ServiceSettings())
     service.content = load(repo)  # as an apply of this revision leaves it
     due = datetime.now(UTC) + timedelta(hours=1)
@@ -45,8 +45,11 @@ def _service(repo: Path, tmp_path: Path) -> Service:
     return service
 
 
-def test_status_of_one_mission_shows_only_its_accounts(full_example: Path, tmp_path: Path) -> None:
-    service = _service(full_example, tmp_path)
+def test_status_of_one_mission_shows_only_its_accounts(
+    full_example: Path, tmp_path: Path, state_url: str
+) -> None:
+    """On SQLite and on PostgreSQL: the page is chosen in the query."""
+    service = _service(full_example, tmp_path, state_url)
     mine = views.status(service, mission="ambassade-chine")
     assert mine["mission"] == "ambassade-chine"
     assert mine["counts"] == {"PENDING": {"ambachine_fr": 1, "ambachine_zh": 1}}
