@@ -163,3 +163,22 @@ def test_a_missions_glossary_applies_to_its_accounts_only(
     assert "Ministerio de Europa y Asuntos Exteriores" in made["francediplo_ES"].rows[0].text
     # A repost has no row of text (the repost helper records it).
     assert "ambachine_fr" not in made
+
+
+def test_post_now_of_a_mission_post_goes_to_its_accounts_only(
+    full_example: Path,
+    run_cli: Callable[..., Any],
+    libre: LibreServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DIPLOBOT_TRANSLATOR", "libre")
+    monkeypatch.setenv("DIPLOBOT_TRANSLATOR_URL", libre.url)
+    monkeypatch.setenv("DIPLOBOT_TRANSLATOR_KEY", KEY)
+    post = "ambassade-chine/2026/12/visas-etudiants"
+    result = run_cli("post-now", post, "--dry-run", "--root", str(full_example))
+    assert result.code == 0, result.out + result.err
+    outbox = full_example / ".diplobot/outbox.jsonl"
+    sent = [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines()]
+    assert {s["account"] for s in sent} == MINE
+    zh = next(s for s in sent if s["account"] == "ambachine_zh")
+    assert zh["text"].startswith("🎓 中国学生")  # the human translation
