@@ -502,7 +502,7 @@ class PostChecker:
                     f"account '{one_line(name)}' belongs to mission '{owner[0]}' ({owner[1]}); "
                     f"a post of mission '{mission}' ({self.layout.posts}/) goes only to its "
                     "mission's accounts",
-                    f"move the post to mission '{owner[0]}''s posts, or name one of: {mine}",
+                    f"move the post to {_posts_of(owner[1])}, or name one of: {mine}",
                 )
             else:
                 out.add(
@@ -911,6 +911,12 @@ class PostChecker:
 Holder = tuple[tuple[Any, ...], str, dict[str, str], bool, Platform | None, int]
 """A text to check: where, text, translations, has images, its one platform (None: the
 language's platforms), and its part (0: the post)."""
+
+
+def _posts_of(where: str) -> str:
+    """The posts folder of the mission whose accounts file is at ``where`` (``file:line``)."""
+    folder = where.rsplit(":", 1)[0].rsplit("/", 1)[0]
+    return f"{folder}/posts/" if folder.startswith("missions/") else "content/posts/"
 
 
 def _has_own(post: Post, platform: str, part: int) -> bool:

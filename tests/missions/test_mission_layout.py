@@ -73,7 +73,7 @@ def test_a_post_in_one_mission_naming_another_missions_account_is_an_error(
     # account is defined (file:line) and what to do.
     assert line.startswith(f"{MISSION}/posts/vol.yaml:3:26: ")
     assert "account 'francediplo' belongs to mission 'central' (schedules/accounts.yaml:8)" in line
-    assert "goes only to its mission's accounts" in line
+    assert "goes only to its mission's accounts (move the post to content/posts/, or name " in line
     # The other way round: a central post naming the mission's account.
     (full_example / f"{MISSION}/posts/vol.yaml").unlink()
     write(
@@ -87,6 +87,7 @@ def test_a_post_in_one_mission_naming_another_missions_account_is_an_error(
         "content/posts/vol.yaml:4:5: account 'ambachine_en' belongs to "
         f"mission 'ambassade-chine' ({MISSION}/accounts.yaml:10)"
     )
+    assert f"(move the post to {MISSION}/posts/, or name one of: francediplo," in line
 
 
 def test_an_account_defined_in_two_missions_names_both_places(
