@@ -41,6 +41,7 @@ from bot.content.types import (
     Mission,
     PostEntry,
     merged_glossary,
+    mission_of_path,
 )
 from bot.content.yamlsrc import YamlDoc, YamlProblem, read_yaml
 from bot.envname import env_name
@@ -328,6 +329,8 @@ class _Router:
         self.base = base
         self.checkers = checkers
         self._out = out
+        # missions/<name>/posts/...: the mission's checker, found by its name (269 missions)
+        self.by_name = {c.layout.name: c for c in checkers if not c.layout.central}
 
     @property
     def out(self) -> Collector:
@@ -340,10 +343,11 @@ class _Router:
             checker.out = out
 
     def check(self, rel: str) -> PostEntry | None:
-        for checker in self.checkers:
-            if rel.startswith(checker.layout.posts + "/"):
-                return checker.check(rel)
-        raise AssertionError(f"{rel} is in no mission's posts")
+        name = mission_of_path(rel)
+        checker = self.by_name.get(name) if name is not None else self.checkers[0]
+        if checker is None or not rel.startswith(checker.layout.posts + "/"):
+            raise AssertionError(f"{rel} is in no mission's posts")
+        return checker.check(rel)
 
 
 def _validate(

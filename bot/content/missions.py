@@ -75,15 +75,21 @@ def targets(
     if not names:
         return found
     assert others is not None
-    originals = [(t.account, own[t.account]) for t in found]
+    # The original a repost reposts: the first account on the platform in the language, else
+    # the first on the platform (of the post's own accounts, in file order).
+    on_platform: dict[str, str] = {}
+    in_language: dict[tuple[str, str], str] = {}
+    for t in found:
+        mine = own[t.account]
+        on_platform.setdefault(mine.platform, t.account)
+        in_language.setdefault((mine.platform, mine.lang), t.account)
     for name in names:
         for aid, account in others[name].items():
             original = None
             if how == "repost" and account.platform in REPOSTING:
-                same = [a for a, acct in originals if acct.platform == account.platform]
-                in_lang = [a for a in same if own[a].lang == account.lang]
-                pick = in_lang or same
-                original = pick[0] if pick else None
+                original = in_language.get((account.platform, account.lang)) or on_platform.get(
+                    account.platform
+                )
             if original is not None:
                 found.append(Target(aid, repost_of=original, amplified=True))
             elif allowed is None or account.lang in allowed:
