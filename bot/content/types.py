@@ -196,7 +196,8 @@ class ContentSet:
     missions: Mapping[str, Mission] = field(default_factory=dict)  # every mission, central first
     account_missions: Mapping[str, str] = field(default_factory=dict)  # account → its mission
     central: str = CENTRAL
-    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # Derived once per content set (never shared by a copy made with dataclasses.replace).
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def default_zone(self) -> ZoneInfo:
@@ -243,6 +244,17 @@ class ContentSet:
             mine = self._by_mission().get(entry.mission, ())
             found = shared[key] = tuple(Target(a) for a, acct in mine if acct.lang in key[1])
         return found
+
+    def target_of(self, entry: PostEntry, account: str) -> Target | None:
+        """How ``entry`` goes to ``account`` (None: it does not)."""
+        by_post: dict[str, dict[str, Target]] = self._memo.setdefault("target_of", {})
+        found = by_post.get(entry.id)
+        if found is None or entry.targets is None:
+            # A post of its mission's accounts has few; an amplified one may have 1,000.
+            found = {t.account: t for t in self.targets_of(entry)}
+            if entry.targets is not None:
+                by_post[entry.id] = found
+        return found.get(account)
 
     def publishers_of(self, entry: PostEntry) -> list[str]:
         """The accounts that publish ``entry``'s text (a repost has none of its own)."""

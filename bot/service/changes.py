@@ -262,11 +262,7 @@ class Changes:
                 continue
             entry = content.posts.get(row.post_id)
             # The account as the post goes to it (a repost goes when its original does).
-            target = (
-                next((t for t in content.targets_of(entry) if t.account == row.account), None)
-                if entry is not None
-                else None
-            )
+            target = content.target_of(entry, row.account) if entry is not None else None
             new_due = (
                 due_for(content, entry, target.repost_of or row.account, pins)
                 if entry is not None and target is not None
