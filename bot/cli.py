@@ -692,6 +692,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
             tail = r.last_error
         if r.id in stale:
             tail = f"STALE: {stale[r.id]}; reconciled at the next start of the service or post-now"
+        if r.repost_of is not None:  # amplification: a repost of the central account's post
+            tail = f"↻ repost of {r.repost_of}" + (f": {tail}" if tail else "")
         retry = f" retry at {r.retry_at:%Y-%m-%d %H:%M} UTC" if r.retry_at else ""
         state = str(r.state)
         if for_a_person(r):  # a manual task, or a channel that cannot be searched

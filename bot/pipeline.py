@@ -212,6 +212,35 @@ def rows(
     return out
 
 
+def repost_rows(
+    deliveries: Iterable[planning.Delivery],
+    channel_of: Mapping[str, str],
+    commit: Revision = (None, None),
+) -> list[AccountRows]:
+    """The plan's reposts (``Delivery.repost_of`` set; :func:`rows` leaves them out) as what
+    the ledger gets: one row each, part 1, no text, ``repost_of`` the original's delivery
+    key. It is published once the original is POSTED (``bot/publish/deliver.py``). Pure."""
+    out = []
+    for d in deliveries:
+        if d.repost_of is None:
+            continue
+        channel = channel_of[d.account]
+        row = NewDelivery(
+            post_id=d.post,
+            account=d.account,
+            part=1,
+            channel=channel,
+            lang=d.lang,
+            due_at=d.due,
+            text="",
+            revision=commit[0],
+            author=commit[1],
+            repost_of=d.repost_of,
+        )
+        out.append(AccountRows(d.post, d.account, channel, d.due, rows=(row,)))
+    return out
+
+
 def joined_thread(parts: Sequence[NewDelivery], limits: Limits) -> list[NewDelivery] | None:
     """A thread's rows as the one row of a post that joins them, or None when the joined text
     or its images do not fit one post (then each part goes out as a post of its own)."""
@@ -394,18 +423,18 @@ def publish_now(
     loc = localize(
         content, pub.translator, pub.cache, post_ids=[entry.id], parallel=pub.translate_parallel
     )
+    due = due_now(content, entry, accounts, now)
+    commit = head_commit(content.root)
     planned = rows(
-        content,
-        due_now(content, entry, accounts, now),
-        loc.variants,
-        pub.channel_of,
-        head_commit(content.root),
-    )
+        content, [d for d in due if d.repost_of is None], loc.variants, pub.channel_of, commit
+    ) + repost_rows(due, pub.channel_of, commit)
     rearmed: dict[str, list[str]] = {}
     removed: dict[int, str] = {}
     why = {item.account: record(pub, item, removed, rearm=rearmed) for item in planned}
     results = []
-    for account in accounts:
+    reposting = {item.account for item in planned if any(r.repost_of for r in item.rows)}
+    # Reposts after the posts they repost: each waits for its original to be POSTED.
+    for account in sorted(accounts, key=lambda a: a in reposting):
         result = AccountResult(account, rearmed=rearmed.get(account, []))
         results.append(result)
         message = why.get(account)

@@ -157,13 +157,14 @@ class Changes:
         with self.lock:
             self.stats.engine_calls += loc.stats.engine_calls
             self.stats.cache_hits += loc.stats.cache_hits
+        deliveries = [d for _key, parts in sorted(todo.items()) for d in parts] + list(blackout)
         planned = pipeline.rows(
             content,
-            [d for _key, parts in sorted(todo.items()) for d in parts] + list(blackout),
+            [d for d in deliveries if d.repost_of is None],
             loc.variants,
             pub.channel_of,
             commit,
-        )
+        ) + pipeline.repost_rows(deliveries, pub.channel_of, commit)  # no text to translate
         notes = {(d.post, d.account): d.note for d in blackout}
         # Deliveries not in the ledger yet (a first start, new posts): recorded together, in
         # one transaction; the others go through pipeline.record, which may refresh them.

@@ -252,4 +252,5 @@ def _row_json(r: Row) -> dict[str, Any]:
         "url": r.url,
         "error": r.last_error,
         "for_a_person": is_for_a_person(r),
+        "repost_of": r.repost_of,  # amplification: the original's delivery key
     }

@@ -28,7 +28,10 @@ Every transition, and what makes it (the rest of this module, ``bot/publish/deli
     UNKNOWN ──▶ FAILED                 given up after 6 h of unreadable timeline ("could
                                        not confirm whether X has it"; never sent blindly)
     PENDING ──▶ FAILED                 out of attempts
-    PENDING ──▶ SKIPPED                blackout
+    PENDING ──▶ SKIPPED                blackout; a repost whose original ended FAILED,
+                                       EXPIRED, RETRACTED or SKIPPED (its reason given)
+    PENDING ──▶ PENDING (retry_at)     a repost (``repost_of``) waiting for its original
+                                       to be POSTED: no claim, no attempt spent
     PENDING ──▶ EXPIRED                past its lateness window (service only; a paused
                                        account too; a thread's later parts with its part)
     PENDING ──▶ RETRACTED              cancelled ("cancelled: …": its post, part or account
@@ -270,10 +273,15 @@ class NewDelivery:
     media: tuple[MediaRef, ...] = ()
     revision: str | None = None
     author: str | None = None
+    # A repost: the original's delivery key (``post#1@account``); its text is "".
+    repost_of: str | None = None
 
     @property
     def content_hash(self) -> str:
-        payload = json.dumps([self.text, [[m.file, m.alt] for m in self.media]])
+        fields: list[Any] = [self.text, [[m.file, m.alt] for m in self.media]]
+        if self.repost_of is not None:  # a repost of another original is another delivery
+            fields.append(self.repost_of)
+        payload = json.dumps(fields)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
@@ -300,6 +308,7 @@ class Row:
     claimed_at: datetime | None
     claimed_by: str | None
     updated_at: datetime
+    repost_of: str | None = None  # a repost: the original's delivery key
 
 
 def _row(r: Any) -> Row:
@@ -326,6 +335,7 @@ def _row(r: Any) -> Row:
         claimed_at=r.claimed_at,
         claimed_by=r.claimed_by,
         updated_at=r.updated_at,
+        repost_of=r.repost_of,
     )
 
 
@@ -348,6 +358,7 @@ def _new_row(item: NewDelivery, now: datetime) -> dict[str, Any]:
         "author": item.author,
         "created_at": now,
         "updated_at": now,
+        "repost_of": item.repost_of,
     }
 
 
@@ -697,6 +708,7 @@ class Ledger:
                         due_at=case((_ARMED, deliveries.c.due_at), else_=_due(item.due_at)),
                         revision=item.revision,
                         author=item.author,
+                        repost_of=item.repost_of,
                         updated_at=now,
                     )
                 )
@@ -762,6 +774,7 @@ class Ledger:
                     "author": item.author,
                     "created_at": now,
                     "due_at": item.due_at,
+                    "repost_of": item.repost_of,
                     **values,
                 }
                 conn.execute(upsert(conn, deliveries, new))
