@@ -568,8 +568,11 @@ def _targets(content: ContentSet, post_id: str, langs: list[str] | None) -> list
                 f"{post_id} is not published in {', '.join(unknown)}; it goes "
                 f"out in {', '.join(entry.languages)}"
             )
+    # Every account the post goes to: its mission's, and those amplifying it (a copy, or a
+    # repost of the central account's post, made once that post is published).
     accounts = content.accounts.accounts
-    return [a for a in content.publishers_of(entry) if not langs or accounts[a].lang in langs]
+    every = [t.account for t in content.targets_of(entry)]
+    return [a for a in every if not langs or accounts[a].lang in langs]
 
 
 def _cmd_post_now(args: argparse.Namespace) -> int:

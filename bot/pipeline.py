@@ -64,9 +64,26 @@ def plan(
 def due_now(
     content: ContentSet, entry: PostEntry, accounts: Iterable[str], now: datetime
 ) -> list[planning.Delivery]:
-    """``post-now``'s deliveries: every part of ``entry`` on ``accounts``, due ``now``."""
+    """``post-now``'s deliveries: every part of ``entry`` on ``accounts``, due ``now``; an
+    account that amplifies ``entry`` by repost gets its repost (it waits for its original)."""
     out = []
     for account in accounts:
+        target = content.target_of(entry, account)
+        if target is not None and target.repost_of is not None:
+            out.append(
+                planning.Delivery(
+                    post=entry.id,
+                    account=account,
+                    lang=content.accounts.accounts[account].lang,
+                    part=1,
+                    parts=1,
+                    due=now,
+                    source="human",
+                    slot=entry.slot,
+                    repost_of=f"{entry.id}#1@{target.repost_of}",
+                )
+            )
+            continue
         lang = content.accounts.accounts[account].lang
         where = content.accounts.accounts[account].platform
         parts = entry.parts_for(where)
@@ -126,7 +143,7 @@ def rows(
     groups: dict[tuple[str, str], list[planning.Delivery]] = {}
     for d in deliveries:
         if d.repost_of is not None:
-            continue  # a repost has no text: it is recorded and published as a repost
+            continue  # a repost has no text: :func:`repost_rows` records it
         groups.setdefault((d.post, d.account), []).append(d)
     out = []
     for (post_id, account), parts in groups.items():

@@ -182,3 +182,26 @@ def test_post_now_of_a_mission_post_goes_to_its_accounts_only(
     assert {s["account"] for s in sent} == MINE
     zh = next(s for s in sent if s["account"] == "ambachine_zh")
     assert zh["text"].startswith("🎓 中国学生")  # the human translation
+
+
+def test_post_now_of_an_amplified_central_post_reposts_after_the_originals(
+    full_example: Path,
+    run_cli: Callable[..., Any],
+    libre: LibreServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``post-now bilan-cop31``: the central accounts publish it, the embassy's X accounts
+    repost the central X posts in their languages, its Weibo account gets a copy."""
+    monkeypatch.setenv("DIPLOBOT_TRANSLATOR", "libre")
+    monkeypatch.setenv("DIPLOBOT_TRANSLATOR_URL", libre.url)
+    monkeypatch.setenv("DIPLOBOT_TRANSLATOR_KEY", KEY)
+    result = run_cli("post-now", "bilan-cop31", "--dry-run", "--root", str(full_example))
+    assert result.code == 0, result.out + result.err
+    outbox = full_example / ".diplobot/outbox.jsonl"
+    sent = {}
+    for line in outbox.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        sent[record["account"]] = record
+    assert sent["ambachine_fr"]["repost_of"] == sent["francediplo"]["id"]
+    assert sent["ambachine_en"]["repost_of"] == sent["francediplo_EN"]["id"]
+    assert "repost_of" not in sent["ambachine_zh"] and "法国外交部" in sent["ambachine_zh"]["text"]

@@ -1,6 +1,7 @@
 """``diplobot run`` on a repository with two missions, publishing to the fake X: each
 mission's post reaches its own accounts only, a central post copied by a mission reaches both,
-and ``/status?mission=`` and ``/metrics`` tell them apart."""
+one it reposts is reposted by the mission's X accounts once published, and
+``/status?mission=`` and ``/metrics`` tell them apart."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def _post(post_id: str, due: str, text: str, langs: dict[str, str], extra: str =
     return "\n".join(lines) + "\n" + extra
 
 
-def test_each_missions_posts_go_to_its_accounts_and_a_copy_to_both(
+def test_each_missions_posts_go_to_its_accounts_and_amplified_ones_to_both(
     content_repo: ContentRepo, service: ServiceFactory, x: XServer
 ) -> None:
     _split(content_repo)
@@ -55,7 +56,11 @@ def test_each_missions_posts_go_to_its_accounts_and_a_copy_to_both(
             "amplify: {missions: all, how: copy}\n",
         ),
     )
-    rev = content_repo.commit("a mission, its post, and a central post it copies")
+    content_repo.write(
+        "content/posts/relais.yaml",
+        _post("relais", due, "Relais central", {"en": "EN"}, "amplify: all\n"),
+    )
+    rev = content_repo.commit("a mission, its post, a central post it copies, one it reposts")
     svc = service()
     svc.start()
     wait_for("the commit to be applied", lambda: svc.status()["revision"] == rev)
@@ -68,6 +73,15 @@ def test_each_missions_posts_go_to_its_accounts_and_a_copy_to_both(
 
     wait_for("the mission's post", lambda: all(on("Visite au Liban")[a] for a in MINE))
     wait_for("the copies", lambda: all(on("Accord climat").values()), timeout=20)
+    # Reposts: the mission's X accounts (ar, es: no central X account in their language)
+    # repost the central mission's first X account's post, once it is published.
+    original = wait_for(
+        "the central post",
+        lambda: [
+            t["id"] for t in x.timeline("francediplo") if t["text"].startswith("Relais central")
+        ],
+    )
+    wait_for("the reposts", lambda: all(x.reposts(a) == original for a in MINE), timeout=20)
     time.sleep(1.5)  # two more sweeps: nothing is sent again
     assert on("Visite au Liban") == {
         "francediplo": 0,
@@ -95,8 +109,10 @@ def test_each_missions_posts_go_to_its_accounts_and_a_copy_to_both(
         if s.name == "diplobot_deliveries" and s.labels["state"] == "POSTED"
     }
     assert posted == {
-        ("francediplo", "central"): 1,
-        ("francediplo_EN", "central"): 1,
-        ("francediplo_AR", MISSION): 2,
-        ("francediplo_ES", MISSION): 2,
+        ("francediplo", "central"): 2,
+        ("francediplo_EN", "central"): 2,
+        ("francediplo_AR", MISSION): 3,
+        ("francediplo_ES", MISSION): 3,
     }
+    assert on("Relais central") == {"francediplo": 1, "francediplo_EN": 1, **dict.fromkeys(MINE, 0)}
+    assert {a: x.reposts(a) for a in MINE} == dict.fromkeys(MINE, original)
