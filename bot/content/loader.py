@@ -378,7 +378,8 @@ def _validate(
     account_model = central.model
     if any(sch.model is None for sch in others):
         account_model = None
-    mission_accounts = {sch.layout.name: sch.model.accounts for sch in others if sch.model}
+    # A mission whose accounts file is broken (reported) is still a mission amplify may name.
+    mission_accounts = {sch.layout.name: sch.model.accounts if sch.model else {} for sch in others}
     checkers = [
         PostChecker(
             base,
