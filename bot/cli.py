@@ -324,6 +324,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         )
         problems = mine
     rendered = render_problems(problems, args.format)
+    if args.format == "json" and args.mission is not None:
+        # The mission's problems; whether the repository is valid, and how many errors the
+        # other missions have.
+        shown = json.loads(rendered)
+        rendered = json.dumps(
+            {**shown, "valid": valid, "mission": args.mission, "errors_elsewhere": elsewhere},
+            ensure_ascii=False,
+            indent=2,
+        )
     if rendered:
         print(rendered)
     if elsewhere:

@@ -222,6 +222,12 @@ def test_validate_mission_shows_that_missions_problems(
     assert "1 error(s) in other missions' files" in mine.err
     central = run_cli("validate", "--root", str(full_example), "--mission", "central")
     assert [e.split(":")[0] for e in errors(central.out)] == ["content/posts/y.yaml"]
+    as_json = json.loads(
+        run_cli(
+            "validate", "--root", str(full_example), "--mission", "central", "--format", "json"
+        ).out
+    )
+    assert (as_json["valid"], as_json["errors"], as_json["errors_elsewhere"]) == (False, 1, 1)
 
 
 def test_a_blackout_in_a_missions_slots_names_only_its_accounts(full_example: Path) -> None:
