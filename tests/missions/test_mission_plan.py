@@ -205,3 +205,26 @@ def test_post_now_of_an_amplified_central_post_reposts_after_the_originals(
     assert sent["ambachine_fr"]["repost_of"] == sent["francediplo"]["id"]
     assert sent["ambachine_en"]["repost_of"] == sent["francediplo_EN"]["id"]
     assert "repost_of" not in sent["ambachine_zh"] and "法国外交部" in sent["ambachine_zh"]["text"]
+
+
+def test_a_slot_of_the_same_name_in_two_missions_is_two_slots(full_example: Path) -> None:
+    """Each mission's `morning` has its own capacity: a central post and a mission's post
+    both take the first occurrence, at the same wall time."""
+    _edit(
+        full_example / f"{MISSION}/slots.yaml",
+        "slots:\n",
+        "slots:\n  morning:\n    times: [09:30]\n    timezone: Europe/Paris\n",
+    )
+    (full_example / f"{MISSION}/posts/matinal.yaml").write_text(
+        "lang: fr\nslot: morning\ntext: Bonjour de Pékin\n", encoding="utf-8"
+    )
+    result = plan(load(full_example), NOW, days=10)
+    firsts = {
+        d.post: d.due
+        for d in result.deliveries
+        if d.slot == "morning" and d.account in ("francediplo", "ambachine_fr")
+    }
+    assert firsts == {
+        "queue/bourses-francophonie": datetime(2026, 11, 20, 8, 30, tzinfo=UTC),
+        "ambassade-chine/matinal": datetime(2026, 11, 20, 8, 30, tzinfo=UTC),
+    }
