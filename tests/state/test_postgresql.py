@@ -480,3 +480,23 @@ def test_a_pg_dump_restored_into_an_empty_database_opens_with_every_row(
     assert new.id > max(r.id for r in rows)
     again.close()
     postgres.drop_database(restored)
+
+
+def test_a_schema_of_its_own_through_the_url_search_path(pg_url: str) -> None:
+    """docs/deploy.md: ``?options=-csearch_path%3Ddiplobot`` keeps the tables in that schema
+    (a database shared with other tables in ``public``)."""
+    engine = engine_for(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE customers (id integer primary key)"))
+        conn.execute(text("CREATE SCHEMA diplobot"))
+    engine.dispose()
+    store = open_store(pg_url + "?options=-csearch_path%3Ddiplobot")
+    (row,) = store.ledger.ensure([item("a")])
+    assert store.ledger.get(row.id).state is State.PENDING
+    store.close()
+    engine = engine_for(pg_url)
+    with engine.connect() as conn:
+        ours = set(inspect(conn).get_table_names(schema="diplobot"))
+        public = set(inspect(conn).get_table_names())
+    engine.dispose()
+    assert {"deliveries", "schema_version", "instances"} <= ours and public == {"customers"}
