@@ -76,6 +76,7 @@ from bot.errors import (
     PublishRateLimited,
     PublishRejected,
 )
+from bot.instance import user_agent
 from bot.platforms._json import dig, iso_time, loads
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
@@ -202,6 +203,8 @@ class _RoutedClient(tweepy_async.AsyncClient):  # type: ignore[misc]
         )
         self.api_url = api_url
         self.signer = signer
+        # Which replica sent each request (X's side, and the fake X's log, can tell).
+        self.user_agent = user_agent()
 
     def signed(
         self, method: str, route: str, params: dict[str, Any] | None, headers: dict[str, str]
@@ -601,7 +604,7 @@ class XPublisher:
 async def _post(session: aiohttp.ClientSession, signer: OAuthClient, url: str, **body: Any) -> Any:
     """POST to X signed with OAuth 1.0a (a JSON or multipart body is not part of the
     signature); the JSON answer, or None when the answer is not JSON."""
-    _, headers, _ = signer.sign(url, "POST")
+    _, headers, _ = signer.sign(url, "POST", headers={"User-Agent": user_agent()})
     async with session.post(url, headers=headers, **body) as response:
         raw = await response.read()
     answer = loads(raw)

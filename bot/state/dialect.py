@@ -16,9 +16,11 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Float, Table, create_engine, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.functions import FunctionElement
 
 from bot.errors import ConfigError, StateError
 
@@ -154,3 +156,23 @@ def damaged(where: object, detail: str) -> str:
 
 def _unsupported(conn: Connection) -> StateError:
     return StateError(f"state databases of kind {conn.dialect.name!r} are not supported yet")
+
+
+class db_seconds(FunctionElement[float]):
+    """The database's clock, in seconds since 1970, as a SQL expression: the lease's expiry is
+    computed and compared by the database itself (bot/state/lease.py). PostgreSQL's
+    ``clock_timestamp()`` (the time at this statement, not at the transaction's start); SQLite's
+    ``julianday('now')``: the host's clock, shared by every process on one file."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(db_seconds)
+def _db_seconds_sqlite(element: db_seconds, compiler: Any, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(db_seconds, "postgresql")
+def _db_seconds_postgresql(element: db_seconds, compiler: Any, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"

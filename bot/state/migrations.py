@@ -32,6 +32,7 @@ from bot.state.tables import (
     instances,
     runtime_pauses,
     schema_version,
+    service_lease,
     slot_pins,
     translations,
 )
@@ -82,6 +83,7 @@ STEPS: tuple[Step, ...] = (
     Step("process starts and their heartbeats", create(instances)),  # 4
     Step("deliveries armed by post-now", create(by_hand)),  # 5
     Step("an index of deliveries by state and due time", create_index(due_index)),  # 6
+    Step("the service's lease: one active replica", create(service_lease)),  # 7
 )
 """Version N is reached by running STEPS[N-1]. Append, never edit."""
 

@@ -63,7 +63,7 @@ def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
     the release wrote it, instants as aware UTC datetimes."""
     path = release_copy(tmp_path)
     before = dump(path)
-    assert version(path) == 5 and len(STEPS) == 6
+    assert version(path) == 5 and len(STEPS) >= 6
     store = open_store(state_url(tmp_path, str(path)))
     ledger = store.ledger_as(lease=timedelta(seconds=60))
     rows = {(r.post_id, r.part): r for r in ledger.rows()}
@@ -97,8 +97,9 @@ def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
     after = dump(path)
     after["instances"] = [r for r in after["instances"] if r[0] != "next00000001"]
     after["heartbeat"] = [r for r in after["heartbeat"] if r[0] != "service:next00000001"]
-    assert after.pop("schema_version") == [(6,)]
+    assert after.pop("schema_version") == [(len(STEPS),)]
     before.pop("schema_version")
+    assert after.pop("service_lease") == []  # schema 7: the replicas' lease, empty until a run
     assert after == before
     with closing(sqlite3.connect(path)) as conn:
         plan = conn.execute(
@@ -110,29 +111,32 @@ def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
 
 def test_a_step_that_adds_a_column_upgrades_the_release_file_once(tmp_path: Path) -> None:
     """A step after today's adding a column: run once on the release's file, recorded as
-    schema 7, every row kept (the new column at its default); run again, nothing happens."""
+    the next schema, every row kept (the new column at its default); run again, nothing happens."""
     path = release_copy(tmp_path)
     before = dump(path)
     steps = (*STEPS, NOTE)
     engine = engine_for(f"sqlite:///{path}")
-    assert migrate(engine, steps=steps) == 7
-    assert migrate(engine, steps=steps) == 7
+    assert migrate(engine, steps=steps) == len(STEPS) + 1
+    assert migrate(engine, steps=steps) == len(STEPS) + 1
     engine.dispose()
-    assert version(path) == 7
+    assert version(path) == len(STEPS) + 1
     assert columns(path, "deliveries")[-1] == "note"
     after = dump(path)
     assert after["deliveries"] == [(*row, "none") for row in before["deliveries"]]
+    assert after.pop("service_lease") == []  # the replicas' lease: a table of today's steps
     assert {n: r for n, r in after.items() if n not in ("deliveries", "schema_version")} == {
         n: r for n, r in before.items() if n not in ("deliveries", "schema_version")
     }
-    # The file now refuses the code that knows six steps: it was upgraded by a newer one.
-    with pytest.raises(StateError, match=r"upgraded by a newer diplobot \(schema 7"):
+    # The file now refuses the code that knows today's steps: a newer one upgraded it.
+    with pytest.raises(
+        StateError, match=rf"upgraded by a newer diplobot \(schema {len(STEPS) + 1}"
+    ):
         open_store(f"sqlite:///{path}")
 
 
 def test_a_failed_step_leaves_the_file_as_it_was(tmp_path: Path) -> None:
-    """Steps 6 (the index), 7 (a column) and 8 (fails halfway, after changing rows): the
-    upgrade stops with a message naming step 8, and the file is exactly as it was, at
+    """Today's steps, a column, and a step that fails halfway (after changing rows): the
+    upgrade stops with a message naming that step, and the file is exactly as it was, at
     schema 5, without the index."""
     path = release_copy(tmp_path)
     before = dump(path)
@@ -144,7 +148,8 @@ def test_a_failed_step_leaves_the_file_as_it_was(tmp_path: Path) -> None:
 
     steps = (*STEPS, NOTE, Step("a broken step", breaks))
     engine = engine_for(f"sqlite:///{path}")
-    with pytest.raises(StateError, match=r"could not be upgraded to schema 8 \(a broken step\)"):
+    broken = rf"could not be upgraded to schema {len(STEPS) + 2} \(a broken step\)"
+    with pytest.raises(StateError, match=broken):
         migrate(engine, steps=steps)
     engine.dispose()
     assert version(path) == 5
@@ -167,7 +172,7 @@ def test_a_step_that_alters_a_column_keeps_every_row(tmp_path: Path) -> None:
     )
     steps = (*STEPS, Step("pinned_at optional", lambda conn: alter_table(conn, pins)))
     engine = engine_for(f"sqlite:///{path}")
-    assert migrate(engine, steps=steps) == 7
+    assert migrate(engine, steps=steps) == len(STEPS) + 1
     engine.dispose()
     after = dump(path)
     assert after["slot_pins"] == before["slot_pins"]
@@ -176,7 +181,7 @@ def test_a_step_that_alters_a_column_keeps_every_row(tmp_path: Path) -> None:
         assert notnull["pinned_at"] == 0 and notnull["slot"] == 1
         conn.execute("INSERT INTO slot_pins VALUES ('p', 's', '2026-01-01T09:00:00', NULL)")
         tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == set(before)  # the old copy is gone
+    assert tables == set(before) | {"service_lease"}  # the old copy is gone
 
 
 def test_a_new_file_gets_every_step_and_old_code_builds_old_schemas(tmp_path: Path) -> None:
