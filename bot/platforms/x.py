@@ -72,6 +72,7 @@ from bot.errors import (
     PublishAuthFailed,
     PublishDuplicate,
     PublishError,
+    PublishHeld,
     PublishNoCredits,
     PublishRateLimited,
     PublishRejected,
@@ -430,16 +431,20 @@ class XPublisher:
     def publish(self, item: Outgoing) -> Receipt:
         self._check_account(item.account)
         media_ids = [self._upload(item.account, m) for m in item.media]
-        body = self._call(
-            item.account,
-            lambda client: client.create_tweet(
+
+        async def create(client: _RoutedClient) -> Any:
+            # On the loop, right before the request: a replica frozen since its claim (or
+            # since an upload) sends nothing once it may not publish any more.
+            if not item.may_send():
+                raise PublishHeld("not sent: this service lost its lease")
+            return await client.create_tweet(
                 text=item.text,
                 in_reply_to_tweet_id=item.reply_to_id,
                 media_ids=media_ids or None,
                 user_auth=True,
-            ),
-            sent=True,
-        )
+            )
+
+        body = self._call(item.account, create, sent=True)
         tweet_id = dig(body, "data", "id")
         if not isinstance(tweet_id, str) or not _POST_ID.fullmatch(tweet_id):
             # X accepted the request: the post may well exist. Only the timeline can tell.

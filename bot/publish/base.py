@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -48,6 +49,11 @@ class Outgoing:
     # choosing (Bluesky) can never create the post twice. "" when there is no delivery.
     key: str = ""
     lang: str = ""  # the text's language (BCP 47), for platforms that tag posts with it
+    # Whether this process may still publish (a service replica: it holds the lease). A
+    # publisher asks it again right before the request that creates the post, as late as it
+    # can, and raises PublishHeld (nothing sent) when it may not: a replica frozen between
+    # its claim and its request must not post once another replica has taken over.
+    may_send: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
 
     @property
     def reply_to_id(self) -> str | None:

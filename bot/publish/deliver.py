@@ -44,6 +44,7 @@ from bot.errors import (
     PublishByHand,
     PublishDuplicate,
     PublishError,
+    PublishHeld,
     PublishNoCredits,
     PublishRateLimited,
     PublishRejected,
@@ -76,6 +77,9 @@ NEEDS_PERSON = "needs a person: "
 has it (a channel that cannot be searched): never looked up, nor sent again, by itself."""
 TASK = "task for a person: "
 """How the reason of a manual channel's delivery begins while a person is to post it."""
+
+
+HELD = "not sent: this service lost its lease (another replica publishes now)"
 
 
 def for_a_person(row: Row) -> bool:
@@ -176,6 +180,9 @@ class Deliverer:
     alert: Alert = _no_alert
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     stopping: Callable[[], bool] = lambda: False  # the service is shutting down
+    # Whether this process may publish now (a service replica: it holds the lease); asked
+    # after the claim and by the publisher right before its request (Outgoing.may_send).
+    may_send: Callable[[], bool] = lambda: True
     # account → platform name, for messages (an account not listed: the default platform)
     platforms: Mapping[str, str] = field(default_factory=dict)
 
@@ -273,8 +280,14 @@ class Deliverer:
                 media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
                 key=delivery_key(claimed),
                 lang=claimed.lang,
+                may_send=self.may_send,
             )
+            if not self.may_send():
+                raise PublishHeld(HELD)
             receipt = self.publisher.publish(item)
+        except PublishHeld as exc:  # nothing sent: for the replica that holds the lease now
+            self.ledger.transition(row.id, State.PENDING, expect=[State.SENDING], error=str(exc))
+            log.warning("publish.held")
         except PublishRateLimited as exc:
             self.ledger.transition(
                 row.id, State.PENDING, expect=[State.SENDING], error=str(exc), retry_at=exc.retry_at

@@ -354,6 +354,7 @@ class Service:
         )
         for deliverer in pub.deliverers.values():  # a thread's next part waits after SIGTERM
             deliverer.stopping = self.stopping.is_set
+            deliverer.may_send = self.lease.valid  # nothing goes out without the lease
         self.translator = pub.translator
         commit = head_commit(content.root)
         if isinstance(self.source, GitSource) and commit[0] != rev:

@@ -496,6 +496,10 @@ class Shared:
     def connection(self) -> Iterator[Connection]:
         """The shared connection, under the lock; what was run is committed on exit."""
         with self.lock:
+            if self._conn is not None and self._conn.invalidated:
+                # Its database connection was lost (a PostgreSQL server restarted, a
+                # firewall cut it): a new one from the pool, checked by its pre-ping.
+                self._conn.close()
             if self._conn is None or self._conn.closed:
                 self._conn = self.engine.connect()
             conn = self._conn
@@ -683,7 +687,7 @@ class Ledger:
         now = utc_now()
         with self._hot.lock, exclusive(self.engine) as conn:
             present: set[tuple[str, str, str]] = set()
-            for start in range(0, len(posts), 500):  # SQLite's bound-parameter limit
+            for start in range(0, len(posts), 500):  # SQLite's bound-parameter limit (the lowest)
                 chunk = posts[start : start + 500]
                 query = select(c.post_id, c.account, c.channel).where(c.post_id.in_(chunk))
                 present.update((p, a, ch) for p, a, ch in conn.execute(query))

@@ -11,12 +11,11 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.instance import Instance
-from bot.state import Store, open_store, state_url
+from bot.state import Store, open_store
 from bot.state.lease import ServiceLease
 from bot.state.ledger import NewDelivery, State
 
@@ -38,9 +37,9 @@ def replica(name: str) -> Instance:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A new, empty state database."""
-    return state_url(tmp_path, None)
+def db_url(state_url: str) -> str:
+    """A new, empty state database: SQLite, then PostgreSQL (tests/servers/postgres.py)."""
+    return state_url
 
 
 @pytest.fixture
