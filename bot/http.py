@@ -260,7 +260,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/readyz":
             reason = views.not_ready(service)
             role = service.role.name
-            self._send(503 if reason else 200, f"{reason or 'ready'} ({role})\n")
+            if reason:
+                self._send(503, f"{reason}\n")
+            else:
+                self._send(200, f"ready ({role})\n")
         elif path == "/metrics":
             self._send(200, views.metrics(service), views.CONTENT_TYPE)
         elif path == "/status":

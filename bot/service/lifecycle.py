@@ -65,7 +65,6 @@ class Service:
         self.pins = store.pins
         # Two replicas, one active: claims are made only under the lease (bot/state/lease.py).
         self.lease = store.service_lease(settings.active_lease)
-        self.ledger.fence = self.lease
         self.role = Role(self.lease, on_active=self._promoted, on_standby=self._demoted)
         self.fresh_term = True  # the next sweep is the first of this active term
         self.lock = threading.RLock()
@@ -113,6 +112,7 @@ class Service:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        self.ledger.fence = self.lease  # from now on its claims need the lease
         self.role.poll()  # active or standby from the first sync on
         self.sync()
         self.sweep()
@@ -171,7 +171,7 @@ class Service:
         """One sync at a time. The interval job and the webhook's ``sync-now`` are two jobs
         and may overlap: an older revision still being applied (translating) must not finish
         after, and over, a newer one (it would cancel the newer one's posts)."""
-        self.role.poll_if_idle()
+        self._poll_role()
         with self.sync_lock:
             for _ in range(3):  # bounded: pushes arriving during a sync cost one more run
                 self.sync_requested.clear()
@@ -331,7 +331,7 @@ class Service:
         """Run ``rev``. ``fallback``: it is the last good revision, run because the one seen
         (reported already) cannot: that report stays. A standby only keeps it (for its views,
         and to apply it when it takes over): the active service records the plan."""
-        self.role.poll_if_idle()
+        self._poll_role()
         if not self.role.active:
             self._keep(content, rev, fallback=fallback)
             return
@@ -401,6 +401,12 @@ class Service:
         )
 
     # -- the role ------------------------------------------------------------------------
+
+    def _poll_role(self) -> None:
+        """Poll the lease now when no thread does (a service driven by hand: see
+        ``Role.poll_if_idle``); from then on, this service's claims need the lease."""
+        self.ledger.fence = self.lease
+        self.role.poll_if_idle()
 
     def _promoted(self, takeover: Takeover) -> None:
         """This start took the lease (on the lease's thread: only schedule the work). At
@@ -486,7 +492,7 @@ class Service:
     def sweep(self) -> None:
         if self.stopping.is_set():
             return
-        self.role.poll_if_idle()
+        self._poll_role()
         if not self.role.active:
             return
         now = datetime.now(UTC)
