@@ -11,8 +11,10 @@ folder, for its clone and its logs, with a link to the shared file) or a Postgre
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -36,6 +38,7 @@ from service.conftest import (
     wait_for,
 )
 from sqlalchemy import update
+from sqlalchemy.engine import make_url
 
 from bot.state.dialect import engine_for
 from bot.state.tables import deliveries
@@ -332,3 +335,123 @@ def test_a_frozen_active_replica_never_publishes_after_the_standby_took_over(
     rows = standby.ledger("sommet")
     assert [r["state"] for r in rows] == ["POSTED"] * 3
     assert "service.standby" in [e["message"] for e in active.events()]
+
+
+class CuttableProxy:
+    """A TCP proxy to ``target`` on 127.0.0.1: :meth:`cut` drops every connection through it
+    and refuses new ones (a network partition between one replica and the database) until
+    :meth:`mend`."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.open = True
+        self.lock = threading.Lock()
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if not self.open:
+                    client.close()
+                    continue
+                upstream = socket.create_connection(self.target)
+                self.pairs.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with self.lock:
+            self.open = False
+            pairs, self.pairs = self.pairs, []
+        for pair in pairs:
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+
+    def mend(self) -> None:
+        with self.lock:
+            self.open = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+def test_the_active_replica_cut_off_from_postgresql_stops_and_the_other_takes_over(
+    service: ServiceFactory, content_repo: ContentRepo, x: XServer, pg_url: str
+) -> None:
+    """The active replica reaches PostgreSQL through a proxy that is cut a moment before a
+    post falls due: it cannot renew its lease, stops publishing on its own and says standby;
+    the other replica takes over and publishes the post once. Mended, the first one stays
+    standby (the lease is held)."""
+    url = make_url(pg_url)
+    proxy = CuttableProxy((url.host or "127.0.0.1", url.port or 5432))
+    through = url.set(port=proxy.port).render_as_string(hide_password=False)
+    made = []
+    for state in (through, pg_url):
+        base = service(
+            DIPLOBOT_ACTIVE_LEASE=str(LEASE),
+            DIPLOBOT_LEASE=str(CLAIM_LEASE),
+            DIPLOBOT_SWEEP_INTERVAL="0.5",
+        )
+        made.append(Replica(base.state_dir, base.env, url=state))
+    cut_off, other = made
+    try:
+        cut_off.start()
+        wait_for("the first replica to be active", lambda: cut_off.role == "active")
+        other.start()
+        assert other.role == "standby"
+        due = due_in(5)
+        content_repo.write("content/posts/coupure.yaml", post_yaml("coupure", due, "Coupure"))
+        rev = content_repo.commit("coupure")
+        wait_for("both at the new revision", lambda: at(rev, cut_off, other))
+        proxy.cut()
+        cut_at = time.monotonic()
+        wait_for(
+            "the cut-off replica to step down",
+            lambda: cut_off.get("/healthz")[1].endswith("(standby)\n"),
+            timeout=LEASE + 5,
+        )
+        stepped_down = time.monotonic() - cut_at
+        wait_for("the other to take over", lambda: other.role == "active", timeout=TAKEOVER + 5)
+        took_over = time.monotonic() - cut_at
+        assert stepped_down < took_over  # it stopped before the other could start
+        sleep_until(due)
+        wait_for("the posts", lambda: all(len(x.timeline(h)) == 1 for h in HANDLES), timeout=20)
+        proxy.mend()
+        wait_for("the cut-off replica back", lambda: cut_off.get("/status")[0] == 200, timeout=20)
+        time.sleep(2)
+        assert cut_off.role == "standby" and other.role == "active"
+        assert_once_each(x, "Coupure")
+        assert list(tweets_by(x)) == [f"diplobot/0.1.0 ({os.uname().nodename}/{other.instance})"]
+        events = cut_off.events()
+        assert any(
+            e["message"] == "service.standby" and e["level"]["name"] == "ERROR" for e in events
+        )
+        assert any(e["message"] == "lease.unreachable" for e in events)
+    finally:
+        for replica in made:
+            if replica.proc is not None and replica.proc.poll() is None:
+                replica.proc.kill()
+                replica.proc.wait(10)
+        proxy.close()
