@@ -364,9 +364,12 @@ class Service:
             content, now, self.settings.horizon_days, self.pins, since=now - LOOKBACK
         )
         wanted, commit = self.changes.apply(pub, content, commit, result)
+        self._poll_role()  # (driven by hand: translating may have taken longer than the lease)
         with self.lock:
             self.content = content
-            self.pub = pub
+            # The lease may have been lost while this revision was applied: a standby keeps
+            # no publishing backends (its follow-up and watch then do nothing).
+            self.pub = pub if self.role.active else None
             self.revision = rev
             self.fallback = fallback
             if not fallback:
