@@ -61,6 +61,9 @@ class Delivery:
     note: str = ""
     slot: str | None = None
     has_url: bool = False
+    # A repost (amplification): the delivery key (``post#1@account``) of the central
+    # account's post this account reposts; its text is the original's, none of its own.
+    repost_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +116,8 @@ def plan(
     window_start = since.astimezone(UTC) if since is not None else now
     result = Plan(start=now, end=end, currency=content.accounts.pricing.currency)
     pins = _assign_slots(content, now, dict(pinned or {}), result)
-    blackouts = _blackouts(content)
-    paused_all = content.slots.pause.all
-    paused = set(content.slots.pause.accounts)
-    pause_note = content.slots.pause.reason or "paused in schedules/slots.yaml"
+    missions = _missions(content)
+    blackouts = {name: _blackouts(content, name) for name in missions}
     warned_past: set[str] = set()
     skip_later = _SKIP_LATER
     for entry in content.posts.values():
@@ -125,10 +126,13 @@ def plan(
         if entry.is_draft:
             result.drafts.append(entry.id)
             continue
-        for account_id, account in content.accounts.accounts.items():
-            if account.lang not in entry.languages:
-                continue
-            due = due_for(content, entry, account_id, pins)
+        for target in content.targets_of(entry):
+            account_id = target.account
+            account = content.accounts.accounts[account_id]
+            mission = content.mission_of(account_id)
+            # A repost goes when the original does (and only after it is posted).
+            original = target.repost_of or account_id
+            due = due_for(content, entry, original, pins)
             if due is None:
                 continue
             if due < window_start:
@@ -146,11 +150,29 @@ def plan(
                 continue
             status: Status = "scheduled"
             note = ""
-            held = _blackout_for(blackouts, account_id, due)
+            held = _blackout_for(blackouts[mission], account_id, due)
+            pause = content.slots_of(mission).pause
             if held is not None:
                 status, note = "blackout", held
-            elif paused_all or account_id in paused:
-                status, note = "paused", pause_note
+            elif pause.all or account_id in pause.accounts:
+                status, note = "paused", pause.reason or f"paused in {missions[mission]}"
+            if target.repost_of is not None:
+                result.deliveries.append(
+                    Delivery(
+                        post=entry.id,
+                        account=account_id,
+                        lang=account.lang,
+                        part=1,
+                        parts=1,
+                        due=due,
+                        source="human",  # no text of its own: the original's
+                        status=status,
+                        note=note,
+                        slot=entry.slot,
+                        repost_of=f"{entry.id}#1@{target.repost_of}",
+                    )
+                )
+                continue
             where = account.platform
             parts = entry.parts_for(where)
             for part in range(1, parts + 1):
@@ -183,10 +205,42 @@ def plan(
     return result
 
 
+def for_mission(result: Plan, content: ContentSet, mission: str) -> Plan:
+    """``result`` as one mission sees it: its accounts' deliveries, cost and warnings, and
+    its drafts (``--mission``)."""
+    mine = set(content.accounts_of(mission))
+
+    def own_post(post: str | None) -> bool:
+        entry = content.posts.get(post) if post is not None else None
+        return entry is not None and entry.mission == mission
+
+    return Plan(
+        start=result.start,
+        end=result.end,
+        deliveries=[d for d in result.deliveries if d.account in mine],
+        warnings=[
+            w
+            for w in result.warnings
+            if (w.account in mine if w.account is not None else own_post(w.post))
+        ],
+        pins={p: pin for p, pin in result.pins.items() if own_post(p)},
+        new_pins={p: pin for p, pin in result.new_pins.items() if own_post(p)},
+        drafts=[p for p in result.drafts if own_post(p)],
+        cost={k: v for k, v in result.cost.items() if k[0] in mine},
+        currency=result.currency,
+    )
+
+
 _SKIP_LATER = True
 """Skip fixed-time posts due after the window before looking at accounts (an exact
 shortcut: ``due_for`` gives such a post that time on every account; tests turn it off to
 compare)."""
+
+
+def _missions(content: ContentSet) -> dict[str, str]:
+    """Every mission → its slots file (a content set without missions: the central one)."""
+    found = {name: m.layout.slots for name, m in content.missions.items()}
+    return found or {content.central: "schedules/slots.yaml"}
 
 
 def due_for(
@@ -198,27 +252,35 @@ def due_for(
     pin = pins.get(entry.id)
     if pin is None:
         return None
-    return _occurrence_instant(content, pin, account_id)
+    return _occurrence_instant(content, pin, account_id, entry.mission)
 
 
-def _slot_zone(content: ContentSet, slot: str, account_id: str | None) -> ZoneInfo:
-    zone_name = content.slots.slots[slot].timezone if slot in content.slots.slots else None
+def _slot_zone(
+    content: ContentSet, slot: str, account_id: str | None, mission: str | None = None
+) -> ZoneInfo:
+    """The zone of ``slot`` of ``mission``'s slots file (default: the central one)."""
+    name = mission if mission is not None and mission in content.missions else content.central
+    slots = content.slots_of(name).slots
+    zone_name = slots[slot].timezone if slot in slots else None
     if zone_name == "account" and account_id is not None:
         return content.account_zone(account_id)
     if zone_name not in (None, "account"):
         return zone(zone_name)
-    return content.default_zone
+    return content.zone_of(name)
 
 
-def _occurrence_instant(content: ContentSet, pin: Pin, account_id: str | None) -> datetime:
-    return resolve_recurring(pin.local, _slot_zone(content, pin.slot, account_id))
+def _occurrence_instant(
+    content: ContentSet, pin: Pin, account_id: str | None, mission: str | None = None
+) -> datetime:
+    return resolve_recurring(pin.local, _slot_zone(content, pin.slot, account_id, mission))
 
 
 def _assign_slots(
     content: ContentSet, now: datetime, pins: dict[str, Pin], result: Plan
 ) -> dict[str, Pin]:
     """Give each slot post without a (still valid) pin the earliest free future occurrence."""
-    waiting: dict[str, list[str]] = defaultdict(list)
+    # Slots are a mission's own: its posts take its slots' occurrences.
+    waiting: dict[tuple[str, str], list[str]] = defaultdict(list)
     for entry in sorted(content.posts.values(), key=lambda e: e.id):
         slot = entry.slot
         if slot is None:
@@ -227,15 +289,19 @@ def _assign_slots(
         pin = pins.get(entry.id)
         if pin is None or pin.slot != slot:
             pins.pop(entry.id, None)
-            waiting[slot].append(entry.id)
+            waiting[(entry.mission, slot)].append(entry.id)
     # Pins of posts that no longer exist free their occurrence.
     for post_id in [p for p in pins if p not in content.posts]:
         del pins[post_id]
-    taken: Counter[tuple[str, datetime]] = Counter((p.slot, p.local) for p in pins.values())
-    global_blackouts = [(a, b) for a, b, accts, _ in _blackouts(content) if accts is None]
-    for slot_name, posts in waiting.items():
-        spec = content.slots.slots[slot_name]
-        tz = _slot_zone(content, slot_name, None)
+    taken: Counter[tuple[str, str, datetime]] = Counter(
+        (content.posts[p].mission, pin.slot, pin.local) for p, pin in pins.items()
+    )
+    for (mission, slot_name), posts in waiting.items():
+        spec = content.slots_of(mission).slots[slot_name]
+        tz = _slot_zone(content, slot_name, None, mission)
+        global_blackouts = [
+            (a, b) for a, b, accts, _ in _blackouts(content, mission) if accts is None
+        ]
         local_now = now.astimezone(tz).replace(tzinfo=None)
         day = local_now.date()
         weekdays = {DAYS.index(d) for d in spec.days}
@@ -252,10 +318,10 @@ def _assign_slots(
                     instant = resolve_recurring(local, tz)
                     if any(a <= instant < b for a, b in global_blackouts):
                         continue
-                    while queue and taken[(slot_name, local)] < spec.capacity:
+                    while queue and taken[(mission, slot_name, local)] < spec.capacity:
                         post_id = queue.pop(0)
                         pins[post_id] = result.new_pins[post_id] = Pin(slot_name, local)
-                        taken[(slot_name, local)] += 1
+                        taken[(mission, slot_name, local)] += 1
             day += timedelta(days=1)
         for post_id in queue:
             result.warnings.append(
@@ -274,10 +340,12 @@ BlackoutWindow = tuple[datetime, datetime, frozenset[str] | None, str]
 """A blackout in UTC: start, end, the accounts it holds (None: all), the reason."""
 
 
-def _blackouts(content: ContentSet) -> list[BlackoutWindow]:
+def _blackouts(content: ContentSet, mission: str | None = None) -> list[BlackoutWindow]:
+    """``mission``'s blackouts (default: the central ones), in UTC."""
+    name = mission if mission is not None and mission in content.missions else content.central
     found: list[BlackoutWindow] = []
-    for b in content.slots.blackouts:
-        tz = zone(b.timezone or content.accounts.timezone)
+    for b in content.slots_of(name).blackouts:
+        tz = zone(b.timezone) if b.timezone else content.zone_of(name)
         accounts = frozenset(b.accounts) if b.accounts is not None else None
         found.append((parse_local(b.from_, tz), parse_local(b.until, tz), accounts, b.reason))
     return found

@@ -77,6 +77,17 @@ def add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
 
 
+def add_columns(table: Table, *names: str) -> Callable[[Connection], None]:
+    """A step that adds ``table``'s columns ``names`` (as they are defined now) where they
+    are missing."""
+
+    def run(conn: Connection) -> None:
+        for name in names:
+            add_column(conn, table, table.c[name])
+
+    return run
+
+
 STEPS: tuple[Step, ...] = (
     Step("slot pins and the translation cache", create(slot_pins, translations)),  # 1
     Step("the ledger", create(deliveries)),  # 2
@@ -84,7 +95,8 @@ STEPS: tuple[Step, ...] = (
     Step("process starts and their heartbeats", create(instances)),  # 4
     Step("deliveries armed by post-now", create(by_hand)),  # 5
     Step("an index of deliveries by state and due time", create_index(due_index)),  # 6
-    Step("the service's lease: one active replica", create(service_lease)),  # 7
+    Step("reposts: the original a delivery reposts", add_columns(deliveries, "repost_of")),  # 7
+    Step("the service's lease: one active replica", create(service_lease)),  # 8
 )
 """Version N is reached by running STEPS[N-1]. Append, never edit."""
 

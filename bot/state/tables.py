@@ -147,6 +147,9 @@ deliveries = Table(
     Column("claimed_by", String),
     Column("created_at", SECONDS, nullable=False),
     Column("updated_at", SECONDS, nullable=False),
+    # A repost (amplification): the original's delivery key, ``post#1@account``; None for a
+    # post of its own. Published only once the original is POSTED, as a repost of it.
+    Column("repost_of", String),
     UniqueConstraint("post_id", "account", "part", "channel", name="uq_delivery"),
 )
 due_index = Index("ix_deliveries_state_due", deliveries.c.state, deliveries.c.due_at)

@@ -59,11 +59,11 @@ def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
     tmp_path: Path,
 ) -> None:
     """The release's file (schema 5) opens with this code: upgraded to schema 6 (an index of
-    the deliveries by state and due time), no row rewritten, and every table reads back as
-    the release wrote it, instants as aware UTC datetimes."""
+    the deliveries by state and due time) and 7 (reposts: a column), no row rewritten, and
+    every table reads back as the release wrote it, instants as aware UTC datetimes."""
     path = release_copy(tmp_path)
     before = dump(path)
-    assert version(path) == 5 and len(STEPS) >= 6
+    assert version(path) == 5 and len(STEPS) > 5
     store = open_store(state_url(tmp_path, str(path)))
     ledger = store.ledger_as(lease=timedelta(seconds=60))
     rows = {(r.post_id, r.part): r for r in ledger.rows()}
@@ -99,7 +99,9 @@ def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
     after["heartbeat"] = [r for r in after["heartbeat"] if r[0] != "service:next00000001"]
     assert after.pop("schema_version") == [(len(STEPS),)]
     before.pop("schema_version")
-    assert after.pop("service_lease") == []  # schema 7: the replicas' lease, empty until a run
+    # Schema 7 added deliveries.repost_of (reposts): None in every row of the release.
+    assert after.pop("deliveries") == [(*row, None) for row in before.pop("deliveries")]
+    assert after.pop("service_lease") == []  # schema 8: the replicas' lease, empty until a run
     assert after == before
     with closing(sqlite3.connect(path)) as conn:
         plan = conn.execute(
@@ -122,15 +124,14 @@ def test_a_step_that_adds_a_column_upgrades_the_release_file_once(tmp_path: Path
     assert version(path) == len(STEPS) + 1
     assert columns(path, "deliveries")[-1] == "note"
     after = dump(path)
-    assert after["deliveries"] == [(*row, "none") for row in before["deliveries"]]
+    assert after["deliveries"] == [(*row, None, "none") for row in before["deliveries"]]
     assert after.pop("service_lease") == []  # the replicas' lease: a table of today's steps
     assert {n: r for n, r in after.items() if n not in ("deliveries", "schema_version")} == {
         n: r for n, r in before.items() if n not in ("deliveries", "schema_version")
     }
-    # The file now refuses the code that knows today's steps: a newer one upgraded it.
-    with pytest.raises(
-        StateError, match=rf"upgraded by a newer diplobot \(schema {len(STEPS) + 1}"
-    ):
+    # The file now refuses the code that knows one step fewer: a newer one upgraded it.
+    newer = rf"upgraded by a newer diplobot \(schema {len(STEPS) + 1}"
+    with pytest.raises(StateError, match=newer):
         open_store(f"sqlite:///{path}")
 
 
@@ -197,3 +198,41 @@ def test_a_new_file_gets_every_step_and_old_code_builds_old_schemas(tmp_path: Pa
     open_store(url).close()
     assert version(path) == len(STEPS)
     assert {"instances", "by_hand", "runtime_pauses"} <= set(dump(path))
+
+
+def test_the_repost_column_joins_a_ledger_of_schema_6(state_url: str) -> None:
+    """Schema 7 (reposts) adds ``deliveries.repost_of`` to a ledger that has none, on SQLite
+    and on PostgreSQL: its rows are kept, with no original (None); run again, nothing."""
+    engine = engine_for(state_url)
+    assert migrate(engine, upto=6) == 6
+    old = Table(
+        "deliveries",
+        MetaData(),
+        *[c._copy() for c in deliveries.columns if c.name != "repost_of"],
+    )
+    now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN repost_of")  # as 6 made it
+        values = {
+            "post_id": "p",
+            "account": "francediplo",
+            "part": 1,
+            "channel": "x",
+            "lang": "fr",
+            "due_at": now,
+            "text": "Bonjour",
+            "media": "[]",
+            "content_hash": "h",
+            "state": "PENDING",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        conn.execute(old.insert().values(**values))
+    assert migrate(engine) == len(STEPS)
+    assert migrate(engine) == len(STEPS)
+    engine.dispose()
+    store = open_store(state_url)
+    (row,) = store.ledger.rows("p")
+    assert (row.text, row.repost_of, row.due_at) == ("Bonjour", None, now)
+    store.close()
