@@ -99,10 +99,14 @@ def plan(
     days: int = 7,
     pinned: Mapping[str, Pin] | None = None,
     since: datetime | None = None,
+    memo: PlanMemo | None = None,
 ) -> Plan:
     """Every delivery due in ``[now, now + days)``, with warnings and cost.
 
-    ``pinned`` holds occurrences given earlier (from the state database).
+    ``pinned`` holds occurrences given earlier (from the state database). ``memo``: what
+    earlier calls worked out per post, kept by a long-running caller (the service) so that a
+    new revision costs the posts that changed, not every post; the plan is the same with or
+    without it.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -112,12 +116,9 @@ def plan(
     # slot posts are still only ever given future occurrences.
     window_start = since.astimezone(UTC) if since is not None else now
     result = Plan(start=now, end=end, currency=content.accounts.pricing.currency)
+    memo = memo if memo is not None else PlanMemo()
+    memo.follow(content)
     pins = _assign_slots(content, now, dict(pinned or {}), result)
-    blackouts = _blackouts(content)
-    paused_all = content.slots.pause.all
-    paused = set(content.slots.pause.accounts)
-    pause_note = content.slots.pause.reason or "paused in schedules/slots.yaml"
-    warned_past: set[str] = set()
     skip_later = _SKIP_LATER
     for entry in content.posts.values():
         if skip_later and entry.due is not None and entry.due >= end:
@@ -125,62 +126,136 @@ def plan(
         if entry.is_draft:
             result.drafts.append(entry.id)
             continue
-        for account_id, account in content.accounts.accounts.items():
-            if account.lang not in entry.languages:
-                continue
-            due = due_for(content, entry, account_id, pins)
-            if due is None:
-                continue
+        found = memo.post(content, entry, pins)
+        warned_past = False
+        for account_id, due in found.dues:
             if due < window_start:
-                if entry.id not in warned_past:
-                    warned_past.add(entry.id)
-                    result.warnings.append(
+                if warned_past:
+                    continue
+                warned_past = True
+                if found.past is None or found.past[0] != due:
+                    found.past = (
+                        due,
                         PlanWarning(
                             "due_in_past",
                             f"{entry.id} was due {due:%Y-%m-%d %H:%M} UTC, before now",
                             entry.id,
-                        )
+                        ),
                     )
+                result.warnings.append(found.past[1])
                 continue
             if due >= end:
                 continue
-            status: Status = "scheduled"
-            note = ""
-            held = _blackout_for(blackouts, account_id, due)
-            if held is not None:
-                status, note = "blackout", held
-            elif paused_all or account_id in paused:
-                status, note = "paused", pause_note
-            where = account.platform
-            parts = entry.parts_for(where)
-            for part in range(1, parts + 1):
-                human = entry.human_text(account.lang, part - 1, where)
-                source_text = (
-                    human
-                    if human is not None
-                    else entry.human_text(entry.post.lang, part - 1, where)
-                )
-                result.deliveries.append(
-                    Delivery(
-                        post=entry.id,
-                        account=account_id,
-                        lang=account.lang,
-                        part=part,
-                        parts=parts,
-                        due=due,
-                        source="human" if human is not None else "machine",
-                        status=status,
-                        note=note,
-                        slot=entry.slot,
-                        has_url=has_url(source_text or ""),
-                    )
-                )
-                if human is None:
-                    _warn_overflow(entry, account_id, account.lang, part, where, result)
-            _warn_platform(entry, account_id, account.lang, where, result)
+            made = found.made.get(account_id)
+            if made is None:
+                made = found.made[account_id] = memo.deliveries(content, entry, account_id, due)
+            result.deliveries.extend(made[0])
+            result.warnings.extend(made[1])
     result.deliveries.sort(key=lambda d: (d.due, d.post, d.account, d.part))
     _caps_and_cost(content, result)
     return result
+
+
+@dataclass(slots=True)
+class _Post:
+    """What :func:`plan` worked out for one post (see :class:`PlanMemo`)."""
+
+    entry: PostEntry
+    pin: Pin | None
+    dues: list[tuple[str, datetime]]  # (account, due) for each account it goes to
+    # account → its deliveries and warnings, made the first time the due is in the window
+    made: dict[str, tuple[list[Delivery], list[PlanWarning]]] = field(default_factory=dict)
+    past: tuple[datetime, PlanWarning] | None = None  # its due_in_past warning
+
+
+class PlanMemo:
+    """What :func:`plan` worked out per post: when it goes out on each account, and, once
+    that is inside a window, its deliveries and warnings. Kept while the post's entry (the
+    same object: the loader's cache keeps an unchanged file's entry), its slot occurrence,
+    and the accounts and slots files (compared by value) are the same: none of it depends on
+    the clock, which only chooses the posts in the window."""
+
+    def __init__(self) -> None:
+        self.accounts: object = None
+        self.slots: object = None
+        self.posts: dict[str, _Post] = {}
+        self.blackouts: list[BlackoutWindow] = []
+        self.pause: tuple[bool, frozenset[str], str] = (False, frozenset(), "")
+
+    def follow(self, content: ContentSet) -> None:
+        """Forget everything when the accounts or slots changed; forget posts gone."""
+        same = (self.accounts is content.accounts or self.accounts == content.accounts) and (
+            self.slots is content.slots or self.slots == content.slots
+        )
+        if not same:
+            self.accounts, self.slots, self.posts = content.accounts, content.slots, {}
+            self.blackouts = _blackouts(content)
+            pause = content.slots.pause
+            self.pause = (
+                pause.all,
+                frozenset(pause.accounts),
+                pause.reason or "paused in schedules/slots.yaml",
+            )
+        elif len(self.posts) > 2 * len(content.posts) + 100:
+            posts = content.posts
+            self.posts = {k: v for k, v in self.posts.items() if posts.get(k) is v.entry}
+
+    def post(self, content: ContentSet, entry: PostEntry, pins: Mapping[str, Pin]) -> _Post:
+        pin = pins.get(entry.id) if entry.due is None else None
+        found = self.posts.get(entry.id)
+        if found is not None and found.entry is entry and found.pin == pin:
+            return found
+        dues = []
+        for account_id, account in content.accounts.accounts.items():
+            if account.lang not in entry.languages:
+                continue
+            due = due_for(content, entry, account_id, pins)
+            if due is not None:
+                dues.append((account_id, due))
+        found = self.posts[entry.id] = _Post(entry, pin, dues)
+        return found
+
+    def deliveries(
+        self, content: ContentSet, entry: PostEntry, account_id: str, due: datetime
+    ) -> tuple[list[Delivery], list[PlanWarning]]:
+        """``entry``'s deliveries on ``account_id`` at ``due``, and the warnings they bring."""
+        paused_all, paused, pause_note = self.pause
+        account = content.accounts.accounts[account_id]
+        status: Status = "scheduled"
+        note = ""
+        held = _blackout_for(self.blackouts, account_id, due)
+        if held is not None:
+            status, note = "blackout", held
+        elif paused_all or account_id in paused:
+            status, note = "paused", pause_note
+        where = account.platform
+        parts = entry.parts_for(where)
+        out = Plan(start=due, end=due)  # collects the warnings, in the order plan gives them
+        deliveries = []
+        for part in range(1, parts + 1):
+            human = entry.human_text(account.lang, part - 1, where)
+            source_text = (
+                human if human is not None else entry.human_text(entry.post.lang, part - 1, where)
+            )
+            deliveries.append(
+                Delivery(
+                    post=entry.id,
+                    account=account_id,
+                    lang=account.lang,
+                    part=part,
+                    parts=parts,
+                    due=due,
+                    source="human" if human is not None else "machine",
+                    status=status,
+                    note=note,
+                    slot=entry.slot,
+                    has_url=has_url(source_text or ""),
+                )
+            )
+            if human is None:
+                _warn_overflow(entry, account_id, account.lang, part, where, out)
+        _warn_platform(entry, account_id, account.lang, where, out)
+        return deliveries, out.warnings
 
 
 _SKIP_LATER = True
@@ -219,18 +294,17 @@ def _assign_slots(
 ) -> dict[str, Pin]:
     """Give each slot post without a (still valid) pin the earliest free future occurrence."""
     waiting: dict[str, list[str]] = defaultdict(list)
-    for entry in sorted(content.posts.values(), key=lambda e: e.id):
-        slot = entry.slot
-        if slot is None:
-            pins.pop(entry.id, None)
-            continue
+    entries = content.posts
+    # Pins of posts that no longer exist, or are no longer in a slot, free their occurrence.
+    for post_id in [p for p in pins if (e := entries.get(p)) is None or e.post.slot is None]:
+        del pins[post_id]
+    for entry in sorted((e for e in entries.values() if e.post.slot is not None), key=_by_id):
+        slot = entry.post.slot
+        assert slot is not None
         pin = pins.get(entry.id)
         if pin is None or pin.slot != slot:
             pins.pop(entry.id, None)
             waiting[slot].append(entry.id)
-    # Pins of posts that no longer exist free their occurrence.
-    for post_id in [p for p in pins if p not in content.posts]:
-        del pins[post_id]
     taken: Counter[tuple[str, datetime]] = Counter((p.slot, p.local) for p in pins.values())
     global_blackouts = [(a, b) for a, b, accts, _ in _blackouts(content) if accts is None]
     for slot_name, posts in waiting.items():
@@ -268,6 +342,10 @@ def _assign_slots(
             )
     result.pins = pins
     return pins
+
+
+def _by_id(entry: PostEntry) -> str:
+    return entry.id
 
 
 BlackoutWindow = tuple[datetime, datetime, frozenset[str] | None, str]
@@ -371,10 +449,11 @@ def _caps_and_cost(content: ContentSet, result: Plan) -> None:
     }
     per_day: Counter[tuple[str, date]] = Counter()
     cost: dict[tuple[str, date], float] = defaultdict(float)
+    zones = {a: content.account_zone(a) for a in content.accounts.accounts}
     for d in result.deliveries:
         if d.status != "scheduled":
             continue
-        local_day = d.due.astimezone(content.account_zone(d.account)).date()
+        local_day = d.due.astimezone(zones[d.account]).date()
         if d.part == 1:
             per_day[(d.account, local_day)] += 1
         price = pricing.post_with_url if d.has_url else pricing.post

@@ -19,6 +19,7 @@ from bot.errors import BotError, ContentError, Problem
 from bot.publish.media import RevisionMedia
 from bot.publish.session import Publishing
 from bot.publish.watch import Watch
+from bot.schedule.plan import PlanMemo
 from bot.service.changes import MAX_WAIT, Changes, Stats, span
 from bot.service.clock import Clock
 from bot.service.dispatch import Dispatch
@@ -77,6 +78,7 @@ class Service:
         self.last_sweep: datetime | None = None
         self.warnings: list[str] = []
         self.load_cache = LoadCache()
+        self.plan_memo = PlanMemo()  # what planning each post found, kept across revisions
         self.stats = Stats()
         self.clock = Clock()
         self.changes = Changes(
@@ -332,7 +334,12 @@ class Service:
             commit = (rev, None)  # run from an exported tree: no git checkout there
         pub.recover(now)
         result = pipeline.plan(
-            content, now, self.settings.horizon_days, self.pins, since=now - LOOKBACK
+            content,
+            now,
+            self.settings.horizon_days,
+            self.pins,
+            since=now - LOOKBACK,
+            memo=self.plan_memo,
         )
         wanted, commit = self.changes.apply(pub, content, commit, result)
         with self.lock:

@@ -1,0 +1,82 @@
+"""The plan a long-running service makes with its memo (what earlier calls worked out per
+post) is the plan made from scratch: after edits, moves, deletions, new posts, slot posts
+taking and losing occurrences, drafts, accounts and slots changes, and as the clock moves."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.content.loader import LoadCache, validate
+from bot.content.types import ContentSet
+from bot.schedule.plan import Pin, PlanMemo, plan
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(repo: Path, cache: LoadCache) -> ContentSet:
+    content, problems = validate(repo, cache)
+    assert content is not None, problems
+    return content
+
+
+def test_plan_with_a_memo_equals_the_plan_from_scratch(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench.genrepo import generate
+
+    repo = generate(tmp_path / "repo", 800)
+    posts = sorted((repo / "content/posts").rglob("*.yaml"))
+    cache, memo = LoadCache(), PlanMemo()
+    pins: dict[str, Pin] = {}
+    now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+    def check(content: ContentSet, when: datetime) -> None:
+        nonlocal pins
+        since = when - timedelta(hours=1)
+        fresh = plan(content, when, 7, pinned=pins, since=since)
+        kept = plan(content, when, 7, pinned=pins, since=since, memo=memo)
+        assert kept == fresh
+        assert fresh.deliveries and fresh.warnings
+        pins = dict(fresh.pins)
+
+    def edit(path: Path, old: str, new: str) -> None:
+        body = path.read_text(encoding="utf-8")
+        path.write_text(body.replace(old, new, 1), encoding="utf-8")
+
+    content = _load(repo, cache)
+    check(content, now)
+    check(content, now)  # everything from the memo
+    in_window = [
+        p
+        for p in posts
+        if "publish_at: 2026-12-0" in p.read_text(encoding="utf-8")
+        and "slot:" not in p.read_text(encoding="utf-8")
+    ]
+    slotted = [p for p in posts if "slot:" in p.read_text(encoding="utf-8")]
+    steps = [
+        lambda: edit(in_window[0], 'text: "', 'text: "Modifié. '),  # a text
+        lambda: edit(in_window[1], "publish_at: 2026-12-0", "publish_at: 2027-01-0"),  # out
+        lambda: edit(posts[-1], "publish_at: 2027-", "publish_at: 2026-12-02 10:00\n#"),  # in
+        lambda: in_window[2].unlink(),  # deleted
+        lambda: (repo / "content/posts/new.yaml").write_text(
+            "lang: fr\nslot: morning\ntext: Nouveau\n", encoding="utf-8"
+        ),
+        lambda: (
+            edit(slotted[0], "slot: morning", "slot: evening")
+            if "slot: morning" in slotted[0].read_text(encoding="utf-8")
+            else edit(slotted[0], "slot: evening", "slot: morning")
+        ),
+        lambda: edit(slotted[1], "slot: ", "#slot: "),  # a draft now
+        lambda: (
+            edit(in_window[3], "translations:", "translations:\n  ar: مرحبا\n#")
+            if "translations:" in in_window[3].read_text(encoding="utf-8")
+            else edit(in_window[3], 'text: "', 'translations: {ar: "مرحبا"}\ntext: "')
+        ),
+        lambda: edit(repo / "schedules/slots.yaml", "capacity: 3", "capacity: 2"),
+        lambda: edit(repo / "schedules/accounts.yaml", "daily_cap: 60", "daily_cap: 5"),
+    ]
+    for n, step in enumerate(steps):
+        step()
+        content = _load(repo, cache)
+        check(content, now + timedelta(hours=5 * n))
