@@ -72,9 +72,28 @@ class LoadCache:
         self.listed: list[str] | None = None
         self.walk_problems: list[Problem] = []
         self.revision: str | None = None  # the caller's name for the tree last checked
+        # What the last call that kept the content found (see _patched), when it found no
+        # duplicate id: the next call with ``changed`` starts from it.
+        self.last: _Outcome | None = None
 
     def clear(self) -> None:
         self.context, self.files, self.listed, self.revision = "", {}, None, None
+        self.last = None
+
+
+class _Outcome:
+    """The post files of a call in order with each one's post id (None: invalid), the posts
+    by id in the same order, and the problems of each file that has any."""
+
+    __slots__ = ("ids", "posts", "problems")
+
+    def __init__(
+        self,
+        ids: dict[str, str | None],
+        posts: dict[str, PostEntry],
+        problems: dict[str, list[Problem]],
+    ) -> None:
+        self.ids, self.posts, self.problems = ids, posts, problems
 
 
 def _context_key(base: Path) -> str:
@@ -182,6 +201,17 @@ def _validate(
             cache.context, cache.files, cache.listed = context, {}, None
         elif changed is not None and cache.listed is not None:
             fresh = _changed_posts(base, changed)
+    if cache is not None and keep and fresh is not None and cache.last is not None:
+        patched = _patched(checker, base, cache, cache.last, fresh, out)
+        if patched is not None:
+            posts, valid = patched
+            if not valid or account_model is None:
+                return None, out.problems, False
+            warnings = tuple(p for p in out.problems if p.severity != "error")
+            content = ContentSet(base, account_model, slots[1], glossary[1], posts, warnings)
+            return content, out.problems, True
+    if cache is not None:
+        cache.last = None  # until this call is through
     seen: set[str] = set()
     if cache is not None and cache.listed is not None and fresh is not None:
         files = _listed_after(base, cache.listed, fresh)
@@ -198,8 +228,12 @@ def _validate(
         checked = _checked_forked(checker, files, out)
     else:
         checked = _checked(checker, files, cache, fresh)
+    ids: dict[str, str | None] = {}
+    by_file: dict[str, list[Problem]] = {}
+    duplicate = False
     for rel, post_id, entry in checked:
         seen.add(rel)
+        ids[rel] = post_id
         if post_id is None:
             continue
         if post_id in first_seen:
@@ -211,6 +245,7 @@ def _validate(
             )
             # Locate the duplicate precisely when we can (cheap: only on this rare path).
             out.problems[-1] = _relocate_to_id(base, rel, out.problems[-1])
+            duplicate = True
             continue
         if entry is not None:
             posts[post_id] = entry
@@ -218,6 +253,11 @@ def _validate(
     if cache is not None:
         for gone in set(cache.files) - seen:
             del cache.files[gone]
+        if keep and not duplicate:
+            for rel, (_key, _entry, problems) in cache.files.items():
+                if problems:
+                    by_file[rel] = problems
+            cache.last = _Outcome(ids, posts, by_file) if _all_cached(ids, cache) else None
     valid = not out.errors and account_model is not None
     if not valid or not keep or account_model is None:
         return None, out.problems, valid
@@ -256,6 +296,81 @@ def _checked(
                         cache.files.pop(rel, None)  # changed, says the caller: read it again
                     entry = _check_cached(checker, base, rel, cache, out)
         yield rel, (entry.id if entry is not None else None), entry
+
+
+_MISSING = "\0missing"  # not a path of the last call
+
+
+def _patched(
+    checker: PostChecker,
+    base: Path,
+    cache: LoadCache,
+    last: _Outcome,
+    fresh: set[str],
+    out: Collector,
+) -> tuple[dict[str, PostEntry], bool] | None:
+    """The last call's outcome with the post files in ``fresh`` checked again (present or
+    gone): the posts in file order and whether it is valid, its problems added to ``out`` in
+    the order a whole check gives them. Work in proportion to ``fresh`` (and two copies of
+    the last call's dictionaries). None when a changed file takes an id another file holds:
+    the whole check then finds and words the duplicate."""
+    ids = dict(last.ids)
+    posts = dict(last.posts)
+    problems = dict(last.problems)
+    reorder = relist = False
+    for rel in sorted(fresh):
+        old_id = ids.get(rel, _MISSING)
+        cache.files.pop(rel, None)
+        if not os.path.lexists(os.path.join(base, rel)):
+            if old_id == _MISSING:
+                continue
+            del ids[rel]
+            relist = True
+            problems.pop(rel, None)
+            if old_id is not None:
+                del posts[old_id]
+            continue
+        before = len(out.problems)
+        entry = None
+        with _guard(out, rel):
+            entry = _check_cached(checker, base, rel, cache, out)
+        found = out.problems[before:]
+        del out.problems[before:]
+        if rel not in cache.files:  # not stat-able, or a defect: as a whole check does
+            return None
+        new_id = entry.id if entry is not None else None
+        if new_id is not None:
+            other = posts.get(new_id)
+            if other is not None and other.path != rel:
+                return None
+        if old_id == _MISSING:
+            reorder = True
+        elif old_id is not None and old_id != new_id:
+            del posts[old_id]
+            reorder = True
+        if entry is not None:
+            reorder = reorder or old_id != entry.id
+            posts[entry.id] = entry
+        ids[rel] = new_id
+        if found:
+            problems[rel] = found
+        else:
+            problems.pop(rel, None)
+    if reorder:
+        ids = {rel: ids[rel] for rel in sorted(ids)}
+        posts = {i: posts[i] for i in ids.values() if i is not None}
+    if reorder or relist:
+        cache.listed = list(ids)
+    out.problems.extend(cache.walk_problems)
+    for rel in sorted(problems):
+        out.problems.extend(problems[rel])
+    cache.last = _Outcome(ids, posts, problems)
+    return posts, not out.errors
+
+
+def _all_cached(ids: dict[str, str | None], cache: LoadCache) -> bool:
+    files = cache.files
+    return len(files) == len(ids) and all(rel in files for rel in ids)
 
 
 def _changed_posts(base: Path, changed: Collection[str]) -> set[str] | None:
