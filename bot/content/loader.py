@@ -202,13 +202,22 @@ def _validate(
         elif changed is not None and cache.listed is not None:
             fresh = _changed_posts(base, changed)
     if cache is not None and keep and fresh is not None and cache.last is not None:
-        patched = _patched(checker, base, cache, cache.last, fresh, out)
+        last = cache.last
+        patched = _patched(checker, base, cache, last, fresh, out)
         if patched is not None:
-            posts, valid = patched
+            posts, valid, touched = patched
             if not valid or account_model is None:
                 return None, out.problems, False
             warnings = tuple(p for p in out.problems if p.severity != "error")
-            content = ContentSet(base, account_model, slots[1], glossary[1], posts, warnings)
+            content = ContentSet(
+                base,
+                account_model,
+                slots[1],
+                glossary[1],
+                posts,
+                warnings,
+                since=(last.posts, frozenset(touched)),
+            )
             return content, out.problems, True
     if cache is not None:
         cache.last = None  # until this call is through
@@ -308,16 +317,17 @@ def _patched(
     last: _Outcome,
     fresh: set[str],
     out: Collector,
-) -> tuple[dict[str, PostEntry], bool] | None:
+) -> tuple[dict[str, PostEntry], bool, set[str]] | None:
     """The last call's outcome with the post files in ``fresh`` checked again (present or
-    gone): the posts in file order and whether it is valid, its problems added to ``out`` in
-    the order a whole check gives them. Work in proportion to ``fresh`` (and two copies of
-    the last call's dictionaries). None when a changed file takes an id another file holds:
-    the whole check then finds and words the duplicate."""
+    gone): the posts in file order, whether it is valid, and the ids whose entry changed,
+    came or went; its problems added to ``out`` in the order a whole check gives them. Work
+    in proportion to ``fresh`` (and two copies of the last call's dictionaries). None when a
+    changed file takes an id another file holds: the whole check then words the duplicate."""
     ids = dict(last.ids)
     posts = dict(last.posts)
     problems = dict(last.problems)
     reorder = relist = False
+    touched: set[str] = set()
     for rel in sorted(fresh):
         old_id = ids.get(rel, _MISSING)
         cache.files.pop(rel, None)
@@ -329,6 +339,7 @@ def _patched(
             problems.pop(rel, None)
             if old_id is not None:
                 del posts[old_id]
+                touched.add(old_id)
             continue
         before = len(out.problems)
         entry = None
@@ -348,9 +359,12 @@ def _patched(
         elif old_id is not None and old_id != new_id:
             del posts[old_id]
             reorder = True
+        if old_id not in (None, _MISSING):
+            touched.add(old_id)
         if entry is not None:
             reorder = reorder or old_id != entry.id
             posts[entry.id] = entry
+            touched.add(entry.id)
         ids[rel] = new_id
         if found:
             problems[rel] = found
@@ -365,7 +379,7 @@ def _patched(
     for rel in sorted(problems):
         out.problems.extend(problems[rel])
     cache.last = _Outcome(ids, posts, problems)
-    return posts, not out.errors
+    return posts, not out.errors, touched
 
 
 def _all_cached(ids: dict[str, str | None], cache: LoadCache) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -126,6 +126,12 @@ class ContentSet:
     glossary: GlossaryFile
     posts: Mapping[str, PostEntry]
     warnings: tuple[Problem, ...] = ()
+    # When the loader made ``posts`` from an earlier call's: that call's posts and the ids
+    # whose entry may differ (changed, new or gone). The service's apply then looks at those
+    # posts only. Not part of the content (equality ignores it).
+    since: tuple[Mapping[str, PostEntry], frozenset[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @property
     def default_zone(self) -> ZoneInfo:

@@ -318,8 +318,11 @@ class Changes:
         old, new = before.posts, content.posts
         if abs(len(new) - len(old)) > TOUCHED_MAX:
             return None
-        posts = {p for p, entry in new.items() if old.get(p) is not entry}
-        posts.update(p for p in old if p not in new)
+        if content.since is not None and content.since[0] is old:
+            posts = set(content.since[1])  # the loader says which (O(changed))
+        else:
+            posts = {p for p, entry in new.items() if old.get(p) is not entry}
+            posts.update(p for p in old if p not in new)
         posts.update(p for p, _a in was_wanted - wanted)
         return posts if len(posts) <= TOUCHED_MAX else None
 

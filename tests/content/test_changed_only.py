@@ -101,7 +101,8 @@ def test_changed_only_checks_equal_checking_every_file(
 
     monkeypatch.setattr(loader, "_patched", counting_patched)
     rev = source.refresh()
-    validate(source.root, cache)
+    previous = validate(source.root, cache)[0]
+    said = 0
     for step in STEPS:
         for rel, body in step.items():
             if rel == "schedules/accounts.yaml":
@@ -119,6 +120,16 @@ def test_changed_only_checks_equal_checking_every_file(
         assert found == whole, step
         if found[0] is not None and whole[0] is not None:  # the same order too (plan's)
             assert list(found[0].posts) == list(whole[0].posts), step
+        since = found[0].since if found[0] is not None else None
+        # What it says changed since the last call covers it all (after an invalid revision
+        # the last call's posts are not the last content's: the service then compares all).
+        if since is not None and previous is not None and since[0] is previous.posts:
+            said += 1
+            old, new_posts = previous.posts, found[0].posts  # type: ignore[union-attr]
+            differ = {p for p, e in new_posts.items() if old.get(p) is not e}
+            assert differ | (set(old) - set(new_posts)) <= since[1], step
+        if found[0] is not None:
+            previous = found[0]
         if all(r.startswith(("content/posts/gen/", "content/posts/new/")) for r in step):
             # No walk, and only the changed post files were read (and relocated: p06).
             assert partial_walks == 0, step
@@ -128,6 +139,7 @@ def test_changed_only_checks_equal_checking_every_file(
         rev = new
     # Most steps started from the last outcome (not a duplicate id, nor a changed context).
     assert sum(patched) >= 8, patched
+    assert said >= 5, said
 
 
 def test_files_put_into_the_checkout_by_hand_are_seen(origin: Path, tmp_path: Path) -> None:
