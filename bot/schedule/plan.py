@@ -9,6 +9,7 @@ a pause keeps deliveries waiting. Nothing here reads files, the network or the l
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,11 +117,14 @@ def plan(
     # slot posts are still only ever given future occurrences.
     window_start = since.astimezone(UTC) if since is not None else now
     result = Plan(start=now, end=end, currency=content.accounts.pricing.currency)
+    kept = memo is not None
     memo = memo if memo is not None else PlanMemo()
     memo.follow(content)
-    pins = _assign_slots(content, now, dict(pinned or {}), result)
+    index = memo.index(content, end) if kept else None
+    slotted = index.slotted() if index is not None else None
+    pins = _assign_slots(content, now, dict(pinned or {}), result, slotted)
     skip_later = _SKIP_LATER
-    for entry in content.posts.values():
+    for entry in index.early_posts() if index is not None else content.posts.values():
         if skip_later and entry.due is not None and entry.due >= end:
             continue  # due after the window on every account: most posts of a repository
         if entry.is_draft:
@@ -168,6 +172,89 @@ class _Post:
     past: tuple[datetime, PlanWarning] | None = None  # its due_in_past warning
 
 
+REACH = timedelta(days=7)
+"""How far past a plan's end the index takes fixed-time posts in, so the window's daily
+move costs nothing most of the time."""
+
+
+class _Index:
+    """The posts of a content set a plan looks at: slot posts, drafts and fixed-time posts
+    due before ``cut`` (``early``), the other fixed-time posts sorted by due time
+    (``later``), taken in as the window's end passes them. Plan walks ``early`` in path order,
+    the order of the loader's posts."""
+
+    def __init__(self, posts: Mapping[str, PostEntry], cut: datetime) -> None:
+        self.posts = posts
+        self.cut = cut
+        self.early: dict[str, PostEntry] = {}
+        self.later: list[tuple[datetime, str]] = []
+        self._order: list[PostEntry] | None = None
+        self._slotted: list[PostEntry] | None = None
+
+    @classmethod
+    def build(cls, posts: Mapping[str, PostEntry], end: datetime) -> _Index | None:
+        index = cls(posts, end + REACH)
+        last = ""
+        for entry in posts.values():
+            if entry.path <= last:
+                return None
+            last = entry.path
+            index._add(entry)
+        index.later.sort()
+        return index
+
+    def _add(self, entry: PostEntry) -> None:
+        due = entry.due
+        if due is None or due < self.cut:
+            self.early[entry.id] = entry
+        else:
+            self.later.append((due, entry.id))
+
+    def update(self, posts: Mapping[str, PostEntry], touched: frozenset[str]) -> None:
+        """Now for ``posts``, which differ from the last ones in the ids ``touched``."""
+        for post_id in touched:
+            old = self.posts.get(post_id)
+            if old is not None and self.early.pop(post_id, None) is None and old.due is not None:
+                at = bisect.bisect_left(self.later, (old.due, post_id))
+                if at < len(self.later) and self.later[at] == (old.due, post_id):
+                    del self.later[at]
+            new = posts.get(post_id)
+            if new is not None:
+                if new.due is not None and new.due >= self.cut:
+                    bisect.insort(self.later, (new.due, post_id))
+                else:
+                    self.early[post_id] = new
+        self.posts = posts
+        self._order = self._slotted = None
+
+    def reach(self, end: datetime) -> None:
+        """Take in the fixed-time posts due before ``end`` (and a week more)."""
+        if end < self.cut:
+            return
+        self.cut = end + REACH
+        at = bisect.bisect_left(self.later, (self.cut, ""))
+        for _due, post_id in self.later[:at]:
+            self.early[post_id] = self.posts[post_id]
+        del self.later[:at]
+        self._order = None
+
+    def early_posts(self) -> list[PostEntry]:
+        if self._order is None:
+            self._order = sorted(self.early.values(), key=_by_path)
+        return self._order
+
+    def slotted(self) -> list[PostEntry]:
+        if self._slotted is None:
+            self._slotted = sorted(
+                (e for e in self.early.values() if e.post.slot is not None), key=_by_id
+            )
+        return self._slotted
+
+
+def _by_path(entry: PostEntry) -> str:
+    return entry.path
+
+
 class PlanMemo:
     """What :func:`plan` worked out per post: when it goes out on each account, and, once
     that is inside a window, its deliveries and warnings. Kept while the post's entry (the
@@ -179,6 +266,7 @@ class PlanMemo:
         self.accounts: object = None
         self.slots: object = None
         self.posts: dict[str, _Post] = {}
+        self._index: _Index | None = None
         self.blackouts: list[BlackoutWindow] = []
         self.pause: tuple[bool, frozenset[str], str] = (False, frozenset(), "")
 
@@ -199,6 +287,25 @@ class PlanMemo:
         elif len(self.posts) > 2 * len(content.posts) + 100:
             posts = content.posts
             self.posts = {k: v for k, v in self.posts.items() if posts.get(k) is v.entry}
+
+    def index(self, content: ContentSet, end: datetime) -> _Index | None:
+        """The posts a plan ending at ``end`` must look at, kept up to date from what the
+        loader says changed (``ContentSet.since``); None when the posts are not in the order
+        of their paths (not the loader's: the caller then looks at every post)."""
+        found = self._index
+        posts = content.posts
+        if found is not None and found.posts is not posts:
+            since = content.since
+            if since is not None and since[0] is found.posts:
+                found.update(posts, since[1])
+            else:
+                found = None
+        if found is None:
+            found = _Index.build(posts, end)
+        self._index = found
+        if found is not None:
+            found.reach(end)
+        return found
 
     def post(self, content: ContentSet, entry: PostEntry, pins: Mapping[str, Pin]) -> _Post:
         pin = pins.get(entry.id) if entry.due is None else None
@@ -290,15 +397,22 @@ def _occurrence_instant(content: ContentSet, pin: Pin, account_id: str | None) -
 
 
 def _assign_slots(
-    content: ContentSet, now: datetime, pins: dict[str, Pin], result: Plan
+    content: ContentSet,
+    now: datetime,
+    pins: dict[str, Pin],
+    result: Plan,
+    slotted: list[PostEntry] | None = None,
 ) -> dict[str, Pin]:
-    """Give each slot post without a (still valid) pin the earliest free future occurrence."""
+    """Give each slot post without a (still valid) pin the earliest free future occurrence.
+    ``slotted``: the slot posts sorted by id, when the caller knows them."""
     waiting: dict[str, list[str]] = defaultdict(list)
     entries = content.posts
     # Pins of posts that no longer exist, or are no longer in a slot, free their occurrence.
     for post_id in [p for p in pins if (e := entries.get(p)) is None or e.post.slot is None]:
         del pins[post_id]
-    for entry in sorted((e for e in entries.values() if e.post.slot is not None), key=_by_id):
+    if slotted is None:
+        slotted = sorted((e for e in entries.values() if e.post.slot is not None), key=_by_id)
+    for entry in slotted:
         slot = entry.post.slot
         assert slot is not None
         pin = pins.get(entry.id)

@@ -15,8 +15,8 @@ from bot.schedule.plan import Pin, PlanMemo, plan
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(repo: Path, cache: LoadCache) -> ContentSet:
-    content, problems = validate(repo, cache)
+def _load(repo: Path, cache: LoadCache, changed: set[str] | None = None) -> ContentSet:
+    content, problems = validate(repo, cache, changed=changed)
     assert content is not None, problems
     return content
 
@@ -37,12 +37,16 @@ def test_plan_with_a_memo_equals_the_plan_from_scratch(tmp_path: Path) -> None:
         fresh = plan(content, when, 7, pinned=pins, since=since)
         kept = plan(content, when, 7, pinned=pins, since=since, memo=memo)
         assert kept == fresh
+        assert memo._index is not None  # the loader's posts are in path order
         assert fresh.deliveries and fresh.warnings
         pins = dict(fresh.pins)
+
+    touched: set[str] = set()
 
     def edit(path: Path, old: str, new: str) -> None:
         body = path.read_text(encoding="utf-8")
         path.write_text(body.replace(old, new, 1), encoding="utf-8")
+        touched.add(path.relative_to(repo).as_posix())
 
     content = _load(repo, cache)
     check(content, now)
@@ -58,9 +62,12 @@ def test_plan_with_a_memo_equals_the_plan_from_scratch(tmp_path: Path) -> None:
         lambda: edit(in_window[0], 'text: "', 'text: "Modifié. '),  # a text
         lambda: edit(in_window[1], "publish_at: 2026-12-0", "publish_at: 2027-01-0"),  # out
         lambda: edit(posts[-1], "publish_at: 2027-", "publish_at: 2026-12-02 10:00\n#"),  # in
-        lambda: in_window[2].unlink(),  # deleted
-        lambda: (repo / "content/posts/new.yaml").write_text(
-            "lang: fr\nslot: morning\ntext: Nouveau\n", encoding="utf-8"
+        lambda: (in_window[2].unlink(), touched.add(in_window[2].relative_to(repo).as_posix())),
+        lambda: (
+            (repo / "content/posts/new.yaml").write_text(
+                "lang: fr\nslot: morning\ntext: Nouveau\n", encoding="utf-8"
+            ),
+            touched.add("content/posts/new.yaml"),
         ),
         lambda: (
             edit(slotted[0], "slot: morning", "slot: evening")
@@ -76,7 +83,17 @@ def test_plan_with_a_memo_equals_the_plan_from_scratch(tmp_path: Path) -> None:
         lambda: edit(repo / "schedules/slots.yaml", "capacity: 3", "capacity: 2"),
         lambda: edit(repo / "schedules/accounts.yaml", "daily_cap: 60", "daily_cap: 5"),
     ]
+    # The loader's list of changed posts keeps the memo's index up to date, step by step;
+    # a schedules change makes it check every file (and the index is built again). The
+    # window moves 5 hours a step, and 3 days at the end (posts enter it from the index).
+    since = 0
     for n, step in enumerate(steps):
+        touched.clear()
         step()
-        content = _load(repo, cache)
+        content = _load(repo, cache, set(touched))
+        since += content.since is not None
         check(content, now + timedelta(hours=5 * n))
+    content = _load(repo, cache, set())
+    for days in range(1, 12, 2):
+        check(content, now + timedelta(days=days))
+    assert since >= 7
