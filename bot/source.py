@@ -103,6 +103,9 @@ class GitSource:
         self._reset = False  # whether this process has reset the checkout once
 
     def refresh(self) -> str:
+        self._reset = self._reset and (self.root / ".git").is_dir()  # not removed since
+        if self._reset:  # checked and reset once by this process: fetch, and reset if new
+            return self._follow()
         if (self.root / ".git").is_dir() and not self._usable():
             # A clone interrupted by a kill leaves a .git without a commit: start again.
             shutil.rmtree(self.root)
@@ -128,19 +131,27 @@ class GitSource:
             if current != self.url:
                 self._git(self.root, "remote", "set-url", "origin", self.url)
             self._git(self.root, "fetch", "--quiet", "origin", self.branch, remote=True)
-            heads = (self._git(self.root, "rev-parse", "HEAD", "FETCH_HEAD") or "").split()
-            # Nothing new (most syncs): no reset, which would stat every file of the checkout.
-            # The first sync of a process resets anyway (a kill may have cut one short).
-            if self._reset and len(heads) == 2 and heads[0] == heads[1]:
-                return heads[0]
+            # The first sync of a process resets even when nothing is new: a kill may have
+            # cut one short.
             self._git(self.root, "reset", "--quiet", "--hard", "FETCH_HEAD")
-        if not self._reset:
-            # A split index: a reset or status rewrites the entries that changed, not an
-            # index of every file (at 50,000 posts, ~5 MB each time).
-            self._git(self.root, "config", "core.splitIndex", "true")
-            self._git(self.root, "config", "feature.manyFiles", "true")
-            self._reset = True
+        # A split index: a reset or status rewrites the entries that changed, not an index of
+        # every file (at 50,000 posts, ~5 MB each time).
+        self._git(self.root, "config", "core.splitIndex", "true")
+        self._git(self.root, "config", "feature.manyFiles", "true")
+        self._reset = True
         return (self._git(self.root, "rev-parse", "HEAD") or "").strip()
+
+    def _follow(self) -> str:
+        """A later sync of this process: fetch; reset only when the branch moved. Nothing new
+        (most syncs) costs two git commands, and no reset, which would stat every file of
+        the checkout."""
+        self._git(self.root, "fetch", "--quiet", "origin", self.branch, remote=True)
+        heads = (self._git(self.root, "rev-parse", "HEAD", "FETCH_HEAD") or "").split()
+        if len(heads) != 2:
+            raise ConfigError("git rev-parse failed: no HEAD or FETCH_HEAD in the checkout")
+        if heads[0] != heads[1]:
+            self._git(self.root, "reset", "--quiet", "--hard", heads[1])
+        return heads[1]
 
     def cancel(self) -> None:
         self._runner.cancel()
