@@ -29,6 +29,7 @@ from bot.content.checks import (
 from bot.content.files import MAX_DIR_DEPTH, NotReadable, read_regular, walk
 from bot.content.model import AccountsFile, GlossaryFile, SlotsFile
 from bot.content.report import Collector, printable
+from bot.content.resultcache import ResultCache
 from bot.content.shape import check_shape
 from bot.content.types import (
     ACCOUNTS_FILE,
@@ -145,17 +146,20 @@ PARALLEL_MIN_FILES = 2000
 """Below this many post files a second process costs more than it saves."""
 
 
-def check(root: str | os.PathLike[str], *, jobs: int = 1) -> tuple[bool, list[Problem]]:
+def check(
+    root: str | os.PathLike[str], *, jobs: int = 1, cache: bool = False
+) -> tuple[bool, list[Problem]]:
     """What :func:`validate` finds, without keeping the content (``diplobot validate``):
     whether the repository is valid, and every problem, in the same order.
 
     With ``jobs`` of 2 or more (and at least ``PARALLEL_MIN_FILES`` post files, and ``fork``),
     the second half of the post files is checked in a forked process meanwhile; only ids and
-    problems come back from it.
+    problems come back from it. ``cache``: files git says are unchanged since the last run
+    are not read again (``bot/content/resultcache.py``).
     """
     out = Collector()
     try:
-        _, problems, valid = _validate(Path(root), None, out, keep=False, jobs=jobs)
+        _, problems, valid = _validate(Path(root), None, out, keep=False, jobs=jobs, results=cache)
     except Exception as exc:
         out.problems.append(_internal_problem(".", exc))
         problems, valid = out.problems, False
@@ -170,6 +174,7 @@ def _validate(
     keep: bool = True,
     jobs: int = 1,
     changed: Collection[str] | None = None,
+    results: bool = False,
 ) -> tuple[ContentSet | None, list[Problem], bool]:
     accounts = slots_loaded = glossary_loaded = None
     with _guard(out, ACCOUNTS_FILE):
@@ -232,11 +237,15 @@ def _validate(
             cache.walk_problems = out.problems[before:]
     if cache is not None:
         cache.listed = files
-    forked = not keep and jobs > 1 and len(files) >= PARALLEL_MIN_FILES and hasattr(os, "fork")
+    stored = ResultCache.open(base, _context_key(base)) if results and not keep else None
+    misses = files if stored is None else [rel for rel in files if stored.get(rel) is None]
+    forked = not keep and jobs > 1 and len(misses) >= PARALLEL_MIN_FILES and hasattr(os, "fork")
     if forked:
-        checked = _checked_forked(checker, files, out)
+        checked = _checked_forked(checker, misses, out)
     else:
-        checked = _checked(checker, files, cache, fresh)
+        checked = _checked(checker, misses, cache, fresh)
+    if stored is not None:
+        checked = _with_results(files, stored, checked, out)
     ids: dict[str, str | None] = {}
     by_file: dict[str, list[Problem]] = {}
     duplicate = False
@@ -259,6 +268,8 @@ def _validate(
         if entry is not None:
             posts[post_id] = entry
         first_seen[post_id] = rel
+    if stored is not None:
+        stored.save()
     if cache is not None:
         for gone in set(cache.files) - seen:
             del cache.files[gone]
@@ -305,6 +316,24 @@ def _checked(
                         cache.files.pop(rel, None)  # changed, says the caller: read it again
                     entry = _check_cached(checker, base, rel, cache, out)
         yield rel, (entry.id if entry is not None else None), entry
+
+
+def _with_results(
+    files: list[str], stored: ResultCache, checked: Checked, out: Collector
+) -> Checked:
+    """Every file of ``files`` in order: from ``stored`` when it has the file's result,
+    else the next of ``checked`` (the others, checked in the same order), stored."""
+    for rel in files:
+        hit = stored.get(rel)
+        if hit is not None:
+            out.problems.extend(hit[1])
+            yield rel, hit[0], None
+            continue
+        before = len(out.problems)
+        found_rel, post_id, entry = next(checked)
+        assert found_rel == rel
+        stored.put(rel, post_id, out.problems[before:])
+        yield found_rel, post_id, entry
 
 
 _MISSING = "\0missing"  # not a path of the last call
