@@ -319,6 +319,7 @@ class PostChecker:
         self.slots = slots
         self.out = out
         self._langs: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per value
+        self.compact = True  # share what posts can share (see _share_fields_sets)
         self.account_langs = (
             frozenset(a.lang for a in accounts.accounts.values()) if accounts else frozenset()
         )
@@ -371,8 +372,9 @@ class PostChecker:
             )
         )
         fingerprint = hashlib.sha1(doc.source.encode("utf-8")).hexdigest()
-        _share_fields_sets(post)
-        langs = self._langs.setdefault(langs, langs)
+        if self.compact:  # kept (the service): worth the few microseconds per post
+            _share_fields_sets(post)
+            langs = self._langs.setdefault(langs, langs)
         return PostEntry(post_id, rel, post, due, langs, fingerprint)
 
     def _check_texts(self, doc: YamlDoc, post: Post) -> None:

@@ -197,6 +197,7 @@ def _validate(
         with _guard(out, GLOSSARY_FILE):
             check_glossary(glossary[0], glossary[1], out)
     checker = PostChecker(base, account_model, slots[1] if slots_known else None, out)
+    checker.compact = keep  # the entries outlive this call only when kept
     posts: dict[str, PostEntry] = {}
     first_seen: dict[str, str] = {}
     fresh: set[str] | None = None  # with ``changed``: the post files to read again
