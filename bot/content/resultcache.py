@@ -57,7 +57,7 @@ def _git(root: Path, *args: str) -> str | None:
             capture_output=True,
             timeout=60,
             check=False,
-            env={**{k: v for k, v in os.environ.items() if not k.startswith("DIPLOBOT_")}},
+            env={"GIT_TERMINAL_PROMPT": "0"},  # as bot/source.py runs git without settings
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
