@@ -1,4 +1,9 @@
-"""Generate a realistic content repository of N posts for 4 accounts (for benchmarks)."""
+"""Generate a realistic content repository of N posts for the example's accounts (for
+benchmarks); with ``--missions M``, M missions besides the central one, about 1,000 accounts in
+all at 269 missions (the reference network), the posts spread over them.
+
+    python bench/genrepo.py /tmp/gen --posts 50000 --missions 269
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import random
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,8 +57,10 @@ def post_yaml(rng: random.Random, index: int, start: datetime) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generate(target: Path, count: int, seed: int = 7) -> Path:
-    """Write ``count`` posts plus the example's schedules into ``target`` (replaced)."""
+def generate(target: Path, count: int, seed: int = 7, missions: int = 0) -> Path:
+    """Write ``count`` posts plus the example's schedules into ``target`` (replaced); with
+    ``missions``, that many missions too (see :func:`add_missions`), which take 90 % of the
+    posts."""
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(ROOT / "schedules", target / "schedules")
@@ -71,16 +80,132 @@ def generate(target: Path, count: int, seed: int = 7) -> Path:
     )
     rng = random.Random(seed)
     start = datetime(2026, 11, 24)
-    for i in range(count):
+    central = count if not missions else count // 10
+    for i in range(central):
         folder = target / "content/posts" / f"{i // 500:03d}"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"post-{i:05d}.yaml").write_text(post_yaml(rng, i, start), encoding="utf-8")
+        body = post_yaml(rng, i, start)
+        if missions:
+            body += amplify_yaml(rng, missions)
+        (folder / f"post-{i:05d}.yaml").write_text(body, encoding="utf-8")
+    if missions:
+        add_missions(target, missions, count - central, rng, start)
     return target
+
+
+ZONES = [
+    "Asia/Shanghai",
+    "America/New_York",
+    "Africa/Dakar",
+    "Europe/Berlin",
+    "Asia/Tokyo",
+    "America/Sao_Paulo",
+    "Asia/Beirut",
+    "Africa/Nairobi",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+    "Europe/Madrid",
+    "America/Mexico_City",
+]
+LOCAL = ["es", "ar", "zh-Hans", "ru", "pt", "de", "it", "ja", "ko", "tr", "fa", "hi", "sw"]
+"""With fr and en, the fifteen languages of the reference network."""
+ACCOUNTS_TOTAL = 1000
+"""Accounts in all (the central ones included) at 269 missions; fewer missions, fewer each."""
+
+
+def mission_name(i: int) -> str:
+    return f"ambassade-{i:03d}"
+
+
+def amplify_yaml(rng: random.Random, missions: int) -> str:
+    """Now and then a central post amplified: by every mission (reposts where the platform
+    can, else copies), or copied by a few."""
+    roll = rng.random()
+    if roll < 0.02:
+        return "amplify: all\n"
+    if roll < 0.04:
+        chosen = sorted(rng.sample(range(missions), min(3, missions)))
+        names = ", ".join(mission_name(i) for i in chosen)
+        return f"amplify: {{missions: [{names}], how: copy}}\n"
+    return ""
+
+
+def _account(i: int, k: int, lang: str) -> tuple[str, str]:
+    """The ``k``-th account of mission ``i`` (its id, and its line in accounts.yaml)."""
+    aid = f"m{i:03d}_{k}"
+    handle = f"amb{i:03d}{k}{lang[:2]}"
+    platform = (
+        "x" if k < 2 else ["x", "mastodon", "bluesky", "facebook", "telegram", "weibo"][(i + k) % 6]
+    )
+    extra = ""
+    if platform == "mastodon":
+        extra = ", instance: https://social.example.org"
+    elif platform == "bluesky":
+        handle = f"amb{i:03d}-{k}.bsky.social"
+    elif platform == "facebook":
+        extra = f', page: "{100000 + i * 10 + k}"'
+    elif platform == "telegram":
+        handle = f"amb{i:03d}chan{k}"
+    line = f"  {aid}: {{lang: {lang}, platform: {platform}, handle: {handle}{extra}}}\n"
+    return aid, line
+
+
+def add_missions(
+    target: Path, missions: int, count: int, rng: random.Random, start: datetime
+) -> None:
+    """``missions`` folders under missions/, about ``ACCOUNTS_TOTAL`` accounts in all (3 or 4
+    each at 269 missions: fr and en on X, one or two in a local language on X or another
+    platform), a slot per mission, a glossary in one of ten, ``count`` posts spread evenly."""
+    # 3 accounts each, and a fourth for some (spread evenly): at 269 missions, with the
+    # example's central ones, 1,000 accounts.
+    central = yaml.safe_load((target / "schedules/accounts.yaml").read_text(encoding="utf-8"))
+    fourth = ACCOUNTS_TOTAL - len(central["accounts"]) - 3 * 269
+    for i in range(missions):
+        home = target / "missions" / mission_name(i)
+        (home / "media").mkdir(parents=True)
+        shutil.copy(ROOT / "content/media/drapeau.png", home / "media/drapeau.png")
+        langs = ["fr", "en", LOCAL[i % len(LOCAL)]]
+        if (i + 1) * fourth // 269 > i * fourth // 269:
+            langs.append(LOCAL[(i + 5) % len(LOCAL)])
+        lines = [_account(i, k, lang)[1] for k, lang in enumerate(langs)]
+        (home / "accounts.yaml").write_text(
+            f"timezone: {ZONES[i % len(ZONES)]}\ndaily_cap: 60\naccounts:\n" + "".join(lines),
+            encoding="utf-8",
+        )
+        (home / "slots.yaml").write_text(
+            "slots:\n  matin:\n    days: [mon, tue, wed, thu, fri]\n    times: [09:00]\n"
+            "    capacity: 3\n",
+            encoding="utf-8",
+        )
+        if i % 10 == 0:
+            (home / "glossary.yaml").write_text(
+                "terms:\n  - term: Quai d'Orsay\n    translations:\n"
+                "      en: the French Foreign Ministry\n",
+                encoding="utf-8",
+            )
+    for n in range(count):
+        i = n % missions
+        index = 100_000 + n
+        body = (
+            post_yaml(rng, index, start)
+            .replace("slot: morning", "slot: matin")
+            .replace("slot: evening", "slot: matin")
+        )
+        body = body.split("\n", 1)[1]  # no id: the mission's default, <mission>/<path>
+        folder = target / "missions" / mission_name(i) / "posts" / f"{(n // missions) // 500:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"post-{index:06d}.yaml").write_text(body, encoding="utf-8")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("target", type=Path)
     parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument(
+        "--missions",
+        type=int,
+        default=0,
+        help="missions besides the central one (269: the network)",
+    )
     args = parser.parse_args()
-    print(generate(args.target, args.posts))
+    print(generate(args.target, args.posts, missions=args.missions))

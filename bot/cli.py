@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", parents=[common], help="check the whole content repository")
     p.add_argument("--format", choices=("text", "json", "github"), default="text")
+    _mission_option(p, "show only the problems in this mission's files (all are checked)")
     p.add_argument(
         "--jobs",
         type=_positive_int,
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --format markdown: what the change since the git commit REF adds, moves "
         "or cancels, per account (a pull request's comment); nothing is saved",
     )
+    _mission_option(p, "only this mission's accounts")
 
     p = sub.add_parser(
         "preview",
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATETIME",
         help="as if it were this UTC time (YYYY-MM-DD HH:MM)",
     )
+    _mission_option(p, "only this mission's accounts and posts")
 
     p = sub.add_parser(
         "translate", parents=[common], help="show (or write into the files) each post's variants"
@@ -153,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", parents=[common], help="ledger state of every delivery")
     p.add_argument("id", nargs="?", help="only this post")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    _mission_option(p, "only the deliveries of this mission's accounts")
 
     p = sub.add_parser(
         "retract", parents=[common], help="delete what was published, cancel what was not"
@@ -180,6 +184,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", parents=[common], help="write the JSON Schemas editors' tools use")
     p.add_argument("directory", nargs="?", help="where to write (default: print post schema)")
     return parser
+
+
+def _mission_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--mission",
+        metavar="NAME",
+        help=f"{what} (a folder under missions/, or the central mission's name)",
+    )
+
+
+def _mission(content: ContentSet, name: str | None) -> str | None:
+    """``--mission``: a mission of ``content`` (None: all)."""
+    if (
+        name is None
+        or name in content.missions
+        or (not content.missions and name == content.central)
+    ):
+        return name
+    known = ", ".join(content.missions) or content.central
+    raise ConfigError(f"--mission {name}: no such mission; missions: {known}")
 
 
 def _langs(value: str) -> list[str]:
@@ -293,9 +317,36 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     finally:
         if collecting:
             gc.enable()
+    elsewhere = 0
+    if args.mission is not None:
+        from bot.content.types import mission_of_path
+
+        # A folder under missions/, else the central mission (content/, schedules/).
+        folder = Path(args.root) / "missions" / args.mission
+        wanted = args.mission if folder.is_dir() else None
+        mine = [p for p in problems if mission_of_path(p.path) == wanted]
+        elsewhere = sum(p.severity == "error" for p in problems) - sum(
+            p.severity == "error" for p in mine
+        )
+        problems = mine
     rendered = render_problems(problems, args.format)
+    if args.format == "json" and args.mission is not None:
+        # The mission's problems; whether the repository is valid, and how many errors the
+        # other missions have.
+        shown = json.loads(rendered)
+        rendered = json.dumps(
+            {**shown, "valid": valid, "mission": args.mission, "errors_elsewhere": elsewhere},
+            ensure_ascii=False,
+            indent=2,
+        )
     if rendered:
         print(rendered)
+    if elsewhere:
+        print(
+            f"{elsewhere} error(s) in other missions' files: the repository publishes only "
+            "when every mission is valid",
+            file=sys.stderr,
+        )
     return EXIT_OK if valid else EXIT_INVALID
 
 
@@ -319,19 +370,24 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from bot.schedule.render import plan_to_json, plan_to_text
 
     content = load(args.root)
+    mission = _mission(content, args.mission)
     now = _now(args)
     if args.changed_since is not None or args.format == "markdown":
-        return _plan_markdown(args, content, now)
+        return _plan_markdown(args, content, now, mission)
     # Planning from the real now pins slot posts; a preview (--from) creates and pins nothing.
     state = _store(args, create=not args.start)
     pins = state.pins if state is not None else None
     result = plan(content, now, args.days, pins, save=not args.start)
+    if mission is not None:
+        from bot.schedule.plan import for_mission
+
+        result = for_mission(result, content, mission)
     if args.format == "json":
-        print(json.dumps(plan_to_json(result, content), ensure_ascii=False, indent=2))
+        print(json.dumps(plan_to_json(result, content, mission), ensure_ascii=False, indent=2))
     else:
         if content.warnings:
             print(render_problems(content.warnings), file=sys.stderr)
-        print(plan_to_text(result, content))
+        print(plan_to_text(result, content, mission))
     return EXIT_OK
 
 
@@ -357,7 +413,9 @@ def _since(args: argparse.Namespace) -> Since:
     return since(Path(args.root), args.changed_since, validate, _settings(args).git_env)
 
 
-def _plan_markdown(args: argparse.Namespace, content: ContentSet, now: datetime) -> int:
+def _plan_markdown(
+    args: argparse.Namespace, content: ContentSet, now: datetime, mission: str | None = None
+) -> int:
     from bot.preview.site import plans
     from bot.schedule.render import plan_to_markdown
 
@@ -367,7 +425,11 @@ def _plan_markdown(args: argparse.Namespace, content: ContentSet, now: datetime)
     pinned = state.pins.load() if state is not None else {}
     since = _since(args) if args.changed_since else None
     result, diff = plans(content, now, args.days, pinned, since)
-    print(plan_to_markdown(result, content, diff, since.ref if since else None))
+    if mission is not None:
+        from bot.schedule.plan import for_mission
+
+        result = for_mission(result, content, mission)
+    print(plan_to_markdown(result, content, diff, since.ref if since else None, mission))
     if since is not None and since.base is None:
         print(
             f"_The content at `{since.ref}` does not validate "
@@ -412,6 +474,7 @@ def _cmd_preview(args: argparse.Namespace) -> int:
         since=since,
         revision=head_commit(Path(args.root))[0],
         parallel=_settings(args).translator.parallel,
+        mission=_mission(content, args.mission),
     )
     for missing in made.site.write(out, FolderMedia(Path(args.root))):
         print(f"WARNING: image not copied: {missing}", file=sys.stderr)
@@ -466,7 +529,10 @@ def _cmd_translate(args: argparse.Namespace) -> int:
                     "backend": translator.name,
                     "engine_calls": result.stats.engine_calls,
                     "cache_hits": result.stats.cache_hits,
-                    "variants": [asdict(v) for v in result.variants],
+                    "variants": [
+                        {k: x for k, x in asdict(v).items() if k != "glossary" or x}
+                        for v in result.variants
+                    ],
                 },
                 ensure_ascii=False,
                 indent=2,
@@ -517,11 +583,11 @@ def _targets(content: ContentSet, post_id: str, langs: list[str] | None) -> list
                 f"{post_id} is not published in {', '.join(unknown)}; it goes "
                 f"out in {', '.join(entry.languages)}"
             )
-    return [
-        a
-        for a, acct in content.accounts.accounts.items()
-        if acct.lang in entry.languages and (not langs or acct.lang in langs)
-    ]
+    # Every account the post goes to: its mission's, and those amplifying it (a copy, or a
+    # repost of the central account's post, made once that post is published).
+    accounts = content.accounts.accounts
+    every = [t.account for t in content.targets_of(entry)]
+    return [a for a in every if not langs or accounts[a].lang in langs]
 
 
 def _cmd_post_now(args: argparse.Namespace) -> int:
@@ -607,6 +673,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     store = _store(args, create=False)
     ledger = store.ledger if store is not None else None
     rows = ledger.rows(args.id) if ledger is not None else []
+    if args.mission is not None:
+        from bot.content.loader import load
+
+        content = load(args.root)
+        mine = set(content.accounts_of(_mission(content, args.mission) or content.central))
+        rows = [r for r in rows if r.account in mine]
     # A SENDING row whose owner is gone: the next start of the service or post-now
     # reconciles it; until then it needs a look.
     stale = ledger.stale_claims(datetime.now(UTC), rows) if ledger is not None else {}
@@ -638,6 +710,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
             tail = r.last_error
         if r.id in stale:
             tail = f"STALE: {stale[r.id]}; reconciled at the next start of the service or post-now"
+        if r.repost_of is not None:  # amplification: a repost of the central account's post
+            tail = f"↻ repost of {r.repost_of}" + (f": {tail}" if tail else "")
         retry = f" retry at {r.retry_at:%Y-%m-%d %H:%M} UTC" if r.retry_at else ""
         state = str(r.state)
         if for_a_person(r):  # a manual task, or a channel that cannot be searched

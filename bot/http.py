@@ -3,9 +3,10 @@
 GET  /healthz   200 while the process is alive and sweeping (the scheduler loop ran recently
                 and the ledger is writable)
 GET  /readyz    200 when valid content is loaded and the last sync of the source succeeded
-GET  /metrics   Prometheus text
+GET  /metrics   Prometheus text (``?mission=M``: the per-account figures of M's accounts)
 GET  /status    JSON: revision, content errors, sync state, counts per state and account, and
-                bounded lists of deliveries (``?limit=50&offset=0``)
+                bounded lists of deliveries (``?limit=50&offset=0``; ``&mission=M``: only M's
+                accounts)
 GET  /preview/  the editors' preview of the running revision (HTML pages and their images;
                 read-only; 404 when ``DIPLOBOT_PREVIEW=off``)
 POST /hooks/git 202 and a sync at once, when signed (GitHub X-Hub-Signature-256, or GitLab
@@ -257,7 +258,12 @@ class _Handler(BaseHTTPRequestHandler):
             reason = views.not_ready(service)
             self._send(503 if reason else 200, f"{reason}\n" if reason else "ready\n")
         elif path == "/metrics":
-            self._send(200, views.metrics(service), views.CONTENT_TYPE)
+            try:
+                figures = views.metrics(service, _mission(query))
+            except KeyError as exc:
+                self._send(404, f"{exc.args[0]}\n")
+                return
+            self._send(200, figures, views.CONTENT_TYPE)
         elif path == "/status":
             page = _page(query)
             if page is None:
@@ -265,7 +271,13 @@ class _Handler(BaseHTTPRequestHandler):
                     400, f"limit must be 1 to {STATUS_MAX_LIMIT}, offset 0 or more (?limit=50)\n"
                 )
                 return
-            status = views.status(service, limit=page[0], offset=page[1])
+            try:
+                status = views.status(
+                    service, limit=page[0], offset=page[1], mission=_mission(query)
+                )
+            except KeyError as exc:
+                self._send(404, f"{exc.args[0]}\n")
+                return
             self._send(200, json.dumps(status, ensure_ascii=False, indent=2), "application/json")
         elif path == "/preview" or path.startswith("/preview/"):
             self._preview(path)
@@ -345,6 +357,12 @@ class _Handler(BaseHTTPRequestHandler):
             return keys + ([f"github:{delivery}"] if delivery else [])
         event = self.headers.get("X-Gitlab-Event-UUID")
         return [f"gitlab:{event}"] if event else []
+
+
+def _mission(query: str) -> str | None:
+    """``?mission=`` of ``/status`` and ``/metrics`` (None: every mission)."""
+    found = parse_qs(query).get("mission")
+    return found[-1] if found else None
 
 
 def _page(query: str) -> tuple[int, int] | None:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from loguru import logger
 
-from bot.content.types import CONTENT_DIR, ContentSet, PostEntry
+from bot.content.types import ContentSet, PostEntry
 from bot.errors import PublishError
 from bot.platforms import Limits, platform
 from bot.publish.deliver import REARMABLE, display_name
@@ -66,9 +66,26 @@ def plan(
 def due_now(
     content: ContentSet, entry: PostEntry, accounts: Iterable[str], now: datetime
 ) -> list[planning.Delivery]:
-    """``post-now``'s deliveries: every part of ``entry`` on ``accounts``, due ``now``."""
+    """``post-now``'s deliveries: every part of ``entry`` on ``accounts``, due ``now``; an
+    account that amplifies ``entry`` by repost gets its repost (it waits for its original)."""
     out = []
     for account in accounts:
+        target = content.target_of(entry, account)
+        if target is not None and target.repost_of is not None:
+            out.append(
+                planning.Delivery(
+                    post=entry.id,
+                    account=account,
+                    lang=content.accounts.accounts[account].lang,
+                    part=1,
+                    parts=1,
+                    due=now,
+                    source="human",
+                    slot=entry.slot,
+                    repost_of=f"{entry.id}#1@{target.repost_of}",
+                )
+            )
+            continue
         lang = content.accounts.accounts[account].lang
         where = content.accounts.accounts[account].platform
         parts = entry.parts_for(where)
@@ -124,15 +141,18 @@ def rows(
     Images go with the first row of their part, with the variant's alt texts. On a platform
     without reply chains (``threads="join"``) a thread is one post when its parts, joined,
     fit it; else each part is a post of its own, in order. Pure."""
-    by_part = {(v.post, v.lang, v.part, v.platform): v for v in variants}
+    by_part = {(v.post, v.lang, v.part, v.platform, v.glossary): v for v in variants}
     groups: dict[tuple[str, str], list[planning.Delivery]] = {}
     for d in deliveries:
+        if d.repost_of is not None:
+            continue  # a repost has no text: :func:`repost_rows` records it
         groups.setdefault((d.post, d.account), []).append(d)
     out = []
     for (post_id, account), parts in groups.items():
         parts.sort(key=lambda d: d.part)
         lang, due, channel = parts[0].lang, parts[0].due, channel_of[account]
         where = platform(content.accounts.accounts[account].platform)
+        owner = content.glossary_owner(account)  # a mission's glossary, or the central
 
         # Every row of this post and account but its part, text and images.
         base = NewDelivery(
@@ -152,7 +172,8 @@ def rows(
             # A variant made for no platform in particular ("") serves every platform.
             if (
                 v := by_part.get(
-                    (post_id, lang, d.part, where.name), by_part.get((post_id, lang, d.part, ""))
+                    (post_id, lang, d.part, where.name, owner),
+                    by_part.get((post_id, lang, d.part, "", owner)),
                 )
             )
             is not None
@@ -191,7 +212,7 @@ def rows(
         for d, v in joined:
             media = entry.media_of(v.part - 1, where.name)
             refs = tuple(
-                MediaRef(f"{CONTENT_DIR}/{m.file}", alt)
+                MediaRef(f"{entry.home}/{m.file}", alt)
                 for m, alt in zip(media, v.alts, strict=True)
             )
             for i, text in enumerate(v.texts):
@@ -207,6 +228,35 @@ def rows(
         if where.limits.threads == "join" and len(made) > 1:
             made = joined_thread(made, where.limits) or made
         out.append(AccountRows(post_id, account, channel, due, rows=tuple(made)))
+    return out
+
+
+def repost_rows(
+    deliveries: Iterable[planning.Delivery],
+    channel_of: Mapping[str, str],
+    commit: Revision = (None, None),
+) -> list[AccountRows]:
+    """The plan's reposts (``Delivery.repost_of`` set; :func:`rows` leaves them out) as what
+    the ledger gets: one row each, part 1, no text, ``repost_of`` the original's delivery
+    key. It is published once the original is POSTED (``bot/publish/deliver.py``). Pure."""
+    out = []
+    for d in deliveries:
+        if d.repost_of is None:
+            continue
+        channel = channel_of[d.account]
+        row = NewDelivery(
+            post_id=d.post,
+            account=d.account,
+            part=1,
+            channel=channel,
+            lang=d.lang,
+            due_at=d.due,
+            text="",
+            revision=commit[0],
+            author=commit[1],
+            repost_of=d.repost_of,
+        )
+        out.append(AccountRows(d.post, d.account, channel, d.due, rows=(row,)))
     return out
 
 
@@ -392,18 +442,18 @@ def publish_now(
     loc = localize(
         content, pub.translator, pub.cache, post_ids=[entry.id], parallel=pub.translate_parallel
     )
+    due = due_now(content, entry, accounts, now)
+    commit = head_commit(content.root)
     planned = rows(
-        content,
-        due_now(content, entry, accounts, now),
-        loc.variants,
-        pub.channel_of,
-        head_commit(content.root),
-    )
+        content, [d for d in due if d.repost_of is None], loc.variants, pub.channel_of, commit
+    ) + repost_rows(due, pub.channel_of, commit)
     rearmed: dict[str, list[str]] = {}
     removed: dict[int, str] = {}
     why = {item.account: record(pub, item, removed, rearm=rearmed) for item in planned}
     results = []
-    for account in accounts:
+    reposting = {item.account for item in planned if any(r.repost_of for r in item.rows)}
+    # Reposts after the posts they repost: each waits for its original to be POSTED.
+    for account in sorted(accounts, key=lambda a: a in reposting):
         result = AccountResult(account, rearmed=rearmed.get(account, []))
         results.append(result)
         message = why.get(account)

@@ -1,5 +1,7 @@
 """Fixtures every test suite may use: the bundled example repository, the CLI run in-process,
-and the fake X (the example's four accounts) and fake LibreTranslate."""
+the fake X (the example's four accounts) and fake LibreTranslate, and the state's databases
+(``postgres``, ``pg_url``, and ``state_url`` run once on SQLite, once on PostgreSQL: see
+tests/servers/postgres.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from pathlib import Path
 import pytest
 from example import keep_platforms
 from publish.conftest import ACCOUNTS, APP
+from servers.postgres import pg_url, postgres, state_url
 from servers.translate import LibreServer
 from servers.x import XServer
 
 from bot.cli import main
+
+__all__ = ["pg_url", "postgres", "state_url"]  # fixtures, registered by being here
 
 ROOT = Path(__file__).resolve().parents[1]
 """The project checkout; its content/ and schedules/ are the bundled example repository."""

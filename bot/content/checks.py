@@ -13,7 +13,8 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,12 @@ from pydantic import BaseModel
 
 from bot.content.files import NotReadable, read_regular
 from bot.content.languages import canonical, primary
+from bot.content.missions import Target, targets
 from bot.content.model import Account, AccountsFile, GlossaryFile, Media, Post, SlotsFile
 from bot.content.report import Collector, one_line
 from bot.content.shape import check_shape
 from bot.content.timeparse import TimeProblem, local_time_exists, parse_local, zone
-from bot.content.types import CONTENT_DIR, POSTS_DIR, PostEntry
+from bot.content.types import Layout, PostEntry
 from bot.content.yamlsrc import YamlDoc, YamlProblem, read_yaml
 from bot.envname import env_name
 from bot.errors import Problem
@@ -202,7 +204,15 @@ def check_account_fields(doc: YamlDoc, aid: str, account: Account, out: Collecto
         )
 
 
-def check_slots(doc: YamlDoc, slots: SlotsFile, accounts: AccountsFile, out: Collector) -> None:
+def check_slots(
+    doc: YamlDoc,
+    slots: SlotsFile,
+    accounts: AccountsFile,
+    out: Collector,
+    owners: Mapping[str, tuple[str, str]] | None = None,
+) -> None:
+    """``owners`` (with missions): every account of the repository → its mission and where it
+    is defined; a slots file names only its own mission's accounts."""
     known = set(accounts.accounts)
     for name, slot in slots.slots.items():
         if slot.timezone not in (None, "account"):
@@ -237,8 +247,8 @@ def check_slots(doc: YamlDoc, slots: SlotsFile, accounts: AccountsFile, out: Col
                 "accounts is empty: this blackout blocks nothing",
                 "remove the line to black out every account, or list the accounts",
             )
-        _check_account_refs(doc, (*loc, "accounts"), blackout.accounts or [], known, out)
-    _check_account_refs(doc, ("pause", "accounts"), slots.pause.accounts, known, out)
+        _check_account_refs(doc, (*loc, "accounts"), blackout.accounts or [], known, out, owners)
+    _check_account_refs(doc, ("pause", "accounts"), slots.pause.accounts, known, out, owners)
 
 
 def _warn_dst_slot(
@@ -284,10 +294,24 @@ def _gap_week(start: datetime, tz: ZoneInfo) -> bool:
 
 
 def _check_account_refs(
-    doc: YamlDoc, loc: tuple[Any, ...], refs: list[str], known: set[str], out: Collector
+    doc: YamlDoc,
+    loc: tuple[Any, ...],
+    refs: list[str],
+    known: set[str],
+    out: Collector,
+    owners: Mapping[str, tuple[str, str]] | None = None,
 ) -> None:
     for i, ref in enumerate(refs):
-        if ref not in known:
+        owner = owners.get(ref) if owners else None
+        if ref not in known and owner is not None:
+            out.add(
+                doc,
+                (*loc, i),
+                f"account '{one_line(ref)}' belongs to mission '{owner[0]}' ({owner[1]}); "
+                "a mission's slots.yaml holds and pauses only its own accounts",
+                "accounts: " + ", ".join(sorted(known)),
+            )
+        elif ref not in known:
             out.add(
                 doc,
                 (*loc, i),
@@ -305,33 +329,64 @@ def check_glossary(doc: YamlDoc, glossary: GlossaryFile, out: Collector) -> None
             _check_chars(doc, loc, rendering, out)  # it is written into posts as it stands
 
 
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What one mission's post files are checked against beyond the mission's own files."""
+
+    layout: Layout = field(default_factory=Layout.of_central)
+    # The central mission: every other mission's accounts (mission → accounts), for amplify.
+    others: Mapping[str, Mapping[str, Account]] = field(default_factory=dict)
+    # Every account of the repository → its mission, and where it is defined (file:line).
+    owners: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """The accounts a post goes to, as the checks count them: their languages and platforms."""
+
+    account_langs: frozenset[str]
+    langs_text: str
+    platforms_of_lang: dict[str, tuple[Platform, ...]]
+    all_platforms: tuple[Platform, ...]
+
+    @staticmethod
+    def of(listed: list[Account]) -> _View:
+        langs = frozenset(a.lang for a in listed)
+        # Each text is checked against every platform it goes to, each counting its own way
+        # (a text with a long URL fits X, whose URLs count 23, and not Bluesky).
+        return _View(
+            langs,
+            ", ".join(sorted(langs)),
+            {lang: _unique(platform_of(a) for a in listed if a.lang == lang) for lang in langs},
+            _unique(platform_of(a) for a in listed),
+        )
+
+
 class PostChecker:
     """Checks one post file against its shape and against the rest of the repository."""
 
     def __init__(
-        self, base: Path, accounts: AccountsFile | None, slots: SlotsFile | None, out: Collector
+        self,
+        base: Path,
+        accounts: AccountsFile | None,
+        slots: SlotsFile | None,
+        out: Collector,
+        scope: Scope | None = None,
     ) -> None:
         self.base = base
+        self.scope = scope = scope if scope is not None else Scope()
+        self.layout = scope.layout
         self.root_abs = os.path.abspath(base)
-        self.content_abs = os.path.join(self.root_abs, CONTENT_DIR)
+        self.content_abs = os.path.join(self.root_abs, self.layout.home)
         self.root_real = os.path.realpath(base)
         self.accounts = accounts
         self.slots = slots
         self.out = out
+        self.own: dict[str, Account] = dict(accounts.accounts) if accounts else {}
+        self.view = _View.of(list(self.own.values()))
+        self.views: dict[tuple[str, ...], _View] = {}
         self._langs: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per value
         self.compact = True  # share what posts can share (see _share_fields_sets)
-        self.account_langs = (
-            frozenset(a.lang for a in accounts.accounts.values()) if accounts else frozenset()
-        )
-        self.langs_text = ", ".join(sorted(self.account_langs))
-        # Each text is checked against every platform it goes to, each counting its own way
-        # (a text with a long URL fits X, whose URLs count 23, and not Bluesky).
-        listed = list(accounts.accounts.values()) if accounts else []
-        self.platforms_of_lang: dict[str, tuple[Platform, ...]] = {
-            lang: _unique(platform_of(a) for a in listed if a.lang == lang)
-            for lang in self.account_langs
-        }
-        self.all_platforms = _unique(platform_of(a) for a in listed)
         self.media_cache: dict[tuple[str, tuple[str, ...]], tuple[str, str] | None] = {}
         self.default_tz: ZoneInfo | None = None  # None: accounts.yaml's zone is bad (reported)
         if accounts is not None:
@@ -351,7 +406,32 @@ class PostChecker:
         post = check_shape(doc, doc.data, Post, out)
         if post is None:
             return None
-        post_id = post.id or rel[len(POSTS_DIR) + 1 :].rsplit(".", 1)[0]
+        default = self.view
+        try:
+            return self._check(doc, rel, post, before)
+        finally:
+            self.view = default
+
+    # The accounts the post goes to (see ``_use``): read through the current view.
+    @property
+    def account_langs(self) -> frozenset[str]:
+        return self.view.account_langs
+
+    @property
+    def langs_text(self) -> str:
+        return self.view.langs_text
+
+    @property
+    def platforms_of_lang(self) -> dict[str, tuple[Platform, ...]]:
+        return self.view.platforms_of_lang
+
+    @property
+    def all_platforms(self) -> tuple[Platform, ...]:
+        return self.view.all_platforms
+
+    def _check(self, doc: YamlDoc, rel: str, post: Post, before: int) -> PostEntry | None:
+        out = self.out
+        post_id = post.id or self.layout.default_id(rel)
         if post.id is None and not _valid_id(post_id):
             out.add(
                 doc,
@@ -359,6 +439,7 @@ class PostChecker:
                 f"the file name cannot serve as the post's id ('{one_line(post_id)}')",
                 "add a line 'id: some-name' using letters, digits, '.', '_', '-'",
             )
+        found = self._check_targets(doc, post)
         self._check_texts(doc, post)
         due = self._check_when(doc, post)
         self._check_media(doc, post)
@@ -372,10 +453,117 @@ class PostChecker:
             )
         )
         fingerprint = hashlib.sha1(doc.source.encode("utf-8")).hexdigest()
+        chosen = None
+        if found is not None:
+            chosen = tuple(targets(post, self.own, self.scope.others))
         if self.compact:  # kept (the service): worth the few microseconds per post
             _share_fields_sets(post)
             langs = self._langs.setdefault(langs, langs)
-        return PostEntry(post_id, rel, post, due, langs, fingerprint)
+        return PostEntry(
+            post_id,
+            rel,
+            post,
+            due,
+            langs,
+            fingerprint,
+            self.layout.name,
+            self.layout.home,
+            chosen,
+        )
+
+    def _check_targets(self, doc: YamlDoc, post: Post) -> list[Target] | None:
+        """The ``accounts:`` and ``amplify:`` keys; then the accounts the post's texts go to
+        become the view the other checks read (every account of the mission, without them).
+        Returns the targets (languages aside), or None when the post names neither key."""
+        if post.accounts is None and post.amplify is None:
+            return None
+        self._check_accounts_key(doc, post)
+        self._check_amplify(doc, post)
+        found = targets(post, self.own, self.scope.others, languages=False)
+        key = tuple(t.account for t in found if t.repost_of is None)  # reposts carry no text
+        if key not in self.views:
+            by_id = {a: x for m in self.scope.others.values() for a, x in m.items()} | self.own
+            self.views[key] = _View.of([by_id[a] for a in key])
+        self.view = self.views[key]
+        return found
+
+    def _check_accounts_key(self, doc: YamlDoc, post: Post) -> None:
+        if post.accounts is None:
+            return
+        out, mission = self.out, self.layout.name
+        if not post.accounts:
+            out.add(
+                doc,
+                ("accounts",),
+                "accounts is empty: the post would go nowhere",
+                "remove the line to publish on every account of the mission",
+            )
+        mine = ", ".join(self.own)
+        for i, name in enumerate(post.accounts):
+            if name in self.own:
+                continue
+            owner = self.scope.owners.get(name)
+            if owner is not None:
+                out.add(
+                    doc,
+                    ("accounts", i),
+                    f"account '{one_line(name)}' belongs to mission '{owner[0]}' ({owner[1]}); "
+                    f"a post of mission '{mission}' ({self.layout.posts}/) goes only to its "
+                    "mission's accounts",
+                    f"move the post to {_posts_of(owner[1])}, or name one of: {mine}",
+                )
+            else:
+                out.add(
+                    doc,
+                    ("accounts", i),
+                    f"unknown account '{one_line(name)}'",
+                    f"accounts of mission '{mission}': {mine}",
+                )
+
+    def _check_amplify(self, doc: YamlDoc, post: Post) -> None:
+        amplify, out = post.amplify, self.out
+        if amplify is None:
+            return
+        if not self.layout.central:
+            out.add(
+                doc,
+                ("amplify",),
+                f"only a central post can be amplified; this post belongs to mission "
+                f"'{self.layout.name}'",
+                "remove 'amplify', or move the post to content/posts/",
+                key=True,
+            )
+            return
+        listed, loc = (
+            (amplify, ("amplify",))
+            if isinstance(amplify, (list, str))
+            else (amplify.missions, ("amplify", "missions"))
+        )
+        others = self.scope.others
+        if isinstance(listed, str):
+            return  # all: every mission there is (none is fine: a repository may have none yet)
+        for i, name in enumerate(listed):
+            if name in others:
+                continue
+            if name == self.layout.name:
+                out.add(
+                    doc,
+                    (*loc, i),
+                    f"'{name}' is this post's own mission: its accounts publish it already",
+                    "name other missions (folders under missions/)",
+                )
+                continue
+            close = difflib.get_close_matches(name, list(others), n=1)
+            out.add(
+                doc,
+                (*loc, i),
+                f"unknown mission '{one_line(name)}'",
+                f"did you mean '{close[0]}'?"
+                if close
+                else "missions: " + ", ".join(others)
+                if others
+                else f"create missions/{name}/ with its accounts.yaml",
+            )
 
     def _check_texts(self, doc: YamlDoc, post: Post) -> None:
         out = self.out
@@ -675,7 +863,8 @@ class PostChecker:
         return self.media_cache[key]
 
     def _inspect_media(self, file: str, targets: tuple[Platform, ...]) -> tuple[str, str] | None:
-        hint_rel = "use a path relative to content/, like media/photo.jpg"
+        home = self.layout.home
+        hint_rel = f"use a path relative to {home}/, like media/photo.jpg"
         shown = one_line(file)
         if not file.strip():
             return "media file path is empty", hint_rel
@@ -687,16 +876,16 @@ class PostChecker:
             )
         if os.path.isabs(file) or file.startswith(("/", "\\")) or ":" in file[:3]:
             return f"media path '{shown}' is absolute", hint_rel
-        joined = os.path.normpath(os.path.join(self.root_abs, CONTENT_DIR, file))
+        joined = os.path.normpath(os.path.join(self.content_abs, file))
         if not _inside(joined, self.root_abs):
             return f"media path '{shown}' leaves the repository", hint_rel
         if not _inside(joined, self.content_abs):
-            return f"media path '{shown}' leaves content/", hint_rel
+            return f"media path '{shown}' leaves {self.layout.home}/", hint_rel
         real = os.path.realpath(joined)
         if not _inside(real, self.root_real):
             return (
                 f"media file '{shown}' is a link to a place outside the repository",
-                "copy the image into content/media/",
+                f"copy the image into {self.layout.home}/media/",
             )
         try:
             head, size = read_regular(real, 16)
@@ -704,7 +893,7 @@ class PostChecker:
             if exc.missing:
                 return (
                     f"media file '{shown}' not found",
-                    "check the spelling; paths are relative to content/",
+                    f"check the spelling; paths are relative to {home}/",
                 )
             return (
                 f"media '{shown}' cannot be used: {exc.reason}",
@@ -730,6 +919,12 @@ class PostChecker:
 Holder = tuple[tuple[Any, ...], str, dict[str, str], bool, Platform | None, int]
 """A text to check: where, text, translations, has images, its one platform (None: the
 language's platforms), and its part (0: the post)."""
+
+
+def _posts_of(where: str) -> str:
+    """The posts folder of the mission whose accounts file is at ``where`` (``file:line``)."""
+    folder = where.rsplit(":", 1)[0].rsplit("/", 1)[0]
+    return f"{folder}/posts/" if folder.startswith("missions/") else "content/posts/"
 
 
 def _has_own(post: Post, platform: str, part: int) -> bool:

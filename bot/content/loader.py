@@ -13,7 +13,9 @@ import contextlib
 import hashlib
 import os
 import pickle
+import re
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,26 +23,29 @@ from pydantic import BaseModel
 
 from bot.content.checks import (
     PostChecker,
+    Scope,
     check_accounts,
     check_glossary,
     check_slots,
     read_doc,
 )
-from bot.content.files import MAX_DIR_DEPTH, NotReadable, read_regular, walk
-from bot.content.model import AccountsFile, GlossaryFile, SlotsFile
-from bot.content.report import Collector, printable
+from bot.content.files import MAX_DIR_DEPTH, NotReadable, read_regular, shown_path, walk
+from bot.content.model import MISSION_PATTERN, Account, AccountsFile, GlossaryFile, SlotsFile
+from bot.content.report import Collector, one_line, printable
 from bot.content.resultcache import ResultCache
 from bot.content.shape import check_shape
 from bot.content.types import (
-    ACCOUNTS_FILE,
-    CONTENT_DIR,
-    GLOSSARY_FILE,
-    POSTS_DIR,
-    SLOTS_FILE,
+    CENTRAL,
+    MISSIONS_DIR,
     ContentSet,
+    Layout,
+    Mission,
     PostEntry,
+    merged_glossary,
+    mission_of_path,
 )
 from bot.content.yamlsrc import YamlDoc, YamlProblem, read_yaml
+from bot.envname import env_name
 from bot.errors import ContentError, Problem
 
 M = TypeVar("M", bound=BaseModel)
@@ -97,19 +102,21 @@ class _Outcome:
         self.ids, self.posts, self.problems = ids, posts, problems
 
 
-def _context_key(base: Path) -> str:
+def _context_key(base: Path, layouts: list[Layout]) -> str:
     digest = hashlib.sha1()
-    for rel in (ACCOUNTS_FILE, SLOTS_FILE, GLOSSARY_FILE):
-        try:
-            digest.update(read_regular(base / rel, MAX_SCHEDULE_BYTES)[0])
-        except NotReadable:
-            digest.update(b"-")
-    for found in walk(str(base), CONTENT_DIR, skip=POSTS_DIR):
-        try:
-            st = os.stat(base / found.rel)
-        except (OSError, ValueError):
-            continue
-        digest.update(f"{found.rel}:{st.st_size}:{st.st_mtime_ns}".encode("utf-8", "replace"))
+    for layout in layouts:
+        digest.update(layout.name.encode() + b"\0")
+        for rel in (layout.accounts, layout.slots, layout.glossary):
+            try:
+                digest.update(read_regular(base / rel, MAX_SCHEDULE_BYTES)[0])
+            except NotReadable:
+                digest.update(b"-")
+        for found in walk(str(base), layout.home, skip=layout.posts):
+            try:
+                st = os.stat(base / found.rel)
+            except (OSError, ValueError):
+                continue
+            digest.update(f"{found.rel}:{st.st_size}:{st.st_mtime_ns}".encode("utf-8", "replace"))
     return digest.hexdigest()
 
 
@@ -166,6 +173,206 @@ def check(
     return valid, [printable(p) for p in problems]
 
 
+@dataclass(slots=True)
+class _Schedules:
+    """One mission's schedule files, as loaded (None: missing or broken, reported)."""
+
+    layout: Layout
+    accounts: tuple[YamlDoc | None, AccountsFile] | None = None
+    slots: tuple[YamlDoc | None, SlotsFile] = (None, SlotsFile())
+    slots_known: bool = True  # False: slots.yaml is broken (its slot names are unknown)
+    glossary: tuple[YamlDoc | None, GlossaryFile] = (None, GlossaryFile())
+    model: AccountsFile | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.model = self.accounts[1] if self.accounts else None
+
+
+def _schedules(base: Path, layout: Layout, out: Collector) -> _Schedules:
+    """Load (and check alone) ``layout``'s accounts, slots and glossary files."""
+    accounts = slots_loaded = glossary_loaded = None
+    with _guard(out, layout.accounts):
+        accounts = _load_model(base, layout.accounts, AccountsFile, out, required=True)
+        if accounts is not None:
+            check_accounts(accounts, out)
+            if not layout.central:
+                _check_mission_accounts(accounts, out)
+    with _guard(out, layout.slots):
+        slots_loaded = _load_model(base, layout.slots, SlotsFile, out)
+    # A broken slots.yaml is reported once; its slot names are then unknown, not missing.
+    slots_known = slots_loaded is not None or not _exists(base / layout.slots)
+    with _guard(out, layout.glossary):
+        glossary_loaded = _load_model(base, layout.glossary, GlossaryFile, out)
+    return _Schedules(
+        layout,
+        accounts,
+        slots_loaded or (None, SlotsFile()),
+        slots_known,
+        glossary_loaded or (None, GlossaryFile()),
+    )
+
+
+def _check_mission_accounts(loaded: tuple[YamlDoc | None, AccountsFile], out: Collector) -> None:
+    """What only the central accounts file may say."""
+    doc, accounts = loaded
+    assert doc is not None
+    if accounts.mission is not None:
+        out.add(
+            doc,
+            ("mission",),
+            "a mission's name is its folder's name; 'mission:' names the central mission, in "
+            "schedules/accounts.yaml only",
+            "remove the line",
+            key=True,
+        )
+    if "pricing" in accounts.model_fields_set:
+        out.add(
+            doc,
+            ("pricing",),
+            "prices are set once for the whole repository, in schedules/accounts.yaml",
+            "remove 'pricing' here",
+            key=True,
+        )
+
+
+_MISSION_NAME = re.compile(MISSION_PATTERN)
+
+
+def _mission_names(base: Path, out: Collector, central: str) -> list[str]:
+    """The folders under missions/, each a mission, sorted; other names are reported."""
+    try:
+        with os.scandir(base / MISSIONS_DIR) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    except NotADirectoryError:
+        out.add(MISSIONS_DIR, (), "this should be a folder of missions, but it is a file")
+        return []
+    except OSError as exc:
+        out.add(MISSIONS_DIR, (), f"cannot read this folder: {exc.strerror or exc}")
+        return []
+    names = []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        rel = shown_path(f"{MISSIONS_DIR}/{entry.name}")
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            is_link = entry.is_symlink()
+        except OSError:
+            is_dir = is_link = False
+        if is_link:
+            out.add(
+                rel,
+                (),
+                "a mission folder may not be a link: it is not read",
+                "move the mission's files into the repository",
+            )
+            continue
+        if not is_dir:
+            continue  # a README beside the missions
+        if not _MISSION_NAME.fullmatch(entry.name):
+            out.add(
+                rel,
+                (),
+                f"'{one_line(rel[len(MISSIONS_DIR) + 1 :])}' is not a mission name: "
+                "nothing in it is read",
+                "rename the folder: lowercase letters, digits and '-', at most 63, starting "
+                "with a letter or digit",
+            )
+            continue
+        if entry.name == central:
+            out.add(
+                rel,
+                (),
+                f"'{central}' is the central mission's name (content/ and schedules/)",
+                "rename the folder, or give the central mission another name with "
+                "'mission:' in schedules/accounts.yaml",
+            )
+            continue
+        names.append(entry.name)
+    return names
+
+
+def _account_owners(every: list[_Schedules], out: Collector) -> dict[str, tuple[str, str]]:
+    """Every account → its mission and where it is defined; an account defined twice, or two
+    accounts reading the same credentials, in two files is an error naming both places."""
+    owners: dict[str, tuple[str, str]] = {}
+    by_variable: dict[str, str] = {}
+    for sch in every:
+        if sch.accounts is None or sch.accounts[0] is None:
+            continue
+        doc, model = sch.accounts[0], sch.accounts[1]
+        for raw in model.accounts:
+            aid = str(raw)
+            here = f"{doc.path}:{doc.where(('accounts', aid), key=True)[0]}"
+            if aid in owners:
+                mission, there = owners[aid]
+                out.add(
+                    doc,
+                    ("accounts", aid),
+                    f"account '{one_line(aid)}' is defined twice: here and in {there} "
+                    f"(mission '{mission}')",
+                    "account names are unique across the repository (they name the ledger's "
+                    "rows and the DIPLOBOT_<ACCOUNT>_* variables): rename one of them",
+                    key=True,
+                )
+                continue
+            name = env_name(aid)
+            first = by_variable.setdefault(name, aid)
+            if first != aid and not owners[first][1].startswith(doc.path + ":"):
+                out.add(
+                    doc,
+                    ("accounts", aid),
+                    f"account '{one_line(aid)}' reads the same credentials as account "
+                    f"'{one_line(first)}' ({owners[first][1]}): both are "
+                    f"DIPLOBOT_{name}_ACCESS_TOKEN and DIPLOBOT_{name}_ACCESS_SECRET",
+                    "rename one of them: account ids must differ in more than case, '-' or '_'",
+                    key=True,
+                )
+            owners[aid] = (sch.layout.name, here)
+    return owners
+
+
+def _filled(account: Account, own: AccountsFile, central: AccountsFile) -> Account:
+    """A mission's account with its file's defaults (time zone, daily cap) written in, so
+    that read beside the central accounts it keeps them."""
+    update: dict[str, object] = {}
+    if account.timezone is None and own.timezone != central.timezone:
+        update["timezone"] = own.timezone
+    if account.daily_cap is None and own.daily_cap is not None:
+        update["daily_cap"] = own.daily_cap
+    return account.model_copy(update=update) if update else account
+
+
+class _Router:
+    """The post checker of each mission, chosen by the file's folder."""
+
+    def __init__(self, base: Path, checkers: list[PostChecker], out: Collector) -> None:
+        self.base = base
+        self.checkers = checkers
+        self._out = out
+        # missions/<name>/posts/...: the mission's checker, found by its name (269 missions)
+        self.by_name = {c.layout.name: c for c in checkers if not c.layout.central}
+
+    @property
+    def out(self) -> Collector:
+        return self._out
+
+    @out.setter
+    def out(self, out: Collector) -> None:
+        self._out = out
+        for checker in self.checkers:
+            checker.out = out
+
+    def check(self, rel: str) -> PostEntry | None:
+        name = mission_of_path(rel)
+        checker = self.by_name.get(name) if name is not None else self.checkers[0]
+        if checker is None or not rel.startswith(checker.layout.posts + "/"):
+            raise AssertionError(f"{rel} is in no mission's posts")
+        return checker.check(rel)
+
+
 def _validate(
     base: Path,
     cache: LoadCache | None,
@@ -176,37 +383,50 @@ def _validate(
     changed: Collection[str] | None = None,
     results: bool = False,
 ) -> tuple[ContentSet | None, list[Problem], bool]:
-    accounts = slots_loaded = glossary_loaded = None
-    with _guard(out, ACCOUNTS_FILE):
-        accounts = _load_model(base, ACCOUNTS_FILE, AccountsFile, out, required=True)
-        if accounts is not None:
-            check_accounts(accounts, out)
-    with _guard(out, SLOTS_FILE):
-        slots_loaded = _load_model(base, SLOTS_FILE, SlotsFile, out)
-    # A broken slots.yaml is reported once; its slot names are then unknown, not missing.
-    slots_known = slots_loaded is not None or not _exists(base / SLOTS_FILE)
-    slots = slots_loaded or (None, SlotsFile())
-    with _guard(out, GLOSSARY_FILE):
-        glossary_loaded = _load_model(base, GLOSSARY_FILE, GlossaryFile, out)
-    glossary = glossary_loaded or (None, GlossaryFile())
-    account_model = accounts[1] if accounts else None
-    if accounts is not None and slots[0] is not None:
-        with _guard(out, SLOTS_FILE):
-            check_slots(slots[0], slots[1], accounts[1], out)
-    if glossary[0] is not None:
-        with _guard(out, GLOSSARY_FILE):
-            check_glossary(glossary[0], glossary[1], out)
-    checker = PostChecker(base, account_model, slots[1] if slots_known else None, out)
-    checker.compact = keep  # the entries outlive this call only when kept
+    central = _schedules(base, Layout.of_central(), out)
+    central_name = (central.model.mission if central.model else None) or CENTRAL
+    central.layout = Layout.of_central(central_name)
+    others = [
+        _schedules(base, Layout.of_mission(n), out) for n in _mission_names(base, out, central_name)
+    ]
+    every = [central, *others]
+    owners = _account_owners(every, out) if others else {}
+    for sch in every:
+        slots_doc, slots_model = sch.slots
+        if sch.model is not None and slots_doc is not None:
+            with _guard(out, sch.layout.slots):
+                check_slots(slots_doc, slots_model, sch.model, out, owners)
+        if sch.glossary[0] is not None:
+            with _guard(out, sch.layout.glossary):
+                check_glossary(sch.glossary[0], sch.glossary[1], out)
+    account_model = central.model
+    if any(sch.model is None for sch in others):
+        account_model = None
+    # A mission whose accounts file is broken (reported) is still a mission amplify may name.
+    mission_accounts = {sch.layout.name: sch.model.accounts if sch.model else {} for sch in others}
+    checkers = [
+        PostChecker(
+            base,
+            sch.model,
+            sch.slots[1] if sch.slots_known else None,
+            out,
+            Scope(sch.layout, mission_accounts if sch is central else {}, owners),
+        )
+        for sch in every
+    ]
+    for each in checkers:
+        each.compact = keep  # the entries outlive this call only when kept
+    checker = _Router(base, checkers, out)
+    layouts = [sch.layout for sch in every]
     posts: dict[str, PostEntry] = {}
     first_seen: dict[str, str] = {}
     fresh: set[str] | None = None  # with ``changed``: the post files to read again
     if cache is not None:
-        context = _context_key(base)
+        context = _context_key(base, layouts)
         if context != cache.context:
             cache.context, cache.files, cache.listed = context, {}, None
         elif changed is not None and cache.listed is not None:
-            fresh = _changed_posts(base, changed)
+            fresh = _changed_posts(base, changed, layouts)
     if cache is not None and keep and fresh is not None and cache.last is not None:
         last = cache.last
         patched = _patched(checker, base, cache, last, fresh, out)
@@ -214,15 +434,9 @@ def _validate(
             posts, valid, touched = patched
             if not valid or account_model is None:
                 return None, out.problems, False
-            warnings = tuple(p for p in out.problems if p.severity != "error")
-            content = ContentSet(
-                base,
-                account_model,
-                slots[1],
-                glossary[1],
-                posts,
-                warnings,
-                since=(last.posts, frozenset(touched)),
+            since = (last.posts, frozenset(touched))
+            content = _content_set(
+                base, central, others, account_model, central_name, posts, out.problems, since
             )
             return content, out.problems, True
     if cache is not None:
@@ -233,12 +447,12 @@ def _validate(
         out.problems.extend(cache.walk_problems)
     else:
         before = len(out.problems)
-        files = list(_post_files(base, out))
+        files = list(_post_files(base, out, layouts))
         if cache is not None:
             cache.walk_problems = out.problems[before:]
     if cache is not None:
         cache.listed = files
-    stored = ResultCache.open(base, _context_key(base)) if results and not keep else None
+    stored = ResultCache.open(base, _context_key(base, layouts)) if results and not keep else None
     misses = files if stored is None else [rel for rel in files if stored.get(rel) is None]
     forked = not keep and jobs > 1 and len(misses) >= PARALLEL_MIN_FILES and hasattr(os, "fork")
     if forked:
@@ -259,7 +473,7 @@ def _validate(
             out.add(
                 rel,
                 (),
-                f"id '{post_id}' is already used by {first_seen[post_id]}",
+                f"id '{post_id}' is already used by {_id_place(base, first_seen[post_id])}",
                 "every post needs its own id; change one of them",
             )
             # Locate the duplicate precisely when we can (cheap: only on this rare path).
@@ -282,11 +496,56 @@ def _validate(
     valid = not out.errors and account_model is not None
     if not valid or not keep or account_model is None:
         return None, out.problems, valid
-    warnings = tuple(p for p in out.problems if p.severity != "error")
-    return (
-        ContentSet(base, account_model, slots[1], glossary[1], posts, warnings),
-        out.problems,
-        valid,
+    content = _content_set(base, central, others, account_model, central_name, posts, out.problems)
+    return content, out.problems, valid
+
+
+def _content_set(
+    base: Path,
+    central: _Schedules,
+    others: list[_Schedules],
+    account_model: AccountsFile,
+    central_name: str,
+    posts: dict[str, PostEntry],
+    problems: list[Problem],
+    since: tuple[dict[str, PostEntry], frozenset[str]] | None = None,
+) -> ContentSet:
+    """The content of a valid check: every mission, the accounts of them all, the posts
+    (``since``: see ``ContentSet.since``)."""
+    warnings = tuple(p for p in problems if p.severity != "error")
+    glossary = central.glossary[1]
+    every = [central, *others]
+    missions = {
+        sch.layout.name: Mission(
+            sch.layout.name,
+            sch.layout,
+            sch.model,
+            sch.slots[1],
+            glossary if sch is central else merged_glossary(glossary, sch.glossary[1]),
+            sch is not central and bool(sch.glossary[1].terms),
+        )
+        for sch in every
+        if sch.model is not None
+    }
+    account_missions: dict[str, str] = {}
+    merged = dict(account_model.accounts)
+    for sch in others:
+        assert sch.model is not None
+        for aid, account in sch.model.accounts.items():
+            merged[aid] = _filled(account, sch.model, account_model)
+            account_missions[aid] = sch.layout.name
+    accounts = account_model.model_copy(update={"accounts": merged}) if others else account_model
+    return ContentSet(
+        base,
+        accounts,
+        central.slots[1],
+        glossary,
+        posts,
+        warnings,
+        missions,
+        account_missions,
+        central_name,
+        since=since,
     )
 
 
@@ -296,7 +555,7 @@ Checked = Iterator[tuple[str, str | None, PostEntry | None]]
 
 
 def _checked(
-    checker: PostChecker,
+    checker: _Router,
     files: list[str],
     cache: LoadCache | None,
     fresh: set[str] | None = None,
@@ -341,7 +600,7 @@ _MISSING = "\0missing"  # not a path of the last call
 
 
 def _patched(
-    checker: PostChecker,
+    checker: _Router,
     base: Path,
     cache: LoadCache,
     last: _Outcome,
@@ -417,18 +676,19 @@ def _all_cached(ids: dict[str, str | None], cache: LoadCache) -> bool:
     return len(files) == len(ids) and all(rel in files for rel in ids)
 
 
-def _changed_posts(base: Path, changed: Collection[str]) -> set[str] | None:
+def _changed_posts(base: Path, changed: Collection[str], layouts: list[Layout]) -> set[str] | None:
     """The post files among ``changed`` (present or gone), or None when one of the paths is
     something only a walk of the folders can judge: a folder (or a link to one) in place of
     a file, a hidden or too deep path, a name a walk would report."""
     posts: set[str] = set()
-    prefix = POSTS_DIR + "/"
+    prefixes = tuple(layout.posts + "/" for layout in layouts)
     for rel in changed:
-        if not rel.startswith(prefix):
+        prefix = next((p for p in prefixes if rel.startswith(p)), None)
+        if prefix is None:
             continue  # schedules, glossary, media: in the context key, checked every time
         parts = rel.split("/")
         if (
-            len(parts) - 2 > MAX_DIR_DEPTH
+            len(parts) - prefix.count("/") > MAX_DIR_DEPTH
             or any(not p or p.startswith(".") for p in parts)
             or not rel.isprintable()
         ):
@@ -451,7 +711,7 @@ def _listed_after(base: Path, listed: list[str], fresh: set[str]) -> list[str]:
     return sorted(files)
 
 
-def _checked_forked(checker: PostChecker, files: list[str], out: Collector) -> Checked:
+def _checked_forked(checker: _Router, files: list[str], out: Collector) -> Checked:
     """:func:`_checked` without entries, the second half of ``files`` in a forked child.
 
     The child sends ``(path, id, problems)`` of each of its files through a pipe and exits;
@@ -526,7 +786,7 @@ def _exists(path: Path) -> bool:
 
 
 def _check_cached(
-    checker: PostChecker, base: Path, rel: str, cache: LoadCache, out: Collector
+    checker: _Router, base: Path, rel: str, cache: LoadCache, out: Collector
 ) -> PostEntry | None:
     try:
         st = os.stat(os.path.join(base, rel))  # not Path's /: once per file per sync
@@ -543,17 +803,32 @@ def _check_cached(
     return entry
 
 
-def _post_files(base: Path, out: Collector) -> Iterator[str]:
-    """Every post file under content/posts, sorted, as root-relative posix paths; folders
-    that cannot be read and names that are not UTF-8 are reported to ``out``."""
+def _post_files(base: Path, out: Collector, layouts: list[Layout]) -> Iterator[str]:
+    """Every post file of each mission (content/posts, then missions/*/posts), each
+    mission's sorted, as root-relative posix paths; folders that cannot be read and names
+    that are not UTF-8 are reported to ``out``."""
     found: list[str] = []
-    for entry in walk(str(base), POSTS_DIR):
-        if entry.problem:
-            out.add(entry.rel, (), entry.problem, entry.hint)
-        elif entry.rel.endswith((".yaml", ".yml")):
-            found.append(entry.rel)
-    found.sort()
+    for layout in layouts:
+        mine: list[str] = []
+        for entry in walk(str(base), layout.posts):
+            if entry.problem:
+                out.add(entry.rel, (), entry.problem, entry.hint)
+            elif entry.rel.endswith((".yaml", ".yml")):
+                mine.append(entry.rel)
+        found += sorted(mine)
     return iter(found)
+
+
+def _id_place(base: Path, rel: str) -> str:
+    """Where the post file ``rel`` gives its id: ``file:line`` of its ``id:``, or the file
+    (its id is its path)."""
+    try:
+        doc = read_yaml(base / rel, rel)
+    except YamlProblem:
+        return rel
+    if isinstance(doc.data, dict) and "id" in doc.data:
+        return f"{rel}:{doc.where(('id',), key=True)[0]}"
+    return rel
 
 
 def _relocate_to_id(base: Path, rel: str, problem: Problem) -> Problem:

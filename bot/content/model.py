@@ -127,6 +127,33 @@ class PlatformText(_Strict):
     )
 
 
+MISSION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+MissionName = Annotated[
+    str,
+    Field(
+        description="A mission: the name of its folder under missions/",
+        pattern=MISSION_PATTERN,
+        examples=["ambassade-chine"],
+    ),
+]
+
+
+class Amplify(_Strict):
+    """Missions that amplify a central post, and how."""
+
+    missions: list[MissionName] | Literal["all"] = Field(
+        description="The missions (folders under missions/), or all"
+    )
+    how: Literal["repost", "copy"] = Field(
+        default="repost",
+        description=(
+            "repost: each mission account reposts the central account's post on the same "
+            "platform (X, Mastodon, Bluesky), a copy elsewhere; copy: each mission account "
+            "publishes its own localized copy"
+        ),
+    )
+
+
 class Post(_Strict):
     """One announcement: one file under content/posts/."""
 
@@ -193,6 +220,21 @@ class Post(_Strict):
             "it into a numbered thread"
         ),
     )
+    accounts: list[str] | None = Field(
+        default=None,
+        description=(
+            "Publish only on these accounts of the post's mission (default: every account of "
+            "its mission in the post's languages)"
+        ),
+    )
+    amplify: list[MissionName] | Literal["all"] | Amplify | None = Field(
+        default=None,
+        description=(
+            "A central post only: missions whose accounts amplify it, e.g. [ambassade-chine] "
+            "or all (a repost where the platform can, else a copy), or "
+            "{missions: [ambassade-chine], how: copy}"
+        ),
+    )
 
 
 class Account(_Strict):
@@ -255,8 +297,15 @@ class Pricing(_Strict):
 
 
 class AccountsFile(_Strict):
-    """schedules/accounts.yaml"""
+    """schedules/accounts.yaml, or a mission's missions/<name>/accounts.yaml"""
 
+    mission: MissionName | None = Field(
+        default=None,
+        description=(
+            "schedules/accounts.yaml only: the name of the central mission (default: central); "
+            "a mission's name is its folder's"
+        ),
+    )
     timezone: str = Field(
         description="Default IANA time zone for publish_at and slots", examples=["Europe/Paris"]
     )
@@ -337,7 +386,8 @@ class Term(_Strict):
 
 
 class GlossaryFile(_Strict):
-    """content/glossary.yaml"""
+    """content/glossary.yaml, or a mission's missions/<name>/glossary.yaml (its terms
+    override or extend the central glossary for that mission's posts)"""
 
     terms: list[Term] = Field(default_factory=list)
 

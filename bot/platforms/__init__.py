@@ -257,6 +257,10 @@ PLATFORMS: dict[str, Platform] = {
 """Every platform diplobot publishes to, by name."""
 
 DEFAULT_PLATFORM = X.name
+
+REPOSTING = frozenset({X.name, MASTODON.name, BLUESKY.name})
+"""Platforms where an account can repost another's post (a retweet, a reblog, a repost
+record): a mission amplifies a central post there by reposting it; elsewhere by a copy."""
 """An account's platform when accounts.yaml does not say."""
 
 MEDIA_BYTES_MAX = max(p.limits.media_bytes for p in PLATFORMS.values())

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PDS_URL = "https://bsky.social"
 COLLECTION = "app.bsky.feed.post"
+REPOSTS = "app.bsky.feed.repost"
 BLOB_LIMIT = 976_560  # app.bsky.embed.images: an image blob's maxSize
 RATE_LIMIT_FALLBACK = timedelta(minutes=5)  # when a 429 gives no readable reset
 RATE_LIMIT_LONGEST = timedelta(hours=24)  # createSession's daily window: no reset is later
@@ -431,6 +432,149 @@ class BlueskyPublisher:
             raise PublishAmbiguous("Bluesky accepted the post but its answer gives no record URI")
         self._cids[uri] = cid
         return item.receipt(uri, self._url(item.account, uri))
+
+    # -- reposts (amplification) -----------------------------------------------------------
+
+    def repost(self, item: Outgoing) -> Receipt:
+        """An ``app.bsky.feed.repost`` record whose ``subject`` is the original (URI and
+        CID, read with ``getRecord`` when not known here), at the record key derived from the
+        delivery's key, as a post's: a retry cannot make a second repost (the key is taken;
+        the record there is read back). The receipt is the repost record's URI."""
+        original = item.repost_of
+        if original is None:
+            raise PublishError("a repost without its original: a defect to report")
+        held = self._account(item.account)
+        self._check_account(item.account, held)
+        from atproto_client import models
+
+        subject = models.ComAtprotoRepoStrongRef.Main(
+            uri=original.remote_id, cid=self._cid_of(item.account, original.remote_id)
+        )
+        record = models.AppBskyFeedRepost.Record(subject=subject, created_at=_now_iso())
+        rkey = tid_for(item.key) if item.key else None
+        data = models.ComAtprotoRepoCreateRecord.Data(
+            repo=held.did, collection=REPOSTS, record=record, rkey=rkey
+        )
+
+        def create(client: Any, _held: _Account) -> Any:
+            return client.com.atproto.repo.create_record(data)
+
+        try:
+            created = self._call(item.account, create, sent=True)
+        except (PublishAmbiguous, PublishRejected) as exc:
+            # A record at this delivery's key is this delivery's repost (see publish).
+            if rkey is None or not _maybe_exists(exc):
+                raise
+            existing = self._repost_at(item.account, held.did, rkey, quiet=True)
+            if existing is None:
+                raise
+            return Receipt(existing, original.url)
+        uri = getattr(created, "uri", None)
+        if not isinstance(uri, str) or not uri.startswith("at://"):
+            raise PublishAmbiguous("Bluesky accepted the repost but its answer gives no URI")
+        return Receipt(uri, original.url)
+
+    def find_repost(self, item: Outgoing, since: datetime) -> Receipt | None:
+        """The repost record at this delivery's key (``getRecord``), when it reposts the
+        original; without a key, the account's repost records."""
+        original = item.repost_of
+        if original is None:
+            return None
+        try:
+            held = self._account(item.account)
+            if item.key:
+                found = self._repost_at(item.account, held.did, tid_for(item.key))
+                return Receipt(found, original.url) if found is not None else None
+            for uri, subject in self._repost_records(item.account):
+                if subject == original.remote_id:
+                    return Receipt(uri, original.url)
+            return None
+        except PublishError as exc:
+            raise self._unreadable(item.account, exc) from exc
+
+    def unrepost(self, account: str, remote_id: str, original_id: str) -> None:
+        """``deleteRecord`` of the repost record; one already gone is no error."""
+        from atproto_client import models
+
+        repo, collection, rkey = _split_uri(remote_id)
+        if collection != REPOSTS:
+            raise PublishError(f"{remote_id} is not a Bluesky repost: a defect to report")
+        data = models.ComAtprotoRepoDeleteRecord.Data(repo=repo, collection=collection, rkey=rkey)
+
+        def delete(client: Any, _held: _Account) -> Any:
+            return client.com.atproto.repo.delete_record(data)
+
+        try:
+            self._call(account, delete, sent=False)
+        except PublishRejected as exc:
+            if _xrpc_error(exc.__cause__) != "RecordNotFound":
+                raise
+        if self._repost_at(account, repo, rkey) is not None:
+            raise PublishError(f"Bluesky did not undo the repost {remote_id}: check it")
+
+    def _cid_of(self, account: str, uri: str) -> str:
+        """The CID of the post ``uri``, read from its repository each time: a PDS takes a
+        repost of any reference, even of a post deleted since (the app then shows nothing),
+        so the original is checked to be there.
+
+        Raises:
+            PublishRejected: the post is not on Bluesky any more.
+        """
+        repo, _, rkey = _split_uri(uri)
+        found = self._get(account, repo, rkey)
+        if found is None:
+            raise PublishRejected(f"the post to repost ({uri}) is not on Bluesky any more")
+        return found.cid
+
+    def _repost_at(self, account: str, repo: str, rkey: str, *, quiet: bool = False) -> str | None:
+        """The URI of the repost record at ``rkey`` in ``repo``; None when there is none."""
+        from atproto_client import models
+
+        params = models.ComAtprotoRepoGetRecord.Params(repo=repo, collection=REPOSTS, rkey=rkey)
+
+        def get(client: Any, _held: _Account) -> Any:
+            return client.invoke_query("com.atproto.repo.getRecord", params=params).content
+
+        try:
+            body = self._call(account, get, sent=False)
+        except PublishRejected as exc:
+            if _xrpc_error(exc.__cause__) == "RecordNotFound" or quiet:
+                return None
+            raise
+        except PublishError:
+            if quiet:
+                return None
+            raise
+        uri = body.get("uri") if isinstance(body, dict) else None
+        if not isinstance(uri, str):
+            raise PublishError(_UNREADABLE)
+        return uri
+
+    def _repost_records(self, account: str) -> list[tuple[str, str]]:
+        """The account's repost records (one page of 100): (its URI, the subject's URI)."""
+        from atproto_client import models
+
+        held = self._account(account)
+        params = models.ComAtprotoRepoListRecords.Params(
+            repo=held.did, collection=REPOSTS, limit=100
+        )
+
+        def page(client: Any, _held: _Account) -> Any:
+            return client.invoke_query("com.atproto.repo.listRecords", params=params).content
+
+        body = self._call(account, page, sent=False)
+        records = body.get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise PublishError("Bluesky's listRecords answer is not what its lexicon says")
+        found = []
+        for record in records:
+            uri = record.get("uri") if isinstance(record, dict) else None
+            value = record.get("value") if isinstance(record, dict) else None
+            subject = value.get("subject") if isinstance(value, dict) else None
+            target = subject.get("uri") if isinstance(subject, dict) else None
+            if isinstance(uri, str) and isinstance(target, str):
+                found.append((uri, target))
+        return found
 
     def _check_account(self, account: str, held: _Account) -> None:
         """Before the first post: the session must be the account accounts.yaml names."""

@@ -371,6 +371,112 @@ class MastodonPublisher:
         url = _get(status, "url")
         return item.receipt(status_id, url if isinstance(url, str) else None)
 
+    # -- reposts (amplification) -------------------------------------------------------------
+
+    def repost(self, item: Outgoing) -> Receipt:
+        """Reblog the original (``POST /api/v1/statuses/:id/reblog``). Mastodon keeps one
+        reblog of a status per account and answers a second request with it: a retry never
+        reblogs twice. The receipt is the reblog's own status. An original on another
+        instance is first resolved there by its link (``/api/v2/search?resolve=true``)."""
+        self._check_account(item.account)
+        local = self._local_id(item)
+
+        def reblog(client: Mastodon) -> Any:
+            return client.status_reblog(local)
+
+        try:
+            status = self._call(item.account, reblog, sent=True, what="reblogging")
+        except PublishRejected as exc:
+            shown = item.repost_of.url if item.repost_of else local
+            raise PublishRejected(f"{exc} (the original {shown}: was it deleted?)") from exc
+        reblog_id = _id(status)
+        if reblog_id is None:
+            raise PublishAmbiguous("the Mastodon instance accepted the reblog but gave no id")
+        url = _get(status, "url")
+        original = item.repost_of
+        fallback = original.url if original is not None else None
+        return Receipt(reblog_id, url if isinstance(url, str) else fallback)
+
+    def find_repost(self, item: Outgoing, since: datetime) -> Receipt | None:
+        """The account's reblog of the original, among its statuses since ``since``."""
+        try:
+            local = self._local_id(item)
+            user_id = self._user_id(item.account)
+            what = "reading its statuses"
+            page = self._call(
+                item.account,
+                lambda client: client.account_statuses(user_id, limit=PAGE_SIZE),
+                sent=False,
+                what=what,
+            )
+            for _ in range(FIND_PAGES):
+                if not isinstance(page, list):
+                    raise PublishError("the instance's answer is not a list of statuses")
+                for raw in page:
+                    created = _created_at(_get(raw, "created_at"))
+                    if created is not None and created < since:
+                        return None
+                    if _id(_get(raw, "reblog") or {}) == local and (found := _id(raw)):
+                        url = _get(raw, "url")
+                        original = item.repost_of
+                        fallback = original.url if original is not None else None
+                        return Receipt(found, url if isinstance(url, str) else fallback)
+                if not page:
+                    return None
+                page = self._call(
+                    item.account, functools.partial(_next, page), sent=False, what=what
+                )
+                if page is None:
+                    return None
+        except PublishError as exc:
+            raise self._unreadable(item.account, exc) from exc
+        return None
+
+    def unrepost(self, account: str, remote_id: str, original_id: str) -> None:
+        """Undo the reblog ``remote_id``: ``POST /api/v1/statuses/:id/unreblog`` on the
+        original as this instance knows it (read from the reblog itself). A reblog or an
+        original already gone (404) is no error."""
+        client, session = self._client(account)
+        try:
+            reblog = client.status(remote_id)
+            local = _id(_get(reblog, "reblog") or {}) or original_id
+            client.status_unreblog(local)
+        except MastodonError as exc:
+            last = session.last
+            if last is not None and last.status_code == 404:
+                return
+            raise _failure(exc, last, sent=False, what="undoing the reblog") from exc
+
+    def _local_id(self, item: Outgoing) -> str:
+        """The original's status id on ``item.account``'s instance: its own id when it was
+        published there, else the id the instance gives it once it resolved its link.
+
+        Raises:
+            PublishRejected: the instance cannot find it.
+            PublishError: no original, or the instance could not be asked.
+        """
+        original = item.repost_of
+        if original is None:
+            raise PublishError("a reblog without its original: a defect to report")
+        instance = urlsplit(self._account(item.account).instance)
+        home = urlsplit(original.url or "")
+        if not original.url or (home.scheme, home.netloc) == (instance.scheme, instance.netloc):
+            return original.remote_id
+        found = self._call(
+            item.account,
+            lambda client: client.search_v2(original.url, resolve=True, result_type="statuses"),
+            sent=False,
+            what="finding the original",
+        )
+        statuses = _get(found, "statuses")
+        local = _id(statuses[0]) if isinstance(statuses, list) and statuses else None
+        if local is None:
+            raise PublishRejected(
+                f"the instance of @{self._account(item.account).handle} cannot find the "
+                f"original {original.url} (deleted, or not visible from there)"
+            )
+        return local
+
     def _check_account(self, account: str) -> None:
         """Before the first post to ``account``: its token must belong to the user name
         accounts.yaml gives it (two account ids may share a variable by mistake)."""

@@ -55,10 +55,59 @@ class OutboxPublisher:
             raise PublishError(f"cannot write the outbox {self.path}: {exc.strerror}") from exc
         return item.receipt(str(record["id"]), None)
 
+    def repost(self, item: Outgoing) -> Receipt:
+        """Write the repost of ``item.repost_of`` (``"repost_of"``: the original's id, and
+        ``"text": ""``); one the outbox holds already is not written again, as a platform
+        keeps one repost of a post per account."""
+        original = item.repost_of
+        if original is None:
+            raise PublishError("a repost without its original: a defect to report")
+        record: dict[str, Any] = {
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "account": item.account,
+            "handle": item.handle,
+            "text": "",
+            "repost_of": original.remote_id,
+            "key": item.key or None,
+        }
+        try:
+            with self._lock:
+                found = self._repost_record(item.account, original.remote_id)
+                if found is not None:
+                    return Receipt(str(found["id"]), None)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                record["id"] = f"dry-run-{self._count() + 1}"
+                with open(self.path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        except OSError as exc:
+            raise PublishError(f"cannot write the outbox {self.path}: {exc.strerror}") from exc
+        return Receipt(str(record["id"]), None)
+
+    def find_repost(self, item: Outgoing, since: datetime) -> Receipt | None:
+        original = item.repost_of
+        found = self._repost_record(item.account, original.remote_id) if original else None
+        return Receipt(str(found["id"]), None) if found is not None else None
+
+    def unrepost(self, account: str, remote_id: str, original_id: str) -> None:
+        self.delete(account, remote_id)
+
+    def _repost_record(self, account: str, original_id: str) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in reversed(self.records())
+                if r["account"] == account and r.get("repost_of") == original_id
+            ),
+            None,
+        )
+
     def find(self, item: Outgoing, since: datetime) -> Receipt | None:
         for record in reversed(self.records()):
             if (
-                record["account"] == item.account
+                not record.get("repost_of")
+                and record["account"] == item.account
                 and record.get("reply_to") == item.reply_to_id
                 and len(record.get("media") or []) == len(item.media)
                 and same_text(str(record["text"]), item.text)

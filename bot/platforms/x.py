@@ -443,6 +443,67 @@ class XPublisher:
             raise PublishAmbiguous("X accepted the post but its answer gives no post id")
         return item.receipt(tweet_id, self._url(item.account, tweet_id))
 
+    # -- reposts (amplification) ---------------------------------------------------------
+
+    def repost(self, item: Outgoing) -> Receipt:
+        """``POST /2/users/:id/retweets`` ``{"tweet_id": original}``. X keeps one repost of a
+        post per account, named by the original's id (``DELETE
+        /2/users/:id/retweets/:source_tweet_id`` undoes it): the receipt's ``remote_id`` is
+        the original's, its URL the original's. A second repost changes nothing: X answers as
+        it did the first time, or (as v1.1 did) 403 "already retweeted", taken as done."""
+        original = _original(item)
+        self._check_account(item.account)
+        user_id = self._user_id(item.account)
+        route = f"/2/users/{user_id}/retweets"
+
+        async def repost(client: _RoutedClient) -> Any:
+            return await client._make_request(
+                "POST", route, json={"tweet_id": original.remote_id}, user_auth=True
+            )
+
+        try:
+            body = self._call(item.account, repost, sent=True)
+        except PublishAuthFailed as exc:
+            text = str(exc).lower()
+            if "already" in text and ("retweet" in text or "repost" in text):
+                return Receipt(original.remote_id, original.url)
+            raise
+        except PublishRejected as exc:
+            raise PublishRejected(
+                f"X refused the repost of {original.url or original.remote_id}: {exc} (was "
+                "the original deleted?)"
+            ) from exc
+        if dig(body, "data", "retweeted") is not True:
+            # X accepted the request: the repost may well exist. Only X can tell.
+            raise PublishAmbiguous("X accepted the repost but its answer does not confirm it")
+        return Receipt(original.remote_id, original.url)
+
+    def find_repost(self, item: Outgoing, since: datetime) -> Receipt | None:
+        """The account's repost of the original, from its timeline since ``since`` (a
+        repost is a post there whose ``referenced_tweets`` say ``retweeted``)."""
+        original = _original(item)
+        try:
+            for posts in self._timeline(item.account, since):
+                if any(post.reposts == original.remote_id for post in posts):
+                    return Receipt(original.remote_id, original.url)
+        except PublishError as exc:
+            raise self._unreadable(item.account, exc) from exc
+        return None
+
+    def unrepost(self, account: str, remote_id: str, original_id: str) -> None:
+        """``DELETE /2/users/:id/retweets/:source_tweet_id`` (X's repost is named by its
+        original: ``remote_id`` is that id)."""
+        source = original_id or remote_id
+        if not _POST_ID.fullmatch(source):
+            raise PublishError(f"{source!r} is not an X post id: a defect to report")
+        route = f"/2/users/{self._user_id(account)}/retweets/{source}"
+
+        async def unrepost(client: _RoutedClient) -> Any:
+            return await client._make_request("DELETE", route, user_auth=True)
+
+        if dig(self._call(account, unrepost, sent=False), "data", "retweeted") is not False:
+            raise PublishError(f"X did not confirm that the repost of {source} was undone")
+
     def _check_account(self, account: str) -> None:
         """Before the first post to ``account`` from this publisher: its credentials must
         belong to the handle accounts.yaml gives it (two account ids may share variables)."""
@@ -505,7 +566,8 @@ class XPublisher:
             for posts in self._timeline(item.account, since):
                 for post in posts:
                     if (
-                        post.reply_to == item.reply_to_id
+                        post.reposts is None
+                        and post.reply_to == item.reply_to_id
                         and post.media == len(item.media)
                         and same_text(post.text, item.text)
                     ):
@@ -619,6 +681,20 @@ class _Seen:
     reply_to: str | None
     media: int
     created_at: datetime | None = None
+    reposts: str | None = None  # a repost: the id of the post it reposts
+
+
+def _original(item: Outgoing) -> Receipt:
+    """The post ``item`` reposts.
+
+    Raises:
+        PublishError: ``item`` is no repost, or its original's id is not X's.
+    """
+    original = item.repost_of
+    if original is None or not _POST_ID.fullmatch(original.remote_id):
+        shown = original.remote_id if original is not None else None
+        raise PublishError(f"a repost of {shown!r}, not an X post id: a defect to report")
+    return original
 
 
 _UNREADABLE = "X's timeline answer is not what its API documents"
@@ -670,7 +746,10 @@ def _seen(post: Any) -> _Seen:
             text = text.replace(link, expanded)
     replied = [r.get("id") for r in refs if r.get("type") == "replied_to"]
     reply_to = replied[0] if replied and isinstance(replied[0], str) else None
-    return _Seen(post_id, text, reply_to, len(keys), iso_time(post.get("created_at")))
+    reposted = [r.get("id") for r in refs if r.get("type") == "retweeted"]
+    reposts = reposted[0] if reposted and isinstance(reposted[0], str) else None
+    created_at = iso_time(post.get("created_at"))
+    return _Seen(post_id, text, reply_to, len(keys), created_at, reposts)
 
 
 def _detail(body: Any) -> str:

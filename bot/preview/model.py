@@ -69,8 +69,9 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class Image:
-    file: str  # relative to content/, as the post names it
+    file: str  # relative to content/ (a mission's post: its folder), as the post names it
     alt: str | None
+    home: str = "content"  # the folder the post's media paths are relative to
 
     @property
     def src(self) -> str:
@@ -82,7 +83,7 @@ class Image:
     def path(self) -> str:
         """Its path from the content root, normalised (``content/media/x.png``): the loader
         keeps it inside content/, so no ``..`` is left."""
-        return posixpath.normpath(posixpath.join("content", self.file.replace("\\", "/")))
+        return posixpath.normpath(posixpath.join(self.home, self.file.replace("\\", "/")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,10 +318,13 @@ def _day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def _blackouts(content: ContentSet) -> list[tuple[datetime, datetime, frozenset[str] | None, str]]:
+def _blackouts(
+    content: ContentSet, mission: str
+) -> list[tuple[datetime, datetime, frozenset[str] | None, str]]:
+    """``mission``'s blackouts (each mission's slots.yaml holds its own accounts)."""
     found = []
-    for b in content.slots.blackouts:
-        tz = zone(b.timezone or content.accounts.timezone)
+    for b in content.slots_of(mission).blackouts:
+        tz = zone(b.timezone) if b.timezone else content.zone_of(mission)
         accounts = frozenset(b.accounts) if b.accounts is not None else None
         found.append((parse_local(b.from_, tz), parse_local(b.until, tz), accounts, b.reason))
     return found
@@ -344,16 +348,18 @@ def build(
     since: str | None = None,
     revision: str | None = None,
     days: int | None = None,
+    mission: str | None = None,
 ) -> Preview:
     """The preview of ``plan`` (made from ``content``) with the ``variants`` localize gave.
     ``only``: the posts to show (``--changed-since``); ``diff``: the schedule's changes."""
     window = _Window(plan.start, plan.end)
-    by_variant: dict[tuple[str, str, str], list[Variant]] = defaultdict(list)
+    by_variant: dict[tuple[str, str, str, str], list[Variant]] = defaultdict(list)
     for v in variants:
-        by_variant[(v.post, v.lang, v.platform)].append(v)
+        by_variant[(v.post, v.lang, v.platform, v.glossary)].append(v)
     for found in by_variant.values():
         found.sort(key=lambda v: v.part)
-    accounts = content.accounts.accounts
+    # ``mission`` (``--mission``): its accounts' cards and calendar rows only.
+    accounts = content.accounts.accounts if mission is None else content.accounts_of(mission)
     firsts = [d for d in plan.deliveries if d.part == 1 and (only is None or d.post in only)]
     shown_posts = list(dict.fromkeys(d.post for d in firsts))
     drafts = sorted(p for p in plan.drafts if only is None or p in only)
@@ -367,8 +373,9 @@ def build(
         """The variants ``account_id`` publishes: its platform's, else those made for no
         platform in particular (as ``bot.pipeline.rows`` joins them)."""
         account = accounts[account_id]
-        return by_variant.get((post, account.lang, account.platform)) or by_variant.get(
-            (post, account.lang, ""), []
+        owner = content.glossary_owner(account_id)
+        return by_variant.get((post, account.lang, account.platform, owner)) or by_variant.get(
+            (post, account.lang, "", owner), []
         )
 
     def held_reason(post: str, account_id: str) -> str:
@@ -379,9 +386,9 @@ def build(
 
     # The calendar.
     all_days = sorted({d for a in accounts for d in _local_days(window, content.account_zone(a))})
-    blackouts = _blackouts(content)
-    pause = content.slots.pause
-    pause_note = pause.reason or "paused in schedules/slots.yaml"
+    blackouts_of = {name: _blackouts(content, name) for name in content.missions} or {
+        content.central: _blackouts(content, content.central)
+    }
     cells: dict[tuple[str, date], list[Item]] = defaultdict(list)
     for d in firsts:
         tz = content.account_zone(d.account)
@@ -406,6 +413,11 @@ def build(
             for account_id, account in accounts.items():
                 tz = content.account_zone(account_id)
                 own = set(_local_days(window, tz))
+                home = content.mission_of(account_id)
+                blackouts = blackouts_of.get(home, [])
+                pause = content.slots_of(home).pause
+                where = content.missions[home].layout.slots if home in content.missions else ""
+                pause_note = pause.reason or f"paused in {where or 'schedules/slots.yaml'}"
                 row_cells = []
                 for day in week_days:
                     start, end = _day_bounds(day, tz)
@@ -458,8 +470,9 @@ def build(
     for post_id in [*shown_posts, *drafts]:
         entry = content.posts[post_id]
         cards = []
-        for account_id, account in accounts.items():
-            if account.lang not in entry.languages:
+        publishers = content.publishers_of(entry)
+        for account_id, _account in accounts.items():
+            if account_id not in publishers:
                 continue
             found = variants_for(post_id, account_id)
             if not found:
@@ -531,6 +544,7 @@ def _card(
             Image(
                 m.file,
                 v.alts[i] if i < len(v.alts) else (m.alt if isinstance(m.alt, str) else None),
+                entry.home,
             )
             for i, m in enumerate(media)
         )

@@ -78,11 +78,16 @@ def make(
     since: changes.Since | None = None,
     revision: str | None = None,
     parallel: int = 4,
+    mission: str | None = None,
 ) -> Made:
     """The preview of ``content`` for ``days`` from ``now``. ``since``: only the posts whose
     files changed, and the schedule's changes (see :func:`bot.preview.changes.since`)."""
     pinned: Mapping[str, Pin] = pins.load() if pins is not None else {}
     result, diff = plans(content, now, days, pinned, since)
+    if mission is not None:  # its accounts' deliveries, and its drafts
+        from bot.schedule.plan import for_mission
+
+        result = for_mission(result, content, mission)
     only = since.posts(content) if since is not None else None
     wanted = {d.post for d in result.deliveries} | set(result.drafts)
     if only is not None:
@@ -100,6 +105,7 @@ def make(
         since=since.ref if since is not None else None,
         revision=revision,
         days=days,
+        mission=mission,
     )
     return Made(preview, render(preview))
 

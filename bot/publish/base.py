@@ -48,6 +48,9 @@ class Outgoing:
     # choosing (Bluesky) can never create the post twice. "" when there is no delivery.
     key: str = ""
     lang: str = ""  # the text's language (BCP 47), for platforms that tag posts with it
+    # A repost (amplification, ``Reposter.repost``): the original as it was published, on the
+    # same platform; ``text`` and ``media`` are empty then. None for a post of its own.
+    repost_of: Receipt | None = None
 
     @property
     def reply_to_id(self) -> str | None:
@@ -183,5 +186,54 @@ class AccountCheck(Protocol):
         Raises:
             ConfigError: the channel holds no credentials for ``account``.
             PublishError: the platform could not tell (the check is reported as failed).
+        """
+        ...
+
+
+@runtime_checkable
+class Reposter(Protocol):
+    """What a publisher whose platform can repost adds (an optional part of the contract):
+    X (``POST /2/users/:id/retweets``), Mastodon (reblog), Bluesky (an
+    ``app.bsky.feed.repost`` record), the outbox. A platform that cannot (Facebook, Telegram,
+    Weibo) has no such methods: the plan gives its accounts a copy instead.
+
+    ``isinstance(publisher, Reposter)`` tells whether a publisher has it. A repost is one of
+    the account's own deliveries (``Outgoing`` with ``repost_of`` set, ``key`` its delivery
+    key); the platform keeps at most one repost of a post per account, so sending it again
+    never makes a second one."""
+
+    def repost(self, item: Outgoing) -> Receipt:
+        """Repost ``item.repost_of`` (the original, as published) on ``item.account``.
+
+        The receipt's ``remote_id`` is what :meth:`unrepost` undoes and :meth:`find_repost`
+        finds: X's repost is named by the original's id (one repost of a post per account),
+        Mastodon's by the reblog's own status id, Bluesky's by the repost record's URI.
+
+        Raises:
+            PublishRateLimited: carries ``retry_at``; the caller reschedules.
+            PublishAmbiguous: the repost may exist (timeout, lost connection, 5xx).
+            PublishAuthFailed, PublishNoCredits: final failures.
+            PublishRejected: the original is gone (deleted, or not visible to the account),
+                or the platform refused the repost.
+            PublishError: anything else; the library's exception is in ``__cause__``.
+        """
+        ...
+
+    def find_repost(self, item: Outgoing, since: datetime) -> Receipt | None:
+        """The repost of ``item.repost_of`` by ``item.account``, if the platform has it
+        (reconcile after an ambiguous answer). ``since``: when it may have been made at the
+        earliest (a platform that can only tell by reading the timeline reads from there).
+
+        Raises:
+            PublishError: the platform could not be read; the delivery stays UNKNOWN.
+        """
+        ...
+
+    def unrepost(self, account: str, remote_id: str, original_id: str) -> None:
+        """Undo the repost ``remote_id`` (its receipt's) of ``original_id`` by ``account``
+        (retract); one already undone, or whose original is gone, is no error.
+
+        Raises:
+            PublishError: the platform did not confirm it.
         """
         ...

@@ -27,6 +27,15 @@ Policies that are the same for every channel:
   its window; alerted once with the text and the images. ``mark-posted`` records it POSTED;
   at ``retry_at`` it ends EXPIRED, alerted. Never twice: the row is claimed once, and the task
   is neither claimed nor sent again unless a person asks (``post-now --resend``).
+- *a repost* (amplification: the row's ``repost_of`` names the original's delivery key, on
+  the same channel): it is published only once the original is POSTED, as a repost of the
+  original's ``remote_id`` (``Reposter.repost``). Before that it waits, PENDING with a
+  ``retry_at`` (:func:`repost_wait`: 5 s growing to 5 min; no claim, no attempt spent; the
+  lateness window still applies); if the original ends FAILED, EXPIRED, RETRACTED or
+  SKIPPED, the repost ends SKIPPED with the original's reason. An ambiguous repost is
+  UNKNOWN and reconciled with ``Reposter.find_repost``, like a post with ``find``; the
+  platform keeps one repost of a post per account, so a retry never makes a second one.
+  ``retract`` undoes it (``Reposter.unrepost``).
 """
 
 from __future__ import annotations
@@ -50,7 +59,7 @@ from bot.errors import (
     PublishUnverifiable,
 )
 from bot.platforms import DEFAULT_PLATFORM, PLATFORMS
-from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt
+from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt, Reposter
 from bot.state.ledger import Ledger, Row, State
 
 MAX_ATTEMPTS = 5
@@ -61,6 +70,12 @@ LOOKUP_WAIT = (timedelta(minutes=1), timedelta(minutes=15))
 """Shortest and longest wait before looking again for an UNKNOWN row whose look-up failed."""
 UNKNOWN_GIVE_UP = timedelta(hours=6)
 """How long after its ambiguous attempt an UNKNOWN row is looked for before it ends FAILED."""
+REPOST_WAIT = (timedelta(seconds=5), timedelta(minutes=5))
+"""Shortest and longest wait of a repost for its original to be POSTED."""
+ORIGINAL_ENDED = (State.FAILED, State.EXPIRED, State.RETRACTED, State.SKIPPED)
+"""States of an original that end its reposts (SKIPPED, with the original's reason)."""
+WAITING = "waiting for the original "
+"""How the reason of a repost that waits for its original begins."""
 REARMABLE = (State.FAILED, State.EXPIRED, State.SKIPPED)
 """End states ``post-now`` sends again (never POSTED, never RETRACTED)."""
 UNEXPECTED = "unexpected error while sending, a defect to report"
@@ -102,6 +117,24 @@ def settle_commands(row: Row) -> str:
 def delivery_key(row: Row) -> str:
     """The identity of ``row``'s delivery, the same for every attempt (``Outgoing.key``)."""
     return f"{row.post_id}#{row.part}@{row.account}"
+
+
+def parse_key(key: str) -> tuple[str, int, str] | None:
+    """A delivery key (:func:`delivery_key`) read back: (post, part, account); None when it
+    is not one."""
+    left, at, account = key.rpartition("@")
+    post, hash_, part = left.rpartition("#")
+    if not (at and hash_ and post and account and part.isdigit()):
+        return None
+    return post, int(part), account
+
+
+def repost_wait(waited: timedelta) -> timedelta:
+    """Wait before looking again at the original of a repost that has waited ``waited``
+    since its due time: as long again, from 5 s to 5 min (the sweep looks every few
+    seconds; an original that is late or rate-limited is not asked about every sweep)."""
+    shortest, longest = REPOST_WAIT
+    return min(max(waited, shortest), longest)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -210,7 +243,7 @@ class Deliverer:
             if send and current.state is State.PENDING and not self._late(current, deadline):
                 if self.stopping():
                     break  # not started after SIGTERM: it waits for the next start
-                current = self.deliver(current, reply_to)
+                current = self.deliver(current, reply_to, deadline)
             late = current.state is State.PENDING and self._late(current, deadline)
             if late and max_late is not None:
                 done.append(self._expire(current, max_late))
@@ -252,12 +285,20 @@ class Deliverer:
             self.alert(self.ledger.get(row.id), reason)
         return self.ledger.get(row.id)
 
-    def deliver(self, row: Row, reply_to: Receipt | None) -> Row:
+    def deliver(self, row: Row, reply_to: Receipt | None, deadline: datetime | None = None) -> Row:
+        """Claim ``row`` and publish it (replying to ``reply_to``); a repost waits for its
+        original first, never past ``deadline`` (the lateness window's end, when one
+        applies)."""
         now = self.clock()
         log = logger.bind(post=row.post_id, account=row.account, part=row.part, channel=row.channel)
         if row.attempts >= MAX_ATTEMPTS:
             self._fail(row, [State.PENDING], f"gave up after {row.attempts} attempts")
             return self.ledger.get(row.id)
+        original: Row | None = None
+        if row.repost_of is not None:
+            original = self._original_posted(row, deadline)
+            if original is None:  # waiting for it, or ended with it
+                return self.ledger.get(row.id)
         claimed = self.ledger.claim(row.id, now)
         if claimed is None:
             log.info("publish.not_claimed")  # another process has it, or retry_at is later
@@ -265,16 +306,19 @@ class Deliverer:
         # The claimed copy, never ``row``: an edit may have refreshed the PENDING row since
         # ``row`` was read, and X must receive what the ledger records.
         try:
-            item = Outgoing(
-                account=claimed.account,
-                handle=self.handles.get(claimed.account, claimed.account),
-                text=claimed.text,
-                reply_to=reply_to,
-                media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
-                key=delivery_key(claimed),
-                lang=claimed.lang,
-            )
-            receipt = self.publisher.publish(item)
+            if original is not None:
+                receipt = self._reposter().repost(self._repost_item(claimed, original))
+            else:
+                item = Outgoing(
+                    account=claimed.account,
+                    handle=self.handles.get(claimed.account, claimed.account),
+                    text=claimed.text,
+                    reply_to=reply_to,
+                    media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
+                    key=delivery_key(claimed),
+                    lang=claimed.lang,
+                )
+                receipt = self.publisher.publish(item)
         except PublishRateLimited as exc:
             self.ledger.transition(
                 row.id, State.PENDING, expect=[State.SENDING], error=str(exc), retry_at=exc.retry_at
@@ -321,6 +365,112 @@ class Deliverer:
                     retry_at=None,
                 )
         return self.ledger.get(row.id)
+
+    # -- reposts ---------------------------------------------------------------------------
+
+    def original(self, row: Row) -> Row | None:
+        """The original delivery a repost ``row`` reposts, on the repost's channel (None: not
+        in the ledger there, or ``row`` is no repost)."""
+        found = parse_key(row.repost_of) if row.repost_of else None
+        if found is None:
+            return None
+        post, part, account = found
+        return self.ledger.find(post, account, part, row.channel)
+
+    def _original_posted(self, row: Row, deadline: datetime | None = None) -> Row | None:
+        """The original of the repost ``row`` once it is POSTED. Before that, None, and the
+        repost waits (PENDING, ``retry_at`` a little later, at the latest ``deadline``: no
+        busy loop); if the original ended without being posted, the repost ends SKIPPED with
+        the original's reason."""
+        now = self.clock()
+        if row.retry_at is not None and row.retry_at > now:
+            return None  # told to wait: not asked again before its time
+        original = self.original(row)
+        key = row.repost_of or ""
+        log = logger.bind(post=row.post_id, account=row.account, original=key)
+        if original is not None and original.state is State.POSTED and original.remote_id:
+            return original
+        reason: str | None = None
+        parsed = parse_key(key)
+        if parsed is None:
+            reason = f"'{key}' names no delivery: a defect to report"
+        elif original is None:  # not recorded yet on this channel: on another one?
+            post, part, account = parsed
+            elsewhere = [
+                r for r in self.ledger.rows(post) if r.account == account and r.part == part
+            ]
+            if elsewhere:
+                reason = (
+                    f"the original {key} goes out through {elsewhere[0].channel}, this repost "
+                    f"through {row.channel}: a repost needs both accounts' credentials set "
+                    "(see docs/operations.md, Amplification)"
+                )
+        elif original.state in ORIGINAL_ENDED:
+            why = f": {original.last_error}" if original.last_error else ""
+            reason = f"the original {key} ended {original.state}{why}"
+        elif original.state is State.POSTED:
+            reason = f"the original {key} was recorded without its id on the platform"
+        if reason is not None:
+            if self.ledger.transition(row.id, State.SKIPPED, expect=[State.PENDING], error=reason):
+                log.bind(reason=reason).warning("publish.repost_skipped")
+            return None
+        state = original.state if original is not None else "not recorded yet"
+        wait = repost_wait(max(now - row.due_at, timedelta(0)))
+        retry_at = now + wait
+        if deadline is not None and retry_at > deadline:
+            # Looked at again before the window closes, not expired early for a long wait
+            # (within the shortest wait of its end, it expires: the original is that late).
+            shortest = REPOST_WAIT[0]
+            retry_at = max(now + shortest, deadline - shortest)
+        self.ledger.transition(
+            row.id,
+            State.PENDING,
+            expect=[State.PENDING],
+            error=f"{WAITING}{key} to be posted (it is {state})",
+            retry_at=retry_at,
+        )
+        log.bind(state=str(state), wait=wait.total_seconds()).info("publish.repost_waits")
+        return None
+
+    def _reposter(self) -> Reposter:
+        """This channel's publisher as a reposter.
+
+        Raises:
+            PublishRejected: its platform cannot repost (the plan gives such accounts a copy).
+        """
+        if not isinstance(self.publisher, Reposter):
+            raise PublishRejected(
+                f"{self.publisher.name} cannot repost: a defect to report (the plan gives "
+                "accounts on platforms that cannot repost a copy)"
+            )
+        return self.publisher
+
+    def _repost_item(self, row: Row, original: Row) -> Outgoing:
+        """What the reposter is given for the repost ``row`` of ``original`` (POSTED)."""
+        return Outgoing(
+            account=row.account,
+            handle=self.handles.get(row.account, row.account),
+            text="",
+            key=delivery_key(row),
+            lang=row.lang,
+            repost_of=Receipt(original.remote_id or "", original.url),
+        )
+
+    def remove(self, row: Row) -> None:
+        """Take a POSTED ``row`` off its platform (``retract``): delete the post, or undo
+        the repost.
+
+        Raises:
+            PublishError: the platform did not confirm it.
+        """
+        if row.remote_id is None:
+            return
+        if row.repost_of is None:
+            self.publisher.delete(row.account, row.remote_id)
+            return
+        original = self.original(row)
+        original_id = original.remote_id if original is not None else None
+        self._reposter().unrepost(row.account, row.remote_id, original_id or "")
 
     def _posted(self, row: Row, receipt: Receipt, expect: Sequence[State]) -> bool:
         """``row`` is on the platform as ``receipt`` (sent, found on the timeline, or found
@@ -443,6 +593,11 @@ class Deliverer:
             PublishError: the timeline could not be read.
         """
         since = (row.claimed_at or row.updated_at) - RECONCILE_SLACK
+        if row.repost_of is not None:
+            original = self.original(row)
+            if original is None or original.remote_id is None:
+                return None  # never reposted: it is only sent once its original is POSTED
+            return self._reposter().find_repost(self._repost_item(row, original), since)
         wanted = Outgoing(
             account=row.account,
             handle=self.handles.get(row.account, row.account),

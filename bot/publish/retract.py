@@ -5,7 +5,8 @@ read) may be live on its platform: it is looked up first. Found: deleted, like a
 one. Not found: cancelled. The look-up fails (or the platform cannot be searched, as
 Telegram): nothing is changed and the retraction is reported as incomplete, since marking it
 RETRACTED would hide a post that may be live. Every platform is retracted the same way,
-through its publisher's ``find`` and ``delete``; messages name the account's platform.
+through its publisher's ``find`` and ``delete``; messages name the account's platform. A repost
+(amplification) is undone (``Reposter.unrepost``), before the original is deleted.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class Retraction:
 def retract(pub: Publishing, rows: list[Row]) -> Retraction:
     out = Retraction()
     platforms = pub.platforms
-    # Replies first, so a thread is never left hanging from a deleted first part.
-    for row in sorted(rows, key=lambda r: -r.part):
+    # Reposts first (a repost of a deleted post would linger on some platforms), then
+    # replies, so a thread is never left hanging from a deleted first part.
+    for row in sorted(rows, key=lambda r: (r.repost_of is None, -r.part)):
         where = f"{row.post_id} part {row.part} {row.account} [{row.channel}]"
         if row.state in (State.PENDING, State.HELD):
             if pub.ledger.transition(
@@ -86,14 +88,15 @@ def retract(pub: Publishing, rows: list[Row]) -> Retraction:
             out.lines.append(f"{where}: cannot delete ({row.channel} is not configured)")
             out.ok = False
             continue
+        undone = "repost undone" if row.repost_of is not None else "deleted"
         try:
-            deliverer.publisher.delete(row.account, row.remote_id)
+            deliverer.remove(row)
         except PublishError as exc:
-            out.lines.append(f"{where}: NOT deleted: {exc}")
+            out.lines.append(f"{where}: NOT {undone}: {exc}")
             out.ok = False
             continue
         pub.ledger.transition(
-            row.id, State.RETRACTED, expect=[State.POSTED], error="deleted by retract"
+            row.id, State.RETRACTED, expect=[State.POSTED], error=f"{undone} by retract"
         )
-        out.lines.append(f"{where}: deleted {row.remote_id}")
+        out.lines.append(f"{where}: {undone} {row.remote_id}")
     return out

@@ -20,7 +20,7 @@ only one: each publishes every post, and X gets everything twice. Neither can pr
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -234,18 +234,25 @@ class Watch:
                 "other_services": [s.json() for s in self.services.values()],
             }
 
-    def metrics(self) -> list[Metric]:
-        """What ``/metrics`` shows of the watch (``bot/service/views.py``)."""
+    def metrics(
+        self,
+        mission_of: Callable[[str], str] | None = None,
+        accounts: Collection[str] | None = None,
+    ) -> list[Metric]:
+        """What ``/metrics`` shows of the watch (``bot/service/views.py``): each account with
+        its mission (``mission_of``; "" when unknown), only ``accounts`` when given."""
         with self.lock:
             counts = dict(self.counts)
             services = len(self.services)
         foreign = CounterMetricFamily(
             "diplobot_foreign_posts",
             "Posts of our deliveries on our accounts that another publisher sent.",
-            labels=["account"],
+            labels=["account", "mission"],
         )
         for account, n in sorted(counts.items()):
-            foreign.add_metric([account], n)
+            if accounts is not None and account not in accounts:
+                continue
+            foreign.add_metric([account, mission_of(account) if mission_of else ""], n)
         others = GaugeMetricFamily(
             "diplobot_other_services",
             "Other services seen live on this state database.",

@@ -13,10 +13,13 @@ def paused_accounts(content: ContentSet, runtime: Mapping[str, str]) -> dict[str
     """Accounts paused now → reason: the committed switch first, then the runtime one
     (``runtime``: account or ``*`` → reason, as the state keeps it)."""
     out: dict[str, str] = {}
-    pause = content.slots.pause
     for account in content.accounts.accounts:
+        # Each mission's slots.yaml pauses its own accounts.
+        mission = content.missions.get(content.mission_of(account))
+        pause = mission.slots.pause if mission is not None else content.slots.pause
         if pause.all or account in pause.accounts:
-            out[account] = pause.reason or "paused in schedules/slots.yaml"
+            where = mission.layout.slots if mission is not None else "schedules/slots.yaml"
+            out[account] = pause.reason or f"paused in {where}"
     for account, reason in runtime.items():
         targets = list(content.accounts.accounts) if account == EVERY_ACCOUNT else [account]
         for target in targets:

@@ -18,6 +18,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot.content.languages import primary
+from bot.content.missions import Target
 from bot.content.model import DAYS
 from bot.content.timeparse import parse_local, resolve_recurring, zone
 from bot.content.types import ContentSet, PostEntry
@@ -62,6 +63,9 @@ class Delivery:
     note: str = ""
     slot: str | None = None
     has_url: bool = False
+    # A repost (amplification): the delivery key (``post#1@account``) of the central
+    # account's post this account reposts; its text is the original's, none of its own.
+    repost_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +136,7 @@ def plan(
             continue
         found = memo.post(content, entry, pins)
         warned_past = False
-        for account_id, due in found.dues:
+        for target, due in found.dues:
             if due < window_start:
                 if warned_past:
                     continue
@@ -150,9 +154,10 @@ def plan(
                 continue
             if due >= end:
                 continue
-            made = found.made.get(account_id)
+            made = found.made.get(target.account)
             if made is None:
-                made = found.made[account_id] = memo.deliveries(content, entry, account_id, due)
+                made = memo.deliveries(content, entry, target, due)
+                found.made[target.account] = made
             result.deliveries.extend(made[0])
             result.warnings.extend(made[1])
     result.deliveries.sort(key=lambda d: (d.due, d.post, d.account, d.part))
@@ -166,7 +171,7 @@ class _Post:
 
     entry: PostEntry
     pin: Pin | None
-    dues: list[tuple[str, datetime]]  # (account, due) for each account it goes to
+    dues: list[tuple[Target, datetime]]  # each account it goes to, and when
     # account → its deliveries and warnings, made the first time the due is in the window
     made: dict[str, tuple[list[Delivery], list[PlanWarning]]] = field(default_factory=dict)
     past: tuple[datetime, PlanWarning] | None = None  # its due_in_past warning
@@ -263,27 +268,22 @@ class PlanMemo:
     the clock, which only chooses the posts in the window."""
 
     def __init__(self) -> None:
-        self.accounts: object = None
-        self.slots: object = None
+        self.setup: tuple[object, ...] | None = None
         self.posts: dict[str, _Post] = {}
         self._index: _Index | None = None
-        self.blackouts: list[BlackoutWindow] = []
-        self.pause: tuple[bool, frozenset[str], str] = (False, frozenset(), "")
+        self.missions: dict[str, str] = {}
+        self.blackouts: dict[str, list[BlackoutWindow]] = {}
 
     def follow(self, content: ContentSet) -> None:
-        """Forget everything when the accounts or slots changed; forget posts gone."""
-        same = (self.accounts is content.accounts or self.accounts == content.accounts) and (
-            self.slots is content.slots or self.slots == content.slots
-        )
-        if not same:
-            self.accounts, self.slots, self.posts = content.accounts, content.slots, {}
-            self.blackouts = _blackouts(content)
-            pause = content.slots.pause
-            self.pause = (
-                pause.all,
-                frozenset(pause.accounts),
-                pause.reason or "paused in schedules/slots.yaml",
-            )
+        """Forget everything when the accounts, slots or missions changed; forget posts
+        gone."""
+        setup = (content.accounts, content.slots, content.missions, content.account_missions)
+        if self.setup is None or any(
+            a is not b and a != b for a, b in zip(self.setup, setup, strict=True)
+        ):
+            self.setup, self.posts = setup, {}
+            self.missions = _missions(content)
+            self.blackouts = {name: _blackouts(content, name) for name in self.missions}
         elif len(self.posts) > 2 * len(content.posts) + 100:
             posts = content.posts
             self.posts = {k: v for k, v in self.posts.items() if posts.get(k) is v.entry}
@@ -313,28 +313,44 @@ class PlanMemo:
         if found is not None and found.entry is entry and found.pin == pin:
             return found
         dues = []
-        for account_id, account in content.accounts.accounts.items():
-            if account.lang not in entry.languages:
-                continue
-            due = due_for(content, entry, account_id, pins)
+        for target in content.targets_of(entry):
+            # A repost goes when the original does (and only after it is posted).
+            due = due_for(content, entry, target.repost_of or target.account, pins)
             if due is not None:
-                dues.append((account_id, due))
+                dues.append((target, due))
         found = self.posts[entry.id] = _Post(entry, pin, dues)
         return found
 
     def deliveries(
-        self, content: ContentSet, entry: PostEntry, account_id: str, due: datetime
+        self, content: ContentSet, entry: PostEntry, target: Target, due: datetime
     ) -> tuple[list[Delivery], list[PlanWarning]]:
-        """``entry``'s deliveries on ``account_id`` at ``due``, and the warnings they bring."""
-        paused_all, paused, pause_note = self.pause
+        """``entry``'s deliveries to ``target`` at ``due``, and the warnings they bring."""
+        account_id = target.account
         account = content.accounts.accounts[account_id]
+        mission = content.mission_of(account_id)
         status: Status = "scheduled"
         note = ""
-        held = _blackout_for(self.blackouts, account_id, due)
+        held = _blackout_for(self.blackouts[mission], account_id, due)
+        pause = content.slots_of(mission).pause
         if held is not None:
             status, note = "blackout", held
-        elif paused_all or account_id in paused:
-            status, note = "paused", pause_note
+        elif pause.all or account_id in pause.accounts:
+            status, note = "paused", pause.reason or f"paused in {self.missions[mission]}"
+        if target.repost_of is not None:
+            repost = Delivery(
+                post=entry.id,
+                account=account_id,
+                lang=account.lang,
+                part=1,
+                parts=1,
+                due=due,
+                source="human",  # no text of its own: the original's
+                status=status,
+                note=note,
+                slot=entry.slot,
+                repost_of=f"{entry.id}#1@{target.repost_of}",
+            )
+            return [repost], []
         where = account.platform
         parts = entry.parts_for(where)
         out = Plan(start=due, end=due)  # collects the warnings, in the order plan gives them
@@ -365,10 +381,42 @@ class PlanMemo:
         return deliveries, out.warnings
 
 
+def for_mission(result: Plan, content: ContentSet, mission: str) -> Plan:
+    """``result`` as one mission sees it: its accounts' deliveries, cost and warnings, and
+    its drafts (``--mission``)."""
+    mine = set(content.accounts_of(mission))
+
+    def own_post(post: str | None) -> bool:
+        entry = content.posts.get(post) if post is not None else None
+        return entry is not None and entry.mission == mission
+
+    return Plan(
+        start=result.start,
+        end=result.end,
+        deliveries=[d for d in result.deliveries if d.account in mine],
+        warnings=[
+            w
+            for w in result.warnings
+            if (w.account in mine if w.account is not None else own_post(w.post))
+        ],
+        pins={p: pin for p, pin in result.pins.items() if own_post(p)},
+        new_pins={p: pin for p, pin in result.new_pins.items() if own_post(p)},
+        drafts=[p for p in result.drafts if own_post(p)],
+        cost={k: v for k, v in result.cost.items() if k[0] in mine},
+        currency=result.currency,
+    )
+
+
 _SKIP_LATER = True
 """Skip fixed-time posts due after the window before looking at accounts (an exact
 shortcut: ``due_for`` gives such a post that time on every account; tests turn it off to
 compare)."""
+
+
+def _missions(content: ContentSet) -> dict[str, str]:
+    """Every mission → its slots file (a content set without missions: the central one)."""
+    found = {name: m.layout.slots for name, m in content.missions.items()}
+    return found or {content.central: "schedules/slots.yaml"}
 
 
 def due_for(
@@ -380,20 +428,27 @@ def due_for(
     pin = pins.get(entry.id)
     if pin is None:
         return None
-    return _occurrence_instant(content, pin, account_id)
+    return _occurrence_instant(content, pin, account_id, entry.mission)
 
 
-def _slot_zone(content: ContentSet, slot: str, account_id: str | None) -> ZoneInfo:
-    zone_name = content.slots.slots[slot].timezone if slot in content.slots.slots else None
+def _slot_zone(
+    content: ContentSet, slot: str, account_id: str | None, mission: str | None = None
+) -> ZoneInfo:
+    """The zone of ``slot`` of ``mission``'s slots file (default: the central one)."""
+    name = mission if mission is not None and mission in content.missions else content.central
+    slots = content.slots_of(name).slots
+    zone_name = slots[slot].timezone if slot in slots else None
     if zone_name == "account" and account_id is not None:
         return content.account_zone(account_id)
     if zone_name not in (None, "account"):
         return zone(zone_name)
-    return content.default_zone
+    return content.zone_of(name)
 
 
-def _occurrence_instant(content: ContentSet, pin: Pin, account_id: str | None) -> datetime:
-    return resolve_recurring(pin.local, _slot_zone(content, pin.slot, account_id))
+def _occurrence_instant(
+    content: ContentSet, pin: Pin, account_id: str | None, mission: str | None = None
+) -> datetime:
+    return resolve_recurring(pin.local, _slot_zone(content, pin.slot, account_id, mission))
 
 
 def _assign_slots(
@@ -405,7 +460,8 @@ def _assign_slots(
 ) -> dict[str, Pin]:
     """Give each slot post without a (still valid) pin the earliest free future occurrence.
     ``slotted``: the slot posts sorted by id, when the caller knows them."""
-    waiting: dict[str, list[str]] = defaultdict(list)
+    # Slots are a mission's own: its posts take its slots' occurrences.
+    waiting: dict[tuple[str, str], list[str]] = defaultdict(list)
     entries = content.posts
     # Pins of posts that no longer exist, or are no longer in a slot, free their occurrence.
     for post_id in [p for p in pins if (e := entries.get(p)) is None or e.post.slot is None]:
@@ -418,12 +474,16 @@ def _assign_slots(
         pin = pins.get(entry.id)
         if pin is None or pin.slot != slot:
             pins.pop(entry.id, None)
-            waiting[slot].append(entry.id)
-    taken: Counter[tuple[str, datetime]] = Counter((p.slot, p.local) for p in pins.values())
-    global_blackouts = [(a, b) for a, b, accts, _ in _blackouts(content) if accts is None]
-    for slot_name, posts in waiting.items():
-        spec = content.slots.slots[slot_name]
-        tz = _slot_zone(content, slot_name, None)
+            waiting[(entry.mission, slot)].append(entry.id)
+    taken: Counter[tuple[str, str, datetime]] = Counter(
+        (content.posts[p].mission, pin.slot, pin.local) for p, pin in pins.items()
+    )
+    for (mission, slot_name), posts in waiting.items():
+        spec = content.slots_of(mission).slots[slot_name]
+        tz = _slot_zone(content, slot_name, None, mission)
+        global_blackouts = [
+            (a, b) for a, b, accts, _ in _blackouts(content, mission) if accts is None
+        ]
         local_now = now.astimezone(tz).replace(tzinfo=None)
         day = local_now.date()
         weekdays = {DAYS.index(d) for d in spec.days}
@@ -440,10 +500,10 @@ def _assign_slots(
                     instant = resolve_recurring(local, tz)
                     if any(a <= instant < b for a, b in global_blackouts):
                         continue
-                    while queue and taken[(slot_name, local)] < spec.capacity:
+                    while queue and taken[(mission, slot_name, local)] < spec.capacity:
                         post_id = queue.pop(0)
                         pins[post_id] = result.new_pins[post_id] = Pin(slot_name, local)
-                        taken[(slot_name, local)] += 1
+                        taken[(mission, slot_name, local)] += 1
             day += timedelta(days=1)
         for post_id in queue:
             result.warnings.append(
@@ -466,10 +526,12 @@ BlackoutWindow = tuple[datetime, datetime, frozenset[str] | None, str]
 """A blackout in UTC: start, end, the accounts it holds (None: all), the reason."""
 
 
-def _blackouts(content: ContentSet) -> list[BlackoutWindow]:
+def _blackouts(content: ContentSet, mission: str | None = None) -> list[BlackoutWindow]:
+    """``mission``'s blackouts (default: the central ones), in UTC."""
+    name = mission if mission is not None and mission in content.missions else content.central
     found: list[BlackoutWindow] = []
-    for b in content.slots.blackouts:
-        tz = zone(b.timezone or content.accounts.timezone)
+    for b in content.slots_of(name).blackouts:
+        tz = zone(b.timezone) if b.timezone else content.zone_of(name)
         accounts = frozenset(b.accounts) if b.accounts is not None else None
         found.append((parse_local(b.from_, tz), parse_local(b.until, tz), accounts, b.reason))
     return found

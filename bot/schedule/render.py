@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.content.model import Account
 from bot.content.types import ContentSet
 from bot.platforms import platform_of
 from bot.schedule.diff import ScheduleDiff
@@ -21,10 +22,24 @@ def _iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def plan_to_json(plan: Plan, content: ContentSet) -> dict[str, Any]:
+def _shown_accounts(content: ContentSet, mission: str | None) -> dict[str, Account]:
+    """The accounts a plan shows: ``mission``'s, or every account."""
+    if mission is None:
+        return dict(content.accounts.accounts)
+    return content.accounts_of(mission)
+
+
+def plan_to_json(plan: Plan, content: ContentSet, mission: str | None = None) -> dict[str, Any]:
+    """The plan as JSON (``mission``: the plan is that mission's, see ``for_mission``). With
+    missions, each delivery says its account's mission; a repost says what it reposts."""
     deliveries = []
     for d in plan.deliveries:
         tz = content.account_zone(d.account)
+        extra: dict[str, Any] = {}
+        if content.has_missions:
+            extra["mission"] = content.mission_of(d.account)
+        if d.repost_of is not None:
+            extra["repost_of"] = d.repost_of
         deliveries.append(
             {
                 "post": d.post,
@@ -42,14 +57,17 @@ def plan_to_json(plan: Plan, content: ContentSet) -> dict[str, Any]:
                 "note": d.note,
                 "slot": d.slot,
                 "has_url": d.has_url,
+                **extra,
             }
         )
     per_day = [
         {"account": account, "date": day.isoformat(), "cost": cost}
         for (account, day), cost in plan.cost.items()
     ]
+    head = {"mission": mission} if mission is not None else {}
     return {
         "format": JSON_FORMAT,
+        **head,
         "from": _iso_utc(plan.start),
         "until": _iso_utc(plan.end),
         "deliveries": deliveries,
@@ -66,9 +84,10 @@ def plan_to_json(plan: Plan, content: ContentSet) -> dict[str, Any]:
     }
 
 
-def plan_to_text(plan: Plan, content: ContentSet) -> str:
+def plan_to_text(plan: Plan, content: ContentSet, mission: str | None = None) -> str:
+    of = f" of mission {mission}" if mission is not None else ""
     lines: list[str] = [
-        f"Plan from {plan.start:%Y-%m-%d %H:%M} to {plan.end:%Y-%m-%d %H:%M} UTC: "
+        f"Plan{of} from {plan.start:%Y-%m-%d %H:%M} to {plan.end:%Y-%m-%d %H:%M} UTC: "
         f"{len(plan.deliveries)} deliveries"
     ]
     by_account: dict[str, list[str]] = defaultdict(list)
@@ -78,13 +97,20 @@ def plan_to_text(plan: Plan, content: ContentSet) -> str:
         part = f" {d.part}/{d.parts}" if d.parts > 1 else ""
         flag = "" if d.status == "scheduled" else f"  [{d.status.upper()}: {d.note}]"
         slot = f" slot {d.slot}" if d.slot else ""
+        source: str = d.source
+        if d.repost_of is not None:
+            source = "↻ repost of " + d.repost_of.rsplit("@", 1)[-1]
         by_account[d.account].append(
-            f"  {local:%a %Y-%m-%d %H:%M} ({d.due:%H:%M} UTC)  {d.post}{part}  "
-            f"{d.source}{slot}{flag}"
+            f"  {local:%a %Y-%m-%d %H:%M} ({d.due:%H:%M} UTC)  {d.post}{part}  {source}{slot}{flag}"
         )
-    for account_id, account in content.accounts.accounts.items():
+    shown_mission = None
+    for account_id, account in _shown_accounts(content, mission).items():
         tz = content.account_zone(account_id)
         rows = by_account.get(account_id, [])
+        home = content.mission_of(account_id)
+        if content.has_missions and home != shown_mission:
+            shown_mission = home
+            lines += ["", f"== mission {home} ({content.missions[home].layout.accounts})"]
         lines.append("")
         display = platform_of(account).display
         lines.append(f"@{account.handle} ({display}, {account.lang}, {tz.key}): {len(rows)}")
@@ -130,13 +156,17 @@ def _local(content: ContentSet, account: str, moment: datetime) -> str:
 
 
 def plan_to_markdown(
-    plan: Plan, content: ContentSet, diff: ScheduleDiff | None = None, ref: str | None = None
+    plan: Plan,
+    content: ContentSet,
+    diff: ScheduleDiff | None = None,
+    ref: str | None = None,
+    mission: str | None = None,
 ) -> str:
     """The plan as Markdown, for a pull request's comment. With ``diff``: per account, what
     the change adds, moves or cancels, with the posts planned and their cost before and after;
     without: every account's deliveries."""
     days = max(1, round((plan.end - plan.start).total_seconds() / 86400))
-    accounts = content.accounts.accounts
+    accounts = _shown_accounts(content, mission)
     head = f"{days} days from {plan.start:%Y-%m-%d %H:%M} UTC"
     lines: list[str] = []
     if diff is None:

@@ -165,13 +165,14 @@ class Changes:
         with self.lock:
             self.stats.engine_calls += loc.stats.engine_calls
             self.stats.cache_hits += loc.stats.cache_hits
+        deliveries = [d for _key, parts in sorted(todo.items()) for d in parts] + list(blackout)
         planned = pipeline.rows(
             content,
-            [d for _key, parts in sorted(todo.items()) for d in parts] + list(blackout),
+            [d for d in deliveries if d.repost_of is None],
             loc.variants,
             pub.channel_of,
             commit,
-        )
+        ) + pipeline.repost_rows(deliveries, pub.channel_of, commit)  # no text to translate
         notes = {(d.post, d.account): d.note for d in blackout}
         # Deliveries not in the ledger yet (a first start, new posts): recorded together, in
         # one transaction; the others go through pipeline.record, which may refresh them.
@@ -274,11 +275,16 @@ class Changes:
             if (row.post_id, row.account) in wanted:
                 continue
             entry = content.posts.get(row.post_id)
-            account = content.accounts.accounts.get(row.account)
-            new_due = due_for(content, entry, row.account, pins) if entry and account else None
+            # The account as the post goes to it (a repost goes when its original does).
+            target = content.target_of(entry, row.account) if entry is not None else None
+            new_due = (
+                due_for(content, entry, target.repost_of or row.account, pins)
+                if entry is not None and target is not None
+                else None
+            )
             if entry is None:
                 reason = "the post was removed from the content"
-            elif account is None or account.lang not in entry.languages:
+            elif target is None:
                 reason = "the post no longer goes to this account"
             elif row.id in by_hand:
                 continue
@@ -313,7 +319,12 @@ class Changes:
         if self.looked is None:
             return None
         before, was_wanted = self.looked
-        if before.accounts != content.accounts or before.slots != content.slots:
+        if (
+            before.accounts != content.accounts
+            or before.slots != content.slots
+            or before.missions != content.missions
+            or before.account_missions != content.account_missions
+        ):
             return None
         old, new = before.posts, content.posts
         if abs(len(new) - len(old)) > TOUCHED_MAX:

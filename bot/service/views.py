@@ -40,23 +40,54 @@ def not_ready(service: Service) -> str | None:
         return None
 
 
-def status(service: Service, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+def mission_accounts(service: Service, mission: str | None) -> set[str] | None:
+    """The accounts of ``mission`` in the running content (None: every account).
+
+    Raises:
+        KeyError: no such mission (or no valid content yet); the message lists them.
+    """
+    if mission is None:
+        return None
+    with service.lock:
+        content = service.content
+    if content is None:
+        raise KeyError("no valid content loaded yet: missions are unknown")
+    known = list(content.missions) or [content.central]
+    if mission not in known:
+        raise KeyError(f"no mission '{mission}'; missions: {', '.join(known)}")
+    return set(content.accounts_of(mission))
+
+
+def status(
+    service: Service, limit: int = 50, offset: int = 0, mission: str | None = None
+) -> dict[str, Any]:
     """What ``/status`` shows. Its cost does not grow with the ledger: counts come from
-    one aggregate query, and each list is one page (``limit`` rows after ``offset``)."""
+    one aggregate query, and each list is one page (``limit`` rows after ``offset``).
+    ``mission``: only its accounts' deliveries (``?mission=``; KeyError if unknown)."""
     now = datetime.now(UTC)
+    mine = mission_accounts(service, mission)
     counts: dict[str, dict[str, int]] = {}
     for (state, account), n in sorted(service.ledger.counts().items()):
-        counts.setdefault(str(state), {})[account] = n
+        if mine is None or account in mine:
+            counts.setdefault(str(state), {})[account] = n
 
     def page(states: list[State], recent_first: bool = False) -> list[dict[str, Any]]:
-        rows = service.ledger.page(states, limit=limit, offset=offset, recent_first=recent_first)
+        rows = service.ledger.page(
+            states, limit=limit, offset=offset, recent_first=recent_first, accounts=mine
+        )
         return [_row_json(r) for r in rows]
 
     # SENDING rows whose owner is gone (ledger.py): the next sweep reconciles them.
-    stale = service.ledger.stale_sending(now)
+    stale = [
+        (r, why)
+        for r, why in service.ledger.stale_sending(now)
+        if mine is None or r.account in mine
+    ]
     with service.lock:
         content = service.content
     paused = service.dispatch.paused(content) if content else {}
+    if mine is not None:
+        paused = {a: why for a, why in paused.items() if a in mine}
     upcoming = page([State.PENDING])
     # Being sent, or being checked against the account's timeline.
     in_flight = page([State.SENDING, State.UNKNOWN])
@@ -64,7 +95,7 @@ def status(service: Service, limit: int = 50, offset: int = 0) -> dict[str, Any]
     # searched (Telegram); with the text and images a person posts or looks for.
     for_a_person = [
         {**_row_json(r), "text": r.text, "media": [m.file for m in r.media]}
-        for r in service.ledger.page([State.UNKNOWN], limit=limit, offset=offset)
+        for r in service.ledger.page([State.UNKNOWN], limit=limit, offset=offset, accounts=mine)
         if is_for_a_person(r)
     ]
     # Ended without being published, most recent first.
@@ -73,6 +104,7 @@ def status(service: Service, limit: int = 50, offset: int = 0) -> dict[str, Any]
     with service.lock:
         since = service.sync_failing_since
         return {
+            **({"mission": mission} if mission is not None else {}),
             "now": now.isoformat(timespec="seconds"),
             "revision": service.revision,
             "seen_revision": service.seen_revision,
@@ -106,18 +138,25 @@ class Figures:
     next due) and the service's state; names, types and labels are documented in
     docs/operations.md."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, accounts: set[str] | None = None) -> None:
         self.service = service
+        self.accounts = accounts  # one mission's (``?mission=``); None: every account
 
     def collect(self) -> Iterator[Metric]:
         service = self.service
         deliveries = GaugeMetricFamily(
             "diplobot_deliveries",
-            "Deliveries in the ledger by state and account.",
-            labels=["state", "account"],
+            "Deliveries in the ledger by state and account (and the account's mission).",
+            labels=["state", "account", "mission"],
         )
+        with service.lock:
+            content = service.content
         for (state, account), count in sorted(service.ledger.counts().items()):
-            deliveries.add_metric([str(state), account], count)
+            if self.accounts is not None and account not in self.accounts:
+                continue
+            # The account's mission in the running content ("" before any valid content).
+            mission = content.mission_of(account) if content is not None else ""
+            deliveries.add_metric([str(state), account, mission], count)
         yield deliveries
         next_due = service.ledger.next_due()
         with service.lock:
@@ -158,7 +197,9 @@ class Figures:
             "When the next pending delivery is due (0: none).",
             _stamp(next_due),
         )
-        yield from service.watcher.metrics()
+        yield from service.watcher.metrics(
+            content.mission_of if content is not None else None, self.accounts
+        )
 
 
 _REGISTRIES: weakref.WeakKeyDictionary[Service, CollectorRegistry] = weakref.WeakKeyDictionary()
@@ -180,9 +221,15 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 """What :func:`metrics` writes (``generate_latest``'s format)."""
 
 
-def metrics(service: Service) -> bytes:
-    """``/metrics``: the Prometheus text format (labels escaped by the library)."""
-    return generate_latest(registry(service))
+def metrics(service: Service, mission: str | None = None) -> bytes:
+    """``/metrics``: the Prometheus text format (labels escaped by the library). ``mission``:
+    the per-account figures of its accounts only (``?mission=``; KeyError if unknown)."""
+    mine = mission_accounts(service, mission)
+    if mine is None:
+        return generate_latest(registry(service))
+    own = CollectorRegistry()
+    own.register(Figures(service, mine))
+    return generate_latest(own)
 
 
 def _stamp(moment: datetime | None) -> float:
@@ -205,4 +252,5 @@ def _row_json(r: Row) -> dict[str, Any]:
         "url": r.url,
         "error": r.last_error,
         "for_a_person": is_for_a_person(r),
+        "repost_of": r.repost_of,  # amplification: the original's delivery key
     }

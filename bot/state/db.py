@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DatabaseError
 
 from bot.errors import StateError
-from bot.state.dialect import check_url, damaged, engine_for, is_damage, sqlite_file
+from bot.state.dialect import check_url, damaged, engine_for, is_damage, location, sqlite_file
 from bot.state.migrations import migrate
 
 
@@ -34,7 +34,8 @@ def state_dir(url: str, root: Path) -> Path:
 
 
 def state_exists(url: str) -> bool:
-    """Whether a SQLite state file is already there (other databases always exist)."""
+    """Whether a SQLite state file is already there (other databases always exist: an
+    empty PostgreSQL database is set up by the first command that opens it)."""
     path = sqlite_file(url)
     return path is None or path.exists()
 
@@ -61,7 +62,7 @@ def open_engine(url: str) -> Engine:
 def state_error(exc: BaseException, url: str) -> StateError:
     """What to tell the operator about a database error from the state at ``url``."""
     detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    where = sqlite_file(url) or url
+    where = location(url)  # never the password of a URL
     if is_damage(detail):
         return StateError(damaged(where, detail))
     return StateError(f"the state database {where} cannot be used: {detail}")

@@ -1,11 +1,18 @@
 """The one place where database kinds differ: which URLs are accepted, how an engine is
-made, upserts, the lock a schema change takes, and how a column is altered. SQLite only
-today; PostgreSQL is added by adding a branch to each function here (and nothing else in the
-state package changes).
+made, how instants are stored, upserts, the lock a schema change takes, how a column is
+altered, and what to tell the operator when a database is damaged. SQLite (the embedded
+default) and PostgreSQL (``postgresql+psycopg://``, through psycopg 3).
 
 SQLite runs with ``synchronous=FULL``: a claim (PENDING → SENDING) is on disk before the API
 call it allows, even if the machine loses power. In WAL mode ``NORMAL`` may roll back the last
-commits on power loss, and a rolled-back claim is how a post goes out twice.
+commits on power loss, and a rolled-back claim is how a post goes out twice. PostgreSQL's
+default (``synchronous_commit = on``) gives the same guarantee: leave it on.
+
+PostgreSQL keeps instants as ``timestamptz`` (SQLite as ISO-8601 text, see
+:mod:`bot.state.tables`), so the database's own clock (``now()``) compares with them; several
+processes share one database, each with its own connections, and take turns through the
+database itself: conditional UPDATEs for claims, and a transaction-scoped advisory lock
+(:func:`exclusive`) for schema changes and :meth:`bot.state.ledger.Ledger.record_new`.
 """
 
 from __future__ import annotations
@@ -16,26 +23,76 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy import inspect as inspect_db
+from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import TypeEngine
 
 from bot.errors import ConfigError, StateError
 
 SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+POSTGRESQL_SCHEMES = ("postgresql+psycopg://", "postgresql://", "postgres://")
+"""Accepted spellings of a PostgreSQL URL; each is opened with psycopg 3."""
+
+ADVISORY_KEY = int.from_bytes(b"diplobot", "big")
+"""The PostgreSQL advisory lock :func:`exclusive` holds (one key per database: every
+diplobot process on a database takes turns on it, and nothing else uses it)."""
+
+POOL = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 30, "pool_recycle": 1800}
+"""A PostgreSQL engine's connection pool: the service's threads (the shared connection of
+the ledger, the HTTP views, the sweep, the heartbeat) and room for a burst; connections older
+than half an hour are replaced (a firewall may drop idle ones silently)."""
 
 
 def check_url(url: str) -> str:
-    """``url`` if this diplobot can keep its state there.
+    """``url`` if this diplobot can keep its state there (a PostgreSQL URL in any accepted
+    spelling comes back as ``postgresql+psycopg://…``).
 
     Raises:
-        ConfigError: an unsupported kind of database.
+        ConfigError: an unsupported kind of database, or a PostgreSQL URL that cannot be read.
     """
     if url.startswith("sqlite://"):
         return url
-    raise ConfigError(
-        f"state URL '{url.split('://')[0]}://…' is not supported yet; use sqlite:///PATH"
-    )
+    for scheme in POSTGRESQL_SCHEMES:
+        if url.startswith(scheme):
+            url = "postgresql+psycopg://" + url[len(scheme) :]
+            try:
+                parsed = make_url(url)
+            except ArgumentError:
+                raise ConfigError(f"the state URL {shown(url)} cannot be read: {FORMS}") from None
+            if not parsed.database:
+                raise ConfigError(f"the state URL {shown(url)} names no database: {FORMS}")
+            return url
+    raise ConfigError(f"state URL '{url.split('://')[0]}://…' is not supported; {FORMS}")
+
+
+FORMS = "use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def shown(url: str) -> str:
+    """``url`` as it may be shown and logged: its password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("://")[0] + "://…"
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -43,13 +100,29 @@ def sqlite_file(url: str) -> Path | None:
     return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
 
 
+def location(url: str) -> Path | str:
+    """Where the state at ``url`` is, for the operator: the SQLite file, or the URL without
+    its password."""
+    return sqlite_file(url) or shown(url)
+
+
 def engine_for(url: str) -> Engine:
     """A new engine for ``url`` (checked by :func:`check_url`), its connections set up."""
+    url = check_url(url)
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_sqlite_file(path)
-    engine = create_engine(check_url(url), connect_args={"timeout": 30})
+    if url.startswith("postgresql"):
+        # pre-ping: a connection the server or a firewall dropped is replaced at checkout
+        # instead of failing the statement; the connect timeout bounds a dead server.
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            **POOL,
+            connect_args={"connect_timeout": 10, "application_name": "diplobot"},
+        )
+    engine = create_engine(url, connect_args={"timeout": 30})
     if engine.dialect.name == SQLITE:
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -79,6 +152,19 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+def native_instants(dialect: Dialect) -> bool:
+    """Whether instants are kept in the database's own timestamp types (PostgreSQL) rather
+    than as ISO-8601 text (SQLite)."""
+    return dialect.name == POSTGRESQL
+
+
+def instant_type(dialect: Dialect, *, aware: bool) -> TypeEngine[Any]:
+    """The stored type of an instant (``aware``: a UTC instant; else a naive wall time)."""
+    if native_instants(dialect):
+        return TIMESTAMP(timezone=aware)
+    return String()
+
+
 def upsert(
     conn: Connection,
     table: Table,
@@ -90,26 +176,33 @@ def upsert(
     """INSERT ``values`` (one row, or several) into ``table``; when a row with the same
     ``key`` (its unique columns; any unique constraint when empty) is there already, set its
     ``update`` columns to the new values, or leave it as it is when ``update`` is empty."""
-    if conn.dialect.name == SQLITE:
-        stmt = sqlite_insert(table).values(values)
-        if not update:
-            return stmt.on_conflict_do_nothing(index_elements=list(key) or None)
-        return stmt.on_conflict_do_update(
-            index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
-        )
-    raise _unsupported(conn)
+    name = conn.dialect.name
+    if name not in (SQLITE, POSTGRESQL):
+        raise _unsupported(conn)
+    # Both dialects' insert() build the same ON CONFLICT clause.
+    stmt = (sqlite_insert if name == SQLITE else postgresql_insert)(table).values(values)
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=list(key) or None)
+    return stmt.on_conflict_do_update(
+        index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
+    )
 
 
 @contextmanager
 def exclusive(engine: Engine) -> Iterator[Connection]:
     """A transaction that holds the database's write lock from its start (so that two
-    processes changing the schema take turns), committed on exit, rolled back on error."""
+    processes changing the schema, or recording new deliveries, take turns), committed on
+    exit, rolled back on error. PostgreSQL: the advisory lock :data:`ADVISORY_KEY`, released
+    with the transaction (other writers, such as claims, do not wait for it)."""
     with engine.connect() as conn:
-        if conn.dialect.name != SQLITE:
+        if conn.dialect.name == SQLITE:
+            # pysqlite would begin a deferred transaction only at the first INSERT/UPDATE,
+            # after the schema was read and the DDL run in autocommit mode: begin it here.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif conn.dialect.name == POSTGRESQL:
+            conn.execute(select(func.pg_advisory_xact_lock(ADVISORY_KEY)))
+        else:
             raise _unsupported(conn)
-        # pysqlite would begin a deferred transaction only at the first INSERT/UPDATE, after
-        # the schema was read and the DDL run in autocommit mode: begin it here, locked.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             yield conn
         except BaseException:
@@ -120,9 +213,15 @@ def exclusive(engine: Engine) -> Iterator[Connection]:
 
 def alter_table(conn: Connection, table: Table) -> None:
     """Make the stored ``table`` match its definition now (a column's type, NOT NULL,
-    default or constraints changed, a column gone), keeping its rows: SQLite cannot alter a
-    column, so the table is rebuilt (created anew, rows copied, the old one dropped) in the
-    caller's transaction. Columns new in the definition take their default."""
+    default or constraints changed, a column gone), keeping its rows, in the caller's
+    transaction. Columns new in the definition take their default.
+
+    SQLite cannot alter a column: the table is rebuilt (created anew, rows copied, the old one
+    dropped). PostgreSQL alters it in place (ALTER TABLE), which keeps its id sequence,
+    indexes and the rows where they are."""
+    if conn.dialect.name == POSTGRESQL:
+        _alter_postgresql(conn, table)
+        return
     if conn.dialect.name != SQLITE:
         raise _unsupported(conn)
     old = f"{table.name}__before"
@@ -134,23 +233,84 @@ def alter_table(conn: Connection, table: Table) -> None:
     conn.exec_driver_sql(f'DROP TABLE "{old}"')
 
 
-_DAMAGED = ("file is not a database", "malformed", "disk image", "no such table", "no such column")
+def _alter_postgresql(conn: Connection, table: Table) -> None:
+    prep = conn.dialect.identifier_preparer
+    name = prep.quote(table.name)
+    inspector = inspect_db(conn)
+    stored = {c["name"]: c for c in inspector.get_columns(table.name)}
+    changes: list[str] = []
+    for column in table.columns:
+        col = prep.quote(column.name)
+        if column.name not in stored:
+            changes.append(f"ADD COLUMN {CreateColumn(column).compile(dialect=conn.dialect)}")
+            continue
+        kind = column.type.compile(dialect=conn.dialect)
+        changes.append(f"ALTER COLUMN {col} TYPE {kind} USING {col}::{kind}")
+        changes.append(f"ALTER COLUMN {col} {'DROP' if column.nullable else 'SET'} NOT NULL")
+        default = getattr(column.server_default, "arg", None)
+        if default is None:
+            changes.append(f"ALTER COLUMN {col} DROP DEFAULT")
+        else:
+            sql = default.text if hasattr(default, "text") else _quoted(str(default))
+            changes.append(f"ALTER COLUMN {col} SET DEFAULT {sql}")
+    for gone in sorted(stored.keys() - {c.name for c in table.columns}):
+        changes.append(f"DROP COLUMN {prep.quote(gone)}")
+    # Unique constraints, by name: those gone dropped, those new added.
+    wanted = {
+        str(c.name): c for c in table.constraints if isinstance(c, UniqueConstraint) and c.name
+    }
+    have = {str(u["name"]) for u in inspector.get_unique_constraints(table.name)}
+    for gone in sorted(have - wanted.keys()):
+        changes.append(f"DROP CONSTRAINT {prep.quote(gone)}")
+    for new in sorted(wanted.keys() - have):
+        cols = ", ".join(prep.quote(c.name) for c in wanted[new].columns)
+        changes.append(f"ADD CONSTRAINT {prep.quote(new)} UNIQUE ({cols})")
+    if changes:
+        conn.exec_driver_sql(f"ALTER TABLE {name} " + ", ".join(changes))
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_DAMAGED = (
+    # SQLite
+    "file is not a database",
+    "malformed",
+    "disk image",
+    "no such table",
+    "no such column",
+)
 
 
 def is_damage(detail: str) -> bool:
     """Whether a driver's message says the database is damaged or not ours."""
-    return any(sign in detail.lower() for sign in _DAMAGED)
+    lowered = detail.lower()
+    if any(sign in lowered for sign in _DAMAGED):
+        return True
+    # PostgreSQL: relation "deliveries" does not exist / column "x" of … does not exist
+    return ("relation " in lowered or "column " in lowered) and "does not exist" in lowered
 
 
-def damaged(where: object, detail: str) -> str:
+def damaged(where: Path | str, detail: str) -> str:
+    """What to tell the operator about a damaged state database, or one that is not ours:
+    ``where`` is a SQLite file or a URL shown by :func:`location`."""
+    if isinstance(where, Path):
+        return (
+            f"the state database {where} is damaged or is not a diplobot state database "
+            f"({detail}). Restore the last backup (docs/deploy.md, 'State, and backing it "
+            "up'), or move the file aside, with its -wal and -shm files, to start with an "
+            "empty one; an empty ledger does not know what was already published: pause the "
+            "accounts first and compare with their timelines (docs/deploy.md, 'Upgrades')"
+        )
     return (
         f"the state database {where} is damaged or is not a diplobot state database "
-        f"({detail}). Restore the last backup (docs/deploy.md, 'State, and backing it up'), "
-        "or move the file aside, with its -wal and -shm files, to start with an empty one; "
-        "an empty ledger does not know what was already published: pause the accounts first "
-        "and compare with their timelines (docs/deploy.md, 'Upgrades')"
+        f"({detail}). Give diplobot a database of its own (an empty one is set up at the "
+        "first start), or restore the last pg_dump backup into it (docs/deploy.md, "
+        "'PostgreSQL'); an empty ledger does not know what was already published: pause the "
+        "accounts first and compare with their timelines (docs/deploy.md, 'Upgrades')"
     )
 
 
 def _unsupported(conn: Connection) -> StateError:
-    return StateError(f"state databases of kind {conn.dialect.name!r} are not supported yet")
+    return StateError(f"state databases of kind {conn.dialect.name!r} are not supported")

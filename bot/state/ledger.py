@@ -28,7 +28,10 @@ Every transition, and what makes it (the rest of this module, ``bot/publish/deli
     UNKNOWN ──▶ FAILED                 given up after 6 h of unreadable timeline ("could
                                        not confirm whether X has it"; never sent blindly)
     PENDING ──▶ FAILED                 out of attempts
-    PENDING ──▶ SKIPPED                blackout
+    PENDING ──▶ SKIPPED                blackout; a repost whose original ended FAILED,
+                                       EXPIRED, RETRACTED or SKIPPED (its reason given)
+    PENDING ──▶ PENDING (retry_at)     a repost (``repost_of``) waiting for its original
+                                       to be POSTED: no claim, no attempt spent
     PENDING ──▶ EXPIRED                past its lateness window (service only; a paused
                                        account too; a thread's later parts with its part)
     PENDING ──▶ RETRACTED              cancelled ("cancelled: …": its post, part or account
@@ -93,7 +96,7 @@ import os
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -270,10 +273,15 @@ class NewDelivery:
     media: tuple[MediaRef, ...] = ()
     revision: str | None = None
     author: str | None = None
+    # A repost: the original's delivery key (``post#1@account``); its text is "".
+    repost_of: str | None = None
 
     @property
     def content_hash(self) -> str:
-        payload = json.dumps([self.text, [[m.file, m.alt] for m in self.media]])
+        fields: list[Any] = [self.text, [[m.file, m.alt] for m in self.media]]
+        if self.repost_of is not None:  # a repost of another original is another delivery
+            fields.append(self.repost_of)
+        payload = json.dumps(fields)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
@@ -300,6 +308,7 @@ class Row:
     claimed_at: datetime | None
     claimed_by: str | None
     updated_at: datetime
+    repost_of: str | None = None  # a repost: the original's delivery key
 
 
 def _row(r: Any) -> Row:
@@ -326,6 +335,7 @@ def _row(r: Any) -> Row:
         claimed_at=r.claimed_at,
         claimed_by=r.claimed_by,
         updated_at=r.updated_at,
+        repost_of=r.repost_of,
     )
 
 
@@ -348,6 +358,7 @@ def _new_row(item: NewDelivery, now: datetime) -> dict[str, Any]:
         "author": item.author,
         "created_at": now,
         "updated_at": now,
+        "repost_of": item.repost_of,
     }
 
 
@@ -527,6 +538,10 @@ class Shared:
     def connection(self) -> Iterator[Connection]:
         """The shared connection, under the lock; what was run is committed on exit."""
         with self.lock:
+            if self._conn is not None and self._conn.invalidated:
+                # Its database connection was lost (a PostgreSQL server restarted, a
+                # firewall cut it): a new one from the pool, checked by its pre-ping.
+                self._conn.close()
             if self._conn is None or self._conn.closed:
                 self._conn = self.engine.connect()
             conn = self._conn
@@ -693,6 +708,7 @@ class Ledger:
                         due_at=case((_ARMED, deliveries.c.due_at), else_=_due(item.due_at)),
                         revision=item.revision,
                         author=item.author,
+                        repost_of=item.repost_of,
                         updated_at=now,
                     )
                 )
@@ -712,7 +728,7 @@ class Ledger:
         now = utc_now()
         with self._hot.lock, exclusive(self.engine) as conn:
             present: set[tuple[str, str, str]] = set()
-            for start in range(0, len(posts), 500):  # SQLite's bound-parameter limit
+            for start in range(0, len(posts), 500):  # SQLite's bound-parameter limit (the lowest)
                 chunk = posts[start : start + 500]
                 query = select(c.post_id, c.account, c.channel).where(c.post_id.in_(chunk))
                 present.update((p, a, ch) for p, a, ch in conn.execute(query))
@@ -758,6 +774,7 @@ class Ledger:
                     "author": item.author,
                     "created_at": now,
                     "due_at": item.due_at,
+                    "repost_of": item.repost_of,
                     **values,
                 }
                 conn.execute(upsert(conn, deliveries, new))
@@ -977,20 +994,18 @@ class Ledger:
         limit: int,
         offset: int = 0,
         recent_first: bool = False,
+        accounts: Collection[str] | None = None,
     ) -> list[Row]:
         """At most ``limit`` rows in ``states``, after ``offset``: by due time, or most
-        recently changed first."""
+        recently changed first. ``accounts``: only theirs (one mission's: ``?mission=``)."""
         c = deliveries.c
         order = (c.updated_at.desc(), c.id.desc()) if recent_first else (*_ORDER, c.id)
         # Sorting ids only, then reading those rows: SQLite would otherwise decode every
         # matching row (texts included) to sort it, 5x slower at 40,000 rows.
-        chosen = (
-            select(c.id)
-            .where(c.state.in_([s.value for s in states]))
-            .order_by(*order)
-            .limit(limit)
-            .offset(offset)
-        )
+        chosen = select(c.id).where(c.state.in_([s.value for s in states]))
+        if accounts is not None:
+            chosen = chosen.where(c.account.in_(sorted(accounts)))
+        chosen = chosen.order_by(*order).limit(limit).offset(offset)
         query = select(deliveries).where(c.id.in_(chosen.scalar_subquery())).order_by(*order)
         with self.engine.connect() as conn:
             return [_row(r) for r in conn.execute(query)]

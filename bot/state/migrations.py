@@ -2,8 +2,9 @@
 
 A database records its version in ``schema_version``. Opening it runs the steps above that
 version, in order, in *one* transaction that holds the write lock from its start: a step that
-fails leaves the database exactly as it was (SQLite changes its schema transactionally), and
-two processes upgrading at once take turns. A database newer than this code is refused.
+fails leaves the database exactly as it was (SQLite and PostgreSQL both change their schema
+transactionally), and two processes upgrading at once take turns (PostgreSQL: on the
+advisory lock of :func:`bot.state.dialect.exclusive`). A database newer than this code is refused.
 
 Append steps, never edit one: a deployed database is at some version. A step receives the
 connection; it may create tables, add columns (:func:`add_column`), alter them
@@ -23,7 +24,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.schema import CreateColumn
 
 from bot.errors import StateError
-from bot.state.dialect import damaged, exclusive, is_damage
+from bot.state.dialect import damaged, exclusive, is_damage, location
 from bot.state.tables import (
     by_hand,
     deliveries,
@@ -75,6 +76,17 @@ def add_column(conn: Connection, table: Table, column: Column[object]) -> None:
     conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {ddl}")
 
 
+def add_columns(table: Table, *names: str) -> Callable[[Connection], None]:
+    """A step that adds ``table``'s columns ``names`` (as they are defined now) where they
+    are missing."""
+
+    def run(conn: Connection) -> None:
+        for name in names:
+            add_column(conn, table, table.c[name])
+
+    return run
+
+
 STEPS: tuple[Step, ...] = (
     Step("slot pins and the translation cache", create(slot_pins, translations)),  # 1
     Step("the ledger", create(deliveries)),  # 2
@@ -82,6 +94,7 @@ STEPS: tuple[Step, ...] = (
     Step("process starts and their heartbeats", create(instances)),  # 4
     Step("deliveries armed by post-now", create(by_hand)),  # 5
     Step("an index of deliveries by state and due time", create_index(due_index)),  # 6
+    Step("reposts: the original a delivery reposts", add_columns(deliveries, "repost_of")),  # 7
 )
 """Version N is reached by running STEPS[N-1]. Append, never edit."""
 
@@ -106,22 +119,18 @@ def migrate(engine: Engine, upto: int | None = None, steps: Sequence[Step] = STE
 
 
 def _migrate_once(engine: Engine, target: int, steps: Sequence[Step]) -> int:
+    where = location(engine.url.render_as_string(hide_password=False))
     with exclusive(engine) as conn:
         tables = set(inspect(conn).get_table_names())
         if tables and schema_version.name not in tables:
             # Someone else's database: creating our tables in it would hide the mistake.
-            raise StateError(
-                damaged(
-                    engine.url.database or engine.url,
-                    f"it holds other tables: {', '.join(sorted(tables))}",
-                )
-            )
+            raise StateError(damaged(where, f"it holds other tables: {', '.join(sorted(tables))}"))
         schema_version.create(conn, checkfirst=True)
         found = conn.execute(schema_version.select()).scalar()
         current = found or 0
         if current > len(steps):
             raise StateError(
-                f"the state database {engine.url.database} was upgraded by a newer diplobot "
+                f"the state database {where} was upgraded by a newer diplobot "
                 f"(schema {current}; this version knows {len(steps)}): run the newer "
                 "version, or restore the backup taken before the upgrade (docs/deploy.md)"
             )
@@ -133,7 +142,7 @@ def _migrate_once(engine: Engine, target: int, steps: Sequence[Step]) -> int:
                 if is_damage(str(exc.orig)):
                     raise
                 raise StateError(
-                    f"the state database {engine.url.database} could not be upgraded to "
+                    f"the state database {where} could not be upgraded to "
                     f"schema {version} ({step.what}): {str(exc.orig).splitlines()[0]}; it was "
                     "left as it was"
                 ) from exc

@@ -1,9 +1,11 @@
 """The state's tables, and the column types that turn its stored text into Python values.
 
-Instants are aware UTC ``datetime``s in code and ISO-8601 text on disk (``UTCDateTime``),
-exactly as written before the type existed: existing state files keep working, and the
-ledger's text comparisons (``due_at <= now``) stay correct because every value of a column
-has the same width.
+Instants are aware UTC ``datetime``s in code. In SQLite they are ISO-8601 text
+(``UTCDateTime``), exactly as written before the type existed: existing state files keep
+working, and the ledger's text comparisons (``due_at <= now``) stay correct because every
+value of a column has the same width. In PostgreSQL they are ``timestamptz`` (wall times
+``timestamp``), compared as instants, with the database's clock too
+(:func:`bot.state.dialect.instant_type`).
 
 Tables: ``slot_pins`` (a slot occurrence given to a post, so it never moves),
 ``translations`` (the machine-translation cache), ``deliveries`` (the ledger: one row per
@@ -16,7 +18,7 @@ start that claimed a delivery or runs the service: its heartbeat keeps its claim
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import (
     Column,
@@ -29,13 +31,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from bot.state.dialect import instant_type, native_instants
 
 
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC ``datetime`` stored as ISO-8601 text with its offset
-    (``2026-11-24T08:00:00.000000+00:00``). ``precision``: the width of a column's values,
-    as each was written before this type (``seconds`` drops the fraction)."""
+    (``2026-11-24T08:00:00.000000+00:00``), or as ``timestamptz`` where the database has it.
+    ``precision``: the width of a column's values, as each was written before this type
+    (``seconds`` drops the fraction, in either form)."""
 
     impl = String
     cache_ok = True
@@ -44,30 +49,48 @@ class UTCDateTime(TypeDecorator[datetime]):
         super().__init__()
         self.precision = precision
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(instant_type(dialect, aware=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError(f"a naive datetime ({value}) for a UTC column: give its zone")
-        return value.astimezone(UTC).isoformat(timespec=self.precision)
+        moment = value.astimezone(UTC)
+        if native_instants(dialect):
+            return moment.replace(microsecond=0) if self.precision == "seconds" else moment
+        return moment.isoformat(timespec=self.precision)
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(
+        self, value: str | datetime | None, dialect: Dialect
+    ) -> datetime | None:
         if not value:
             return None
-        moment = datetime.fromisoformat(value)
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class WallTime(TypeDecorator[datetime]):
-    """A naive local wall time (no zone) stored as ISO-8601 text: a slot occurrence."""
+    """A naive local wall time (no zone) stored as ISO-8601 text, or as ``timestamp``
+    where the database has it: a slot occurrence."""
 
     impl = String
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
-        return value.isoformat() if value is not None else None
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(instant_type(dialect, aware=False))
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | datetime | None:
+        if value is None or native_instants(dialect):
+            return value
+        return value.isoformat()
+
+    def process_result_value(
+        self, value: str | datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        if isinstance(value, datetime):
+            return value
         return datetime.fromisoformat(value) if value else None
 
 
@@ -122,6 +145,9 @@ deliveries = Table(
     Column("claimed_by", String),
     Column("created_at", SECONDS, nullable=False),
     Column("updated_at", SECONDS, nullable=False),
+    # A repost (amplification): the original's delivery key, ``post#1@account``; None for a
+    # post of its own. Published only once the original is POSTED, as a repost of it.
+    Column("repost_of", String),
     UniqueConstraint("post_id", "account", "part", "channel", name="uq_delivery"),
 )
 due_index = Index("ix_deliveries_state_due", deliveries.c.state, deliveries.c.due_at)

@@ -48,6 +48,9 @@ class Variant:
     # The platform whose accounts publish it: each is checked against its own limits, and
     # a post may have a version of its own for a platform ("" : no platform, e.g. no account).
     platform: str = ""
+    # Whose glossary a machine translation used: "" the central one, else a mission's (its
+    # accounts publish it: ``ContentSet.glossary_owner``).
+    glossary: str = ""
 
 
 @dataclass(slots=True)
@@ -66,14 +69,35 @@ class Localization:
     stats: LocalizeStats = field(default_factory=LocalizeStats)
 
 
-def glossary_terms(content: ContentSet) -> tuple[GlossaryTerm, ...]:
-    return tuple(GlossaryTerm(t.term, dict(t.translations)) for t in content.glossary.terms)
+def glossary_terms(content: ContentSet, owner: str = "") -> tuple[GlossaryTerm, ...]:
+    """The terms of the central glossary, or (``owner``) of a mission's."""
+    glossary = content.glossary_of(owner) if owner else content.glossary
+    return tuple(GlossaryTerm(t.term, dict(t.translations)) for t in glossary.terms)
 
 
-def glossary_version(content: ContentSet) -> str:
+def glossary_version(content: ContentSet, owner: str = "") -> str:
     """Changes whenever the glossary does, so cached translations made without it expire."""
-    data = [(t.term, sorted(t.translations.items())) for t in content.glossary.terms]
+    glossary = content.glossary_of(owner) if owner else content.glossary
+    data = [(t.term, sorted(t.translations.items())) for t in glossary.terms]
     return hashlib.sha256(json.dumps(data, ensure_ascii=False).encode()).hexdigest()[:12]
+
+
+def _groups(content: ContentSet, entry: PostEntry) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(glossary owner, language, platforms): one variant per platform of the accounts that
+    publish ``entry`` in the language (each has its own limits, and the post may have a
+    version of its own for it), per glossary they translate with. No account: no platform."""
+    accounts = content.accounts.accounts
+    found: dict[tuple[str, str], set[str]] = {}
+    for account in content.publishers_of(entry):
+        lang = accounts[account].lang
+        if lang in entry.languages:
+            owner = content.glossary_owner(account)
+            found.setdefault((lang, owner), set()).add(accounts[account].platform)
+    published = {lang for lang, _owner in found}
+    for lang in entry.languages:
+        if lang not in published:
+            found[(lang, "")] = set()
+    return [(owner, lang, tuple(sorted(p)) or ("",)) for (lang, owner), p in found.items()]
 
 
 def review_required(content: ContentSet, entry: PostEntry, lang: str) -> bool:
@@ -91,13 +115,23 @@ class _Job:
     key: CacheKey
     source_lang: str
     platform: str = ""
+    terms: tuple[GlossaryTerm, ...] | None = None  # None: the central glossary
+    glossary: str = ""  # whose glossary (see ``Variant.glossary``)
 
 
 Alt = str | None | _Job
 """An image's alt text in a language: settled (the editor's, or none), or to translate."""
 
 
-def _alt(media: Media, entry: PostEntry, lang: str, part: int, translator: str, gver: str) -> Alt:
+def _alt(
+    media: Media,
+    entry: PostEntry,
+    lang: str,
+    part: int,
+    translator: str,
+    gver: str,
+    terms: tuple[GlossaryTerm, ...] | None = None,
+) -> Alt:
     if isinstance(media.alt, dict):
         if lang in media.alt:
             return media.alt[lang]
@@ -110,7 +144,7 @@ def _alt(media: Media, entry: PostEntry, lang: str, part: int, translator: str, 
         if lang == source_lang:
             return source
     key = CacheKey(translator, source_lang, lang, text_hash(source), gver)
-    return _Job(entry, lang, part, source, key, source_lang)
+    return _Job(entry, lang, part, source, key, source_lang, terms=terms)
 
 
 def localize(
@@ -131,27 +165,35 @@ def localize(
         else sorted(content.posts.values(), key=lambda e: e.id)
     )
     jobs: list[_Job] = []
-    alts: dict[tuple[str, str, int, str], list[Alt]] = {}  # (post, lang, part, platform) →
+    # (post, lang, part, platform, glossary owner) → each image's alt text
+    alts: dict[tuple[str, str, int, str, str], list[Alt]] = {}
+    # A mission with a glossary of its own: its versions, and its terms (None: the central).
+    owned: dict[str, tuple[str, tuple[GlossaryTerm, ...] | None]] = {"": (gver, None)}
     for entry in entries:
-        for lang in entry.languages:
-            # One variant per platform of the language's accounts: each has its own limits,
-            # and the post may have a version of its own for it. No account: no platform.
-            for platform in content.platforms_of(lang) or ("",):
+        for owner, lang, platforms in _groups(content, entry):
+            if owner not in owned:
+                owned[owner] = (glossary_version(content, owner), glossary_terms(content, owner))
+            ver, terms = owned[owner]
+            for platform in platforms:
                 where = platform or None
                 for part in range(1, entry.parts_for(where) + 1):
                     found = _settled(content, entry, lang, part, platform)
                     if found is not None:
-                        result.variants.append(found)
+                        result.variants.append(replace(found, glossary=owner))
                         continue
                     source = entry.human_text(entry.post.lang, part - 1, where) or ""
-                    key = CacheKey(translator.name, entry.post.lang, lang, text_hash(source), gver)
-                    jobs.append(_Job(entry, lang, part, source, key, entry.post.lang, platform))
+                    key = CacheKey(translator.name, entry.post.lang, lang, text_hash(source), ver)
+                    jobs.append(
+                        _Job(
+                            entry, lang, part, source, key, entry.post.lang, platform, terms, owner
+                        )
+                    )
                 # Alt texts: settled here with the text, so rows need no translation of their own.
                 for part in range(1, entry.parts_for(where) + 1):
                     media = entry.media_of(part - 1, where)
                     if media:
-                        alts[(entry.id, lang, part, platform)] = [
-                            _alt(m, entry, lang, part, translator.name, gver) for m in media
+                        alts[(entry.id, lang, part, platform, owner)] = [
+                            _alt(m, entry, lang, part, translator.name, ver, terms) for m in media
                         ]
     alt_jobs = {a.key: a for spec in alts.values() for a in spec if isinstance(a, _Job)}
     text_keys = {j.key for j in jobs}
@@ -178,17 +220,18 @@ def localize(
         if cached and (job.entry.id, job.lang, job.part, job.key) not in counted:
             counted.add((job.entry.id, job.lang, job.part, job.key))
             result.stats.cache_hits += 1
-        result.variants.append(_variant(content, job, outcome, cached, glossary))
+        made = _variant(content, job, outcome, cached, glossary)
+        result.variants.append(replace(made, glossary=job.glossary) if job.glossary else made)
     # Alt texts only (not among the texts): one hit per unique key, as calls are counted.
     result.stats.cache_hits += sum(1 for key in alt_jobs if key in known and key not in text_keys)
     if alts:
         result.variants = [
             replace(v, alts=_settle_alts(alts[k], outcomes))
-            if (k := (v.post, v.lang, v.part, v.platform)) in alts
+            if (k := (v.post, v.lang, v.part, v.platform, v.glossary)) in alts
             else v
             for v in result.variants
         ]
-    result.variants.sort(key=lambda v: (v.post, v.lang, v.platform, v.part))
+    result.variants.sort(key=lambda v: (v.post, v.lang, v.platform, v.glossary, v.part))
     return result
 
 
@@ -294,7 +337,7 @@ def _translate_batch(
     """One request for ``jobs`` (one language pair); each text protected and restored as
     :func:`_translate_one` does. A batch the server finds too large goes one text at a time."""
     first = jobs[0]
-    protected = [protect(job.source, job.lang, glossary) for job in jobs]
+    protected = [protect(job.source, job.lang, _terms(job, glossary)) for job in jobs]
     log = logger.bind(lang=first.lang, texts=len(jobs), backend=translator.name)
     try:
         answers = translator.translate_many(
@@ -325,7 +368,7 @@ def _translate_one(
     translator: Translator, job: _Job, glossary: tuple[GlossaryTerm, ...]
 ) -> str | Exception:
     """One engine call; errors are returned (and logged once, here), never raised."""
-    protected = protect(job.source, job.lang, glossary)
+    protected = protect(job.source, job.lang, _terms(job, glossary))
     log = logger.bind(post=job.entry.id, lang=job.lang, part=job.part, backend=translator.name)
     try:
         answer = translator.translate(protected.masked, job.source_lang, job.lang)
@@ -335,6 +378,11 @@ def _translate_one(
         return exc
     log.debug("translate.done")
     return restored
+
+
+def _terms(job: _Job, glossary: tuple[GlossaryTerm, ...]) -> tuple[GlossaryTerm, ...]:
+    """The glossary ``job`` is translated with: its mission's, else the central one."""
+    return job.terms if job.terms is not None else glossary
 
 
 def _variant(
@@ -391,7 +439,7 @@ def _variant(
                 "or set 'overflow: thread'",
                 platform=job.platform,
             )
-        keep = [t for g in glossary for t in g.translations.values()]
+        keep = [t for g in _terms(job, glossary) for t in g.translations.values()]
         try:
             texts = tuple(split_thread(outcome, keep, limit=limit, count=limits.count))
         except CannotSplit as exc:

@@ -33,7 +33,9 @@ def write_translations(
     data = yaml.load(path.read_text(encoding="utf-8"))
     written: list[str] = []
     seen: set[tuple[str, int]] = set()
-    for v in variants:
+    # The central glossary's translation first: a mission's copy may have its own (the file's
+    # translation is then every account's, the mission's included).
+    for v in sorted(variants, key=lambda v: v.glossary != ""):
         if v.post != entry.id or v.origin not in ("machine", "cached") or len(v.texts) != 1:
             continue
         if v.state not in ("ready", "review"):

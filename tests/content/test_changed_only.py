@@ -16,6 +16,7 @@ from content.conftest import write
 from bot.content import checks, loader
 from bot.content.loader import LoadCache, validate
 from bot.content.report import Collector
+from bot.content.types import Layout
 from bot.source import GitSource
 
 POST = "lang: fr\npublish_at: 2026-12-0{day} 10:00\ntext: Texte {n}\n"
@@ -86,9 +87,9 @@ def test_changed_only_checks_equal_checking_every_file(
     walks: list[int] = []
     real_post_files = loader._post_files
 
-    def counting_post_files(base: Path, out: Collector) -> Iterator[str]:
+    def counting_post_files(base: Path, out: Collector, layouts: list[Layout]) -> Iterator[str]:
         walks.append(1)
-        return real_post_files(base, out)
+        return real_post_files(base, out, layouts)
 
     monkeypatch.setattr(loader, "_post_files", counting_post_files)
     patched: list[bool] = []

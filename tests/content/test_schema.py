@@ -29,6 +29,13 @@ def _example_files() -> list[tuple[str, Path]]:
         ("glossary", ROOT / "content/glossary.yaml"),
     ]
     files += [("post", p) for p in sorted((ROOT / "content/posts").rglob("*.yaml"))]
+    for mission in sorted((ROOT / "missions").iterdir()):  # each mission: the same files
+        files += [
+            (kind, mission / f"{kind}.yaml")
+            for kind in ("accounts", "slots", "glossary")
+            if (mission / f"{kind}.yaml").exists()
+        ]
+        files += [("post", p) for p in sorted((mission / "posts").rglob("*.yaml"))]
     return files
 
 

@@ -57,13 +57,16 @@ from bot.platforms.mastodon import MastodonAccount, MastodonPublisher
 from bot.platforms.outbox import OutboxPublisher
 from bot.platforms.telegram import TelegramPublisher
 from bot.platforms.x import XCredentials, XPublisher
-from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt
-from bot.publish.deliver import Deliverer
+from bot.publish.base import MediaItem, Outgoing, Publisher, Receipt, Reposter
+from bot.publish.deliver import WAITING, Deliverer
+from bot.publish.retract import retract
+from bot.publish.session import Publishing
 from bot.settings import Secret
 from bot.state import open_store
 from bot.state.ledger import NewDelivery, Row, State
 
 FR = "francediplo"
+CENTRAL = "francediplo_EN"  # the account whose posts FR reposts (the repost tests)
 LANG = "fr"  # the language every test post is tagged with (Outgoing.lang)
 
 
@@ -124,6 +127,13 @@ class Channel:
     # Whether the platform stores alt texts and language tags.
     has_alt: bool = True
     has_lang: bool = True
+    # Reposts (``bot.publish.base.Reposter``), where the platform can repost: the account
+    # whose posts are reposted (the central one; the publisher holds its credentials too),
+    # the ids of the posts ``account`` reposts now as the fake holds them, and how to make
+    # the platform answer the next repost with one of FAULTS (False: no such answer).
+    central: str | None = None
+    reposts: Callable[[], list[str]] | None = None
+    repost_fault: Callable[[str], bool] = lambda _kind: False
 
 
 @contextmanager
@@ -145,11 +155,27 @@ def outbox_channel(tmp_path: Path) -> Iterator[Channel]:
                 r.get("reply_to"),
             )
             for r in publisher.records()
-            if r["account"] == FR
+            if r["account"] == FR and not r.get("repost_of")
+        ]
+
+    def reposts() -> list[str]:
+        return [
+            str(r["repost_of"])
+            for r in publisher.records()
+            if r["account"] == FR and r.get("repost_of")
         ]
 
     # The outbox writes a file: it has no rate limit, server, credentials or duplicates.
-    yield Channel(publisher, FR, FR, refuse_next, PublishError, stored=stored)
+    yield Channel(
+        publisher,
+        FR,
+        FR,
+        refuse_next,
+        PublishError,
+        stored=stored,
+        central=CENTRAL,
+        reposts=reposts,
+    )
 
 
 X_FAULTS = {
@@ -188,7 +214,16 @@ def x_channel(_tmp_path: Path) -> Iterator[Channel]:
                     t["reply_to"],
                 )
                 for t in server.timeline(FR)
+                if t["repost_of"] is None
             ]
+
+        def repost_fault(kind: str) -> bool:
+            if kind == "duplicate":
+                return False  # X keeps one repost of a post: a second one is no refusal
+            reset = int((datetime.now(UTC) + RATE_LIMIT_RESET).timestamp())
+            path = f"/2/users/{server.account(FR).user_id}/retweets"
+            server.fail_next(X_FAULTS[kind], method="POST", path=path, reset=reset)
+            return True
 
         yield Channel(
             publisher,
@@ -200,21 +235,43 @@ def x_channel(_tmp_path: Path) -> Iterator[Channel]:
             stored=stored,
             secrets=(*APP, *ACCOUNTS[FR][:2]),
             has_lang=False,
+            central=CENTRAL,
+            reposts=lambda: server.reposts(FR),
+            repost_fault=repost_fault,
         )
         # Every request the publisher made was valid (a fault's 4xx is not a spec violation).
         assert not server.errors
 
 
 MASTODON_TOKEN = "mastodon-tok-fr-CANARY-4d5e"
+MASTODON_CENTRAL_TOKEN = "mastodon-tok-en-CANARY-8f9a"
 
 
 @contextmanager
 def mastodon_channel(_tmp_path: Path) -> Iterator[Channel]:
-    with MastodonServer(accounts={FR: (MASTODON_TOKEN, FR)}) as server:
+    accounts = {FR: (MASTODON_TOKEN, FR), CENTRAL: (MASTODON_CENTRAL_TOKEN, CENTRAL)}
+    with MastodonServer(accounts=accounts) as server:
         publisher = MastodonPublisher(
-            {FR: MastodonAccount(server.url, Secret(MASTODON_TOKEN), FR)}, timeout=2.0
+            {
+                a: MastodonAccount(server.url, Secret(token), handle)
+                for a, (token, handle) in accounts.items()
+            },
+            timeout=2.0,
         )
         statuses = "/api/v1/statuses"
+
+        def repost_fault(kind: str) -> bool:
+            faults = {
+                "rate_limit": "429",
+                "server_error": "500",
+                "auth": "401",
+                "drop_after_store": "drop_after_store",
+            }
+            if kind not in faults:
+                return False
+            reset = int((datetime.now(UTC) + RATE_LIMIT_RESET).timestamp())
+            server.fail_next(faults[kind], method="POST", path=f"{statuses}/*/reblog", reset=reset)
+            return True
 
         def refuse_next() -> None:  # a text over the instance's limit, as Mastodon says it
             server.fail_next("422", method="POST", path=statuses)
@@ -252,21 +309,27 @@ def mastodon_channel(_tmp_path: Path) -> Iterator[Channel]:
             PublishRejected,
             fault=fault,
             stored=stored,
-            secrets=(MASTODON_TOKEN,),
+            secrets=(MASTODON_TOKEN, MASTODON_CENTRAL_TOKEN),
+            central=CENTRAL,
+            reposts=lambda: server.reblogs(FR),
+            repost_fault=repost_fault,
         )
         assert not server.errors  # every request the publisher made was one Mastodon has
 
 
 BSKY_PASSWORD = "bsky-app-pass-CANARY-2b3c"  # an app password's shape: xxxx-xxxx-xxxx-xxxx
 BSKY_HANDLE = "francediplo.bsky.social"
+BSKY_CENTRAL = "francediplo-en.bsky.social"
+BSKY_CENTRAL_PASSWORD = "bsky-app-pass-CANARY-9d8e"
 
 
 @contextmanager
 def bluesky_channel(tmp_path: Path) -> Iterator[Channel]:
-    with BlueskyServer(accounts={FR: (BSKY_HANDLE, BSKY_PASSWORD)}) as pds:
+    accounts = {FR: (BSKY_HANDLE, BSKY_PASSWORD), CENTRAL: (BSKY_CENTRAL, BSKY_CENTRAL_PASSWORD)}
+    with BlueskyServer(accounts=accounts) as pds:
         publisher = BlueskyPublisher(
-            {FR: Secret(BSKY_PASSWORD)},
-            {FR: (BSKY_HANDLE, None)},
+            {a: Secret(password) for a, (_h, password) in accounts.items()},
+            {a: (handle, None) for a, (handle, _p) in accounts.items()},
             pds_url=pds.url,
             timeout=2.0,
             session_dir=tmp_path / "bluesky-sessions",
@@ -290,6 +353,16 @@ def bluesky_channel(tmp_path: Path) -> Iterator[Channel]:
                 return False
             return True
 
+        def repost_fault(kind: str) -> bool:
+            if kind == "rate_limit":
+                reset = int((datetime.now(UTC) + RATE_LIMIT_RESET).timestamp())
+                pds.fail_next("429", nsid=create, reset=reset)
+            elif kind in ("server_error", "drop_after_store"):
+                pds.fail_next({"server_error": "500"}.get(kind, kind), nsid=create)
+            else:
+                return False
+            return True
+
         def stored() -> list[Stored]:
             return [
                 Stored(
@@ -310,7 +383,10 @@ def bluesky_channel(tmp_path: Path) -> Iterator[Channel]:
             PublishRejected,
             fault=fault,
             stored=stored,
-            secrets=(BSKY_PASSWORD,),
+            secrets=(BSKY_PASSWORD, BSKY_CENTRAL_PASSWORD),
+            central=CENTRAL,
+            reposts=lambda: pds.reposts(FR),
+            repost_fault=repost_fault,
         )
         assert not pds.errors  # every request the publisher made was one the PDS serves
 
@@ -890,3 +966,211 @@ def _chain(exc: BaseException) -> list[str]:
         found += [str(current), repr(current)]
         current = current.__cause__ or current.__context__
     return found
+
+
+# -- reposts (amplification) -----------------------------------------------------------------
+
+
+@dataclass
+class Reposting:
+    """A channel whose platform can repost, its publisher as a :class:`Reposter`."""
+
+    channel: Channel
+    reposter: Reposter
+    central: str
+
+
+@pytest.fixture
+def reposting(channel: Channel) -> Reposting:
+    if channel.central is None or not isinstance(channel.publisher, Reposter):
+        assert not isinstance(channel.publisher, Reposter), "a reposter without a repost test"
+        pytest.skip(f"{channel.publisher.name} cannot repost: its accounts get a copy")
+    return Reposting(channel, channel.publisher, channel.central)
+
+
+def _original(r: Reposting, text: str = "Ouverture de la #COP31 à Belém") -> Receipt:
+    """A post of the central account, as published."""
+    return r.channel.publisher.publish(Outgoing(r.central, r.central, text, lang=LANG))
+
+
+def _repost_item(r: Reposting, original: Receipt, key: str = "cop31#1@francediplo") -> Outgoing:
+    return Outgoing(r.channel.account, r.channel.handle, "", key=key, lang=LANG, repost_of=original)
+
+
+def _reposts(r: Reposting) -> list[str]:
+    assert r.channel.reposts is not None
+    return r.channel.reposts()
+
+
+def test_a_repost_is_stored_and_found(reposting: Reposting) -> None:
+    """The account reposts the central account's post: the platform holds one repost of
+    it, and ``find_repost`` finds it under the receipt's id."""
+    since = _since()
+    original = _original(reposting)
+    assert reposting.reposter.find_repost(_repost_item(reposting, original), since) is None
+    receipt = reposting.reposter.repost(_repost_item(reposting, original))
+    assert receipt.remote_id
+    assert _reposts(reposting) == [original.remote_id]
+    found = reposting.reposter.find_repost(_repost_item(reposting, original), since)
+    assert found is not None and found.remote_id == receipt.remote_id
+    # A repost is not one of the account's own posts: ``find`` and ``stored`` know none.
+    assert _stored(reposting.channel) == []
+
+
+def test_a_repost_sent_twice_is_one_repost(reposting: Reposting) -> None:
+    """The same repost asked twice (a retry after a lost answer): one repost, the same
+    receipt."""
+    original = _original(reposting)
+    first = reposting.reposter.repost(_repost_item(reposting, original))
+    second = reposting.reposter.repost(_repost_item(reposting, original))
+    assert second.remote_id == first.remote_id
+    assert _reposts(reposting) == [original.remote_id]
+
+
+def test_a_repost_is_undone(reposting: Reposting) -> None:
+    """``unrepost`` takes it back; undoing it again is no error."""
+    original = _original(reposting)
+    receipt = reposting.reposter.repost(_repost_item(reposting, original))
+    reposting.reposter.unrepost(reposting.channel.account, receipt.remote_id, original.remote_id)
+    assert _reposts(reposting) == []
+    reposting.reposter.unrepost(reposting.channel.account, receipt.remote_id, original.remote_id)
+    assert _reposts(reposting) == []
+
+
+def test_a_repost_of_a_deleted_post_is_refused(reposting: Reposting) -> None:
+    """The original is gone: the platform refuses, finally (nothing to retry)."""
+    if reposting.channel.publisher.name == "outbox":
+        pytest.skip("the outbox writes what it is given: it knows no post to be gone")
+    original = _original(reposting)
+    reposting.channel.publisher.delete(reposting.central, original.remote_id)
+    with pytest.raises(PublishRejected):
+        reposting.reposter.repost(_repost_item(reposting, original))
+    assert _reposts(reposting) == []
+
+
+def test_a_rate_limited_repost_says_when_to_retry(reposting: Reposting) -> None:
+    original = _original(reposting)
+    if not reposting.channel.repost_fault("rate_limit"):
+        pytest.skip("the platform has no rate-limit answer for a repost")
+    before = datetime.now(UTC)
+    with pytest.raises(PublishRateLimited) as caught:
+        reposting.reposter.repost(_repost_item(reposting, original))
+    assert abs(caught.value.retry_at - (before + RATE_LIMIT_RESET)) <= RESET_SLACK
+    assert _reposts(reposting) == []
+    reposting.reposter.repost(_repost_item(reposting, original))
+    assert _reposts(reposting) == [original.remote_id]
+
+
+def _repost_rows(delivering: Delivering, r: Reposting, post_id: str = "cop31") -> tuple[Row, Row]:
+    """The central post's row and its repost's, recorded (PENDING, due now)."""
+    ledger = delivering.deliverer.ledger
+    now = datetime.now(UTC)
+    name = r.channel.publisher.name
+    delivering.deliverer.handles[r.central] = r.central
+    ledger.ensure(
+        [
+            NewDelivery(post_id, r.central, 1, name, LANG, now, "Ouverture de la #COP31"),
+            NewDelivery(
+                post_id,
+                r.channel.account,
+                1,
+                name,
+                LANG,
+                now,
+                "",
+                repost_of=f"{post_id}#1@{r.central}",
+            ),
+        ]
+    )
+    rows = ledger.rows(post_id, channel=name)
+    (original,) = [row for row in rows if row.account == r.central]
+    (repost,) = [row for row in rows if row.account == r.channel.account]
+    return original, repost
+
+
+def _later(delivering: Delivering, by: timedelta) -> None:
+    """The deliverer's clock, ``by`` ahead (a repost waits with ``retry_at``)."""
+    delivering.deliverer.clock = lambda: datetime.now(UTC) + by
+
+
+def test_a_repost_waits_for_its_original_then_goes(reposting: Reposting, tmp_path: Path) -> None:
+    """Due while its original is not posted yet: the repost waits (PENDING, a ``retry_at``,
+    nothing sent, no attempt spent); once the original is POSTED, it is reposted."""
+    delivering = _delivering(reposting.channel, tmp_path)
+    deliverer = delivering.deliverer
+    original, repost = _repost_rows(delivering, reposting)
+    (waiting,) = deliverer.deliver_chain([repost])
+    assert waiting.state is State.PENDING and waiting.attempts == 0
+    assert waiting.retry_at is not None and waiting.retry_at > datetime.now(UTC)
+    assert (waiting.last_error or "").startswith(WAITING)
+    assert _reposts(reposting) == []
+    # Asked again before its time (the next sweep): nothing is read or sent.
+    assert deliverer.deliver_chain([waiting]) == [waiting]
+    (posted,) = deliverer.deliver_chain([original])
+    assert posted.state is State.POSTED, posted.last_error
+    _later(delivering, timedelta(minutes=6))
+    (done,) = deliverer.deliver_chain([deliverer.ledger.get(repost.id)])
+    assert done.state is State.POSTED and done.attempts == 1, done.last_error
+    assert _reposts(reposting) == [posted.remote_id]
+    assert delivering.alerts == []
+
+
+@pytest.mark.parametrize("ending", [State.FAILED, State.EXPIRED, State.RETRACTED])
+def test_a_repost_whose_original_ended_is_skipped(
+    reposting: Reposting, tmp_path: Path, ending: State
+) -> None:
+    """The original ended without being posted: its repost ends SKIPPED, saying why."""
+    delivering = _delivering(reposting.channel, tmp_path)
+    ledger = delivering.deliverer.ledger
+    original, repost = _repost_rows(delivering, reposting)
+    assert ledger.transition(original.id, ending, expect=[State.PENDING], error="refused (400)")
+    (done,) = delivering.deliverer.deliver_chain([repost])
+    assert done.state is State.SKIPPED
+    why = f"the original cop31#1@{reposting.central} ended {ending}: refused (400)"
+    assert done.last_error == why
+    assert _reposts(reposting) == []
+
+
+def test_a_repost_stored_then_dropped_is_posted_exactly_once(
+    reposting: Reposting, tmp_path: Path
+) -> None:
+    """The platform makes the repost and the answer is lost: UNKNOWN, then found by
+    ``find_repost``: POSTED in one attempt, one repost; another pass sends nothing."""
+    delivering = _delivering(reposting.channel, tmp_path)
+    deliverer = delivering.deliverer
+    original, repost = _repost_rows(delivering, reposting)
+    (posted,) = deliverer.deliver_chain([original])
+    if not reposting.channel.repost_fault("drop_after_store"):
+        pytest.skip("the platform's fake cannot drop a repost's answer")
+    (done,) = deliverer.deliver_chain([repost])
+    assert done.state is State.POSTED and done.attempts == 1, done.last_error
+    assert _reposts(reposting) == [posted.remote_id]
+    rows = [r for r in deliverer.ledger.rows("cop31") if r.account == reposting.channel.account]
+    (again,) = deliverer.deliver_chain(rows, look_now=True)
+    assert (again.state, again.remote_id) == (State.POSTED, done.remote_id)
+    assert _reposts(reposting) == [posted.remote_id]
+    assert delivering.alerts == []
+
+
+def test_a_posted_repost_is_undone_by_retract(reposting: Reposting, tmp_path: Path) -> None:
+    """``retract`` of the post undoes the repost first, then deletes the original."""
+    delivering = _delivering(reposting.channel, tmp_path)
+    deliverer = delivering.deliverer
+    original, repost = _repost_rows(delivering, reposting)
+    deliverer.deliver_chain([original])
+    (done,) = deliverer.deliver_chain([deliverer.ledger.get(repost.id)])
+    assert done.state is State.POSTED
+    name = reposting.channel.publisher.name
+    pub = Publishing(
+        deliverer.ledger,
+        None,  # type: ignore[arg-type]  # retract translates nothing
+        None,  # type: ignore[arg-type]
+        {name: deliverer},
+        {reposting.central: name, reposting.channel.account: name},
+        None,  # type: ignore[arg-type]  # nor notifies
+    )
+    result = retract(pub, deliverer.ledger.rows("cop31"))
+    assert result.ok, result.lines
+    assert result.lines[0].endswith(f"repost undone {done.remote_id}")
+    assert _reposts(reposting) == []
+    assert {r.state for r in deliverer.ledger.rows("cop31")} == {State.RETRACTED}

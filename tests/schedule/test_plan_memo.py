@@ -97,3 +97,37 @@ def test_plan_with_a_memo_equals_the_plan_from_scratch(tmp_path: Path) -> None:
     for days in range(1, 12, 2):
         check(content, now + timedelta(days=days))
     assert since >= 7
+
+
+def test_plan_with_a_memo_equals_the_plan_from_scratch_with_missions(tmp_path: Path) -> None:
+    """The same with missions: each mission's accounts, slots, blackouts and pauses, copies
+    and reposts of amplified central posts; edits in two missions and the central one."""
+    sys.path.insert(0, str(ROOT))
+    from bench.genrepo import generate
+
+    repo = generate(tmp_path / "repo", 900, missions=4)
+    cache, memo = LoadCache(), PlanMemo()
+    now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    pins: dict[str, Pin] = {}
+    posts = sorted(repo.rglob("posts/**/*.yaml"))
+    mission_posts = [p for p in posts if "missions/" in p.as_posix()]
+    central_posts = [p for p in posts if "missions/" not in p.as_posix()]
+    assert mission_posts and central_posts
+    edits = [mission_posts[0], mission_posts[-1], central_posts[3], central_posts[-2]]
+    for n in range(len(edits) + 1):
+        if n:
+            path = edits[n - 1]
+            body = path.read_text(encoding="utf-8")
+            path.write_text(body.replace('text: "', 'text: "Modifié. ', 1), encoding="utf-8")
+            changed = {path.relative_to(repo).as_posix()}
+        else:
+            changed = None
+        content = _load(repo, cache, changed)
+        when = now + timedelta(hours=7 * n)
+        since = when - timedelta(hours=1)
+        fresh = plan(content, when, 7, pinned=pins, since=since)
+        assert plan(content, when, 7, pinned=pins, since=since, memo=memo) == fresh
+        assert fresh.deliveries
+        pins = dict(fresh.pins)
+    assert len({content.mission_of(d.account) for d in fresh.deliveries}) > 1
+    assert memo._index is not None  # the loader's posts are in path order, missions too

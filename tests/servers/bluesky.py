@@ -28,7 +28,9 @@ What it checks, as a PDS does
   InvalidToken "Token has been revoked"``). No token: ``401 AuthenticationRequired``; a bad
   signature or the wrong kind of token: ``400 InvalidToken``; an expired one (or one ended by
   :meth:`expire_sessions`): ``400 ExpiredToken "Token has expired"``.
-* **Records** (``app.bsky.feed.post`` only, validated as the lexicon says): ``repo`` must be
+* **Records** (``app.bsky.feed.post``, and ``app.bsky.feed.repost`` with its ``subject``
+  strong reference and ``createdAt``, not checked to exist, as a PDS does not; validated as
+  the lexicon says): ``repo`` must be
   the session's DID or handle; ``rkey`` a valid TID (``^[234567abcdefghij][2-7a-z]{12}$``);
   ``$type``; ``text`` at most 3,000 UTF-8 bytes and 300 graphemes; ``createdAt`` an RFC 3339
   datetime; ``langs`` at most 3 language tags; each facet's ``byteStart < byteEnd ≤`` the
@@ -98,6 +100,9 @@ from requests.structures import CaseInsensitiveDict
 from servers.translate import Call, FakeTranslationServer, Response
 
 _JSON = "application/json; charset=utf-8"
+POST = "app.bsky.feed.post"
+REPOST = "app.bsky.feed.repost"
+COLLECTIONS = (POST, REPOST)
 _TID = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -143,9 +148,10 @@ class _Record:
     value: dict[str, Any]
     created: float
     deleted: bool = False
+    collection: str = POST
 
     def uri(self, did: str) -> str:
-        return f"at://{did}/app.bsky.feed.post/{self.rkey}"
+        return f"at://{did}/{self.collection}/{self.rkey}"
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,8 @@ class BlueskyServer(FakeTranslationServer):
             self._accounts[name] = BlueskyAccount(name, handle, did, password)
         # Handles of people mentioned, who are not our accounts: handle → DID.
         self.others = dict(others or {})
-        self._records: dict[tuple[str, str], _Record] = {}  # (account, rkey)
+        self._records: dict[tuple[str, str], _Record] = {}  # posts: (account, rkey)
+        self._reposts: dict[tuple[str, str], _Record] = {}  # reposts: (account, rkey)
         self._blobs: dict[str, _Blob] = {}
         self._used_refresh: set[str] = set()
         self._pds_faults: list[_Fault] = []
@@ -254,6 +261,22 @@ class BlueskyServer(FakeTranslationServer):
             live = [r for r in self._records.values() if r.account == name and not r.deleted]
             live.sort(key=lambda r: r.created)
             return [self._describe(r, account) for r in live]
+
+    def reposts(self, name: str) -> list[str]:
+        """The URIs of the posts account ``name`` reposts now (live repost records), oldest
+        first."""
+        with self._lock:
+            live = [r for r in self._reposts.values() if r.account == name and not r.deleted]
+            live.sort(key=lambda r: r.created)
+            return [r.value["subject"]["uri"] for r in live]
+
+    def _collection(self, name: Any) -> dict[tuple[str, str], _Record]:
+        """Under the lock: the records of collection ``name``."""
+        if name == POST:
+            return self._records
+        if name == REPOST:
+            return self._reposts
+        raise _Refusal(400, "InvalidRequest", "Unsupported collection")
 
     def logins(self, name: str) -> int:
         """How many sessions ``createSession`` made for the account."""
@@ -566,23 +589,26 @@ class BlueskyServer(FakeTranslationServer):
         account = self._authenticate(req)
         body = req.json()
         self._repo(req, account, body.get("repo"))
-        if body.get("collection") != "app.bsky.feed.post":
-            raise _Refusal(400, "InvalidRequest", "Unsupported collection")
+        collection = body.get("collection")
+        records = self._collection(collection)
         rkey = body.get("rkey")
         if rkey is None:
             rkey = self._next_tid()
         elif not isinstance(rkey, str) or not _TID.match(rkey):
             raise _Refusal(400, "InvalidRequest", f"Invalid record key: {rkey!r} is not a TID")
         record = body.get("record")
-        self._validate_post(account, record)
-        existing = self._records.get((account.name, rkey))
+        if collection == POST:
+            self._validate_post(account, record)
+        else:
+            self._validate_repost(record)
+        existing = records.get((account.name, rkey))
         if existing is not None and not existing.deleted:
             if self.duplicate_rkey == "explicit":
                 raise _Refusal(400, "RecordAlreadyExists", "Record already exists")
             return _xrpc_error(500, "InternalServerError", "Internal Server Error")
         cid = _cid(json.dumps(record, sort_keys=True).encode())
-        stored = _Record(account.name, rkey, cid, record, time.time())
-        self._records[(account.name, rkey)] = stored
+        stored = _Record(account.name, rkey, cid, record, time.time(), collection=collection)
+        records[(account.name, rkey)] = stored
         return _ok(
             {
                 "uri": stored.uri(account.did),
@@ -591,6 +617,31 @@ class BlueskyServer(FakeTranslationServer):
                 "validationStatus": "valid",
             }
         )
+
+    @staticmethod
+    def _validate_repost(record: Any) -> None:
+        """An ``app.bsky.feed.repost`` record as its lexicon says: ``subject`` a strong
+        reference (``uri`` an at:// URI, ``cid``), ``createdAt``. As a PDS, the fake does not
+        check that the subject exists (the AppView ignores a dangling repost)."""
+
+        def bad(message: str) -> _Refusal:
+            return _Refusal(400, "InvalidRequest", f"Invalid {REPOST} record: {message}")
+
+        if not isinstance(record, dict):
+            raise bad("Record must be an object")
+        if record.get("$type") != REPOST:
+            raise bad(f"Record/$type must be {REPOST}")
+        subject = record.get("subject")
+        if not isinstance(subject, dict):
+            raise bad('Record must have the property "subject"')
+        uri, cid = subject.get("uri"), subject.get("cid")
+        if not isinstance(uri, str) or not uri.startswith("at://") or len(uri.split("/")) != 5:
+            raise bad("Record/subject/uri must be a valid at-uri")
+        if not isinstance(cid, str) or not cid:
+            raise bad('Record/subject must have the property "cid"')
+        created = record.get("createdAt")
+        if not isinstance(created, str) or not _DATETIME.match(created):
+            raise bad("Record/createdAt must be an valid atproto datetime")
 
     def _validate_post(self, account: BlueskyAccount, record: Any) -> None:
         def bad(message: str) -> _Refusal:
@@ -686,15 +737,16 @@ class BlueskyServer(FakeTranslationServer):
 
     def _get_record(self, req: _Req) -> Response:
         repo, rkey = req.query.get("repo"), req.query.get("rkey")
-        if req.query.get("collection") != "app.bsky.feed.post" or not repo or not rkey:
+        collection = req.query.get("collection")
+        if collection not in COLLECTIONS or not repo or not rkey:
             raise _Refusal(
                 400,
                 "InvalidRequest",
                 "Error: Params must have the properties repo, collection, rkey",
             )
         account = self._by_repo(repo)
-        uri = f"at://{repo}/app.bsky.feed.post/{rkey}"
-        stored = self._records.get((account.name, rkey)) if account else None
+        uri = f"at://{repo}/{collection}/{rkey}"
+        stored = self._collection(collection).get((account.name, rkey)) if account else None
         if account is None or stored is None or stored.deleted:
             raise _Refusal(400, "RecordNotFound", f"Could not locate record: {uri}")
         return _ok({"uri": stored.uri(account.did), "cid": stored.cid, "value": stored.value})
@@ -712,8 +764,9 @@ class BlueskyServer(FakeTranslationServer):
             raise _Refusal(400, "InvalidRequest", "limit can not be greater than 100")
         reverse = req.query.get("reverse") == "true"
         cursor = req.query.get("cursor")
+        records = self._collection(req.query.get("collection"))
         live = sorted(
-            (r for r in self._records.values() if r.account == account.name and not r.deleted),
+            (r for r in records.values() if r.account == account.name and not r.deleted),
             key=lambda r: r.rkey,
             reverse=not reverse,
         )
@@ -732,7 +785,7 @@ class BlueskyServer(FakeTranslationServer):
         body = req.json()
         self._repo(req, account, body.get("repo"))
         rkey = body.get("rkey")
-        stored = self._records.get((account.name, str(rkey)))
+        stored = self._collection(body.get("collection")).get((account.name, str(rkey)))
         if stored is not None:
             stored.deleted = True
         return _ok({"commit": {"cid": _cid(str(rkey).encode()), "rev": self._next_tid()}})

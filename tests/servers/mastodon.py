@@ -61,7 +61,13 @@ Endpoints
 ``GET /api/v1/statuses/:id``               404 ``Record not found`` when missing or deleted
 ``DELETE /api/v1/statuses/:id``            own statuses only (another's, or a missing one:
                                            404) → the Status with its source ``text``
-``GET /api/v1/accounts/:id/statuses``      newest first, above
+``GET /api/v1/accounts/:id/statuses``      newest first, above; reblogs included unless
+                                           ``exclude_reblogs``
+``POST /api/v1/statuses/:id/reblog``       the account's reblog (a status: empty
+                                           ``content``, the original in ``reblog``); the
+                                           same one again when it exists (no second
+                                           reblog); in the statuses limit; 404 when missing
+``POST /api/v1/statuses/:id/unreblog``     the original; no error when not reblogged
 =========================================  ===================================================
 
 Any other request answers 404 ``{"error": "Not Found"}`` and is recorded in ``srv.errors`` (the
@@ -245,6 +251,7 @@ class _Status:
     created_at: float
     idempotency_key: str | None = None
     deleted: bool = False
+    reblog_of: str | None = None  # a reblog (boost): the id of the status it reblogs
 
 
 @dataclass
@@ -339,7 +346,11 @@ class MastodonServer(FakeTranslationServer):
     def statuses(self, name: str) -> list[dict[str, Any]]:
         """The account's live statuses, oldest first, as they were sent."""
         with self._lock:
-            found = [s for s in self._statuses.values() if s.account == name and not s.deleted]
+            found = [
+                s
+                for s in self._statuses.values()
+                if s.account == name and not s.deleted and s.reblog_of is None
+            ]
             return [
                 {
                     "id": s.id,
@@ -358,6 +369,15 @@ class MastodonServer(FakeTranslationServer):
                     "idempotency_key": s.idempotency_key,
                 }
                 for s in sorted(found, key=lambda s: int(s.id))
+            ]
+
+    def reblogs(self, name: str) -> list[str]:
+        """The ids of the statuses account ``name`` reblogs now, oldest reblog first."""
+        with self._lock:
+            return [
+                s.reblog_of
+                for s in sorted(self._statuses.values(), key=lambda s: int(s.id))
+                if s.account == name and s.reblog_of is not None and not s.deleted
             ]
 
     def media(self, media_id: str) -> _Media:
@@ -564,6 +584,8 @@ class MastodonServer(FakeTranslationServer):
             ("POST", r"/api/v1/statuses", "write:statuses", self._post_status),
             ("GET", r"/api/v1/statuses/(\d+)", None, self._get_status),
             ("DELETE", r"/api/v1/statuses/(\d+)", "write:statuses", self._delete_status),
+            ("POST", r"/api/v1/statuses/(\d+)/reblog", "write:statuses", self._reblog),
+            ("POST", r"/api/v1/statuses/(\d+)/unreblog", "write:statuses", self._unreblog),
             ("GET", r"/api/v1/accounts/(\d+)/statuses", None, self._account_statuses),
         ]
         for route_method, pattern, scope, handler in routes:
@@ -839,8 +861,71 @@ class MastodonServer(FakeTranslationServer):
             if status is None or status.account != user.name:
                 return _error(404, NOT_FOUND)
             status.deleted = True
+            for other in self._statuses.values():  # its reblogs go with it
+                if other.reblog_of == status.id:
+                    other.deleted = True
             answer = self._status_json(status)
             answer["text"] = status.text
+            return _json(answer)
+
+    def _own_reblog(self, user: MastodonUser, status_id: str) -> _Status | None:
+        """Under the lock: ``user``'s live reblog of ``status_id``."""
+        return next(
+            (
+                s
+                for s in self._statuses.values()
+                if s.account == user.name and s.reblog_of == status_id and not s.deleted
+            ),
+            None,
+        )
+
+    def _reblog(self, user: MastodonUser, _p: Any, _h: Any, status_id: str) -> Response:
+        """``POST /api/v1/statuses/:id/reblog``: the reblog, a status of the account whose
+        ``reblog`` is the original. Mastodon's ReblogService returns the account's existing
+        reblog of that status when there is one (no second reblog), reblogs the original
+        of a reblog, counts it in the 300-statuses-per-3-hours limit, and answers 404 for a
+        missing or deleted status."""
+        now = time.time() + self.clock_skew
+        with self._lock:
+            original = self._visible(status_id)
+            if original is not None and original.reblog_of is not None:
+                original = self._visible(original.reblog_of)
+            if original is None:
+                return _error(404, NOT_FOUND)
+            existing = self._own_reblog(user, original.id)
+            if existing is not None:
+                return _json(self._status_json(existing))
+            posted = [t for t in self._posted.get(user.name, []) if t > now - _STATUS_WINDOW]
+            self._posted[user.name] = posted
+            if len(posted) >= self.status_limit:
+                response = _error(429, "Too many requests")
+                response.headers.update(
+                    {
+                        "X-RateLimit-Limit": str(self.status_limit),
+                        "X-RateLimit-Remaining": "0",
+                        "X-RateLimit-Reset": _iso(posted[0] + _STATUS_WINDOW, micro=True),
+                    }
+                )
+                return response
+            reblog = _Status(
+                self._next_id(now), user.name, "", None, None, [], now, reblog_of=original.id
+            )
+            self._statuses[reblog.id] = reblog
+            self._posted[user.name].append(now)
+            return _json(self._status_json(reblog))
+
+    def _unreblog(self, user: MastodonUser, _p: Any, _h: Any, status_id: str) -> Response:
+        """``POST /api/v1/statuses/:id/unreblog``: the original, no longer reblogged by the
+        account (also when it was not); 404 for a missing or deleted status."""
+        with self._lock:
+            original = self._visible(status_id)
+            if original is None:
+                return _error(404, NOT_FOUND)
+            reblog = self._own_reblog(user, original.id)
+            if reblog is not None:
+                reblog.deleted = True
+            answer = self._status_json(original)
+            answer["reblogged"] = False
             return _json(answer)
 
     def _account_statuses(
@@ -863,6 +948,7 @@ class MastodonServer(FakeTranslationServer):
                 for s in self._statuses.values()
                 if s.account == owner.name
                 and not s.deleted
+                and ("exclude_reblogs" not in truthy or s.reblog_of is None)
                 and ("exclude_replies" not in truthy or s.reply_to is None)
                 and ("only_media" not in truthy or s.media_ids)
                 and ("max_id" not in bounds or int(s.id) < bounds["max_id"])
@@ -887,6 +973,19 @@ class MastodonServer(FakeTranslationServer):
 
     def _status_json(self, status: _Status) -> dict[str, Any]:
         user = self._users[status.account]
+        if status.reblog_of is not None:  # a reblog: empty, the original in ``reblog``
+            answer = self._status_json(replace(status, reblog_of=None))
+            answer.update(
+                {
+                    "content": "",
+                    "language": None,
+                    "uri": f"{self.url}/users/{user.username}/statuses/{status.id}/activity",
+                    "url": None,
+                    "reblog": self._status_json(self._statuses[status.reblog_of]),
+                    "reblogged": True,
+                }
+            )
+            return answer
         content, mentions, tags = self._render(status.text)
         parent = self._statuses.get(status.reply_to) if status.reply_to else None
         return {

@@ -991,3 +991,69 @@ def test_a_fault_can_wait_for_matching_requests_to_pass_first(srv: XServer) -> N
     api.create_tweet(text="Trois")
 
     assert texts(srv) == ["Un", "Trois"]
+
+
+# -- reposts (retweets) ---------------------------------------------------------------------
+
+
+def _repost(srv: XServer, account: str, tweet_id: str, user_id: str | None = None) -> Any:
+    """``POST /2/users/:id/retweets`` signed as ``account`` (its own user id by default)."""
+    uid = user_id or srv.account(account).user_id
+    return requests.post(
+        f"{srv.url}/2/users/{uid}/retweets",
+        json={"tweet_id": tweet_id},
+        auth=signed(srv, account),
+        timeout=5,
+    )
+
+
+def test_a_repost_is_on_the_timeline_once_and_undone(srv: XServer) -> None:
+    """A repost shows on the reposter's timeline as X shows one ("RT @handle: text",
+    referenced_tweets ``retweeted``); a second request changes nothing and answers the same;
+    DELETE undoes it, and succeeds again with no action; retweeted_by lists the reposter."""
+    original = client(srv).create_tweet(text="Bonjour à tous").data["id"]
+    first = _repost(srv, EN, original)
+    assert first.status_code == 200, first.text
+    assert first.json() == {"data": {"retweeted": True, "rest_id": original}}
+    second = _repost(srv, EN, original)
+    assert second.json() == first.json()
+    assert srv.reposts(EN) == [original]
+    (shown,) = srv.timeline(EN)
+    assert (shown["text"], shown["repost_of"]) == (f"RT @{FR}: Bonjour à tous", original)
+    page = client(srv, EN).get_users_tweets(
+        srv.account(EN).user_id, tweet_fields=["referenced_tweets"], user_auth=True
+    )
+    assert [t.referenced_tweets[0].type for t in page.data] == ["retweeted"]
+    users = client(srv, EN).get_retweeters(original, user_auth=True)
+    assert [u.username for u in users.data] == [EN]
+    # (tweepy's unretweet takes the user id from the token's prefix, as X's tokens have it.)
+    path = f"{srv.url}/2/users/{srv.account(EN).user_id}/retweets/{original}"
+    undone = requests.delete(path, auth=signed(srv, EN), timeout=5)
+    assert undone.json() == {"data": {"retweeted": False}}
+    assert srv.reposts(EN) == [] and srv.timeline(EN) == []
+    again = requests.delete(path, auth=signed(srv, EN), timeout=5)
+    assert again.json() == {"data": {"retweeted": False}}
+    assert not srv.errors
+
+
+def test_a_repost_is_refused_for_another_user_a_missing_post_and_past_the_limit() -> None:
+    accounts = {FR: ("fr-token", "fr-secret"), EN: ("en-token", "en-secret")}
+    with XServer(accounts=accounts, consumer=("app-key", "app-secret"), repost_limit=2) as srv:
+        original = client(srv).create_tweet(text="Bonjour").data["id"]
+        other = _repost(srv, EN, original, user_id=srv.account(FR).user_id)
+        assert other.status_code == 403
+        missing = _repost(srv, EN, "1234567890")
+        assert missing.status_code == 404
+        assert missing.json()["errors"][0]["type"].endswith("resource-not-found")
+        assert srv.reposts(EN) == []
+        # X counts every request to the endpoint (the 404 too): the third is a 429.
+        assert _repost(srv, EN, original).status_code == 200
+        limited = _repost(srv, EN, original)
+        assert limited.status_code == 429
+        assert srv.reposts(EN) == [original]
+        assert int(limited.headers["x-rate-limit-reset"]) > time.time()
+        # A deleted post takes its reposts with it.
+        assert _repost(srv, FR, original).status_code == 200
+        client(srv).delete_tweet(original)
+        assert srv.reposts(FR) == []
+        assert not srv.errors

@@ -75,6 +75,16 @@ Endpoints
 ``GET /2/media/upload?media_id=…``        upload status → as the one-shot upload answers
 ``POST /2/media/metadata``                ``{"id", "metadata": {"alt_text": {"text"}}}`` →
                                           ``{"data": {"id", "associated_metadata"}}``
+``POST /2/users/{id}/retweets``           ``{"tweet_id"}``, the authenticated user's id only
+                                          (else 403) → ``{"data": {"retweeted": true,
+                                          "rest_id"}}``; the repost is on the account's
+                                          timeline ("RT @handle: text", ``referenced_tweets``
+                                          ``retweeted``); a second one changes nothing and
+                                          answers the same; a missing post → 404; more than
+                                          ``repost_limit`` (50) in 15 min → 429
+``DELETE /2/users/{id}/retweets/{src}``   → ``{"data": {"retweeted": false}}``, also when
+                                          there was no repost (X: "succeeds with no action")
+``GET /2/tweets/{id}/retweeted_by``       the users who repost it (one page)
 ========================================  ====================================================
 
 Any other operation of the spec answers 501 and is recorded in ``srv.errors``.
@@ -149,7 +159,12 @@ the request when ``process``): the fuzz tests' X, which may answer anything.
 
 Where X is not documented, the fake guesses: the too-long answer (400 with twitter's usual
 message), the wording of the 403 for deleting someone else's post, 404 for deleting a missing
-one, the 402 body (as X was reported to send it in 2026), and the media type checks.
+one, the 402 body (as X was reported to send it in 2026), and the media type checks. For
+reposts: a second repost of the same post answers 200 as the first did (X's v1.1 docs: "Twitter
+will ignore attempts to perform duplicate retweets"; v1.1 was seen answering 403 "You have
+already retweeted this Tweet." instead, which the publisher takes as done too), ``rest_id`` is
+the reposted post's id (the spec: "The ID of the reposted Post"), a missing post is 404
+resource-not-found, and another user's id in the path is 403.
 """
 
 from __future__ import annotations
@@ -282,6 +297,7 @@ class _Tweet:
     reply_to: str | None
     media_ids: list[str]
     deleted: bool = False
+    repost_of: str | None = None  # a repost (retweet): the id of the post it reposts
 
 
 @dataclass
@@ -742,9 +758,11 @@ class XServer(FakeTranslationServer):
         timestamp_window: float = 600,
         duplicate_window: float | None = 86_400,
         max_weighted_length: int | None = 280,
+        repost_limit: int | None = 50,
     ) -> None:
         super().__init__()
         self.consumer = consumer
+        self.repost_limit = repost_limit
         self.timestamp_window = timestamp_window
         self.duplicate_window = duplicate_window
         self.max_weighted_length = max_weighted_length
@@ -774,7 +792,11 @@ class XServer(FakeTranslationServer):
             "appendMediaUpload": self._upload_append,
             "finalizeMediaUpload": self._upload_finalize,
             "createMediaMetadata": self._media_metadata,
+            "repostPost": self._repost,
+            "unrepostPost": self._unrepost,
+            "getPostsRepostedBy": self._reposted_by,
         }
+        self._reposts_made: dict[str, list[float]] = {}  # account → its recent repost requests
 
     # -- configuration and inspection -------------------------------------------------------
 
@@ -1202,6 +1224,7 @@ class XServer(FakeTranslationServer):
             "created_at": datetime.fromtimestamp(tweet.created_at, UTC),
             "reply_to": tweet.reply_to,
             "media": media,
+            "repost_of": tweet.repost_of,
         }
 
     def _usable_media(self, account: XAccount, media_id: str) -> bool:
@@ -1262,7 +1285,111 @@ class XServer(FakeTranslationServer):
             if tweet.account != ctx.account.account:
                 return _problem(403, "Forbidden", "You are not authorized to delete this Tweet.")
             tweet.deleted = True
+            for other in self._tweets.values():  # its reposts go with it
+                if other.repost_of == tweet_id:
+                    other.deleted = True
         return _json({"data": {"deleted": True}})
+
+    # -- reposts ----------------------------------------------------------------------------
+
+    def reposts(self, name: str) -> list[str]:
+        """The ids of the posts account ``name`` reposts now (live reposts), oldest first."""
+        with self._lock:
+            return [
+                t.repost_of
+                for t in sorted(self._tweets.values(), key=lambda t: int(t.id))
+                if t.account == name and t.repost_of is not None and not t.deleted
+            ]
+
+    def _live_repost(self, account: str, source: str) -> _Tweet | None:
+        """Under the lock: ``account``'s live repost of post ``source``."""
+        return next(
+            (
+                t
+                for t in self._tweets.values()
+                if t.account == account and t.repost_of == source and not t.deleted
+            ),
+            None,
+        )
+
+    def _not_yours(self, ctx: _Ctx) -> Response | None:
+        """X acts only for the authenticated user: another user's id in the path is a 403."""
+        if ctx.path_params["id"] == ctx.account.user_id:
+            return None
+        return _problem(403, "Forbidden", "You are not permitted to perform this action.")
+
+    def _repost(self, ctx: _Ctx) -> Response:
+        """``POST /2/users/:id/retweets`` ``{"tweet_id"}``: the repost appears on the
+        account's timeline as X shows one ("RT @handle: text", ``referenced_tweets`` of type
+        ``retweeted``). X keeps one repost of a post per account: a second request changes
+        nothing and answers as the first did (X's docs: "Twitter will ignore attempts to
+        perform duplicate retweets"). An unknown or deleted post: 404 resource-not-found.
+        At most ``repost_limit`` requests per account in 15 minutes (X's documented user
+        limit: 50), then 429 with the window's reset."""
+        refused = self._not_yours(ctx)
+        if refused is not None:
+            return refused
+        source_id: str = ctx.body["tweet_id"]
+        name = ctx.account.account
+        now = time.time()
+        with self._lock:
+            if self.repost_limit is not None:
+                made = [t for t in self._reposts_made.get(name, []) if now - t < 900]
+                if len(made) >= self.repost_limit:
+                    response = _problem(429, "Too Many Requests", "Too Many Requests")
+                    response.headers.update(
+                        {
+                            "x-rate-limit-limit": str(self.repost_limit),
+                            "x-rate-limit-remaining": "0",
+                            "x-rate-limit-reset": str(int(made[0] + 900) + 1),
+                        }
+                    )
+                    return response
+                self._reposts_made[name] = [*made, now]
+            source = self._tweets.get(source_id)
+            if source is None or source.deleted or source.repost_of is not None:
+                return self._not_found("tweet", "tweet_id", source_id)
+            if self._live_repost(name, source_id) is None:
+                owner = self._accounts[source.account]
+                text = f"RT @{owner.handle}: {source.text}"
+                repost = _Tweet(self._next_id(), name, text, now, None, [], repost_of=source_id)
+                self._tweets[repost.id] = repost  # not in _by_text: a repost is no duplicate
+        return _json({"data": {"retweeted": True, "rest_id": source_id}})
+
+    def _unrepost(self, ctx: _Ctx) -> Response:
+        """``DELETE /2/users/:id/retweets/:source_tweet_id``: succeeds with no action when
+        the account does not repost it (X's docs)."""
+        refused = self._not_yours(ctx)
+        if refused is not None:
+            return refused
+        with self._lock:
+            repost = self._live_repost(ctx.account.account, ctx.path_params["source_tweet_id"])
+            if repost is not None:
+                repost.deleted = True
+        return _json({"data": {"retweeted": False}})
+
+    def _reposted_by(self, ctx: _Ctx) -> Response:
+        """``GET /2/tweets/:id/retweeted_by``: the users who repost it (one page of up to
+        ``max_results``, 100 by default; no pagination beyond it here)."""
+        source_id = ctx.path_params["id"]
+        limit = int(ctx.query.get("max_results", 100))
+        with self._lock:
+            source = self._tweets.get(source_id)
+            if source is None or source.deleted:
+                return self._not_found("tweet", "id", source_id, status=200)
+            names = [
+                t.account
+                for t in sorted(self._tweets.values(), key=lambda t: int(t.id))
+                if t.repost_of == source_id and not t.deleted
+            ][:limit]
+        users = [
+            {"id": a.user_id, "name": a.handle, "username": a.handle}
+            for a in (self._accounts[n] for n in names)
+        ]
+        payload: dict[str, Any] = {"meta": {"result_count": len(users)}}
+        if users:
+            payload["data"] = users
+        return _json(payload)
 
     @staticmethod
     def _not_found(resource: str, parameter: str, value: str, status: int = 404) -> Response:
@@ -1393,6 +1520,8 @@ class XServer(FakeTranslationServer):
                 data["in_reply_to_user_id"] = self._accounts[parent.account].user_id
         if tweet.reply_to and "referenced_tweets" in fields:
             data["referenced_tweets"] = [{"type": "replied_to", "id": tweet.reply_to}]
+        if tweet.repost_of and "referenced_tweets" in fields:
+            data["referenced_tweets"] = [{"type": "retweeted", "id": tweet.repost_of}]
         if tweet.media_ids and "attachments" in fields:
             data["attachments"] = {"media_keys": [self._media[m].key for m in tweet.media_ids]}
         return data

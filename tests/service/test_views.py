@@ -39,7 +39,9 @@ def test_each_service_shows_its_own_ledger_read_at_scrape_time(tmp_path: Path) -
     row = NewDelivery(post_id="p", account="a", part=1, channel="x", lang="fr", due_at=due, text="")
     one.ledger.ensure([row])
     first, other = _samples(one), _samples(two)
-    assert first[("diplobot_deliveries", (("account", "a"), ("state", "PENDING")))] == 1
+    # No valid content yet: the account's mission is unknown ("").
+    labels = (("account", "a"), ("mission", ""), ("state", "PENDING"))
+    assert first[("diplobot_deliveries", labels)] == 1
     assert not any(name == "diplobot_deliveries" for name, _ in other)
     assert first[("diplobot_next_due_timestamp_seconds", ())] == due.timestamp()
     assert other[("diplobot_next_due_timestamp_seconds", ())] == 0

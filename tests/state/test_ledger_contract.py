@@ -1,26 +1,28 @@
 """The ledger's contract, tested directly: every transition of the delivery state machine
 (bot/state/ledger.py's diagram), the guards that refuse a move from the wrong state, and the
-claim race — many threads and several processes claiming the same rows, each row won once."""
+claim race — many threads and several processes claiming the same rows, each row won once.
+Every test runs on SQLite and on PostgreSQL (the ``state_url`` fixture)."""
 
 from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from contextlib import closing
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
-from bot.state import Store, open_store, state_url
+from bot.state import Store, open_store
 from bot.state.ledger import FINAL, Instance, Ledger, NewDelivery, Row, State
+from bot.state.tables import UTCDateTime, deliveries
 
 LEASE = timedelta(seconds=60)
 DUE = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -33,8 +35,10 @@ def item(post: str = "p", part: int = 1, text: str = "Bonjour", due: datetime = 
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return open_store(state_url(tmp_path, None))
+def store(state_url: str) -> Iterator[Store]:
+    store = open_store(state_url)
+    yield store
+    store.close()
 
 
 @pytest.fixture
@@ -44,10 +48,13 @@ def ledger(store: Store) -> Ledger:
 
 def force(store: Store, row_id: int, **values: Any) -> None:
     """Set a row's columns behind the ledger's back (to start a test from a given state)."""
-    values = {k: v.value if isinstance(v, State) else v for k, v in values.items()}
-    sets = ", ".join(f"{k} = ?" for k in values)
-    with closing(sqlite3.connect(store.engine.url.database or "")) as conn, conn:
-        conn.execute(f"UPDATE deliveries SET {sets} WHERE id = ?", (*values.values(), row_id))
+    for name, value in values.items():
+        if isinstance(value, State):
+            values[name] = value.value
+        elif isinstance(value, str) and isinstance(deliveries.c[name].type, UTCDateTime):
+            values[name] = datetime.fromisoformat(value)
+    with store.engine.begin() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.id == row_id).values(**values))
 
 
 def one(ledger: Ledger, state: State, store: Store, **values: Any) -> Row:
@@ -328,11 +335,11 @@ def test_abandon_turns_a_stale_claim_unknown_only_while_it_is_that_claim(
 # -- the claim race ------------------------------------------------------------------------------
 
 
-def test_claim_race_between_threads_each_row_is_won_once(tmp_path: Path) -> None:
+def test_claim_race_between_threads_each_row_is_won_once(state_url: str) -> None:
     """Eight threads, each with its own store (its own connection, as a process would have)
     and instance, claim the same 60 rows in different orders: each row is won exactly once,
     by the owner the ledger records."""
-    url = state_url(tmp_path, None)
+    url = state_url
     rows = open_store(url).ledger_as(lease=LEASE).ensure([item(f"p{i}") for i in range(60)])
     ids = [r.id for r in rows]
     won: dict[str, list[int]] = {}
@@ -374,10 +381,10 @@ CLAIMER = textwrap.dedent(
 )
 
 
-def test_claim_race_between_processes_each_row_is_won_once(tmp_path: Path) -> None:
+def test_claim_race_between_processes_each_row_is_won_once(state_url: str) -> None:
     """Three processes claim the same 150 rows at the same instant, in different orders: each
     row is won exactly once, by the process the ledger records."""
-    url = state_url(tmp_path, None)
+    url = state_url
     rows = open_store(url).ledger_as(lease=LEASE).ensure([item(f"p{i}") for i in range(150)])
     ids = [r.id for r in rows]
     start = time.time() + 3.0  # each process starts (imports) first, then they race

@@ -59,11 +59,11 @@ def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
     tmp_path: Path,
 ) -> None:
     """The release's file (schema 5) opens with this code: upgraded to schema 6 (an index of
-    the deliveries by state and due time), no row rewritten, and every table reads back as
-    the release wrote it, instants as aware UTC datetimes."""
+    the deliveries by state and due time) and 7 (reposts: a column), no row rewritten, and
+    every table reads back as the release wrote it, instants as aware UTC datetimes."""
     path = release_copy(tmp_path)
     before = dump(path)
-    assert version(path) == 5 and len(STEPS) == 6
+    assert version(path) == 5 and len(STEPS) > 5
     store = open_store(state_url(tmp_path, str(path)))
     ledger = store.ledger_as(lease=timedelta(seconds=60))
     rows = {(r.post_id, r.part): r for r in ledger.rows()}
@@ -97,8 +97,10 @@ def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
     after = dump(path)
     after["instances"] = [r for r in after["instances"] if r[0] != "next00000001"]
     after["heartbeat"] = [r for r in after["heartbeat"] if r[0] != "service:next00000001"]
-    assert after.pop("schema_version") == [(6,)]
+    assert after.pop("schema_version") == [(len(STEPS),)]
     before.pop("schema_version")
+    # Schema 7 added deliveries.repost_of (reposts): None in every row of the release.
+    assert after.pop("deliveries") == [(*row, None) for row in before.pop("deliveries")]
     assert after == before
     with closing(sqlite3.connect(path)) as conn:
         plan = conn.execute(
@@ -110,23 +112,24 @@ def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
 
 def test_a_step_that_adds_a_column_upgrades_the_release_file_once(tmp_path: Path) -> None:
     """A step after today's adding a column: run once on the release's file, recorded as
-    schema 7, every row kept (the new column at its default); run again, nothing happens."""
+    the next schema, every row kept (the new column at its default); run again, nothing happens."""
     path = release_copy(tmp_path)
     before = dump(path)
     steps = (*STEPS, NOTE)
     engine = engine_for(f"sqlite:///{path}")
-    assert migrate(engine, steps=steps) == 7
-    assert migrate(engine, steps=steps) == 7
+    assert migrate(engine, steps=steps) == len(STEPS) + 1
+    assert migrate(engine, steps=steps) == len(STEPS) + 1
     engine.dispose()
-    assert version(path) == 7
+    assert version(path) == len(STEPS) + 1
     assert columns(path, "deliveries")[-1] == "note"
     after = dump(path)
-    assert after["deliveries"] == [(*row, "none") for row in before["deliveries"]]
+    assert after["deliveries"] == [(*row, None, "none") for row in before["deliveries"]]
     assert {n: r for n, r in after.items() if n not in ("deliveries", "schema_version")} == {
         n: r for n, r in before.items() if n not in ("deliveries", "schema_version")
     }
-    # The file now refuses the code that knows six steps: it was upgraded by a newer one.
-    with pytest.raises(StateError, match=r"upgraded by a newer diplobot \(schema 7"):
+    # The file now refuses the code that knows one step fewer: a newer one upgraded it.
+    newer = rf"upgraded by a newer diplobot \(schema {len(STEPS) + 1}"
+    with pytest.raises(StateError, match=newer):
         open_store(f"sqlite:///{path}")
 
 
@@ -144,7 +147,8 @@ def test_a_failed_step_leaves_the_file_as_it_was(tmp_path: Path) -> None:
 
     steps = (*STEPS, NOTE, Step("a broken step", breaks))
     engine = engine_for(f"sqlite:///{path}")
-    with pytest.raises(StateError, match=r"could not be upgraded to schema 8 \(a broken step\)"):
+    broken = rf"could not be upgraded to schema {len(STEPS) + 2} \(a broken step\)"
+    with pytest.raises(StateError, match=broken):
         migrate(engine, steps=steps)
     engine.dispose()
     assert version(path) == 5
@@ -167,7 +171,7 @@ def test_a_step_that_alters_a_column_keeps_every_row(tmp_path: Path) -> None:
     )
     steps = (*STEPS, Step("pinned_at optional", lambda conn: alter_table(conn, pins)))
     engine = engine_for(f"sqlite:///{path}")
-    assert migrate(engine, steps=steps) == 7
+    assert migrate(engine, steps=steps) == len(STEPS) + 1
     engine.dispose()
     after = dump(path)
     assert after["slot_pins"] == before["slot_pins"]
@@ -192,3 +196,41 @@ def test_a_new_file_gets_every_step_and_old_code_builds_old_schemas(tmp_path: Pa
     open_store(url).close()
     assert version(path) == len(STEPS)
     assert {"instances", "by_hand", "runtime_pauses"} <= set(dump(path))
+
+
+def test_the_repost_column_joins_a_ledger_of_schema_6(state_url: str) -> None:
+    """Schema 7 (reposts) adds ``deliveries.repost_of`` to a ledger that has none, on SQLite
+    and on PostgreSQL: its rows are kept, with no original (None); run again, nothing."""
+    engine = engine_for(state_url)
+    assert migrate(engine, upto=6) == 6
+    old = Table(
+        "deliveries",
+        MetaData(),
+        *[c._copy() for c in deliveries.columns if c.name != "repost_of"],
+    )
+    now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE deliveries DROP COLUMN repost_of")  # as 6 made it
+        values = {
+            "post_id": "p",
+            "account": "francediplo",
+            "part": 1,
+            "channel": "x",
+            "lang": "fr",
+            "due_at": now,
+            "text": "Bonjour",
+            "media": "[]",
+            "content_hash": "h",
+            "state": "PENDING",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        conn.execute(old.insert().values(**values))
+    assert migrate(engine) == len(STEPS)
+    assert migrate(engine) == len(STEPS)
+    engine.dispose()
+    store = open_store(state_url)
+    (row,) = store.ledger.rows("p")
+    assert (row.text, row.repost_of, row.due_at) == ("Bonjour", None, now)
+    store.close()
