@@ -1,6 +1,7 @@
 """Benchmarks of the running service.
 
 Run:  .venv/bin/python bench/bench_service.py lag        # (a) 500 deliveries due at once
+      .venv/bin/python bench/bench_service.py lag --state postgresql   # (a) on PostgreSQL
       .venv/bin/python bench/bench_service.py bare       # (a') the same burst, a bare client
       .venv/bin/python bench/bench_service.py burst      # (a) and (a') alternately, 5 pairs
       .venv/bin/python bench/bench_service.py idle       # (b) idle with 10,000 posts, 60 s
@@ -12,7 +13,10 @@ Run:  .venv/bin/python bench/bench_service.py lag        # (a) 500 deliveries du
     the moment the fake received the POST, and the CPU both processes used during the burst.
     BENCH_PARALLEL / BENCH_PER_ACCOUNT override the service's publishing parallelism;
     BENCH_LATE_AFTER=1 adds a post due 1 s after the burst, on every account, and prints its
-    lag (the late trigger of issue 14).
+    lag (the late trigger of issue 14). ``--state``: ``sqlite`` (default, a file in the
+    temporary folder), ``postgresql`` (a PostgreSQL server started from the machine's binaries
+    as the tests do, but durable: every commit synced, as SQLite's ``synchronous=FULL``), or a
+    state URL (an existing, empty database).
 (a') the same 504 posts sent to the same fake X (its own process) by a bare asyncio + tweepy
     ``AsyncClient`` (one aiohttp session, 16 requests at once): its CPU per post, the floor
     the service's CPU per delivery is compared with.
@@ -29,6 +33,7 @@ Run:  .venv/bin/python bench/bench_service.py lag        # (a) 500 deliveries du
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -47,6 +52,7 @@ from servers.translate import LibreServer  # noqa: E402
 from servers.x import XServer  # noqa: E402
 
 from bench.genrepo import generate  # noqa: E402
+from bench.state import KINDS, server_cpu, state_for  # noqa: E402
 from bot.log import setup_logging  # noqa: E402
 
 ACCOUNTS = {f"fr_{i}": (f"tok-{i}", f"sec-{i}", f"francediplo_{i}") for i in range(8)}
@@ -86,7 +92,7 @@ def serve_x(latency: float) -> None:
         print(json.dumps(found), flush=True)
 
 
-def bench_lag(posts: int = 63) -> None:
+def bench_lag(posts: int = 63, state: str = "sqlite") -> None:
     import json
 
     from sqlalchemy import func, select
@@ -94,7 +100,7 @@ def bench_lag(posts: int = 63) -> None:
     from bot.service import Service
     from bot.settings import ServiceSettings, Settings
     from bot.source import LocalSource
-    from bot.state import open_store, state_url
+    from bot.state import open_store
     from bot.state.tables import deliveries
     from bot.wiring import Wiring
 
@@ -144,7 +150,9 @@ def bench_lag(posts: int = 63) -> None:
         for account, (token, secret, _h) in ACCOUNTS.items():
             os.environ[f"DIPLOBOT_{account.upper()}_ACCESS_TOKEN"] = token
             os.environ[f"DIPLOBOT_{account.upper()}_ACCESS_SECRET"] = secret
-        store = open_store(state_url(root, None))
+        stack = contextlib.ExitStack()
+        url, server = stack.enter_context(state_for(state, Path(tmp)))
+        store = open_store(url)
         service = Service(
             LocalSource(root),
             store,
@@ -173,6 +181,7 @@ def bench_lag(posts: int = 63) -> None:
 
         ru0 = resource.getrusage(resource.RUSAGE_SELF)
         cpu0, fake_cpu0 = time.process_time(), _proc_stat(fake.pid)[0]
+        db_cpu0 = server_cpu(server) if server is not None else 0.0
         deadline = due.timestamp() + 60
         while time.time() < deadline:
             with store.engine.connect() as conn:
@@ -180,9 +189,12 @@ def bench_lag(posts: int = 63) -> None:
                     break
             time.sleep(0.25)
         cpu, fake_cpu = time.process_time() - cpu0, _proc_stat(fake.pid)[0] - fake_cpu0
+        db_cpu = server_cpu(server) - db_cpu0 if server is not None else 0.0
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
         switches = (ru1.ru_nvcsw - ru0.ru_nvcsw) + (ru1.ru_nivcsw - ru0.ru_nivcsw)
         service.stop()
+        store.close()
+        stack.close()
         out, _ = fake.communicate("", timeout=30)
         result = json.loads(out.strip().splitlines()[-1])
     if late_after:
@@ -195,6 +207,7 @@ def bench_lag(posts: int = 63) -> None:
         )
     lags = sorted(t - due.timestamp() for t in result["posted"])
     q = statistics.quantiles(lags, n=100)
+    print(f"state: {url.split('://')[0]}")
     print(
         f"deliveries due at once: {expected}; received by X: {len(lags)}; "
         f"on the timelines: {result['timelines']}; start-up (recording all of them) took "
@@ -209,6 +222,11 @@ def bench_lag(posts: int = 63) -> None:
         f"fake X {fake_cpu:.2f} s ({1000 * fake_cpu / expected:.2f} ms a request); "
         f"service context switches {switches}"
     )
+    if server is not None:
+        print(
+            f"CPU of the PostgreSQL server during the burst: {db_cpu:.2f} s "
+            f"({1000 * db_cpu / expected:.2f} ms a delivery)"
+        )
 
 
 def bench_bare(posts: int = 63) -> None:
@@ -288,7 +306,7 @@ def bench_bare(posts: int = 63) -> None:
     print(f"bare client: {sent} posts, CPU {cpu:.2f} s ({1000 * cpu / sent:.2f} ms a delivery)")
 
 
-def bench_burst() -> None:
+def bench_burst(state: str = "sqlite") -> None:
     """(a) and (a') alternately, each in its own process: CPU per delivery, side by side."""
     import re
 
@@ -298,7 +316,10 @@ def bench_burst() -> None:
     for n in range(pairs):
         for which, key in (("lag", "service"), ("bare", "bare")):
             out = subprocess.run(
-                [sys.executable, __file__, which], env=env, capture_output=True, text=True
+                [sys.executable, __file__, which, "--state", state],
+                env=env,
+                capture_output=True,
+                text=True,
             ).stdout
             match = re.search(r"\(([\d.]+) ms a delivery\)", out)
             assert match, out
@@ -401,13 +422,23 @@ def bench_commit(repeat: int = 5) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("which", choices=("lag", "bare", "burst", "idle", "commit", "serve-x"))
+    parser.add_argument(
+        "--state",
+        default="sqlite",
+        help=f"lag and burst: {KINDS}",
+    )
     args = parser.parse_args()
     setup_logging(level="ERROR", fmt="text")
     if args.which == "serve-x":
         serve_x(float(os.environ.get("BENCH_X_LATENCY", "0.010")))
         return
-    benches = {"lag": bench_lag, "bare": bench_bare, "burst": bench_burst}
-    {**benches, "idle": bench_idle, "commit": bench_commit}[args.which]()
+    if args.which == "lag":
+        bench_lag(state=args.state)
+        return
+    if args.which == "burst":
+        bench_burst(state=args.state)
+        return
+    {"bare": bench_bare, "idle": bench_idle, "commit": bench_commit}[args.which]()
 
 
 if __name__ == "__main__":

@@ -565,7 +565,8 @@ def _publishing(
 
     store = _store(args)
     assert store is not None
-    folder = state_dir(state_url(Path(args.root), args.state), Path(args.root))
+    url = state_url(Path(args.root), args.state)
+    folder = state_dir(url, Path(args.root), _settings(args).state_dir)
     pub = Publishing.build(content, store, folder, _wiring(args), dry_run=dry_run)
     for warning in pub.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
@@ -831,7 +832,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = _settings(args)
     settings = config.service
     url = state_url(Path(args.root), args.state)
-    folder = state_dir(url, Path(args.root))
+    folder = state_dir(url, Path(args.root), config.state_dir)
     source: Source
     if config.repo_url:
         source = GitSource(

@@ -279,6 +279,8 @@ class Settings:
 
     root: str = "."
     state: str | None = None
+    state_password: Secret | None = field(default=None, repr=False)  # a PostgreSQL URL's
+    state_dir: str | None = None  # the files beside the state (default: see bot.state.db)
     repo_url: Secret | None = field(default=None, repr=False)  # may carry a token
     repo_branch: str = "main"
     translator: TranslatorSettings = field(default_factory=TranslatorSettings)
@@ -302,6 +304,8 @@ class Settings:
         return cls(
             root=env.get("DIPLOBOT_ROOT") or ".",
             state=env.get("DIPLOBOT_STATE") or None,
+            state_password=read_secret("DIPLOBOT_STATE_PASSWORD", env),
+            state_dir=env.get("DIPLOBOT_STATE_DIR") or None,
             repo_url=read_secret("DIPLOBOT_REPO_URL", env),
             repo_branch=env.get("DIPLOBOT_REPO_BRANCH") or "main",
             translator=TranslatorSettings.from_env(env),
@@ -336,8 +340,14 @@ def from_process() -> Settings:
 
 VARIABLES: dict[str, str] = {
     "DIPLOBOT_ROOT": "the content repository (default `.`; `--root` wins)",
-    "DIPLOBOT_STATE": "the state database URL (default a SQLite file in ROOT/.diplobot/; "
-    "`--state` wins)",
+    "DIPLOBOT_STATE": "the state database URL: `sqlite:///PATH` (default a SQLite file in "
+    "ROOT/.diplobot/) or `postgresql+psycopg://USER@HOST:PORT/DATABASE` (docs/deploy.md, "
+    "'PostgreSQL'); `--state` wins",
+    "DIPLOBOT_STATE_PASSWORD": "the password of a PostgreSQL state URL that has none (keep it "
+    "out of the URL, which commands and logs may show). Secret",
+    "DIPLOBOT_STATE_DIR": "the folder of the files kept beside the state: the clone of "
+    "`DIPLOBOT_REPO_URL` (its `repo/`), the dry-run outbox, Bluesky sessions (default the "
+    "SQLite file's folder, or ROOT/.diplobot with PostgreSQL)",
     "DIPLOBOT_REPO_URL": "`run` follows this git repository (cloned beside the state); it may "
     "carry a token (`https://user:token@host/…`). Secret",
     "DIPLOBOT_REPO_BRANCH": "the branch followed (default `main`)",

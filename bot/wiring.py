@@ -93,11 +93,15 @@ class Wiring:
 
     def store(self, url: str) -> Store:
         """The state database at ``url`` (created and migrated when needed), its ledger with
-        the settings' lease (``DIPLOBOT_LEASE``).
+        the settings' lease (``DIPLOBOT_LEASE``), a PostgreSQL URL with the settings' password
+        (``DIPLOBOT_STATE_PASSWORD``) when it has none.
 
         Raises:
             StateError: see :func:`bot.state.open_store`.
         """
         from bot.state import open_store
 
-        return open_store(url, lease=self.settings.lease)
+        password = self.settings.state_password
+        return open_store(
+            url, lease=self.settings.lease, password=password.reveal() if password else None
+        )

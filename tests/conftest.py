@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from example import keep_platforms
 from publish.conftest import ACCOUNTS, APP
-from servers.postgres import pg_url, postgres, state_url
+from servers.postgres import pg_url, postgres, state_url, state_urls
 from servers.translate import LibreServer
 from servers.x import XServer
 
 from bot.cli import main
 
-__all__ = ["pg_url", "postgres", "state_url"]  # fixtures, registered by being here
+__all__ = ["pg_url", "postgres", "state_url", "state_urls"]  # fixtures, registered by being here
 
 ROOT = Path(__file__).resolve().parents[1]
 """The project checkout; its content/ and schedules/ are the bundled example repository."""

@@ -522,8 +522,17 @@ def test_compose_wires_every_secret() -> None:
 
     assert all(str(p).startswith("127.0.0.1:") for p in bot["ports"]), bot["ports"]
     assert any(str(v).endswith(":/data") for v in bot["volumes"])
-    assert env["DIPLOBOT_STATE"] == "sqlite:////data/state.sqlite"
     assert env["DIPLOBOT_ROOT"] == "/data/repo" and "DIPLOBOT_REPO_URL" in env
+    # The state in the postgres service, its password a secret both read, never in the URL.
+    postgres = compose["services"]["postgres"]
+    assert env["DIPLOBOT_STATE"] == "postgresql+psycopg://diplobot@postgres:5432/diplobot"
+    assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert env["DIPLOBOT_STATE_DIR"] + "/repo" == env["DIPLOBOT_ROOT"]  # the clone is ROOT
+    assert (
+        postgres["environment"]["POSTGRES_PASSWORD_FILE"] == (env["DIPLOBOT_STATE_PASSWORD_FILE"])
+    )
+    assert "postgres_password" in postgres["secrets"] and "healthcheck" in postgres
+    assert any(str(v).endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
 
     file_vars = {k: v for k, v in env.items() if k.endswith("_FILE")}
     for name, path in file_vars.items():
@@ -536,7 +545,7 @@ def test_compose_wires_every_secret() -> None:
 
     accounts = yaml.safe_load((ROOT / "schedules" / "accounts.yaml").read_text(encoding="utf-8"))
     expected = {"DIPLOBOT_X_API_KEY", "DIPLOBOT_X_API_SECRET"}
-    expected |= {"DIPLOBOT_TRANSLATOR_KEY", "DIPLOBOT_WEBHOOK_SECRET"}
+    expected |= {"DIPLOBOT_TRANSLATOR_KEY", "DIPLOBOT_WEBHOOK_SECRET", "DIPLOBOT_STATE_PASSWORD"}
     for account, fields in accounts["accounts"].items():
         prefix = f"DIPLOBOT_{env_name(account)}"
         needed = PLATFORMS[fields.get("platform", "x")].credentials  # Weibo: none

@@ -146,7 +146,7 @@ def _session_dir(settings: Settings) -> Path:
     from bot.state.db import state_dir, state_url
 
     root = Path(settings.root)
-    return state_dir(state_url(root, settings.state), root) / "bluesky"
+    return state_dir(state_url(root, settings.state), root, settings.state_dir) / "bluesky"
 
 
 def publisher(

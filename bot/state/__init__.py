@@ -101,15 +101,18 @@ class Store:
         mark_sweep(self.engine, now)
 
     def close(self) -> None:
+        """Close the database's connections; the heartbeats of claims still held stop."""
+        self._shared.closed.set()
         self.engine.dispose()
 
 
-def open_store(url: str, *, lease: timedelta | None = None) -> Store:
+def open_store(url: str, *, lease: timedelta | None = None, password: str | None = None) -> Store:
     """Open (creating and migrating when needed) the state database at ``url``; ``lease``:
-    the ledger's (the wiring passes the settings' ``DIPLOBOT_LEASE``).
+    the ledger's (the wiring passes the settings' ``DIPLOBOT_LEASE``); ``password``: a
+    PostgreSQL URL's when it has none (``DIPLOBOT_STATE_PASSWORD``).
 
     Raises:
         StateError: the file is damaged, is not a diplobot state database, or was migrated
             by a newer diplobot.
     """
-    return Store(open_engine(url), lease=lease)
+    return Store(open_engine(url, password=password), lease=lease)

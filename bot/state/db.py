@@ -27,8 +27,12 @@ def state_url(root: Path, state: str | None) -> str:
     return check_url(state)
 
 
-def state_dir(url: str, root: Path) -> Path:
-    """The folder for files kept beside the state: the outbox, the followed git clone."""
+def state_dir(url: str, root: Path, chosen: str | None = None) -> Path:
+    """The folder for files kept beside the state: the outbox, the followed git clone,
+    Bluesky's sessions. ``chosen`` (``DIPLOBOT_STATE_DIR``) wins; else the SQLite file's
+    folder, or ROOT/.diplobot for a database that is not a file (PostgreSQL)."""
+    if chosen:
+        return Path(chosen)
     path = sqlite_file(url)
     return path.parent if path is not None else root / ".diplobot"
 
@@ -40,14 +44,15 @@ def state_exists(url: str) -> bool:
     return path is None or path.exists()
 
 
-def open_engine(url: str) -> Engine:
-    """Open (creating and migrating when needed) the state database at ``url``.
+def open_engine(url: str, *, password: str | None = None) -> Engine:
+    """Open (creating and migrating when needed) the state database at ``url`` (with
+    ``password`` when it is a PostgreSQL URL without one).
 
     Raises:
         StateError: the file is damaged, is not a diplobot state database, or was migrated
             by a newer diplobot.
     """
-    engine = engine_for(url)
+    engine = engine_for(url, password=password)
     try:
         migrate(engine)
     except DatabaseError as exc:

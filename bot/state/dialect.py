@@ -36,8 +36,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy import inspect as inspect_db
-from sqlalchemy.dialects.postgresql import TIMESTAMP
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -60,6 +58,22 @@ POOL = {"pool_size": 5, "max_overflow": 10, "pool_timeout": 30, "pool_recycle": 
 """A PostgreSQL engine's connection pool: the service's threads (the shared connection of
 the ledger, the HTTP views, the sweep, the heartbeat) and room for a burst; connections older
 than half an hour are replaced (a firewall may drop idle ones silently)."""
+
+CONNECT = {
+    "application_name": "diplobot",
+    "connect_timeout": 10,
+    # A server gone without a word (a firewall's silent drop, a dead host): found within about
+    # a minute while idle (keepalives), 30 s when a statement waits for its answer, instead of
+    # the system's TCP timeouts (up to 15 min). The ledger's shared connection is never
+    # returned to the pool, so the pool's checks never see it.
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+"""libpq parameters of every PostgreSQL connection; the URL's own (``?connect_timeout=5``)
+win."""
 
 
 def check_url(url: str) -> str:
@@ -106,8 +120,9 @@ def location(url: str) -> Path | str:
     return sqlite_file(url) or shown(url)
 
 
-def engine_for(url: str) -> Engine:
-    """A new engine for ``url`` (checked by :func:`check_url`), its connections set up."""
+def engine_for(url: str, *, password: str | None = None) -> Engine:
+    """A new engine for ``url`` (checked by :func:`check_url`), its connections set up;
+    ``password``: a PostgreSQL URL's, when the URL has none."""
     url = check_url(url)
     path = sqlite_file(url)
     if path is not None:
@@ -116,11 +131,15 @@ def engine_for(url: str) -> Engine:
     if url.startswith("postgresql"):
         # pre-ping: a connection the server or a firewall dropped is replaced at checkout
         # instead of failing the statement; the connect timeout bounds a dead server.
+        target = make_url(url)
+        if password and target.password is None:
+            target = target.set(password=password)
+        given = set(target.query)
         return create_engine(
-            url,
+            target,
             pool_pre_ping=True,
             **POOL,
-            connect_args={"connect_timeout": 10, "application_name": "diplobot"},
+            connect_args={k: v for k, v in CONNECT.items() if k not in given},
         )
     engine = create_engine(url, connect_args={"timeout": 30})
     if engine.dialect.name == SQLITE:
@@ -161,6 +180,8 @@ def native_instants(dialect: Dialect) -> bool:
 def instant_type(dialect: Dialect, *, aware: bool) -> TypeEngine[Any]:
     """The stored type of an instant (``aware``: a UTC instant; else a naive wall time)."""
     if native_instants(dialect):
+        from sqlalchemy.dialects.postgresql import TIMESTAMP  # a SQLite-only process: never
+
         return TIMESTAMP(timezone=aware)
     return String()
 
@@ -179,13 +200,34 @@ def upsert(
     name = conn.dialect.name
     if name not in (SQLITE, POSTGRESQL):
         raise _unsupported(conn)
-    # Both dialects' insert() build the same ON CONFLICT clause.
-    stmt = (sqlite_insert if name == SQLITE else postgresql_insert)(table).values(values)
+    if name == SQLITE:
+        stmt: Any = sqlite_insert(table).values(values)
+    else:  # the same ON CONFLICT clause
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        stmt = postgresql_insert(table).values(values)
+    done: Insert
     if not update:
-        return stmt.on_conflict_do_nothing(index_elements=list(key) or None)
-    return stmt.on_conflict_do_update(
-        index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
-    )
+        done = stmt.on_conflict_do_nothing(index_elements=list(key) or None)
+    else:
+        done = stmt.on_conflict_do_update(
+            index_elements=list(key), set_={c: stmt.excluded[c] for c in update}
+        )
+    return done
+
+
+def insert_new(conn: Connection, table: Table) -> Insert:
+    """An INSERT into ``table``, executed with many rows, that skips a row whose unique key
+    is there already (another process recorded it a moment earlier: on PostgreSQL,
+    :func:`exclusive` does not keep other writers out as SQLite's write lock does)."""
+    name = conn.dialect.name
+    if name == SQLITE:
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if name == POSTGRESQL:
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(table).on_conflict_do_nothing()
+    raise _unsupported(conn)
 
 
 @contextmanager
@@ -244,8 +286,12 @@ def _alter_postgresql(conn: Connection, table: Table) -> None:
         if column.name not in stored:
             changes.append(f"ADD COLUMN {CreateColumn(column).compile(dialect=conn.dialect)}")
             continue
+        if column is table.autoincrement_column:
+            continue  # its sequence is its default: keep both
         kind = column.type.compile(dialect=conn.dialect)
-        changes.append(f"ALTER COLUMN {col} TYPE {kind} USING {col}::{kind}")
+        if stored[column.name]["type"].compile(dialect=conn.dialect) != kind:
+            # only when it changed: a type change rewrites the whole table under the lock
+            changes.append(f"ALTER COLUMN {col} TYPE {kind} USING {col}::{kind}")
         changes.append(f"ALTER COLUMN {col} {'DROP' if column.nullable else 'SET'} NOT NULL")
         default = getattr(column.server_default, "arg", None)
         if default is None:

@@ -117,8 +117,9 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
-from bot.state.dialect import exclusive, upsert
+from bot.state.dialect import exclusive, insert_new, upsert
 from bot.state.tables import MICROSECONDS, by_hand, deliveries, instances, utc_now
 
 
@@ -481,6 +482,7 @@ class Shared:
         self._conn: Connection | None = None
         self.heartbeats: dict[str, _Heartbeat] = {}  # instance id → its heartbeat here
         self.heartbeats_lock = threading.Lock()
+        self.closed = threading.Event()  # the store was closed: no heartbeat any more
         self._queue: list[_Work[Any]] = []  # statements waiting for the next shared commit
         self._leading = False  # a thread is committing a batch
         self._queued = threading.Condition()
@@ -493,7 +495,8 @@ class Shared:
         claim is on disk before its caller publishes, as with a transaction of its own.
 
         A batch that fails is rolled back, and each of its works run again alone: each caller
-        gets the result or the error it would have had by itself."""
+        gets the result or the error it would have had by itself. A batch whose connection was
+        lost is not run again (its commit may have been made): each caller gets the error."""
         item = _Work(work)
         with self._queued:
             self._queue.append(item)
@@ -521,8 +524,12 @@ class Shared:
                 for item in batch:
                     item.result = item.work(conn)
         except BaseException as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
+            if len(batch) == 1 or connection_lost(exc):
+                # A lost connection may have taken the answer of a commit the server made:
+                # run again, a claim would find its own row SENDING and give it up. Each
+                # caller reads back what became of its work (Ledger.claim, transition).
+                for item in batch:
+                    item.error = exc
             else:
                 for item in batch:
                     item.result = None
@@ -554,6 +561,12 @@ class Shared:
 
 
 T = TypeVar("T")
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database connection lost (server gone, network cut): what was
+    being committed may or may not have been."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class _Work(Generic[T]):
@@ -627,7 +640,7 @@ class _Heartbeat:
     def _run(self) -> None:
         while not _EXITING.wait(self.every):
             with self._lock:
-                if not self._held:
+                if not self._held or self.hot.closed.is_set():
                     self._thread = None
                     return
             try:
@@ -720,7 +733,9 @@ class Ledger:
         has no row yet, all in one transaction holding the write lock, with one prepared
         INSERT for them all: what :meth:`ensure` does for a delivery not in the ledger, without
         its statements for rows already there. Returns, for each group, whether it was
-        recorded; a group with a row already is left to :meth:`ensure` (it may refresh it)."""
+        recorded; a group with a row already is left to :meth:`ensure` (it may refresh it).
+        A row another process recorded meanwhile (on PostgreSQL the lock keeps other
+        ``record_new`` out, not another's ``ensure``) is left as that process wrote it."""
         if not groups:
             return []
         c = deliveries.c
@@ -743,7 +758,7 @@ class Ledger:
                 for item in group
             ]
             if rows:
-                conn.execute(deliveries.insert(), rows)
+                conn.execute(insert_new(conn, deliveries), rows)
         return fresh
 
     def hold(self, items: Iterable[NewDelivery], reason: str, retry_at: datetime) -> None:
@@ -853,7 +868,22 @@ class Ledger:
             self._beat.register(conn, now)
             return conn.execute(_CLAIM, params).first()
 
-        claimed = self._hot.together(run)
+        try:
+            claimed = self._hot.together(run)
+        except DBAPIError as exc:
+            if not connection_lost(exc):
+                raise
+            # The connection was lost around the commit (a PostgreSQL server restarted, a
+            # network cut): the claim may be committed with its answer lost. Read back on a
+            # new connection: left SENDING by this instance at this very ``now``, it is ours
+            # (never stale for us: unclaimed, it would stay SENDING until a restart);
+            # otherwise it was not committed and the error stands.
+            found = self.get(row_id)
+            mine = found.claimed_by == self.instance.owner and found.claimed_at == now
+            if found.state is not State.SENDING or not mine:
+                raise
+            self._beat.hold(row_id)
+            return found
         if claimed is None:
             return None
         self._beat.hold(row_id)
@@ -884,7 +914,23 @@ class Ledger:
             "error": error,
         }
         statement = _TRANSITIONS[(with_remote, with_error)]
-        moved = self._hot.together(lambda conn: conn.execute(statement, params).rowcount == 1)
+
+        def run(conn: Connection) -> bool:
+            return bool(conn.execute(statement, params).rowcount == 1)
+
+        try:
+            moved = self._hot.together(run)
+        except DBAPIError as exc:
+            if not connection_lost(exc):
+                raise
+            # Committed or not, its answer lost with the connection: read back on a new one.
+            found = self.get(row_id)
+            if found.state in expect:  # not committed (or a move to the same state): again
+                moved = self._hot.together(run)
+            elif found.state is to and (remote_id is None or found.remote_id == remote_id):
+                moved = True  # committed
+            else:
+                raise
         if moved and State.SENDING in expect:
             for beat in list(self._hot.heartbeats.values()):
                 beat.release(row_id)

@@ -5,10 +5,12 @@
 says) on ``127.0.0.1`` and a free port: ``initdb`` into a temporary folder, ``pg_ctl start -w``,
 and ``pg_ctl stop`` at the end. PostgreSQL refuses to run as root: as root, the server runs as
 the ``postgres`` user (the package creates it), its folder given to that user. Each test gets
-a database of its own (``CREATE DATABASE t_<n>``), dropped after it.
+a database of its own (``CREATE DATABASE t_<n>``), dropped after it. Every role is trusted
+but :data:`PASSWORD_ROLE`, which must give its password.
 
 The server trades durability for speed (``fsync=off``: the tests SIGKILL diplobot, never the
-machine), and uses the C collation, whose order is SQLite's.
+machine), and uses the C collation, whose order is SQLite's; ``DIPLOBOT_TEST_PG_ICU_LOCALE=en-US``
+makes each database with that ICU collation instead, as a production server's may be.
 
 Fixtures (imported by ``tests/conftest.py``, so every test may ask for them):
 
@@ -18,7 +20,13 @@ Fixtures (imported by ``tests/conftest.py``, so every test may ask for them):
 ``state_url``      parametrized ``sqlite`` | ``postgresql``: a state URL of each kind, empty
                    (the SQLite file is ``tmp_path/.diplobot/state.sqlite``, as ``--root tmp_path``
                    would make it)
+``state_urls``     parametrized the same way: ``state_urls(name)`` → a new empty state of that
+                   kind for each name (a test that compares two ledgers)
 =================  ==============================================================================
+
+Close the stores a test opens (``store.close()``): a claim left SENDING keeps its heartbeat
+thread beating, and once the test's database is dropped it logs its failures into the tests
+that come after.
 
 Without the server binaries these fixtures skip, saying why — except when ``CI`` is set,
 where they fail: CI must run the PostgreSQL tests (``scripts/setup`` installs the package
@@ -35,7 +43,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,9 @@ from bot.state import state_url as sqlite_state_url
 
 SERVER_USER = "postgres"
 """Who runs the server when the tests run as root."""
+PASSWORD_ROLE, PASSWORD = "diplobot_pw", "pw-CANARY-5150"
+"""A role that must give its password (every other role is trusted): for the tests of
+``DIPLOBOT_STATE_PASSWORD`` and of URLs never shown with theirs."""
 
 
 def find_bindir() -> Path | None:
@@ -80,8 +91,11 @@ class PostgresServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
+        """``durable``: every commit synced to disk, as a production server does (the
+        benchmarks); the tests' server does not sync."""
         self.bindir = bindir
+        self.durable = durable
         self.port = 0
         self.folder = Path(tempfile.mkdtemp(prefix="diplobot-pg-"))
         self.data = self.folder / "data"
@@ -124,7 +138,14 @@ class PostgresServer:
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C",
-            "--no-sync",
+            *([] if self.durable else ["--no-sync"]),
+        )
+        # trust for every role but PASSWORD_ROLE, which must give its password (scram)
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            f"host all {PASSWORD_ROLE} {self.host}/32 scram-sha-256\n"
+            f"host all all {self.host}/32 trust\n",
+            encoding="utf-8",
         )
         for attempt in range(5):  # the free port may be taken between its choice and use
             self.port = free_port()
@@ -133,8 +154,7 @@ class PostgresServer:
                     f"-p {self.port}",
                     f"-c listen_addresses={self.host}",
                     f"-c unix_socket_directories={self.folder}",
-                    "-c fsync=off",
-                    "-c full_page_writes=off",
+                    *([] if self.durable else ["-c fsync=off", "-c full_page_writes=off"]),
                     "-c max_connections=300",
                     "-c shared_buffers=32MB",
                 ]
@@ -149,6 +169,8 @@ class PostgresServer:
                     raise
             else:
                 break
+        with self.admin() as conn:
+            conn.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
         return self
 
     def stop(self) -> None:
@@ -157,8 +179,9 @@ class PostgresServer:
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 
-    def url(self, database: str, *, driver: str = "postgresql+psycopg") -> str:
-        return f"{driver}://postgres@{self.host}:{self.port}/{database}"
+    def url(self, database: str, *, user: str = "postgres", password: str = "") -> str:
+        who = f"{user}:{password}" if password else user
+        return f"postgresql+psycopg://{who}@{self.host}:{self.port}/{database}"
 
     def admin(self) -> psycopg.Connection[Any]:
         """A connection to the ``postgres`` database, in autocommit mode (CREATE DATABASE)."""
@@ -166,11 +189,13 @@ class PostgresServer:
             host=self.host, port=self.port, user="postgres", dbname="postgres", autocommit=True
         )
 
-    def create_database(self) -> str:
-        """A new, empty database: its name."""
+    def create_database(self, owner: str = "postgres") -> str:
+        """A new, empty database (of ``owner``): its name."""
         name = f"t_{os.getpid()}_{next(self._names)}"
+        icu = os.environ.get("DIPLOBOT_TEST_PG_ICU_LOCALE")  # e.g. en-US: a production-like
+        collation = f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu}'" if icu else ""
         with self.admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}" OWNER {owner}{collation}')
         return name
 
     def drop_database(self, name: str) -> None:
@@ -181,7 +206,10 @@ class PostgresServer:
 
     def restart(self) -> None:
         """Stop the server (every connection cut) and start it again on the same port."""
-        self._run("pg_ctl", "restart", "-m", "fast", "-w", "-t", "60", "-D", str(self.data))
+        self._run(
+            "pg_ctl", "restart", "-m", "fast", "-w", "-t", "60", "-D", str(self.data),
+            "-l", str(self.log),  # else the server's output holds the pipe open
+        )  # fmt: skip
 
 
 def _unavailable(reason: str) -> None:
@@ -229,3 +257,23 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return sqlite_state_url(tmp_path, None)
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_urls(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``make(name)``: a new, empty state of each kind per name (SQLite: tmp_path/NAME.sqlite)."""
+    made: list[str] = []
+    server: PostgresServer | None = None
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres")
+
+    def make(name: str) -> str:
+        if server is None:
+            return sqlite_state_url(tmp_path, str(tmp_path / f"{name}.sqlite"))
+        made.append(server.create_database())
+        return server.url(made[-1])
+
+    yield make
+    for database in made:
+        assert server is not None
+        server.drop_database(database)

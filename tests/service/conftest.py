@@ -175,6 +175,7 @@ class ServiceProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
+    url: str | None = None  # the state's URL when it is not the SQLite file (PostgreSQL)
 
     @property
     def state(self) -> Path:
@@ -199,7 +200,7 @@ class ServiceProcess:
             "--root",
             str(where),
             "--state",
-            str(self.state),
+            self.url or str(self.state),
         ]
 
     def start(self) -> None:
@@ -317,7 +318,7 @@ def service(
     end of the test, with SIGTERM and then SIGKILL."""
     made: list[ServiceProcess] = []
 
-    def make(**extra: str) -> ServiceProcess:
+    def make(*, state_url: str | None = None, **extra: str) -> ServiceProcess:
         state_dir = tmp_path / f"state-{len(made)}"
         state_dir.mkdir()
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("DIPLOBOT_")}
@@ -335,7 +336,7 @@ def service(
             ),
             **extra,
         }
-        made.append(ServiceProcess(state_dir, env))
+        made.append(ServiceProcess(state_dir, env, url=state_url))
         return made[-1]
 
     yield make

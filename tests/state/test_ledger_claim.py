@@ -1,17 +1,17 @@
 """The claim and ``ensure`` on one row: what is claimed is what the ledger holds, and an edit
-never reaches a row that is being, or has been, sent."""
+never reaches a row that is being, or has been, sent. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
-from bot.state import Store, open_store, state_url
+from bot.state import Store, open_store
 from bot.state.ledger import NewDelivery, State
+from bot.state.tables import deliveries
 
 
 def version(text: str) -> NewDelivery:
@@ -27,8 +27,10 @@ def version(text: str) -> NewDelivery:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return open_store(state_url(tmp_path, None))
+def store(state_url: str) -> Iterator[Store]:
+    store = open_store(state_url)
+    yield store
+    store.close()
 
 
 def test_claim_returns_the_row_as_the_ledger_holds_it_when_claimed(store: Store) -> None:
@@ -53,7 +55,7 @@ def test_ensure_never_changes_the_text_of_a_row_that_is_not_pending(
     """An edit recorded after the claim (or after the end) leaves the row as it was sent."""
     ledger = store.ledger
     (row,) = ledger.ensure([version("Version A")])
-    with closing(sqlite3.connect(store.engine.url.database or "")) as conn, conn:
-        conn.execute("UPDATE deliveries SET state = ? WHERE id = ?", (state.value, row.id))
+    with store.engine.begin() as conn:  # behind the ledger's back
+        conn.execute(update(deliveries).where(deliveries.c.id == row.id).values(state=state.value))
     (after,) = ledger.ensure([version("Version B")])
     assert (after.state, after.text, after.content_hash) == (state, "Version A", row.content_hash)

@@ -415,3 +415,31 @@ def assert_won_once(url: str, ids: list[int], won: dict[str, list[int]]) -> None
         for row_id in mine:
             row = recorded[row_id]
             assert (row.state, row.attempts, row.claimed_by) == (State.SENDING, 1, owner)
+
+
+# -- what the views read ----------------------------------------------------------------------
+
+
+def test_views_read_counts_the_next_due_and_pages_by_account(ledger: Ledger) -> None:
+    """``/status`` and ``/metrics`` read the ledger with aggregates and pages: counts by state
+    and account, the earliest PENDING due time, a page by due time or most recent first, and
+    only some accounts' rows (``?mission=``)."""
+    later = DUE + timedelta(hours=1)
+    rows = ledger.ensure(
+        [
+            item("a"),
+            NewDelivery("b", "en", 1, "x", "en", later, "Hello"),
+            NewDelivery("c", "en", 1, "x", "en", DUE + timedelta(hours=2), "Hi"),
+        ]
+    )
+    assert ledger.claim(rows[0].id, NOW) is not None
+    assert ledger.counts() == {(State.SENDING, "fr"): 1, (State.PENDING, "en"): 2}
+    assert ledger.next_due() == later
+    by_due = ledger.page([State.PENDING, State.SENDING], limit=2)
+    assert [r.post_id for r in by_due] == ["a", "b"]
+    assert [r.post_id for r in ledger.page([State.PENDING], limit=5, offset=1)] == ["c"]
+    recent = ledger.page([State.PENDING], limit=5, recent_first=True)  # one ensure: same instant
+    assert [r.post_id for r in recent] == ["c", "b"]  # then the last recorded first
+    theirs = ledger.page([State.PENDING, State.SENDING], limit=5, accounts={"en"})
+    assert [r.post_id for r in theirs] == ["b", "c"]
+    ledger._beat.release(rows[0].id)

@@ -1,24 +1,37 @@
 """Claims and outcomes that come at the same time share one commit (``Shared.together``):
-each caller still gets exactly what a transaction of its own would give it, after the commit."""
+each caller still gets exactly what a transaction of its own would give it, after the commit.
+On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, event, text
 
-from bot.state import open_store, state_url
+from bot.state import Store, open_store
 from bot.state.ledger import Ledger, NewDelivery, Row, State
 
 DUE = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 THREADS = 40
 
 
-def _ledger(tmp_path: Path) -> Ledger:
-    store = open_store(state_url(tmp_path, None))
+_OPENED: list[Store] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    """Each store a test opened is closed after it (its claims' heartbeats stop)."""
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
+
+
+def _ledger(url: str) -> Ledger:
+    store = open_store(url)
+    _OPENED.append(store)
     return store.ledger_as(lease=timedelta(seconds=60))
 
 
@@ -29,8 +42,8 @@ def _all_at_once(jobs: list[threading.Thread]) -> None:
         job.join(30)
 
 
-def test_simultaneous_claims_share_commits_and_each_gets_its_own_answer(tmp_path: Path) -> None:
-    ledger = _ledger(tmp_path)
+def test_simultaneous_claims_share_commits_and_each_gets_its_own_answer(state_url: str) -> None:
+    ledger = _ledger(state_url)
     ledger.ensure(
         NewDelivery(f"p{i}", "fr", 1, "x", "fr", DUE, f"Texte {i}") for i in range(THREADS)
     )
@@ -62,10 +75,10 @@ def test_simultaneous_claims_share_commits_and_each_gets_its_own_answer(tmp_path
     assert len(commits) < claims  # shared (each claim alone would commit once)
 
 
-def test_a_failing_work_fails_alone(tmp_path: Path) -> None:
+def test_a_failing_work_fails_alone(state_url: str) -> None:
     """A batch in which one work fails is rolled back, and each work runs again alone: the
     others are committed, the failing one's caller gets its error."""
-    ledger = _ledger(tmp_path)
+    ledger = _ledger(state_url)
     ledger.ensure(NewDelivery(f"p{i}", "fr", 1, "x", "fr", DUE, f"Texte {i}") for i in range(8))
     ids = [r.id for r in ledger.rows()]
     start = threading.Barrier(len(ids) + 1)
@@ -98,19 +111,19 @@ def test_a_failing_work_fails_alone(tmp_path: Path) -> None:
     assert all(r.text.startswith("Texte") for r in rows)  # the failed work was rolled back
 
 
-def test_a_claim_is_committed_before_it_is_returned(tmp_path: Path) -> None:
+def test_a_claim_is_committed_before_it_is_returned(state_url: str) -> None:
     """What ``claim`` returns is on disk: another connection reads it SENDING at once."""
-    ledger = _ledger(tmp_path)
+    ledger = _ledger(state_url)
     (row,) = ledger.ensure([NewDelivery("p", "fr", 1, "x", "fr", DUE, "Texte")])
     assert ledger.claim(row.id, DUE) is not None
-    other = open_store(state_url(tmp_path, None)).ledger_as(lease=timedelta(seconds=60))
+    other = open_store(state_url).ledger_as(lease=timedelta(seconds=60))
     assert other.get(row.id).state is State.SENDING
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_transition_answers_as_before(tmp_path: Path, threads: int) -> None:
+def test_transition_answers_as_before(state_url: str, threads: int) -> None:
     """A transition from a state the row is not in moves nothing, batched or not."""
-    ledger = _ledger(tmp_path)
+    ledger = _ledger(state_url)
     (row,) = ledger.ensure([NewDelivery("p", "fr", 1, "x", "fr", DUE, "Texte")])
     results: list[bool] = []
 
