@@ -22,6 +22,7 @@ from bot.errors import BotError, ContentError, Problem
 from bot.publish.media import RevisionMedia
 from bot.publish.session import Publishing
 from bot.publish.watch import Watch
+from bot.schedule.plan import PlanMemo
 from bot.service.changes import MAX_WAIT, Changes, Stats, span
 from bot.service.clock import Clock
 from bot.service.dispatch import Dispatch
@@ -87,6 +88,7 @@ class Service:
         self.last_sweep: datetime | None = None
         self.warnings: list[str] = []
         self.load_cache = LoadCache()
+        self.plan_memo = PlanMemo()  # what planning each post found, kept across revisions
         self.stats = Stats()
         self.clock = Clock()
         self.changes = Changes(
@@ -361,7 +363,12 @@ class Service:
             commit = (rev, None)  # run from an exported tree: no git checkout there
         pub.recover(now)
         result = pipeline.plan(
-            content, now, self.settings.horizon_days, self.pins, since=now - LOOKBACK
+            content,
+            now,
+            self.settings.horizon_days,
+            self.pins,
+            since=now - LOOKBACK,
+            memo=self.plan_memo,
         )
         wanted, commit = self.changes.apply(pub, content, commit, result)
         self._poll_role()  # (driven by hand: translating may have taken longer than the lease)
