@@ -32,6 +32,28 @@ class Instance:
         return f"{self.id}@{self.host}:{self.pid}"
 
 
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """``claimed_by`` (or the lease's ``owner``) read back; ``instance`` is "" in a claim
+    written before instances existed (``HOST:PID``)."""
+
+    instance: str
+    host: str
+    pid: int | None
+
+    @classmethod
+    def parse(cls, text: str | None) -> Owner | None:
+        if not text:
+            return None
+        instance, at, rest = text.partition("@")
+        if not at:
+            instance, rest = "", text
+        host, colon, pid = rest.rpartition(":")
+        if not colon:
+            return None
+        return cls(instance, host, int(pid) if pid.isdigit() else None)
+
+
 def _pid_space() -> str:
     try:
         return os.readlink("/proc/self/ns/pid")
@@ -50,6 +72,38 @@ def this_instance() -> Instance:
         if _THIS is None or _THIS.pid != os.getpid():
             _THIS = Instance(secrets.token_hex(6), socket.gethostname(), os.getpid(), _pid_space())
         return _THIS
+
+
+def pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:  # not a valid pid here
+        return False
+    return True
+
+
+def gone_reason(host: str, pid: int | None, pid_space: str | None, me: Instance) -> str | None:
+    """Why the process start of ``host``/``pid`` (another instance than ``me``; ``pid_space``:
+    its pid namespace, None when not known) is provably dead, seen from ``me``; None when it
+    may be alive. The rules every "is its owner gone?" here shares (stale claims, live
+    services, the service's lease):
+
+    - same host and pid as ``me``: the pid is ours now, so it is a previous life of this
+      process (the restarted container, PID 1 again);
+    - same host and pid namespace, and that pid is gone.
+
+    Another host, an unknown namespace or a running pid: it may be alive (only time tells)."""
+    if host != me.host or pid is None:
+        return None
+    if pid == me.pid:
+        return f"process {pid} on {host} is another start now"
+    if pid_space is not None and pid_space == me.pid_space and not pid_running(pid):
+        return f"process {pid} on {host} is gone"
+    return None
 
 
 def user_agent() -> str:

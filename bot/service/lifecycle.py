@@ -424,16 +424,20 @@ class Service:
         self.fresh_term = True
         previous = takeover.previous
         if previous and not takeover.released:
+            why = (
+                f"is dead ({takeover.dead}): its lease was taken at once"
+                if takeover.dead
+                else "stopped renewing its lease (it died, froze or lost the database)"
+            )
             self.notifier.send(
                 {
                     "text": f"diplobot: this service took over publishing (lease epoch "
-                    f"{takeover.epoch}): the active one, {previous}, stopped renewing its "
-                    "lease (it died, froze or lost the database). Its deliveries in flight "
-                    "are reconciled before any retry.",
+                    f"{takeover.epoch}): the active one, {previous}, {why}. Its deliveries "
+                    "in flight are reconciled before any retry.",
                     "event": "service.failover",
                     "epoch": takeover.epoch,
                     "previous": previous,
-                    "reason": "the active service's lease ran out",
+                    "reason": takeover.dead or "the active service's lease ran out",
                 }
             )
         with self.lifecycle:

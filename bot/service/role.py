@@ -3,7 +3,8 @@ reconciles) or *standby* (it syncs, validates and answers over HTTP, and polls t
 
 A thread of its own polls the lease (``bot/state/lease.py``) every third of
 ``DIPLOBOT_ACTIVE_LEASE``: the holder renews it, a standby takes it once it ran out or was
-released. It only polls and tells the service: what a takeover does (apply the running
+released, or at once when its holder is provably dead (a previous life of this process, a gone
+pid of this host). It only polls and tells the service: what a takeover does (apply the running
 revision, reconcile the previous holder's claims, deliver what is due) runs on the service's
 scheduler, so a long apply never delays a renewal. Losing the database loses the lease: no
 renewal gets through, and :meth:`ServiceLease.valid` turns false on this process's own clock a
@@ -101,7 +102,11 @@ class Role:
                 self.since = now
             taken = turn.taken
             logger.bind(
-                role=ACTIVE, epoch=taken.epoch, previous=taken.previous, released=taken.released
+                role=ACTIVE,
+                epoch=taken.epoch,
+                previous=taken.previous,
+                released=taken.released,
+                dead=taken.dead,
             ).warning("service.active")
             self.on_active(taken)
         elif was and not self.lease.valid():

@@ -12,6 +12,12 @@ UPDATE, the same on SQLite and PostgreSQL:
   still ours, of our epoch, and not expired;
 - *take* (anyone, when it expired or was released): ``holder = me, epoch = epoch + 1``; two
   standbys taking it at once cannot both match ``expires_at <= now``;
+- *take from the dead* (anyone, before it expired, when its holder is provably dead:
+  :func:`bot.instance.gone_reason`, the rules of stale claims): a previous life of this very
+  process (same host and pid: the restarted container), or a start of this host and pid
+  namespace whose pid is gone. The same ``epoch + 1``, matched on the holder and epoch read,
+  so two starts cannot both take it. A holder on another host, or whose pid runs, may be
+  alive: only expiry counts. So a single service restarted after a crash publishes at once;
 - *release* (a clean stop): ``expires_at = 0``, so a standby takes over at its next poll.
 
 **Fencing.** A claim (PENDING → SENDING, ``bot/state/ledger.py``) made under the lease carries
@@ -32,11 +38,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, exists, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, exists, select, update
 
-from bot.instance import Instance, this_instance
+from bot.instance import Instance, Owner, gone_reason, this_instance
 from bot.state.dialect import db_seconds, upsert
-from bot.state.tables import service_lease
+from bot.state.starts import write_instance
+from bot.state.tables import instances, service_lease, utc_now
 
 NAME = "service"
 """The lease's row: one per state database (one deployment)."""
@@ -57,11 +64,13 @@ FENCE = exists().where(
 class Takeover:
     """This start took the lease: its ``epoch``, and whom it took it from (``previous``:
     ``INSTANCE@HOST:PID``, "" for the first holder; ``released``: the previous holder let it
-    go when it stopped, rather than letting it run out)."""
+    go when it stopped, rather than letting it run out; ``dead``: why it was taken before it
+    ran out, its holder being provably dead, "" otherwise)."""
 
     epoch: int
     previous: str
     released: bool
+    dead: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +198,11 @@ class ServiceLease:
                 )
                 .returning(_l.epoch)
             ).first()
+            dead = ""
+            if taken is None:
+                dead, taken = self._take_from_the_dead(conn, seconds)
+            if taken is not None:  # its pid namespace, for the next start's rules above
+                write_instance(conn, self.me, utc_now())
         lost = mine is not None
         if taken is None:
             with self._lock:
@@ -198,7 +212,35 @@ class ServiceLease:
         with self._lock:
             self._epoch, self._deadline = epoch, sent + seconds - self.margin
         released = before.expires_at == 0.0 and bool(before.owner)
-        return Turn(True, Takeover(epoch, before.owner, released), lost=lost)
+        return Turn(True, Takeover(epoch, before.owner, released, dead), lost=lost)
+
+    def _take_from_the_dead(self, conn: Connection, seconds: float) -> tuple[str, Row[Any] | None]:
+        """Take the unexpired lease if its holder is provably dead (module docstring): why,
+        and the new epoch; ("", None) when it may be alive or another took it first."""
+        held = conn.execute(
+            select(_l.holder, _l.owner, _l.epoch, instances.c.pid_space)
+            .select_from(service_lease.outerjoin(instances, instances.c.instance == _l.holder))
+            .where(_l.name == self.name)
+        ).one()
+        owner = Owner.parse(held.owner)
+        if not held.holder or held.holder == self.me.id or owner is None:
+            return "", None
+        why = gone_reason(owner.host, owner.pid, held.pid_space, self.me)
+        if why is None:
+            return "", None
+        taken = conn.execute(
+            update(service_lease)
+            .where(and_(_l.name == self.name, _l.holder == held.holder, _l.epoch == held.epoch))
+            .values(
+                holder=self.me.id,
+                owner=self.me.owner,
+                epoch=_l.epoch + 1,
+                expires_at=db_seconds() + seconds,
+                acquired_at=db_seconds(),
+            )
+            .returning(_l.epoch)
+        ).first()
+        return (why, taken) if taken is not None else ("", None)
 
     def drop(self) -> None:
         """Forget the lease here at once (the database could not be reached to renew it):

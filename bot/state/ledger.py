@@ -92,7 +92,6 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -118,9 +117,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from bot.instance import Instance as Instance
+from bot.instance import Owner as Owner
+from bot.instance import gone_reason
+from bot.instance import pid_running as pid_running
 from bot.instance import this_instance as this_instance
 from bot.state.dialect import exclusive, insert_new, upsert
 from bot.state.lease import FENCE, ServiceLease
+from bot.state.starts import write_instance as write_instance
 from bot.state.tables import MICROSECONDS, by_hand, deliveries, instances, utc_now
 
 
@@ -147,45 +150,11 @@ def owner_id() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Owner:
-    """``claimed_by`` read back; ``instance`` is "" in a claim written before instances
-    existed (``HOST:PID``)."""
-
-    instance: str
-    host: str
-    pid: int | None
-
-    @classmethod
-    def parse(cls, text: str | None) -> Owner | None:
-        if not text:
-            return None
-        instance, at, rest = text.partition("@")
-        if not at:
-            instance, rest = "", text
-        host, colon, pid = rest.rpartition(":")
-        if not colon:
-            return None
-        return cls(instance, host, int(pid) if pid.isdigit() else None)
-
-
-@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """An instance's row in ``instances``."""
 
     pid_space: str
     seen_at: datetime
-
-
-def pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:  # not a valid pid here
-        return False
-    return True
 
 
 def _span(delta: timedelta) -> str:
@@ -202,16 +171,14 @@ def stale_reason(
     owner = Owner.parse(row.claimed_by)
     if owner is not None and owner.instance == me.id:
         return None
-    if owner is not None and owner.host == me.host and owner.pid is not None:
-        if owner.pid == me.pid:
-            return (
-                f"process {owner.pid} on {owner.host} is another start now: the one that "
-                "claimed it was restarted"
-            )
+    if owner is not None:
         # A claim from before instances existed was made by the pid check's own rules.
-        same_space = beat.pid_space == me.pid_space if beat else owner.instance == ""
-        if same_space and not pid_running(owner.pid):
-            return f"process {owner.pid} on {owner.host} is gone"
+        space = beat.pid_space if beat else (me.pid_space if owner.instance == "" else None)
+        gone = gone_reason(owner.host, owner.pid, space, me)
+        if gone is not None and owner.pid == me.pid:
+            return f"{gone}: the one that claimed it was restarted"
+        if gone is not None:
+            return gone
     signs = [t for t in (row.claimed_at, beat.seen_at if beat else None) if t is not None]
     last = max(signs, default=None)
     if last is None:
@@ -552,20 +519,6 @@ class _Work(Generic[T]):
 
 _EXITING = threading.Event()
 atexit.register(_EXITING.set)  # no heartbeat is written while the interpreter shuts down
-
-
-def write_instance(conn: Connection, me: Instance, at: datetime) -> None:
-    """Write or renew ``me``'s row in ``instances`` (its ``seen_at``), in ``conn``'s
-    transaction: the claims' heartbeat, and the service's mark (bot/state/presence.py)."""
-    values = {
-        "instance": me.id,
-        "host": me.host,
-        "pid": me.pid,
-        "pid_space": me.pid_space,
-        "started_at": at,
-        "seen_at": at,
-    }
-    conn.execute(upsert(conn, instances, values, key=["instance"], update=["seen_at"]))
 
 
 class _Heartbeat:

@@ -16,8 +16,9 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
 
+from bot.instance import gone_reason
 from bot.state.dialect import upsert
-from bot.state.ledger import INSTANCES_KEPT, Instance, pid_running, this_instance, write_instance
+from bot.state.ledger import INSTANCES_KEPT, Instance, this_instance, write_instance
 from bot.state.tables import heartbeat, instances
 
 SERVICE_MARK = "service:"
@@ -97,9 +98,7 @@ class Presence:
             seen: datetime = r.seen_at
             if seen <= started or now - seen > self.lease:
                 continue
-            if r.host == me.host and (
-                r.pid == me.pid or (r.pid_space == me.pid_space and not pid_running(r.pid))
-            ):
+            if gone_reason(r.host, r.pid, r.pid_space, me) is not None:
                 continue
             started_at = r.started_at.isoformat(timespec="microseconds")
             live.append(OtherService(r.instance, r.host, r.pid, started_at, seen))

@@ -7,6 +7,8 @@ with an :class:`Instance` of its own, on an engine of its own (its own connectio
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.instance import Instance
+from bot.instance import Instance, pid_running, this_instance
 from bot.state import Store, open_store
-from bot.state.lease import ServiceLease
+from bot.state.lease import ServiceLease, Turn
 from bot.state.ledger import NewDelivery, State
 
 SHORT = timedelta(seconds=1.5)
@@ -193,5 +195,136 @@ def test_replicas_racing_for_a_free_lease_take_it_once(db_url: str) -> None:
     taken = [t.taken for t in turns if t.taken is not None]
     assert len(turns) == 8 and len(taken) == 1 and taken[0].epoch == 1
     assert sum(lease.valid() for lease in leases) == 1
+    for store in stores:
+        store.close()
+
+
+# -- a holder that is provably dead: taken before its lease runs out -----------------------
+
+
+def gone_pid() -> int:
+    """The pid of a process of this host and pid namespace that has exited (and was reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(30)
+    assert not pid_running(proc.pid)
+    return proc.pid
+
+
+def this_host(name: str, pid: int, pid_space: str | None = None) -> Instance:
+    """A start on this very host (another instance id than this process's)."""
+    me = this_instance()
+    space = me.pid_space if pid_space is None else pid_space
+    return Instance(f"{name:0<12}"[:12], me.host, pid, space)
+
+
+LONG = timedelta(seconds=60)
+
+
+def test_a_holder_of_this_host_whose_pid_is_gone_loses_the_lease_at_once_and_is_fenced(
+    stores: list[Store],
+) -> None:
+    """A start of this host and pid namespace holds the lease (60 s) and dies (its pid is
+    gone): the next start takes it at its first poll, with the next epoch; the dead holder,
+    should it be a zombie that still believes it holds the lease, can claim nothing."""
+    dead = ServiceLease(stores[0].engine, LONG, this_host("dead", gone_pid()), monotonic=Clock())
+    dead_ledger = stores[0].ledger_as(dead.me)
+    dead_ledger.fence = dead
+    (row,) = dead_ledger.ensure([delivery("p1")])
+    assert dead.poll().held
+    new = ServiceLease(stores[1].engine, LONG, this_instance())
+    started = time.monotonic()
+    turn = new.poll()
+    assert time.monotonic() - started < 5  # not the 60 s of the lease
+    assert turn.held and turn.taken is not None
+    assert (turn.taken.epoch, turn.taken.previous, turn.taken.released) == (2, dead.me.owner, False)
+    assert turn.taken.dead == f"process {dead.me.pid} on {dead.me.host} is gone"
+    assert dead.valid()  # its own clock did not move: it believes it holds the lease
+    assert dead_ledger.claim(row.id, datetime.now(UTC)) is None  # fenced: epoch 1 is over
+    assert dead.poll().lost and not dead.valid()
+    view = new.view()
+    assert view is not None and (view.holder, view.epoch) == (new.me.id, 2)
+
+
+def test_a_previous_life_of_this_process_loses_the_lease_at_once(stores: list[Store]) -> None:
+    """Same host, same pid, another instance id: a restarted container's previous start (PID
+    1 again, in a new pid namespace): the pid is ours, so it is dead."""
+    me = this_instance()
+    before = ServiceLease(stores[0].engine, LONG, this_host("before", me.pid, "pid:[123]"))
+    assert before.poll().held
+    turn = ServiceLease(stores[1].engine, LONG, me).poll()
+    assert turn.held and turn.taken is not None and turn.taken.epoch == 2
+    assert turn.taken.dead == f"process {me.pid} on {me.host} is another start now"
+
+
+@pytest.mark.parametrize(
+    "who",
+    ["running pid of this host", "gone pid of another host", "gone pid, other pid namespace"],
+)
+def test_a_holder_that_may_be_alive_keeps_the_lease_until_it_runs_out(
+    stores: list[Store], who: str
+) -> None:
+    """Only expiry counts for a holder that may be alive: its pid runs (a second replica on
+    this host), it runs on another host (a pid here says nothing about it), or in another pid
+    namespace of this host (another container: its pid here is not its pid)."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        me = this_instance()
+        holder = {
+            "running pid of this host": lambda: this_host("alive", sleeper.pid),
+            "gone pid of another host": lambda: Instance(
+                "elsewhere000", f"not-{me.host}", gone_pid(), me.pid_space
+            ),
+            "gone pid, other pid namespace": lambda: this_host("other", gone_pid(), "pid:[9]"),
+        }[who]()
+        held = ServiceLease(stores[0].engine, SHORT, holder)
+        assert held.poll().held
+        new = ServiceLease(stores[1].engine, SHORT, this_instance())
+        assert new.poll() == Turn(False)
+        assert (new.view() or pytest.fail("no lease")).holder == holder.id
+        time.sleep(SHORT.total_seconds() + 0.1)
+        turn = new.poll()
+        assert turn.held and turn.taken is not None
+        assert (turn.taken.epoch, turn.taken.dead) == (2, "")
+    finally:
+        sleeper.kill()
+        sleeper.wait(10)
+
+
+def test_replicas_racing_for_a_dead_holders_lease_take_it_once(db_url: str) -> None:
+    """Six starts of this host poll at the same instant a lease whose holder's pid is gone:
+    exactly one takes it (the next epoch)."""
+    stores = [open_store(db_url) for _ in range(7)]
+    dead = ServiceLease(stores[0].engine, LONG, this_host("dead", gone_pid()))
+    assert dead.poll().held
+    # Each racer a live pid of its own (two starts sharing a pid would be previous lives).
+    sleepers = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) for _ in range(6)
+    ]
+    leases = [
+        ServiceLease(s.engine, LONG, this_host(f"r{n}", p.pid))
+        for n, (s, p) in enumerate(zip(stores[1:], sleepers, strict=True))
+    ]
+    gate = threading.Barrier(len(leases))
+    turns: list[Turn] = []
+    lock = threading.Lock()
+
+    def race(lease: ServiceLease) -> None:
+        gate.wait()
+        turn = lease.poll()
+        with lock:
+            turns.append(turn)
+
+    threads = [threading.Thread(target=race, args=(lease,)) for lease in leases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    taken = [t.taken for t in turns if t.taken is not None]
+    assert len(turns) == 6 and len(taken) == 1 and taken[0].epoch == 2
+    assert sum(lease.valid() for lease in leases) == 1
+    assert [lease.poll().held for lease in leases].count(True) == 1  # and no one takes it next
+    for proc in sleepers:
+        proc.kill()
+        proc.wait(10)
     for store in stores:
         store.close()
