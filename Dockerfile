@@ -27,8 +27,8 @@ COPY bot/ bot/
 # The dependencies come from the committed lock, every file checked against its sha256, so the
 # image built on any day has the same bytes (scripts/lock regenerates it). The wheel is then
 # built with the locked setuptools (no build isolation: nothing newer is downloaded for it).
-# setuptools is also a declared dependency (twitter-text-parser imports pkg_resources, and a
-# Python 3.12 venv has no setuptools of its own): see pyproject.toml.
+# setuptools is a declared dependency for that (a Python 3.12 venv has no setuptools of its
+# own): see pyproject.toml.
 RUN python -m venv /opt/diplobot \
     && /opt/diplobot/bin/pip install --no-cache-dir --require-hashes --no-deps \
         -r requirements/runtime.txt \

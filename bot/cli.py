@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=min(2, os.cpu_count() or 1),
         help="processes checking post files (default: 2 on a machine with 2 cores or more)",
     )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="read every post file (default: reuse, from .diplobot/validate-cache.json, what "
+        "the last run found for the files git says are unchanged)",
+    )
 
     p = sub.add_parser("count", parents=[common], help="X weighted length of a text")
     p.add_argument("text", help="the text ('-' reads standard input)")
@@ -307,7 +313,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        valid, problems = check(args.root, jobs=args.jobs)
+        valid, problems = check(args.root, jobs=args.jobs, cache=not args.no_cache)
     finally:
         if collecting:
             gc.enable()

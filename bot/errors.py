@@ -104,6 +104,12 @@ class PublishRateLimited(PublishError):
         self.retry_at = retry_at
 
 
+class PublishHeld(PublishError):
+    """Nothing was sent: this process may not publish any more (a service replica that lost
+    the lease, ``bot/state/lease.py``). The delivery goes back to PENDING for the replica
+    that holds it now."""
+
+
 class PublishAmbiguous(PublishError):
     """The request may have reached X (timeout, dropped connection, 5xx): the post may exist."""
 

@@ -1,8 +1,10 @@
 """The service's HTTP endpoints. Nothing over HTTP changes state except the signed webhook.
 
 GET  /healthz   200 while the process is alive and sweeping (the scheduler loop ran recently
-                and the ledger is writable)
+                and the ledger is writable; a standby: it polled the lease recently); the
+                body ends with the role, ``ok (active)`` or ``ok (standby)``
 GET  /readyz    200 when valid content is loaded and the last sync of the source succeeded
+                (``ready (standby)``: a standby is ready too, to take over)
 GET  /metrics   Prometheus text (``?mission=M``: the per-account figures of M's accounts)
 GET  /status    JSON: revision, content errors, sync state, counts per state and account, and
                 bounded lists of deliveries (``?limit=50&offset=0``; ``&mission=M``: only M's
@@ -253,10 +255,16 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         if path == "/healthz":
             ok = views.healthy(service)
-            self._send(200 if ok else 503, "ok\n" if ok else "scheduler loop is not running\n")
+            role = service.role.name
+            text = f"ok ({role})\n" if ok else f"scheduler loop is not running ({role})\n"
+            self._send(200 if ok else 503, text)
         elif path == "/readyz":
             reason = views.not_ready(service)
-            self._send(503 if reason else 200, f"{reason}\n" if reason else "ready\n")
+            role = service.role.name
+            if reason:
+                self._send(503, f"{reason}\n")
+            else:
+                self._send(200, f"ready ({role})\n")
         elif path == "/metrics":
             try:
                 figures = views.metrics(service, _mission(query))

@@ -126,21 +126,6 @@ class Notifier:
             }
         )
 
-    def shared_state(self, instance: str, host: str, pid: int, started_at: str) -> None:
-        """Another live service runs on this state database."""
-        self.send(
-            {
-                "text": f"diplobot: two services share this state: another one runs on it "
-                f"(host {host}, pid {pid}, started {started_at}, instance {instance}). Run one "
-                "service per state database: stop the other one.",
-                "event": "service.shared_state",
-                "instance": instance,
-                "host": host,
-                "pid": pid,
-                "reason": "another live service on this state",
-            }
-        )
-
     def send(self, payload: dict[str, Any]) -> None:
         log = logger.bind(
             event=payload["event"], post=payload.get("post"), account=payload.get("account")

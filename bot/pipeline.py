@@ -50,12 +50,14 @@ def plan(
     *,
     since: datetime | None = None,
     save: bool = True,
+    memo: planning.PlanMemo | None = None,
 ) -> planning.Plan:
     """The plan from ``now`` (see :func:`bot.schedule.plan.plan`), with the slot occurrences
     given earlier (``pins``). ``save``: keep the occurrences it gave, and forget those of posts
-    gone or moved out of their slot (a preview saves nothing)."""
+    gone or moved out of their slot (a preview saves nothing). ``memo``: kept by the service
+    across revisions (see :class:`bot.schedule.plan.PlanMemo`)."""
     pinned = pins.load() if pins is not None else {}
-    result = planning.plan(content, now, days, pinned=pinned, since=since)
+    result = planning.plan(content, now, days, pinned=pinned, since=since, memo=memo)
     if pins is not None and save and (result.new_pins or set(pinned) - set(result.pins)):
         pins.save(result.pins, keep=set(result.pins))
     return result

@@ -198,6 +198,10 @@ class XSettings:
         )
 
 
+DEFAULT_ACTIVE_LEASE = timedelta(seconds=15)
+"""How long the active service's lease lasts without a renewal (bot/state/lease.py)."""
+ACTIVE_LEASE_VARIABLE = "DIPLOBOT_ACTIVE_LEASE"
+
 DEFAULT_WATCH_INTERVAL = 600.0
 """Seconds between two reads of each account's timeline (bot/publish/watch.py)."""
 
@@ -214,6 +218,9 @@ class ServiceSettings:
     per_account: int = 4  # chains delivered at once on one account
     watch_interval: float = DEFAULT_WATCH_INTERVAL
     preview: bool = True  # /preview is served
+    # The active replica's lease (bot/state/lease.py): renewed every third of it; a standby
+    # takes over within this plus one poll of a third of it after the active one dies.
+    active_lease: timedelta = DEFAULT_ACTIVE_LEASE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServiceSettings:
@@ -226,7 +233,18 @@ class ServiceSettings:
             webhook_secret=read_secret("DIPLOBOT_WEBHOOK_SECRET", env),
             watch_interval=_duration(env, "DIPLOBOT_WATCH_INTERVAL", DEFAULT_WATCH_INTERVAL),
             preview=_switch(env, "DIPLOBOT_PREVIEW", True),
+            active_lease=_active_lease(env),
         )
+
+
+def _active_lease(env: Mapping[str, str]) -> timedelta:
+    seconds = _duration(env, ACTIVE_LEASE_VARIABLE, DEFAULT_ACTIVE_LEASE.total_seconds())
+    if not 1 <= seconds <= 3600:
+        raise ConfigError(
+            f"{ACTIVE_LEASE_VARIABLE}={env.get(ACTIVE_LEASE_VARIABLE)!r}: give 1 s to 1 h "
+            "(15, 15s, 2m); a standby takes over within this plus a third of it"
+        )
+    return timedelta(seconds=seconds)
 
 
 DEFAULT_LEASE = timedelta(seconds=60)
@@ -367,6 +385,10 @@ VARIABLES: dict[str, str] = {
     "(default `on`)",
     "DIPLOBOT_LEASE": "how long a claim is trusted without a sign of life from its process: "
     "seconds, or minutes as `2m` (default 60 s; keep it above `DIPLOBOT_X_TIMEOUT`)",
+    "DIPLOBOT_ACTIVE_LEASE": "with several `run` processes on one state database, one is "
+    "active (publishes) and the others standby: how long the active one's lease lasts without "
+    "renewal (renewed every third of it). A standby takes over within this plus a third of it "
+    "after the active one dies: seconds, or `30s`, `2m` (default 15 s)",
     "DIPLOBOT_ALERT_WEBHOOK": "where alerts are POSTed as JSON. Secret",
     "DIPLOBOT_TRANSLATOR": "the machine translation backend: google (default), libre, "
     "microsoft, mymemory, deepl",

@@ -84,7 +84,9 @@ class Wiring:
 
         return publishers(
             accounts,
-            read_settings(accounts, self.settings),
+            # A dry run uses no credentials: reading them would import every platform's
+            # module and library (~30 MB resident for Mastodon's and Telegram's).
+            {} if dry_run else read_settings(accounts, self.settings),
             dry_run=dry_run,
             outbox_path=outbox_path,
         )

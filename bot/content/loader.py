@@ -32,6 +32,7 @@ from bot.content.checks import (
 from bot.content.files import MAX_DIR_DEPTH, NotReadable, read_regular, shown_path, walk
 from bot.content.model import MISSION_PATTERN, Account, AccountsFile, GlossaryFile, SlotsFile
 from bot.content.report import Collector, one_line, printable
+from bot.content.resultcache import ResultCache
 from bot.content.shape import check_shape
 from bot.content.types import (
     CENTRAL,
@@ -77,9 +78,28 @@ class LoadCache:
         self.listed: list[str] | None = None
         self.walk_problems: list[Problem] = []
         self.revision: str | None = None  # the caller's name for the tree last checked
+        # What the last call that kept the content found (see _patched), when it found no
+        # duplicate id: the next call with ``changed`` starts from it.
+        self.last: _Outcome | None = None
 
     def clear(self) -> None:
         self.context, self.files, self.listed, self.revision = "", {}, None, None
+        self.last = None
+
+
+class _Outcome:
+    """The post files of a call in order with each one's post id (None: invalid), the posts
+    by id in the same order, and the problems of each file that has any."""
+
+    __slots__ = ("ids", "posts", "problems")
+
+    def __init__(
+        self,
+        ids: dict[str, str | None],
+        posts: dict[str, PostEntry],
+        problems: dict[str, list[Problem]],
+    ) -> None:
+        self.ids, self.posts, self.problems = ids, posts, problems
 
 
 def _context_key(base: Path, layouts: list[Layout]) -> str:
@@ -133,17 +153,20 @@ PARALLEL_MIN_FILES = 2000
 """Below this many post files a second process costs more than it saves."""
 
 
-def check(root: str | os.PathLike[str], *, jobs: int = 1) -> tuple[bool, list[Problem]]:
+def check(
+    root: str | os.PathLike[str], *, jobs: int = 1, cache: bool = False
+) -> tuple[bool, list[Problem]]:
     """What :func:`validate` finds, without keeping the content (``diplobot validate``):
     whether the repository is valid, and every problem, in the same order.
 
     With ``jobs`` of 2 or more (and at least ``PARALLEL_MIN_FILES`` post files, and ``fork``),
     the second half of the post files is checked in a forked process meanwhile; only ids and
-    problems come back from it.
+    problems come back from it. ``cache``: files git says are unchanged since the last run
+    are not read again (``bot/content/resultcache.py``).
     """
     out = Collector()
     try:
-        _, problems, valid = _validate(Path(root), None, out, keep=False, jobs=jobs)
+        _, problems, valid = _validate(Path(root), None, out, keep=False, jobs=jobs, results=cache)
     except Exception as exc:
         out.problems.append(_internal_problem(".", exc))
         problems, valid = out.problems, False
@@ -358,6 +381,7 @@ def _validate(
     keep: bool = True,
     jobs: int = 1,
     changed: Collection[str] | None = None,
+    results: bool = False,
 ) -> tuple[ContentSet | None, list[Problem], bool]:
     central = _schedules(base, Layout.of_central(), out)
     central_name = (central.model.mission if central.model else None) or CENTRAL
@@ -390,6 +414,8 @@ def _validate(
         )
         for sch in every
     ]
+    for each in checkers:
+        each.compact = keep  # the entries outlive this call only when kept
     checker = _Router(base, checkers, out)
     layouts = [sch.layout for sch in every]
     posts: dict[str, PostEntry] = {}
@@ -401,6 +427,20 @@ def _validate(
             cache.context, cache.files, cache.listed = context, {}, None
         elif changed is not None and cache.listed is not None:
             fresh = _changed_posts(base, changed, layouts)
+    if cache is not None and keep and fresh is not None and cache.last is not None:
+        last = cache.last
+        patched = _patched(checker, base, cache, last, fresh, out)
+        if patched is not None:
+            posts, valid, touched = patched
+            if not valid or account_model is None:
+                return None, out.problems, False
+            since = (last.posts, frozenset(touched))
+            content = _content_set(
+                base, central, others, account_model, central_name, posts, out.problems, since
+            )
+            return content, out.problems, True
+    if cache is not None:
+        cache.last = None  # until this call is through
     seen: set[str] = set()
     if cache is not None and cache.listed is not None and fresh is not None:
         files = _listed_after(base, cache.listed, fresh)
@@ -412,13 +452,21 @@ def _validate(
             cache.walk_problems = out.problems[before:]
     if cache is not None:
         cache.listed = files
-    forked = not keep and jobs > 1 and len(files) >= PARALLEL_MIN_FILES and hasattr(os, "fork")
+    stored = ResultCache.open(base, _context_key(base, layouts)) if results and not keep else None
+    misses = files if stored is None else [rel for rel in files if stored.get(rel) is None]
+    forked = not keep and jobs > 1 and len(misses) >= PARALLEL_MIN_FILES and hasattr(os, "fork")
     if forked:
-        checked = _checked_forked(checker, files, out)
+        checked = _checked_forked(checker, misses, out)
     else:
-        checked = _checked(checker, files, cache, fresh)
+        checked = _checked(checker, misses, cache, fresh)
+    if stored is not None:
+        checked = _with_results(files, stored, checked, out)
+    ids: dict[str, str | None] = {}
+    by_file: dict[str, list[Problem]] = {}
+    duplicate = False
     for rel, post_id, entry in checked:
         seen.add(rel)
+        ids[rel] = post_id
         if post_id is None:
             continue
         if post_id in first_seen:
@@ -430,18 +478,43 @@ def _validate(
             )
             # Locate the duplicate precisely when we can (cheap: only on this rare path).
             out.problems[-1] = _relocate_to_id(base, rel, out.problems[-1])
+            duplicate = True
             continue
         if entry is not None:
             posts[post_id] = entry
         first_seen[post_id] = rel
+    if stored is not None:
+        stored.save()
     if cache is not None:
         for gone in set(cache.files) - seen:
             del cache.files[gone]
+        if keep and not duplicate:
+            for rel, (_key, _entry, problems) in cache.files.items():
+                if problems:
+                    by_file[rel] = problems
+            cache.last = _Outcome(ids, posts, by_file) if _all_cached(ids, cache) else None
     valid = not out.errors and account_model is not None
     if not valid or not keep or account_model is None:
         return None, out.problems, valid
-    warnings = tuple(p for p in out.problems if p.severity != "error")
+    content = _content_set(base, central, others, account_model, central_name, posts, out.problems)
+    return content, out.problems, valid
+
+
+def _content_set(
+    base: Path,
+    central: _Schedules,
+    others: list[_Schedules],
+    account_model: AccountsFile,
+    central_name: str,
+    posts: dict[str, PostEntry],
+    problems: list[Problem],
+    since: tuple[dict[str, PostEntry], frozenset[str]] | None = None,
+) -> ContentSet:
+    """The content of a valid check: every mission, the accounts of them all, the posts
+    (``since``: see ``ContentSet.since``)."""
+    warnings = tuple(p for p in problems if p.severity != "error")
     glossary = central.glossary[1]
+    every = [central, *others]
     missions = {
         sch.layout.name: Mission(
             sch.layout.name,
@@ -462,20 +535,17 @@ def _validate(
             merged[aid] = _filled(account, sch.model, account_model)
             account_missions[aid] = sch.layout.name
     accounts = account_model.model_copy(update={"accounts": merged}) if others else account_model
-    return (
-        ContentSet(
-            base,
-            accounts,
-            central.slots[1],
-            glossary,
-            posts,
-            warnings,
-            missions,
-            account_missions,
-            central_name,
-        ),
-        out.problems,
-        valid,
+    return ContentSet(
+        base,
+        accounts,
+        central.slots[1],
+        glossary,
+        posts,
+        warnings,
+        missions,
+        account_missions,
+        central_name,
+        since=since,
     )
 
 
@@ -506,6 +576,104 @@ def _checked(
                         cache.files.pop(rel, None)  # changed, says the caller: read it again
                     entry = _check_cached(checker, base, rel, cache, out)
         yield rel, (entry.id if entry is not None else None), entry
+
+
+def _with_results(
+    files: list[str], stored: ResultCache, checked: Checked, out: Collector
+) -> Checked:
+    """Every file of ``files`` in order: from ``stored`` when it has the file's result,
+    else the next of ``checked`` (the others, checked in the same order), stored."""
+    for rel in files:
+        hit = stored.get(rel)
+        if hit is not None:
+            out.problems.extend(hit[1])
+            yield rel, hit[0], None
+            continue
+        before = len(out.problems)
+        found_rel, post_id, entry = next(checked)
+        assert found_rel == rel
+        stored.put(rel, post_id, out.problems[before:])
+        yield found_rel, post_id, entry
+
+
+_MISSING = "\0missing"  # not a path of the last call
+
+
+def _patched(
+    checker: _Router,
+    base: Path,
+    cache: LoadCache,
+    last: _Outcome,
+    fresh: set[str],
+    out: Collector,
+) -> tuple[dict[str, PostEntry], bool, set[str]] | None:
+    """The last call's outcome with the post files in ``fresh`` checked again (present or
+    gone): the posts in file order, whether it is valid, and the ids whose entry changed,
+    came or went; its problems added to ``out`` in the order a whole check gives them. Work
+    in proportion to ``fresh`` (and two copies of the last call's dictionaries). None when a
+    changed file takes an id another file holds: the whole check then words the duplicate."""
+    ids = dict(last.ids)
+    posts = dict(last.posts)
+    problems = dict(last.problems)
+    reorder = relist = False
+    touched: set[str] = set()
+    for rel in sorted(fresh):
+        old_id = ids.get(rel, _MISSING)
+        cache.files.pop(rel, None)
+        if not os.path.lexists(os.path.join(base, rel)):
+            if old_id == _MISSING:
+                continue
+            del ids[rel]
+            relist = True
+            problems.pop(rel, None)
+            if old_id is not None:
+                del posts[old_id]
+                touched.add(old_id)
+            continue
+        before = len(out.problems)
+        entry = None
+        with _guard(out, rel):
+            entry = _check_cached(checker, base, rel, cache, out)
+        found = out.problems[before:]
+        del out.problems[before:]
+        if rel not in cache.files:  # not stat-able, or a defect: as a whole check does
+            return None
+        new_id = entry.id if entry is not None else None
+        if new_id is not None:
+            other = posts.get(new_id)
+            if other is not None and other.path != rel:
+                return None
+        if old_id == _MISSING:
+            reorder = True
+        elif old_id is not None and old_id != new_id:
+            del posts[old_id]
+            reorder = True
+        if old_id not in (None, _MISSING):
+            touched.add(old_id)
+        if entry is not None:
+            reorder = reorder or old_id != entry.id
+            posts[entry.id] = entry
+            touched.add(entry.id)
+        ids[rel] = new_id
+        if found:
+            problems[rel] = found
+        else:
+            problems.pop(rel, None)
+    if reorder:
+        ids = {rel: ids[rel] for rel in sorted(ids)}
+        posts = {i: posts[i] for i in ids.values() if i is not None}
+    if reorder or relist:
+        cache.listed = list(ids)
+    out.problems.extend(cache.walk_problems)
+    for rel in sorted(problems):
+        out.problems.extend(problems[rel])
+    cache.last = _Outcome(ids, posts, problems)
+    return posts, not out.errors, touched
+
+
+def _all_cached(ids: dict[str, str | None], cache: LoadCache) -> bool:
+    files = cache.files
+    return len(files) == len(ids) and all(rel in files for rel in ids)
 
 
 def _changed_posts(base: Path, changed: Collection[str], layouts: list[Layout]) -> set[str] | None:

@@ -196,6 +196,12 @@ class ContentSet:
     missions: Mapping[str, Mission] = field(default_factory=dict)  # every mission, central first
     account_missions: Mapping[str, str] = field(default_factory=dict)  # account → its mission
     central: str = CENTRAL
+    # When the loader made ``posts`` from an earlier call's: that call's posts and the ids
+    # whose entry may differ (changed, new or gone). The service's apply then looks at those
+    # posts only. Not part of the content (equality ignores it).
+    since: tuple[Mapping[str, PostEntry], frozenset[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
     # Derived once per content set (never shared by a copy made with dataclasses.replace).
     _memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 

@@ -72,10 +72,12 @@ from bot.errors import (
     PublishAuthFailed,
     PublishDuplicate,
     PublishError,
+    PublishHeld,
     PublishNoCredits,
     PublishRateLimited,
     PublishRejected,
 )
+from bot.instance import user_agent
 from bot.platforms._json import dig, iso_time, loads
 from bot.publish.base import MediaItem, Outgoing, Published, Receipt
 from bot.publish.match import same_text
@@ -202,6 +204,8 @@ class _RoutedClient(tweepy_async.AsyncClient):  # type: ignore[misc]
         )
         self.api_url = api_url
         self.signer = signer
+        # Which replica sent each request (X's side, and the fake X's log, can tell).
+        self.user_agent = user_agent()
 
     def signed(
         self, method: str, route: str, params: dict[str, Any] | None, headers: dict[str, str]
@@ -427,16 +431,20 @@ class XPublisher:
     def publish(self, item: Outgoing) -> Receipt:
         self._check_account(item.account)
         media_ids = [self._upload(item.account, m) for m in item.media]
-        body = self._call(
-            item.account,
-            lambda client: client.create_tweet(
+
+        async def create(client: _RoutedClient) -> Any:
+            # On the loop, right before the request: a replica frozen since its claim (or
+            # since an upload) sends nothing once it may not publish any more.
+            if not item.may_send():
+                raise PublishHeld("not sent: this service lost its lease")
+            return await client.create_tweet(
                 text=item.text,
                 in_reply_to_tweet_id=item.reply_to_id,
                 media_ids=media_ids or None,
                 user_auth=True,
-            ),
-            sent=True,
-        )
+            )
+
+        body = self._call(item.account, create, sent=True)
         tweet_id = dig(body, "data", "id")
         if not isinstance(tweet_id, str) or not _POST_ID.fullmatch(tweet_id):
             # X accepted the request: the post may well exist. Only the timeline can tell.
@@ -457,6 +465,8 @@ class XPublisher:
         route = f"/2/users/{user_id}/retweets"
 
         async def repost(client: _RoutedClient) -> Any:
+            if not item.may_send():  # as for a post: right before the request
+                raise PublishHeld("not sent: this service lost its lease")
             return await client._make_request(
                 "POST", route, json={"tweet_id": original.remote_id}, user_auth=True
             )
@@ -663,7 +673,7 @@ class XPublisher:
 async def _post(session: aiohttp.ClientSession, signer: OAuthClient, url: str, **body: Any) -> Any:
     """POST to X signed with OAuth 1.0a (a JSON or multipart body is not part of the
     signature); the JSON answer, or None when the answer is not JSON."""
-    _, headers, _ = signer.sign(url, "POST")
+    _, headers, _ = signer.sign(url, "POST", headers={"User-Agent": user_agent()})
     async with session.post(url, headers=headers, **body) as response:
         raw = await response.read()
     answer = loads(raw)

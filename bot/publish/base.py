@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -51,6 +52,11 @@ class Outgoing:
     # A repost (amplification, ``Reposter.repost``): the original as it was published, on the
     # same platform; ``text`` and ``media`` are empty then. None for a post of its own.
     repost_of: Receipt | None = None
+    # Whether this process may still publish (a service replica: it holds the lease). A
+    # publisher asks it again right before the request that creates the post, as late as it
+    # can, and raises PublishHeld (nothing sent) when it may not: a replica frozen between
+    # its claim and its request must not post once another replica has taken over.
+    may_send: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
 
     @property
     def reply_to_id(self) -> str | None:

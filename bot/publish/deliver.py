@@ -53,6 +53,7 @@ from bot.errors import (
     PublishByHand,
     PublishDuplicate,
     PublishError,
+    PublishHeld,
     PublishNoCredits,
     PublishRateLimited,
     PublishRejected,
@@ -91,6 +92,9 @@ NEEDS_PERSON = "needs a person: "
 has it (a channel that cannot be searched): never looked up, nor sent again, by itself."""
 TASK = "task for a person: "
 """How the reason of a manual channel's delivery begins while a person is to post it."""
+
+
+HELD = "not sent: this service lost its lease (another replica publishes now)"
 
 
 def for_a_person(row: Row) -> bool:
@@ -209,6 +213,9 @@ class Deliverer:
     alert: Alert = _no_alert
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     stopping: Callable[[], bool] = lambda: False  # the service is shutting down
+    # Whether this process may publish now (a service replica: it holds the lease); asked
+    # after the claim and by the publisher right before its request (Outgoing.may_send).
+    may_send: Callable[[], bool] = lambda: True
     # account → platform name, for messages (an account not listed: the default platform)
     platforms: Mapping[str, str] = field(default_factory=dict)
 
@@ -306,6 +313,8 @@ class Deliverer:
         # The claimed copy, never ``row``: an edit may have refreshed the PENDING row since
         # ``row`` was read, and X must receive what the ledger records.
         try:
+            if not self.may_send():  # the lease was lost since the claim: nothing sent
+                raise PublishHeld(HELD)
             if original is not None:
                 receipt = self._reposter().repost(self._repost_item(claimed, original))
             else:
@@ -317,8 +326,12 @@ class Deliverer:
                     media=tuple(MediaItem(self.root / m.file, m.alt) for m in claimed.media),
                     key=delivery_key(claimed),
                     lang=claimed.lang,
+                    may_send=self.may_send,
                 )
                 receipt = self.publisher.publish(item)
+        except PublishHeld as exc:  # nothing sent: for the replica that holds the lease now
+            self.ledger.transition(row.id, State.PENDING, expect=[State.SENDING], error=str(exc))
+            log.warning("publish.held")
         except PublishRateLimited as exc:
             self.ledger.transition(
                 row.id, State.PENDING, expect=[State.SENDING], error=str(exc), retry_at=exc.retry_at
@@ -454,6 +467,7 @@ class Deliverer:
             key=delivery_key(row),
             lang=row.lang,
             repost_of=Receipt(original.remote_id or "", original.url),
+            may_send=self.may_send,
         )
 
     def remove(self, row: Row) -> None:

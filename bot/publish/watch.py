@@ -13,8 +13,10 @@ only one: each publishes every post, and X gets everything twice. Neither can pr
   debug only. A match with a row still SENDING or UNKNOWN here may be our own post whose answer
   was lost: it is judged again once that row is settled (reconciled), never alerted before.
 - **the state** — each service start registers itself in the state database and renews that
-  mark on every tick; another *live* service on the same state (renewed since we started, and
-  not a previous life of this container) is alerted once (``service.shared_state``).
+  mark on every tick; the other *live* services on the same state (renewed since we started,
+  and not a previous life of this container) are listed in ``/status``. They are replicas:
+  one holds the lease and publishes, the others stand by (``bot/state/lease.py``), so they
+  are not alerted (``service.replica_seen`` in the log).
 """
 
 from __future__ import annotations
@@ -87,11 +89,10 @@ class Watch:
             with self.lock:
                 new = other.instance not in self.services
                 self.services[other.instance] = other
-            if new:
-                logger.bind(instance=other.instance, host=other.host, pid=other.pid).error(
-                    "service.shared_state"
+            if new:  # a replica: one of them holds the lease, the others stand by
+                logger.bind(instance=other.instance, host=other.host, pid=other.pid).info(
+                    "service.replica_seen"
                 )
-                notifier.shared_state(other.instance, other.host, other.pid, other.started_at)
         if pub is None:
             return
         if self.next_read is None:  # the first read covers the time since the start

@@ -9,6 +9,7 @@ a pause keeps deliveries waiting. Nothing here reads files, the network or the l
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from bot.content.languages import primary
+from bot.content.missions import Target
 from bot.content.model import DAYS
 from bot.content.timeparse import parse_local, resolve_recurring, zone
 from bot.content.types import ContentSet, PostEntry
@@ -102,10 +104,14 @@ def plan(
     days: int = 7,
     pinned: Mapping[str, Pin] | None = None,
     since: datetime | None = None,
+    memo: PlanMemo | None = None,
 ) -> Plan:
     """Every delivery due in ``[now, now + days)``, with warnings and cost.
 
-    ``pinned`` holds occurrences given earlier (from the state database).
+    ``pinned`` holds occurrences given earlier (from the state database). ``memo``: what
+    earlier calls worked out per post, kept by a long-running caller (the service) so that a
+    new revision costs the posts that changed, not every post; the plan is the same with or
+    without it.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -115,94 +121,264 @@ def plan(
     # slot posts are still only ever given future occurrences.
     window_start = since.astimezone(UTC) if since is not None else now
     result = Plan(start=now, end=end, currency=content.accounts.pricing.currency)
-    pins = _assign_slots(content, now, dict(pinned or {}), result)
-    missions = _missions(content)
-    blackouts = {name: _blackouts(content, name) for name in missions}
-    warned_past: set[str] = set()
+    kept = memo is not None
+    memo = memo if memo is not None else PlanMemo()
+    memo.follow(content)
+    index = memo.index(content, end) if kept else None
+    slotted = index.slotted() if index is not None else None
+    pins = _assign_slots(content, now, dict(pinned or {}), result, slotted)
     skip_later = _SKIP_LATER
-    for entry in content.posts.values():
+    for entry in index.early_posts() if index is not None else content.posts.values():
         if skip_later and entry.due is not None and entry.due >= end:
             continue  # due after the window on every account: most posts of a repository
         if entry.is_draft:
             result.drafts.append(entry.id)
             continue
-        for target in content.targets_of(entry):
-            account_id = target.account
-            account = content.accounts.accounts[account_id]
-            mission = content.mission_of(account_id)
-            # A repost goes when the original does (and only after it is posted).
-            original = target.repost_of or account_id
-            due = due_for(content, entry, original, pins)
-            if due is None:
-                continue
+        found = memo.post(content, entry, pins)
+        warned_past = False
+        for target, due in found.dues:
             if due < window_start:
-                if entry.id not in warned_past:
-                    warned_past.add(entry.id)
-                    result.warnings.append(
+                if warned_past:
+                    continue
+                warned_past = True
+                if found.past is None or found.past[0] != due:
+                    found.past = (
+                        due,
                         PlanWarning(
                             "due_in_past",
                             f"{entry.id} was due {due:%Y-%m-%d %H:%M} UTC, before now",
                             entry.id,
-                        )
+                        ),
                     )
+                result.warnings.append(found.past[1])
                 continue
             if due >= end:
                 continue
-            status: Status = "scheduled"
-            note = ""
-            held = _blackout_for(blackouts[mission], account_id, due)
-            pause = content.slots_of(mission).pause
-            if held is not None:
-                status, note = "blackout", held
-            elif pause.all or account_id in pause.accounts:
-                status, note = "paused", pause.reason or f"paused in {missions[mission]}"
-            if target.repost_of is not None:
-                result.deliveries.append(
-                    Delivery(
-                        post=entry.id,
-                        account=account_id,
-                        lang=account.lang,
-                        part=1,
-                        parts=1,
-                        due=due,
-                        source="human",  # no text of its own: the original's
-                        status=status,
-                        note=note,
-                        slot=entry.slot,
-                        repost_of=f"{entry.id}#1@{target.repost_of}",
-                    )
-                )
-                continue
-            where = account.platform
-            parts = entry.parts_for(where)
-            for part in range(1, parts + 1):
-                human = entry.human_text(account.lang, part - 1, where)
-                source_text = (
-                    human
-                    if human is not None
-                    else entry.human_text(entry.post.lang, part - 1, where)
-                )
-                result.deliveries.append(
-                    Delivery(
-                        post=entry.id,
-                        account=account_id,
-                        lang=account.lang,
-                        part=part,
-                        parts=parts,
-                        due=due,
-                        source="human" if human is not None else "machine",
-                        status=status,
-                        note=note,
-                        slot=entry.slot,
-                        has_url=has_url(source_text or ""),
-                    )
-                )
-                if human is None:
-                    _warn_overflow(entry, account_id, account.lang, part, where, result)
-            _warn_platform(entry, account_id, account.lang, where, result)
+            made = found.made.get(target.account)
+            if made is None:
+                made = memo.deliveries(content, entry, target, due)
+                found.made[target.account] = made
+            result.deliveries.extend(made[0])
+            result.warnings.extend(made[1])
     result.deliveries.sort(key=lambda d: (d.due, d.post, d.account, d.part))
     _caps_and_cost(content, result)
     return result
+
+
+@dataclass(slots=True)
+class _Post:
+    """What :func:`plan` worked out for one post (see :class:`PlanMemo`)."""
+
+    entry: PostEntry
+    pin: Pin | None
+    dues: list[tuple[Target, datetime]]  # each account it goes to, and when
+    # account → its deliveries and warnings, made the first time the due is in the window
+    made: dict[str, tuple[list[Delivery], list[PlanWarning]]] = field(default_factory=dict)
+    past: tuple[datetime, PlanWarning] | None = None  # its due_in_past warning
+
+
+REACH = timedelta(days=7)
+"""How far past a plan's end the index takes fixed-time posts in, so the window's daily
+move costs nothing most of the time."""
+
+
+class _Index:
+    """The posts of a content set a plan looks at: slot posts, drafts and fixed-time posts
+    due before ``cut`` (``early``), the other fixed-time posts sorted by due time
+    (``later``), taken in as the window's end passes them. Plan walks ``early`` in path order,
+    the order of the loader's posts."""
+
+    def __init__(self, posts: Mapping[str, PostEntry], cut: datetime) -> None:
+        self.posts = posts
+        self.cut = cut
+        self.early: dict[str, PostEntry] = {}
+        self.later: list[tuple[datetime, str]] = []
+        self._order: list[PostEntry] | None = None
+        self._slotted: list[PostEntry] | None = None
+
+    @classmethod
+    def build(cls, posts: Mapping[str, PostEntry], end: datetime) -> _Index | None:
+        index = cls(posts, end + REACH)
+        last = ""
+        for entry in posts.values():
+            if entry.path <= last:
+                return None
+            last = entry.path
+            index._add(entry)
+        index.later.sort()
+        return index
+
+    def _add(self, entry: PostEntry) -> None:
+        due = entry.due
+        if due is None or due < self.cut:
+            self.early[entry.id] = entry
+        else:
+            self.later.append((due, entry.id))
+
+    def update(self, posts: Mapping[str, PostEntry], touched: frozenset[str]) -> None:
+        """Now for ``posts``, which differ from the last ones in the ids ``touched``."""
+        for post_id in touched:
+            old = self.posts.get(post_id)
+            if old is not None and self.early.pop(post_id, None) is None and old.due is not None:
+                at = bisect.bisect_left(self.later, (old.due, post_id))
+                if at < len(self.later) and self.later[at] == (old.due, post_id):
+                    del self.later[at]
+            new = posts.get(post_id)
+            if new is not None:
+                if new.due is not None and new.due >= self.cut:
+                    bisect.insort(self.later, (new.due, post_id))
+                else:
+                    self.early[post_id] = new
+        self.posts = posts
+        self._order = self._slotted = None
+
+    def reach(self, end: datetime) -> None:
+        """Take in the fixed-time posts due before ``end`` (and a week more)."""
+        if end < self.cut:
+            return
+        self.cut = end + REACH
+        at = bisect.bisect_left(self.later, (self.cut, ""))
+        for _due, post_id in self.later[:at]:
+            self.early[post_id] = self.posts[post_id]
+        del self.later[:at]
+        self._order = None
+
+    def early_posts(self) -> list[PostEntry]:
+        if self._order is None:
+            self._order = sorted(self.early.values(), key=_by_path)
+        return self._order
+
+    def slotted(self) -> list[PostEntry]:
+        if self._slotted is None:
+            self._slotted = sorted(
+                (e for e in self.early.values() if e.post.slot is not None), key=_by_id
+            )
+        return self._slotted
+
+
+def _by_path(entry: PostEntry) -> str:
+    return entry.path
+
+
+class PlanMemo:
+    """What :func:`plan` worked out per post: when it goes out on each account, and, once
+    that is inside a window, its deliveries and warnings. Kept while the post's entry (the
+    same object: the loader's cache keeps an unchanged file's entry), its slot occurrence,
+    and the accounts and slots files (compared by value) are the same: none of it depends on
+    the clock, which only chooses the posts in the window."""
+
+    def __init__(self) -> None:
+        self.setup: tuple[object, ...] | None = None
+        self.posts: dict[str, _Post] = {}
+        self._index: _Index | None = None
+        self.missions: dict[str, str] = {}
+        self.blackouts: dict[str, list[BlackoutWindow]] = {}
+
+    def follow(self, content: ContentSet) -> None:
+        """Forget everything when the accounts, slots or missions changed; forget posts
+        gone."""
+        setup = (content.accounts, content.slots, content.missions, content.account_missions)
+        if self.setup is None or any(
+            a is not b and a != b for a, b in zip(self.setup, setup, strict=True)
+        ):
+            self.setup, self.posts = setup, {}
+            self.missions = _missions(content)
+            self.blackouts = {name: _blackouts(content, name) for name in self.missions}
+        elif len(self.posts) > 2 * len(content.posts) + 100:
+            posts = content.posts
+            self.posts = {k: v for k, v in self.posts.items() if posts.get(k) is v.entry}
+
+    def index(self, content: ContentSet, end: datetime) -> _Index | None:
+        """The posts a plan ending at ``end`` must look at, kept up to date from what the
+        loader says changed (``ContentSet.since``); None when the posts are not in the order
+        of their paths (not the loader's: the caller then looks at every post)."""
+        found = self._index
+        posts = content.posts
+        if found is not None and found.posts is not posts:
+            since = content.since
+            if since is not None and since[0] is found.posts:
+                found.update(posts, since[1])
+            else:
+                found = None
+        if found is None:
+            found = _Index.build(posts, end)
+        self._index = found
+        if found is not None:
+            found.reach(end)
+        return found
+
+    def post(self, content: ContentSet, entry: PostEntry, pins: Mapping[str, Pin]) -> _Post:
+        pin = pins.get(entry.id) if entry.due is None else None
+        found = self.posts.get(entry.id)
+        if found is not None and found.entry is entry and found.pin == pin:
+            return found
+        dues = []
+        for target in content.targets_of(entry):
+            # A repost goes when the original does (and only after it is posted).
+            due = due_for(content, entry, target.repost_of or target.account, pins)
+            if due is not None:
+                dues.append((target, due))
+        found = self.posts[entry.id] = _Post(entry, pin, dues)
+        return found
+
+    def deliveries(
+        self, content: ContentSet, entry: PostEntry, target: Target, due: datetime
+    ) -> tuple[list[Delivery], list[PlanWarning]]:
+        """``entry``'s deliveries to ``target`` at ``due``, and the warnings they bring."""
+        account_id = target.account
+        account = content.accounts.accounts[account_id]
+        mission = content.mission_of(account_id)
+        status: Status = "scheduled"
+        note = ""
+        held = _blackout_for(self.blackouts[mission], account_id, due)
+        pause = content.slots_of(mission).pause
+        if held is not None:
+            status, note = "blackout", held
+        elif pause.all or account_id in pause.accounts:
+            status, note = "paused", pause.reason or f"paused in {self.missions[mission]}"
+        if target.repost_of is not None:
+            repost = Delivery(
+                post=entry.id,
+                account=account_id,
+                lang=account.lang,
+                part=1,
+                parts=1,
+                due=due,
+                source="human",  # no text of its own: the original's
+                status=status,
+                note=note,
+                slot=entry.slot,
+                repost_of=f"{entry.id}#1@{target.repost_of}",
+            )
+            return [repost], []
+        where = account.platform
+        parts = entry.parts_for(where)
+        out = Plan(start=due, end=due)  # collects the warnings, in the order plan gives them
+        deliveries = []
+        for part in range(1, parts + 1):
+            human = entry.human_text(account.lang, part - 1, where)
+            source_text = (
+                human if human is not None else entry.human_text(entry.post.lang, part - 1, where)
+            )
+            deliveries.append(
+                Delivery(
+                    post=entry.id,
+                    account=account_id,
+                    lang=account.lang,
+                    part=part,
+                    parts=parts,
+                    due=due,
+                    source="human" if human is not None else "machine",
+                    status=status,
+                    note=note,
+                    slot=entry.slot,
+                    has_url=has_url(source_text or ""),
+                )
+            )
+            if human is None:
+                _warn_overflow(entry, account_id, account.lang, part, where, out)
+        _warn_platform(entry, account_id, account.lang, where, out)
+        return deliveries, out.warnings
 
 
 def for_mission(result: Plan, content: ContentSet, mission: str) -> Plan:
@@ -276,23 +452,29 @@ def _occurrence_instant(
 
 
 def _assign_slots(
-    content: ContentSet, now: datetime, pins: dict[str, Pin], result: Plan
+    content: ContentSet,
+    now: datetime,
+    pins: dict[str, Pin],
+    result: Plan,
+    slotted: list[PostEntry] | None = None,
 ) -> dict[str, Pin]:
-    """Give each slot post without a (still valid) pin the earliest free future occurrence."""
+    """Give each slot post without a (still valid) pin the earliest free future occurrence.
+    ``slotted``: the slot posts sorted by id, when the caller knows them."""
     # Slots are a mission's own: its posts take its slots' occurrences.
     waiting: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for entry in sorted(content.posts.values(), key=lambda e: e.id):
-        slot = entry.slot
-        if slot is None:
-            pins.pop(entry.id, None)
-            continue
+    entries = content.posts
+    # Pins of posts that no longer exist, or are no longer in a slot, free their occurrence.
+    for post_id in [p for p in pins if (e := entries.get(p)) is None or e.post.slot is None]:
+        del pins[post_id]
+    if slotted is None:
+        slotted = sorted((e for e in entries.values() if e.post.slot is not None), key=_by_id)
+    for entry in slotted:
+        slot = entry.post.slot
+        assert slot is not None
         pin = pins.get(entry.id)
         if pin is None or pin.slot != slot:
             pins.pop(entry.id, None)
             waiting[(entry.mission, slot)].append(entry.id)
-    # Pins of posts that no longer exist free their occurrence.
-    for post_id in [p for p in pins if p not in content.posts]:
-        del pins[post_id]
     taken: Counter[tuple[str, str, datetime]] = Counter(
         (content.posts[p].mission, pin.slot, pin.local) for p, pin in pins.items()
     )
@@ -334,6 +516,10 @@ def _assign_slots(
             )
     result.pins = pins
     return pins
+
+
+def _by_id(entry: PostEntry) -> str:
+    return entry.id
 
 
 BlackoutWindow = tuple[datetime, datetime, frozenset[str] | None, str]
@@ -439,10 +625,11 @@ def _caps_and_cost(content: ContentSet, result: Plan) -> None:
     }
     per_day: Counter[tuple[str, date]] = Counter()
     cost: dict[tuple[str, date], float] = defaultdict(float)
+    zones = {a: content.account_zone(a) for a in content.accounts.accounts}
     for d in result.deliveries:
         if d.status != "scheduled":
             continue
-        local_day = d.due.astimezone(content.account_zone(d.account)).date()
+        local_day = d.due.astimezone(zones[d.account]).date()
         if d.part == 1:
             per_day[(d.account, local_day)] += 1
         price = pricing.post_with_url if d.has_url else pricing.post

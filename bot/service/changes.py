@@ -30,6 +30,10 @@ MAX_WAIT = timedelta(minutes=15)
 Key = tuple[str, str]
 """(post, account)"""
 
+TOUCHED_MAX = 200
+"""Up to this many changed posts, an apply reads the open rows of each; more, every open row
+at once (one query)."""
+
 
 @dataclass
 class Stats:
@@ -75,6 +79,9 @@ class Changes:
         # (post, account) → (fingerprint, due) last recorded: unchanged posts are skipped.
         self.recorded: dict[Key, tuple[str, datetime]] = {}
         self.recorded_setup = ""
+        # The content whose open rows cancel_removed last went through, and the keys it
+        # wanted: the next one reads the open rows of what changed since (see there).
+        self.looked: tuple[ContentSet, set[Key]] | None = None
 
     def apply(
         self, pub: Publishing, content: ContentSet, commit: pipeline.Revision, result: Plan
@@ -112,6 +119,7 @@ class Changes:
             # may still hold it); it is done again when the revision is tried again.
             self.removed.clear()
             self.removed.update(before)
+            self.looked = None  # and the next apply reads every open row
             raise
         return wanted, commit
 
@@ -258,7 +266,12 @@ class Changes:
         keeps its time and is cancelled only with its post or account."""
         open_states = [State.PENDING, State.HELD, State.SENDING, State.UNKNOWN]
         by_hand = self.ledger.armed_by_hand()
-        for row in self.ledger.rows(states=open_states):
+        posts = self._touched(content, wanted)
+        if posts is None:
+            rows = self.ledger.rows(states=open_states)
+        else:
+            rows = [r for p in sorted(posts) for r in self.ledger.rows(p, states=open_states)]
+        for row in rows:
             if (row.post_id, row.account) in wanted:
                 continue
             entry = content.posts.get(row.post_id)
@@ -292,6 +305,37 @@ class Changes:
             logger.bind(post=row.post_id, account=row.account, reason=reason).info(
                 "delivery.cancelled"
             )
+        self.looked = (content, wanted)
+
+    def _touched(self, content: ContentSet, wanted: set[Key]) -> set[str] | None:
+        """The posts whose open rows may need cancelling or moving since the last call went
+        through every open row it had to: those whose entry changed or went, and those of
+        deliveries it wanted that are not wanted now (their time moved, or left the window).
+        An open row of any other post is one that call left alone, for reasons that still
+        hold: the same entry, accounts and slots (a row is only ever recorded for a wanted
+        delivery, or armed by hand, which keeps its time). None: read every open row (the
+        first call, other accounts or slots, or more changed posts than one query each is
+        worth)."""
+        if self.looked is None:
+            return None
+        before, was_wanted = self.looked
+        if (
+            before.accounts != content.accounts
+            or before.slots != content.slots
+            or before.missions != content.missions
+            or before.account_missions != content.account_missions
+        ):
+            return None
+        old, new = before.posts, content.posts
+        if abs(len(new) - len(old)) > TOUCHED_MAX:
+            return None
+        if content.since is not None and content.since[0] is old:
+            posts = set(content.since[1])  # the loader says which (O(changed))
+        else:
+            posts = {p for p, entry in new.items() if old.get(p) is not entry}
+            posts.update(p for p in old if p not in new)
+        posts.update(p for p, _a in was_wanted - wanted)
+        return posts if len(posts) <= TOUCHED_MAX else None
 
     def settle_removed(self, pub: Publishing) -> None:
         """Deliveries of removed content that were SENDING or UNKNOWN: reconciled against the

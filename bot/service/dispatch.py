@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -55,8 +55,12 @@ class Dispatch:
         parallel: int,
         per_account: int,
         stopping: threading.Event,
+        may_publish: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``may_publish``: whether this service holds the lease (``bot/state/lease.py``);
+        a run starts nothing without it (and the ledger claims nothing)."""
         self.ledger, self.pauses = ledger, pauses
+        self.may_publish = may_publish
         self.max_late, self.parallel, self.per_account = max_late, parallel, per_account
         self.stopping = stopping
         self.lock = threading.Lock()  # held while delivering
@@ -83,7 +87,7 @@ class Dispatch:
         ones up when their ``retry_at`` has come (``look_now``: all of them). ``removed``: rows
         never to be sent. While a run is under way, this hands it the request and returns at
         once: that run delivers what is due now too (never dropped, never delivered twice)."""
-        if self.stopping.is_set():
+        if self.stopping.is_set() or not self.may_publish():
             return
         with self._wake:
             earlier = self._request
@@ -115,7 +119,7 @@ class Dispatch:
                         while self._request is None and self._in_flight:
                             self._wake.wait()
                         request, self._request = self._request, None
-                        if request is None or self.stopping.is_set():
+                        if request is None or self.stopping.is_set() or not self.may_publish():
                             break  # all ended; or stopping: those in flight end, none starts
                         self._last = request
                     if request.pub is not None and request.content is not None:

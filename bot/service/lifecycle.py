@@ -1,6 +1,9 @@
-"""The service's lifecycle: start and stop, the sync → apply flow, and the last good
-revision when the newest cannot run. Its parts: ``clock.py`` (when), ``changes.py`` (the ledger
-in line with the content), ``dispatch.py`` (due rows → chains), ``views.py`` (what HTTP shows)."""
+"""The service's lifecycle: start and stop, the sync → apply flow, the last good revision when
+the newest cannot run, and the role (``role.py``): only the *active* service (the lease's
+holder) applies revisions to the ledger, dispatches, sweeps and reconciles; a *standby* one
+syncs and validates, serves its views, and takes over when the lease runs out. Its parts:
+``clock.py`` (when), ``changes.py`` (the ledger in line with the content), ``dispatch.py`` (due
+rows → chains), ``views.py`` (what HTTP shows)."""
 
 from __future__ import annotations
 
@@ -19,12 +22,15 @@ from bot.errors import BotError, ContentError, Problem
 from bot.publish.media import RevisionMedia
 from bot.publish.session import Publishing
 from bot.publish.watch import Watch
+from bot.schedule.plan import PlanMemo
 from bot.service.changes import MAX_WAIT, Changes, Stats, span
 from bot.service.clock import Clock
 from bot.service.dispatch import Dispatch
+from bot.service.role import Role
 from bot.settings import ServiceSettings
 from bot.source import GitSource, Source, export_revision, head_commit
 from bot.state import Store
+from bot.state.lease import Takeover
 from bot.state.ledger import State
 from bot.translate.base import Translator
 from bot.wiring import Wiring
@@ -58,6 +64,10 @@ class Service:
         self.wiring = wiring or Wiring()
         self.ledger = store.ledger
         self.pins = store.pins
+        # Two replicas, one active: claims are made only under the lease (bot/state/lease.py).
+        self.lease = store.service_lease(settings.active_lease)
+        self.role = Role(self.lease, on_active=self._promoted, on_standby=self._demoted)
+        self.fresh_term = True  # the next sweep is the first of this active term
         self.lock = threading.RLock()
         self.sync_lock = threading.Lock()
         self.sync_requested = threading.Event()
@@ -69,6 +79,7 @@ class Service:
         self.problems: list[Problem] = []  # errors of seen_revision when it is invalid
         # seen_revision when checking or applying it raised: (tries, next try at).
         self.failed: tuple[str, int, datetime] | None = None
+        self.fallback = False  # the revision running is the last good one, not the one seen
         self.sync_error: str | None = None
         self.last_sync: datetime | None = None
         self.sync_failing_since: datetime | None = None  # set while the source cannot be read
@@ -77,6 +88,7 @@ class Service:
         self.last_sweep: datetime | None = None
         self.warnings: list[str] = []
         self.load_cache = LoadCache()
+        self.plan_memo = PlanMemo()  # what planning each post found, kept across revisions
         self.stats = Stats()
         self.clock = Clock()
         self.changes = Changes(
@@ -93,6 +105,7 @@ class Service:
             parallel=settings.publish_parallel,
             per_account=settings.per_account,
             stopping=self.stopping,
+            may_publish=self.lease.valid,
         )
         self.lifecycle = threading.Lock()  # start() and stop() agree on whether to run
         # Another publisher on our accounts, or another service on this state.
@@ -101,6 +114,8 @@ class Service:
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        self.ledger.fence = self.lease  # from now on its claims need the lease
+        self.role.poll()  # active or standby from the first sync on
         self.sync()
         self.sweep()
         self.clock.every(self.settings.sync_interval, self.sync, "sync")
@@ -111,8 +126,9 @@ class Service:
             if self.stopping.is_set():
                 return
             self.clock.start()
+            self.role.start()
         self._schedule_due()
-        logger.bind(revision=self.revision).info("service.started")
+        logger.bind(revision=self.revision, role=self.role.name).info("service.started")
 
     def stop(self, timeout: float = 8.0) -> bool:
         """Take no new work, interrupt a git command in progress, and let work in flight (a
@@ -122,6 +138,7 @@ class Service:
         with self.lifecycle:
             self.stopping.set()
             running = self.clock.running
+        self.role.stop()
         self.source.cancel()
         clean = True
         if running:
@@ -132,7 +149,14 @@ class Service:
                 busy.release()
             else:
                 clean = False
-        logger.bind(clean=clean).info("service.stopped")
+        # Nothing more is claimed here: a standby takes over at its next poll (what is still
+        # in flight, if anything, is reconciled by it as after a crash).
+        try:
+            released = self.lease.release()
+        except Exception as exc:  # the database is gone: the lease runs out by itself
+            logger.bind(error=_first_line(exc)).warning("lease.release_failed")
+            released = False
+        logger.bind(clean=clean, released=released).info("service.stopped")
         return clean
 
     def trigger_sync(self) -> None:
@@ -149,6 +173,7 @@ class Service:
         """One sync at a time. The interval job and the webhook's ``sync-now`` are two jobs
         and may overlap: an older revision still being applied (translating) must not finish
         after, and over, a newer one (it would cancel the newer one's posts)."""
+        self._poll_role()
         with self.sync_lock:
             for _ in range(3):  # bounded: pushes arriving during a sync cost one more run
                 self.sync_requested.clear()
@@ -306,7 +331,12 @@ class Service:
 
     def apply(self, content: ContentSet, rev: str, *, fallback: bool = False) -> None:
         """Run ``rev``. ``fallback``: it is the last good revision, run because the one seen
-        (reported already) cannot: that report stays."""
+        (reported already) cannot: that report stays. A standby only keeps it (for its views,
+        and to apply it when it takes over): the active service records the plan."""
+        self._poll_role()
+        if not self.role.active:
+            self._keep(content, rev, fallback=fallback)
+            return
         now = datetime.now(UTC)
         # Images are published from this revision as git has it, whatever the working tree
         # holds later (the next fetched revision may be refused); a folder is re-checked.
@@ -326,19 +356,29 @@ class Service:
         )
         for deliverer in pub.deliverers.values():  # a thread's next part waits after SIGTERM
             deliverer.stopping = self.stopping.is_set
+            deliverer.may_send = self.lease.valid  # nothing goes out without the lease
         self.translator = pub.translator
         commit = head_commit(content.root)
         if isinstance(self.source, GitSource) and commit[0] != rev:
             commit = (rev, None)  # run from an exported tree: no git checkout there
         pub.recover(now)
         result = pipeline.plan(
-            content, now, self.settings.horizon_days, self.pins, since=now - LOOKBACK
+            content,
+            now,
+            self.settings.horizon_days,
+            self.pins,
+            since=now - LOOKBACK,
+            memo=self.plan_memo,
         )
         wanted, commit = self.changes.apply(pub, content, commit, result)
+        self._poll_role()  # (driven by hand: translating may have taken longer than the lease)
         with self.lock:
             self.content = content
-            self.pub = pub
+            # The lease may have been lost while this revision was applied: a standby keeps
+            # no publishing backends (its follow-up and watch then do nothing).
+            self.pub = pub if self.role.active else None
             self.revision = rev
+            self.fallback = fallback
             if not fallback:
                 self.seen_revision = rev
                 self.problems = []
@@ -354,6 +394,81 @@ class Service:
         )
         if self.clock.running:
             self._schedule_due()
+
+    def _keep(self, content: ContentSet, rev: str, *, fallback: bool) -> None:
+        """A standby's apply: ``rev`` validated, kept as the running revision, nothing
+        recorded, translated or published."""
+        with self.lock:
+            self.content = content
+            self.revision = rev
+            self.fallback = fallback
+            if not fallback:
+                self.seen_revision = rev
+                self.problems = []
+                self.failed = None
+        logger.bind(revision=rev, posts=len(content.posts), role=self.role.name).info(
+            "content.validated"
+        )
+
+    # -- the role ------------------------------------------------------------------------
+
+    def _poll_role(self) -> None:
+        """Poll the lease now when no thread does (a service driven by hand: see
+        ``Role.poll_if_idle``); from then on, this service's claims need the lease."""
+        self.ledger.fence = self.lease
+        self.role.poll_if_idle()
+
+    def _promoted(self, takeover: Takeover) -> None:
+        """This start took the lease (on the lease's thread: only schedule the work). At
+        start, the first sync and sweep do that work themselves."""
+        self.fresh_term = True
+        previous = takeover.previous
+        if previous and not takeover.released:
+            self.notifier.send(
+                {
+                    "text": f"diplobot: this service took over publishing (lease epoch "
+                    f"{takeover.epoch}): the active one, {previous}, stopped renewing its "
+                    "lease (it died, froze or lost the database). Its deliveries in flight "
+                    "are reconciled before any retry.",
+                    "event": "service.failover",
+                    "epoch": takeover.epoch,
+                    "previous": previous,
+                    "reason": "the active service's lease ran out",
+                }
+            )
+        with self.lifecycle:
+            if self.clock.running and not self.stopping.is_set():
+                self.clock.now(self.take_over, "take-over")
+
+    def take_over(self) -> None:
+        """Become the active service: apply the revision kept while standby (plan, record,
+        recover the previous holder's claims), then sweep (look every UNKNOWN up, deliver
+        what is due)."""
+        with self.sync_lock:
+            if self.stopping.is_set() or not self.role.active:
+                return
+            with self.lock:
+                content, rev, fallback = self.content, self.revision, self.fallback
+            try:
+                if content is not None and rev is not None:
+                    self.apply(content, rev, fallback=fallback)
+            except Exception as exc:  # the next sync tries again (the revision is not marked)
+                logger.opt(exception=exc).bind(error=_first_line(exc)).error(
+                    "service.take_over_failed"
+                )
+                with self.lock:
+                    self.seen_revision = None
+                return
+        self.sweep()
+
+    def _demoted(self) -> None:
+        """This start lost the lease (on the lease's thread): nothing new is claimed (the
+        ledger's fence), chains in flight stop at their next claim; forget the due times."""
+        with self.lock:
+            self.pub = None
+        with self.lifecycle:
+            if self.clock.running and not self.stopping.is_set():
+                self.clock.at_each([], self.run_due)
 
     def follow_up(self) -> None:
         """Between syncs: settle open deliveries of removed content, expire HELD deliveries
@@ -376,6 +491,8 @@ class Service:
             self.sync_lock.release()
 
     def _schedule_due(self) -> None:
+        if not self.role.active:
+            return
         now = datetime.now(UTC)
         dues = {r.due_at for r in self.ledger.rows(states=[State.PENDING]) if r.due_at > now}
         self.clock.at_each(dues, self.run_due)
@@ -385,15 +502,18 @@ class Service:
     def sweep(self) -> None:
         if self.stopping.is_set():
             return
+        self._poll_role()
+        if not self.role.active:
+            return
         now = datetime.now(UTC)
         self.store.mark_sweep(now)  # proves the ledger is writable
         pub = self.pub
         if pub is not None:
             pub.recover(now)
-        with self.lock:
-            first = self.last_sweep is None
-        # The first sweep of a (re)started service looks every UNKNOWN delivery up at once,
-        # whatever its back-off: the restart may be what fixed the look-ups.
+        first, self.fresh_term = self.fresh_term, False
+        # The first sweep of a (re)started service, or of a standby that took over, looks
+        # every UNKNOWN delivery up at once, whatever its back-off: the restart (or the
+        # takeover) may be what fixed the look-ups.
         self.run_due(look_now=first)
         with self.lock:
             self.last_sweep = datetime.now(UTC)

@@ -20,10 +20,39 @@ if TYPE_CHECKING:
 
 
 def healthy(service: Service) -> bool:
+    """The active service sweeps (and writes) every sweep interval; a standby polls the lease
+    (a write too) every third of the lease; a service that just took over has not swept yet."""
+    role = service.role
     with service.lock:
         last = service.last_sweep
-    limit = timedelta(seconds=max(3 * service.settings.sweep_interval, 15))
-    return last is not None and datetime.now(UTC) - last < limit
+    with role.lock:
+        polled, since = role.last_poll, role.since
+    now = datetime.now(UTC)
+    if role.active:
+        signs = [last, since]
+        limit = timedelta(seconds=max(3 * service.settings.sweep_interval, 15))
+    else:
+        signs = [polled]
+        limit = timedelta(seconds=max(3 * service.lease.renew_every, 15))
+    newest = max((s for s in signs if s is not None), default=None)
+    return newest is not None and now - newest < limit
+
+
+def role(service: Service) -> dict[str, Any]:
+    """This service's role and the lease as stored (``/status``)."""
+    try:
+        lease = service.lease.view()
+    except Exception:  # the database is unreachable: /status still answers
+        lease = None
+    with service.role.lock:
+        since, error = service.role.since, service.role.error
+    return {
+        "role": service.role.name,
+        "instance": service.lease.me.owner,
+        "since": _iso(since),
+        "lease": lease.json() if lease else None,
+        "lease_error": error,
+    }
 
 
 def not_ready(service: Service) -> str | None:
@@ -130,6 +159,8 @@ def status(
             "stale": [{**_row_json(r), "stale": why} for r, why in stale],
             # Posts of ours another publisher sent; other services on this state.
             **service.watcher.status(),
+            # active or standby, and the lease (bot/state/lease.py)
+            **role(service),
         }
 
 
@@ -199,6 +230,20 @@ class Figures:
         )
         yield from service.watcher.metrics(
             content.mission_of if content is not None else None, self.accounts
+        )
+        current = service.role.name
+        roles = GaugeMetricFamily(
+            "diplobot_role",
+            "1 for this service's role: active (holds the lease, publishes) or standby.",
+            labels=["role"],
+        )
+        for name in ("active", "standby"):
+            roles.add_metric([name], int(name == current))
+        yield roles
+        yield GaugeMetricFamily(
+            "diplobot_lease_epoch",
+            "The lease's epoch this service holds (0: it holds none).",
+            service.lease.epoch or 0,
         )
 
 

@@ -8,6 +8,7 @@ an engine.
     db.py          ``--state`` → URL, opening, the operator's messages
     ledger.py      the deliveries and their state machine
     pins.py, translations.py, pauses.py, presence.py   the other parts
+    lease.py       which service start is the active one (fencing its claims)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bot.state.db import database_problem, open_engine, state_dir, state_exists,
 from bot.state.ledger import Instance, Ledger, Shared, this_instance
 
 if TYPE_CHECKING:
+    from bot.state.lease import ServiceLease
     from bot.state.pauses import Pauses
     from bot.state.pins import Pins
     from bot.state.presence import Presence
@@ -93,6 +95,13 @@ class Store:
         from bot.state.presence import Presence
 
         return Presence(self.engine, lease, instance)
+
+    def service_lease(self, duration: timedelta, instance: Instance | None = None) -> ServiceLease:
+        """The service's lease in this state (``bot/state/lease.py``), as ``instance`` (default:
+        this process start) sees it; ``duration``: ``DIPLOBOT_ACTIVE_LEASE``."""
+        from bot.state.lease import ServiceLease
+
+        return ServiceLease(self.engine, duration, instance)
 
     def mark_sweep(self, now: datetime) -> None:
         """A write that proves the state is writable (the sweep's heartbeat)."""

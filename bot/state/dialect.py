@@ -27,6 +27,7 @@ from sqlalchemy import (
     Connection,
     Dialect,
     Engine,
+    Float,
     String,
     Table,
     UniqueConstraint,
@@ -39,8 +40,10 @@ from sqlalchemy import inspect as inspect_db
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
 
 from bot.errors import ConfigError, StateError
@@ -74,6 +77,10 @@ CONNECT = {
 }
 """libpq parameters of every PostgreSQL connection; the URL's own (``?connect_timeout=5``)
 win."""
+
+
+IDLE_IN_TRANSACTION_MS = 5000
+"""PostgreSQL ends a session idle in a transaction this long (see :func:`engine_for`)."""
 
 
 def check_url(url: str) -> str:
@@ -139,7 +146,14 @@ def engine_for(url: str, *, password: str | None = None) -> Engine:
             target,
             pool_pre_ping=True,
             **POOL,
-            connect_args={k: v for k, v in CONNECT.items() if k not in given},
+            connect_args={
+                **{k: v for k, v in CONNECT.items() if k not in given},
+                # A replica frozen (SIGSTOP, a paused VM) or cut off in the middle of a
+                # transaction would keep its row locks, and the others waiting, for as long as
+                # its connection lives: the server ends such a session after a few seconds
+                # instead (no transaction of diplobot waits between two of its statements).
+                "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+            },
         )
     engine = create_engine(url, connect_args={"timeout": 30})
     if engine.dialect.name == SQLITE:
@@ -360,3 +374,23 @@ def damaged(where: Path | str, detail: str) -> str:
 
 def _unsupported(conn: Connection) -> StateError:
     return StateError(f"state databases of kind {conn.dialect.name!r} are not supported")
+
+
+class db_seconds(FunctionElement[float]):
+    """The database's clock, in seconds since 1970, as a SQL expression: the lease's expiry is
+    computed and compared by the database itself (bot/state/lease.py). PostgreSQL's
+    ``clock_timestamp()`` (the time at this statement, not at the transaction's start); SQLite's
+    ``julianday('now')``: the host's clock, shared by every process on one file."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(db_seconds)
+def _db_seconds_sqlite(element: db_seconds, compiler: Any, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(db_seconds, "postgresql")
+def _db_seconds_postgresql(element: db_seconds, compiler: Any, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"

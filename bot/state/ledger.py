@@ -93,8 +93,6 @@ import atexit
 import hashlib
 import json
 import os
-import secrets
-import socket
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -119,7 +117,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from bot.instance import Instance as Instance
+from bot.instance import this_instance as this_instance
 from bot.state.dialect import exclusive, insert_new, upsert
+from bot.state.lease import FENCE, ServiceLease
 from bot.state.tables import MICROSECONDS, by_hand, deliveries, instances, utc_now
 
 
@@ -138,40 +139,6 @@ class State(StrEnum):
 FINAL = frozenset({State.POSTED, State.FAILED, State.SKIPPED, State.EXPIRED, State.RETRACTED})
 INSTANCES_KEPT = timedelta(days=7)
 """Heartbeats older than this are deleted (a claim that old is stale whatever they say)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Instance:
-    """One start of one process: what ``claimed_by`` names."""
-
-    id: str  # random, new at every start
-    host: str
-    pid: int
-    pid_space: str  # the pid namespace ("pid:[4026531836]"), "" where there is none
-
-    @property
-    def owner(self) -> str:
-        return f"{self.id}@{self.host}:{self.pid}"
-
-
-def _pid_space() -> str:
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-
-
-_THIS: Instance | None = None
-_THIS_LOCK = threading.Lock()
-
-
-def this_instance() -> Instance:
-    """This process start (a forked child is a start of its own)."""
-    global _THIS
-    with _THIS_LOCK:
-        if _THIS is None or _THIS.pid != os.getpid():
-            _THIS = Instance(secrets.token_hex(6), socket.gethostname(), os.getpid(), _pid_space())
-        return _THIS
 
 
 def owner_id() -> str:
@@ -425,6 +392,8 @@ _CLAIM = (
     )
     .returning(*deliveries.c)  # the row as claimed: what will be published
 )
+_CLAIM_FENCED = _CLAIM.where(FENCE)
+"""The claim of a service under the lease: only while it holds it (bot/state/lease.py)."""
 _ABANDON = (
     update(deliveries)
     .where(
@@ -669,6 +638,8 @@ class Ledger:
                     self._hot, self.instance, every
                 )
         self._beat = beat
+        self.fence: ServiceLease | None = None
+        """Set by a service: its claims are made only while it holds the lease."""
 
     def ensure(self, items: Iterable[NewDelivery]) -> list[Row]:
         """Record deliveries that are not in the ledger yet; refresh PENDING ones whose text,
@@ -860,13 +831,20 @@ class Ledger:
 
     def claim(self, row_id: int, now: datetime) -> Row | None:
         """PENDING → SENDING for this instance, committed; the row exactly as claimed (publish
-        that copy: it is what the ledger holds). None when another process got it first or
-        it is not due for retry yet."""
-        params = {"row_id": row_id, "now": now, "owner": self.instance.owner}
+        that copy: it is what the ledger holds). None when another process got it first, it is
+        not due for retry yet, or (:attr:`fence` set) this service does not hold the lease."""
+        params: dict[str, Any] = {"row_id": row_id, "now": now, "owner": self.instance.owner}
+        statement = _CLAIM
+        fence = self.fence
+        if fence is not None:  # a service: only while it holds the lease (lease.py)
+            if not fence.valid():
+                return None
+            params.update(fence.params())
+            statement = _CLAIM_FENCED
 
         def run(conn: Connection) -> Any:
             self._beat.register(conn, now)
-            return conn.execute(_CLAIM, params).first()
+            return conn.execute(statement, params).first()
 
         try:
             claimed = self._hot.together(run)
@@ -887,6 +865,16 @@ class Ledger:
         if claimed is None:
             return None
         self._beat.hold(row_id)
+        if fence is not None and not fence.valid():
+            # The lease ran out while the claim was being written: nothing was sent, so the
+            # row goes back to PENDING for the service that holds the lease now.
+            self.transition(
+                row_id,
+                State.PENDING,
+                expect=[State.SENDING],
+                error="not sent: this service lost its lease as it claimed it",
+            )
+            return None
         return _row(claimed)
 
     def transition(

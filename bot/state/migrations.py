@@ -33,6 +33,7 @@ from bot.state.tables import (
     instances,
     runtime_pauses,
     schema_version,
+    service_lease,
     slot_pins,
     translations,
 )
@@ -95,6 +96,7 @@ STEPS: tuple[Step, ...] = (
     Step("deliveries armed by post-now", create(by_hand)),  # 5
     Step("an index of deliveries by state and due time", create_index(due_index)),  # 6
     Step("reposts: the original a delivery reposts", add_columns(deliveries, "repost_of")),  # 7
+    Step("the service's lease: one active replica", create(service_lease)),  # 8
 )
 """Version N is reached by running STEPS[N-1]. Append, never edit."""
 

@@ -12,7 +12,8 @@ Tables: ``slot_pins`` (a slot occurrence given to a post, so it never moves),
 post, account, part and channel, with its state), ``runtime_pauses`` (``diplobot pause``),
 ``heartbeat`` (the sweep's and each service start's mark), ``instances`` (one row per process
 start that claimed a delivery or runs the service: its heartbeat keeps its claims alive) and
-``by_hand`` (deliveries armed by ``post-now``, which the plan must not move or cancel).
+``by_hand`` (deliveries armed by ``post-now``, which the plan must not move or cancel),
+``service_lease`` (which service start is the active one: ``bot/state/lease.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     Column,
     Dialect,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -185,6 +187,20 @@ by_hand = Table(
     # neither moves its due time back nor cancels it because its post is (still) a draft.
     Column("delivery_id", Integer, primary_key=True),  # deliveries.id
     Column("armed_at", SECONDS, nullable=False),
+)
+
+service_lease = Table(
+    "service_lease",
+    metadata,
+    # One row per deployment: the service start that may publish (bot/state/lease.py).
+    Column("name", String, primary_key=True),
+    Column("holder", String, nullable=False),  # its instance id; "" before the first holder
+    Column("owner", String, nullable=False),  # INSTANCE@HOST:PID, for people
+    Column("epoch", Integer, nullable=False),  # the fencing token: +1 at every acquisition
+    # Seconds since 1970 on the *database's* clock (PostgreSQL's clock_timestamp(); SQLite's
+    # is the host's): the replicas' own clocks never decide whether the lease ran out.
+    Column("expires_at", Float, nullable=False),
+    Column("acquired_at", Float, nullable=False),
 )
 
 

@@ -60,6 +60,9 @@ STEPS: list[dict[str, str | None]] = [
     {"content/posts/gen/p06.yaml": "id: p07\nlang: fr\ntext: Doublon\n"},  # duplicate id
     {"content/posts/gen/p06.yaml": None},
     {"content/posts/gen/p08.yaml": None, "content/posts/gen/p8.yaml": POST.format(day=8, n=8)},
+    {"content/posts/gen/p03a.yaml": POST.format(day=3, n="inséré")},  # in the middle
+    {"content/posts/gen/p02.yaml": "id: renamed\n" + POST.format(day=2, n=2)},  # another id
+    {"content/posts/gen/p10.yaml": "lang: fr\ntext: Brouillon\n"},  # a draft now
     {"schedules/accounts.yaml": None},  # the context changes: everything is checked again
     {"content/posts/gen/p09.yml": POST.format(day=9, n=9), "content/posts/gen/notes.txt": "x"},
     {"content/posts/.hidden/p.yaml": POST.format(day=1, n=0)},
@@ -89,8 +92,18 @@ def test_changed_only_checks_equal_checking_every_file(
         return real_post_files(base, out, layouts)
 
     monkeypatch.setattr(loader, "_post_files", counting_post_files)
+    patched: list[bool] = []
+    real_patched = loader._patched
+
+    def counting_patched(*args: object) -> object:
+        found = real_patched(*args)  # type: ignore[arg-type]
+        patched.append(found is not None)
+        return found
+
+    monkeypatch.setattr(loader, "_patched", counting_patched)
     rev = source.refresh()
-    validate(source.root, cache)
+    previous = validate(source.root, cache)[0]
+    said = 0
     for step in STEPS:
         for rel, body in step.items():
             if rel == "schedules/accounts.yaml":
@@ -104,7 +117,20 @@ def test_changed_only_checks_equal_checking_every_file(
         walks.clear()
         found = validate(source.root, cache, changed=changed)
         partial_reads, partial_walks = list(read), len(walks)
-        assert found == validate(source.root), step
+        whole = validate(source.root)
+        assert found == whole, step
+        if found[0] is not None and whole[0] is not None:  # the same order too (plan's)
+            assert list(found[0].posts) == list(whole[0].posts), step
+        since = found[0].since if found[0] is not None else None
+        # What it says changed since the last call covers it all (after an invalid revision
+        # the last call's posts are not the last content's: the service then compares all).
+        if since is not None and previous is not None and since[0] is previous.posts:
+            said += 1
+            old, new_posts = previous.posts, found[0].posts  # type: ignore[union-attr]
+            differ = {p for p, e in new_posts.items() if old.get(p) is not e}
+            assert differ | (set(old) - set(new_posts)) <= since[1], step
+        if found[0] is not None:
+            previous = found[0]
         if all(r.startswith(("content/posts/gen/", "content/posts/new/")) for r in step):
             # No walk, and only the changed post files were read (and relocated: p06).
             assert partial_walks == 0, step
@@ -112,6 +138,9 @@ def test_changed_only_checks_equal_checking_every_file(
         else:  # the context changed, or a hidden path: every file, as without ``changed``
             assert partial_walks == 1, step
         rev = new
+    # Most steps started from the last outcome (not a duplicate id, nor a changed context).
+    assert sum(patched) >= 8, patched
+    assert said >= 5, said
 
 
 def test_files_put_into_the_checkout_by_hand_are_seen(origin: Path, tmp_path: Path) -> None:

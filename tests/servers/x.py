@@ -106,9 +106,11 @@ Inspection and set-up
 ---------------------
 
 ``srv.timeline(name)`` the account's live posts, oldest first (dicts: ``id``, ``account``,
-``author_id``, ``text``, ``created_at``, ``reply_to``, ``media`` with ``alt_text``);
-``srv.requests`` every request as an :class:`XRequest` (method, path, query, account, status,
-fault, body, note); ``srv.calls`` the same as the translation fakes record them (with headers);
+``author_id``, ``text``, ``created_at``, ``reply_to``, ``media`` with ``alt_text``,
+``user_agent``: the User-Agent of the request that created it, which says which replica of
+diplobot sent it); ``srv.requests`` every request as an :class:`XRequest` (method, path, query,
+account, status, fault, body, note, user_agent); ``srv.calls`` the same as the translation
+fakes record them (with headers);
 ``srv.errors`` spec violations and the fake's own failures; ``srv.media(id)`` an upload,
 bytes included; ``srv.account(name)`` an :class:`XAccount`; ``srv.credentials(name)`` keyword
 arguments for ``tweepy.Client``; ``srv.add_tweet(name, text, reply_to=, created_at=)`` puts a
@@ -269,6 +271,7 @@ class XRequest:
     fault: str | None = None
     body: Any = None
     note: str | None = None
+    user_agent: str | None = None  # who sent it: diplobot names its host and instance
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,7 @@ class _Tweet:
     media_ids: list[str]
     deleted: bool = False
     repost_of: str | None = None  # a repost (retweet): the id of the post it reposts
+    user_agent: str | None = None  # the User-Agent of the request that created it
 
 
 @dataclass
@@ -340,6 +344,7 @@ class _Ctx:
     path_params: dict[str, str]
     query: dict[str, str]
     body: Any
+    user_agent: str | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -981,6 +986,7 @@ class XServer(FakeTranslationServer):
                 kind,
                 logged_body,
                 note,
+                incoming.headers.get("User-Agent"),
             )
             with self._lock:
                 self._requests.append(entry)
@@ -1175,7 +1181,8 @@ class XServer(FakeTranslationServer):
         if problems:
             self.errors.append(SpecViolation(incoming.method, incoming.path, problems))
             return account.account, _invalid(problems), "; ".join(problems)
-        response = handler(_Ctx(account, path_params, query, body))
+        ctx = _Ctx(account, path_params, query, body, incoming.headers.get("User-Agent"))
+        response = handler(ctx)
         if 200 <= response.status < 300:
             answer = self.spec.check_response(op, response.status, json.loads(response.body))
             if answer:
@@ -1225,6 +1232,7 @@ class XServer(FakeTranslationServer):
             "reply_to": tweet.reply_to,
             "media": media,
             "repost_of": tweet.repost_of,
+            "user_agent": tweet.user_agent,
         }
 
     def _usable_media(self, account: XAccount, media_id: str) -> bool:
@@ -1266,7 +1274,15 @@ class XServer(FakeTranslationServer):
                 for t in self._by_text.get((ctx.account.account, text), ())
             ):
                 return _problem(403, "Forbidden", DUPLICATE)
-            tweet = _Tweet(self._next_id(), ctx.account.account, text, now, reply_to, media_ids)
+            tweet = _Tweet(
+                self._next_id(),
+                ctx.account.account,
+                text,
+                now,
+                reply_to,
+                media_ids,
+                user_agent=ctx.user_agent,
+            )
             self._store(tweet)
         data = {"id": tweet.id, "text": text, "edit_history_tweet_ids": [tweet.id]}
         return _json({"data": data}, 201)

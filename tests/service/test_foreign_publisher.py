@@ -2,13 +2,12 @@
 with separate state follow one content repository and publish to one fake X, so every post
 goes out twice. Neither can prevent it; each must make it visible: one alert per foreign
 post, in ``/status`` and ``/metrics``. A post made by hand is not alerted, nor is a single
-deployment's own work; two services on one state database are alerted too."""
+deployment's own work. (Two services on one state database are replicas, not another
+publisher: tests/service/test_replicas.py.)"""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from publish.conftest import WebhookSink
@@ -136,45 +135,6 @@ def test_a_single_deployment_raises_nothing_over_several_checks(
     assert [a for a in alerts.received if a.get("event") == "service.shared_state"] == []
     status = bot.status()
     assert status["foreign_posts"] == [] and status["other_services"] == []
-
-
-class _OnState(ServiceProcess):
-    """A service whose state database is another's (its clone and logs its own)."""
-
-    shared: Path = Path()
-
-    @property
-    def state(self) -> Path:
-        return self.shared
-
-
-def test_two_services_on_one_state_database_are_alerted_once(
-    service: ServiceFactory, alerts: WebhookSink, tmp_path: Path
-) -> None:
-    """Each service start marks itself in the state database; a second live service on the
-    same state is alerted once by each, and listed in /status."""
-    first = _watching(service, alerts)
-    first.start()
-    second_dir = tmp_path / "second"
-    second_dir.mkdir()
-    second = _OnState(second_dir, first.env)
-    second.shared = first.state
-    try:
-        second.start()
-        shared = lambda: [  # noqa: E731
-            a for a in alerts.received if a.get("event") == "service.shared_state"
-        ]
-        wait_for("both services to see the other", lambda: len(shared()) >= 2)
-        time.sleep(3)  # several more ticks: no alert again
-        assert len(shared()) == 2
-        assert len({a["instance"] for a in shared()}) == 2
-        assert "two services share this state" in shared()[0]["text"]
-        for one, other in ((first, second), (second, first)):
-            others = one.status()["other_services"]
-            assert len(others) == 1
-            assert other.proc is not None and others[0]["pid"] == other.proc.pid
-    finally:
-        second.stop()
 
 
 def test_our_own_post_whose_answer_was_lost_is_never_alerted(

@@ -166,7 +166,7 @@ def test_broken_commit_keeps_the_last_good_revision_running(
     assert status["content_errors"] == [
         "content/posts/casse.yaml:3:1: unknown key 'pubish_at' (did you mean 'publish_at'?)"
     ]
-    assert svc.get("/healthz") == (200, "ok\n")
+    assert svc.get("/healthz") == (200, "ok (active)\n")
     assert svc.get("/readyz")[0] == 200
     alert = wait_for("the content.invalid alert", lambda: alerts_of(alerts, "content.invalid"))
     assert alert[0]["revision"] == broken and "casse.yaml:3:1" in alert[0]["text"]

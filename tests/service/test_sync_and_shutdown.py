@@ -168,14 +168,14 @@ def test_unreachable_repository_alerts_once_and_readyz_fails_until_it_recovers(
         DIPLOBOT_ALERT_WEBHOOK=alerts.url,
     )
     svc.start()
-    assert svc.get("/readyz") == (200, "ready\n")
+    assert svc.get("/readyz") == (200, "ready (active)\n")
 
     git_host.auth = (USER, "rotated-token")  # the host stops accepting the service's token
     wait_for("the failure alert", lambda: alerts_of(alerts, "sync.failed"), timeout=10)
     code, reason = svc.get("/readyz")
     assert code == 503 and reason.startswith("cannot read the content source since ")
     assert "Authentication failed" in reason
-    assert svc.get("/healthz") == (200, "ok\n")
+    assert svc.get("/healthz") == (200, "ok (active)\n")
     sync = svc.status()["sync"]
     assert sync["ok"] is False and sync["failing_since"] and "Authentication" in sync["error"]
     assert "diplobot_sync_failing 1" in svc.get("/metrics")[1]
@@ -189,7 +189,7 @@ def test_unreachable_repository_alerts_once_and_readyz_fails_until_it_recovers(
 
     git_host.auth = (USER, TOKEN)
     wait_for("the recovery alert", lambda: alerts_of(alerts, "sync.recovered"), timeout=10)
-    assert svc.get("/readyz") == (200, "ready\n")
+    assert svc.get("/readyz") == (200, "ready (active)\n")
     assert svc.status()["sync"]["ok"] is True
     assert "diplobot_sync_failing 0" in svc.get("/metrics")[1]
     time.sleep(2)

@@ -101,6 +101,7 @@ def test_state_file_of_the_last_release_opens_in_place_with_every_row_kept(
     before.pop("schema_version")
     # Schema 7 added deliveries.repost_of (reposts): None in every row of the release.
     assert after.pop("deliveries") == [(*row, None) for row in before.pop("deliveries")]
+    assert after.pop("service_lease") == []  # schema 8: the replicas' lease, empty until a run
     assert after == before
     with closing(sqlite3.connect(path)) as conn:
         plan = conn.execute(
@@ -124,6 +125,7 @@ def test_a_step_that_adds_a_column_upgrades_the_release_file_once(tmp_path: Path
     assert columns(path, "deliveries")[-1] == "note"
     after = dump(path)
     assert after["deliveries"] == [(*row, None, "none") for row in before["deliveries"]]
+    assert after.pop("service_lease") == []  # the replicas' lease: a table of today's steps
     assert {n: r for n, r in after.items() if n not in ("deliveries", "schema_version")} == {
         n: r for n, r in before.items() if n not in ("deliveries", "schema_version")
     }
@@ -134,8 +136,8 @@ def test_a_step_that_adds_a_column_upgrades_the_release_file_once(tmp_path: Path
 
 
 def test_a_failed_step_leaves_the_file_as_it_was(tmp_path: Path) -> None:
-    """Steps 6 (the index), 7 (a column) and 8 (fails halfway, after changing rows): the
-    upgrade stops with a message naming step 8, and the file is exactly as it was, at
+    """Today's steps, a column, and a step that fails halfway (after changing rows): the
+    upgrade stops with a message naming that step, and the file is exactly as it was, at
     schema 5, without the index."""
     path = release_copy(tmp_path)
     before = dump(path)
@@ -180,7 +182,7 @@ def test_a_step_that_alters_a_column_keeps_every_row(tmp_path: Path) -> None:
         assert notnull["pinned_at"] == 0 and notnull["slot"] == 1
         conn.execute("INSERT INTO slot_pins VALUES ('p', 's', '2026-01-01T09:00:00', NULL)")
         tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == set(before)  # the old copy is gone
+    assert tables == set(before) | {"service_lease"}  # the old copy is gone
 
 
 def test_a_new_file_gets_every_step_and_old_code_builds_old_schemas(tmp_path: Path) -> None:
