@@ -7,7 +7,8 @@ Run:  .venv/bin/python bench/bench_scale.py [--missions 269] [--posts 50000] [--
 One repository is generated (``bench/genrepo.py --missions``) and committed to a git origin.
 Then, each a median of ``--repeat`` runs (min–max beside it):
 
-- **validate**: ``diplobot validate --root REPO`` as a whole process;
+- **validate**: ``diplobot validate --root REPO`` as a whole process, with ``--no-cache``
+  and with its per-file result cache warm (a first run fills it, not counted);
 - **plan**: ``diplobot plan --root REPO --days 14 --format json`` as a whole process (its
   state: an empty SQLite file);
 - for each state kind, on an empty database: **first start** (the service's first
@@ -177,10 +178,15 @@ def main() -> None:
             f"repository: {args.missions + 1} missions (the central one too), {accounts} "
             f"accounts, {args.posts} posts"
         )
-        times = timed_process(
-            [*DIPLOBOT, "validate", "--root", str(origin)], args.repeat, lambda rc: rc == 0
-        )
-        print(f"validate (whole process): {spread(times)}")
+        for label, extra in (("no result cache", ["--no-cache"]), ("warm result cache", [])):
+            times = timed_process(
+                [*DIPLOBOT, "validate", "--root", str(origin), *extra],
+                args.repeat + (0 if extra else 1),
+                lambda rc: rc == 0,
+            )
+            if not extra:
+                times = times[1:]  # the first run fills the cache
+            print(f"validate (whole process, {label}): {spread(times)}")
         plan_root = Path(tmp) / "plan"
         shutil.copytree(origin, plan_root, ignore=shutil.ignore_patterns(".git"))
         times = timed_process(
