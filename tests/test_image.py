@@ -533,6 +533,14 @@ def test_compose_wires_every_secret() -> None:
     )
     assert "postgres_password" in postgres["secrets"] and "healthcheck" in postgres
     assert any(str(v).endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
+    # A second replica: the same image, settings and secrets on the same database, its own
+    # clone and outbox (a volume of its own) and port.
+    second = compose["services"]["bot-2"]
+    assert second["environment"] == env and second["secrets"] == bot["secrets"]
+    assert second["image"] == bot["image"] and second["depends_on"] == bot["depends_on"]
+    assert set(second["volumes"]).isdisjoint(bot["volumes"]) and second["ports"] != bot["ports"]
+    assert all(str(p).startswith("127.0.0.1:") for p in second["ports"])
+    assert {str(v).split(":")[0] for v in second["volumes"]} <= set(compose["volumes"])
 
     file_vars = {k: v for k, v in env.items() if k.endswith("_FILE")}
     for name, path in file_vars.items():

@@ -66,6 +66,10 @@ class Changes:
         self.stats, self.lock = stats, lock  # counters shown in /metrics, and their lock
         # Deliveries awaiting translation (HELD): (post, account) → (tries, next try at).
         self.awaiting: dict[Key, tuple[int, datetime]] = {}
+        # ... and what each was held as (fingerprint, due): a later apply leaves an unchanged
+        # one to follow_up and its growing waits, instead of translating it again at every
+        # commit (a language the engine lacks would cost every apply one try per delivery).
+        self.held_as: dict[Key, tuple[str, datetime]] = {}
         # The plan's deliveries (one per part) of the running revision, per (post, account),
         # and the git commit and author recorded with its rows.
         self.wanted: dict[Key, list[Delivery]] = {}
@@ -99,12 +103,15 @@ class Changes:
         # translating and recording again.
         setup = pub.translator.name + str(pub.channel_of)
         if setup != self.recorded_setup:
-            self.recorded, self.recorded_setup = {}, setup
-        todo = {
-            key: parts
-            for key, parts in wanted.items()
-            if self.recorded.get(key) != (content.posts[key[0]].fingerprint, parts[0].due)
-        }
+            self.recorded, self.recorded_setup, self.held_as = {}, setup, {}
+        todo = {}
+        for key, parts in wanted.items():
+            now_as = (content.posts[key[0]].fingerprint, parts[0].due)
+            if self.recorded.get(key) == now_as:
+                continue
+            if key in self.awaiting and self.held_as.get(key) == now_as:
+                continue  # held, unchanged: follow_up tries it again at its time
+            todo[key] = parts
         before = dict(self.removed)
         try:
             self.record(pub, content, commit, todo, blackout)
@@ -112,6 +119,8 @@ class Changes:
                 del self.recorded[gone]
             for key in set(self.awaiting) - set(wanted):
                 del self.awaiting[key]
+            for key in set(self.held_as) - set(self.awaiting):
+                del self.held_as[key]
             self.cancel_removed(content, set(wanted), result.pins)
             self.settle_removed(pub)
         except BaseException:
@@ -212,6 +221,7 @@ class Changes:
                         f"its time ({due:%Y-%m-%d %H:%M} UTC)",
                     )
                 self.awaiting[key] = (tries, now + wait)
+                self.held_as[key] = (entry.fingerprint, due)
                 continue
             if key in self.awaiting:
                 del self.awaiting[key]
