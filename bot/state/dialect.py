@@ -152,7 +152,16 @@ def engine_for(url: str, *, password: str | None = None) -> Engine:
                 # transaction would keep its row locks, and the others waiting, for as long as
                 # its connection lives: the server ends such a session after a few seconds
                 # instead (no transaction of diplobot waits between two of its statements).
-                "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+                # (after the URL's own options, e.g. a search_path, which connect_args replace)
+                "options": " ".join(
+                    filter(
+                        None,
+                        [
+                            str(target.query.get("options", "")),
+                            f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+                        ],
+                    )
+                ),
             },
         )
     engine = create_engine(url, connect_args={"timeout": 30})

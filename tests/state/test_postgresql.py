@@ -96,6 +96,7 @@ def test_an_empty_database_gets_every_step(pg_url: str) -> None:
         "heartbeat",
         "instances",
         "by_hand",
+        "service_lease",
     }
     engine = engine_for(pg_url)
     with engine.connect() as conn:
@@ -500,3 +501,11 @@ def test_a_schema_of_its_own_through_the_url_search_path(pg_url: str) -> None:
         public = set(inspect(conn).get_table_names())
     engine.dispose()
     assert {"deliveries", "schema_version", "instances"} <= ours and public == {"customers"}
+    # The URL's options join diplobot's own, which they do not replace (a frozen replica's
+    # transaction is still ended by the server).
+    engine = engine_for(pg_url + "?options=-csearch_path%3Ddiplobot")
+    with engine.connect() as conn:
+        path = conn.execute(text("SHOW search_path")).scalar()
+        idle = conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar()
+    engine.dispose()
+    assert (path, idle) == ("diplobot", "5s")
