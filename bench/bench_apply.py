@@ -25,6 +25,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 HERE = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(HERE), str(HERE / "tests")]
@@ -34,18 +35,39 @@ from servers.translate import LibreServer  # noqa: E402
 from bench.genrepo import generate  # noqa: E402
 from bot.log import setup_logging  # noqa: E402
 
+if TYPE_CHECKING:
+    from bot.service import Service
+    from bot.state import Store
+
 
 def git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True)
 
 
-def bench_size(posts: int, edits: int, profile: bool, libre_url: str) -> tuple[float, list[float]]:
-    """The first sync's time and each edit's apply time, for a repository of ``posts``."""
+def follower(origin: Path, url: str, work: Path) -> tuple[Service, Store]:
+    """The service (not started: the caller times its ``sync``) following the git repository
+    ``origin`` on the state at ``url``, its clone in ``work``; and its store, to close."""
     from bot.service import Service
     from bot.settings import ServiceSettings, Settings
     from bot.source import GitSource
-    from bot.state import open_store, state_url
+    from bot.state import open_store
     from bot.wiring import Wiring
+
+    settings = Settings.from_env(os.environ)
+    store = open_store(url, lease=settings.lease)
+    service = Service(
+        GitSource(str(origin), "main", work / "repo", settings.git_env),
+        store,
+        work,
+        ServiceSettings(sync_interval=300),
+        wiring=Wiring(settings),
+    )
+    return service, store
+
+
+def bench_size(posts: int, edits: int, profile: bool, libre_url: str) -> tuple[float, list[float]]:
+    """The first sync's time and each edit's apply time, for a repository of ``posts``."""
+    from bot.state import state_url
 
     with tempfile.TemporaryDirectory() as tmp:
         origin = generate(Path(tmp) / "origin", posts)
@@ -54,15 +76,7 @@ def bench_size(posts: int, edits: int, profile: bool, libre_url: str) -> tuple[f
         git(origin, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "start")
         os.environ.update(DIPLOBOT_TRANSLATOR="libre", DIPLOBOT_TRANSLATOR_URL=libre_url)
         state = Path(tmp) / "state"
-        settings = Settings.from_env(os.environ)
-        store = open_store(state_url(state, str(state / "state.sqlite")), lease=settings.lease)
-        service = Service(
-            GitSource(str(origin), "main", state / "repo", settings.git_env),
-            store,
-            state,
-            ServiceSettings(sync_interval=300),
-            wiring=Wiring(settings),
-        )
+        service, _store = follower(origin, state_url(state, str(state / "state.sqlite")), state)
         start = time.perf_counter()
         service.sync()
         first = time.perf_counter() - start

@@ -82,6 +82,13 @@ def run_idle(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    return idle_figures(proc, port, seconds)
+
+
+def idle_figures(proc: subprocess.Popen[bytes], port: int, seconds: int) -> dict[str, float]:
+    """Wait until the started ``diplobot run`` (``proc``, serving on ``port``) is ready, let
+    it settle 5 s, then sample it for ``seconds``: its time to ready (s), CPU (% of one core),
+    RSS at the end and its peak (MB). The process is terminated on return."""
     try:
         start = time.time()
         while True:

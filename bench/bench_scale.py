@@ -40,6 +40,7 @@ sys.path[:0] = [str(HERE), str(HERE / "tests")]
 
 from servers.translate import LibreServer  # noqa: E402
 
+from bench.bench_apply import follower  # noqa: E402
 from bench.genrepo import generate  # noqa: E402
 from bench.state import state_for  # noqa: E402
 from bot.log import setup_logging  # noqa: E402
@@ -108,21 +109,7 @@ def new_states(kind: str, folder: Path) -> Iterator[Callable[[], str]]:
 
 def service_run(origin: Path, url: str, work: Path, edits: int) -> tuple[float, list[float], int]:
     """The first sync's time, each one-commit apply's time, and the deliveries recorded."""
-    from bot.service import Service
-    from bot.settings import ServiceSettings, Settings
-    from bot.source import GitSource
-    from bot.state import open_store
-    from bot.wiring import Wiring
-
-    settings = Settings.from_env(os.environ)
-    store = open_store(url, lease=settings.lease)
-    service = Service(
-        GitSource(str(origin), "main", work / "repo", settings.git_env),
-        store,
-        work,
-        ServiceSettings(sync_interval=300),
-        wiring=Wiring(settings),
-    )
+    service, store = follower(origin, url, work)
     start = time.perf_counter()
     service.sync()
     first = time.perf_counter() - start

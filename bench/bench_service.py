@@ -350,7 +350,9 @@ def _proc_stat(pid: int) -> tuple[float, int]:
 
 
 def bench_idle(seconds: int = 60) -> None:
-    import urllib.request
+    """A 10,000-post folder followed by ``diplobot run``, sampled idle (``bench_idle.py``
+    measures the same at 1k/10k/50k, from git or a folder, beside a baseline)."""
+    from bench.bench_idle import idle_figures
 
     with tempfile.TemporaryDirectory() as tmp, LibreServer() as libre:
         root = generate(Path(tmp) / "repo", 10_000)
@@ -369,38 +371,14 @@ def bench_idle(seconds: int = 60) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        try:
-            start = time.time()
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.time() - start > 300:
-                    raise SystemExit("service did not become ready in 300 s")
-                time.sleep(0.5)
-            ready = time.time() - start
-            time.sleep(5)  # let the start-up work settle
-            cpu0, _ = _proc_stat(proc.pid)
-            t0 = time.time()
-            peak = 0
-            while time.time() - t0 < seconds:
-                time.sleep(1)
-                peak = max(peak, _proc_stat(proc.pid)[1])
-            cpu1, rss = _proc_stat(proc.pid)
-            elapsed = time.time() - t0
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
+        figures = idle_figures(proc, port, seconds)
     print(
-        f"10,000 posts; ready after {ready:.1f} s (first sync: validate, plan, translate "
-        f"and record the 7-day window)"
+        f"10,000 posts; ready after {figures['ready']:.1f} s (first sync: validate, plan, "
+        "translate and record the 7-day window)"
     )
     print(
-        f"idle {elapsed:.0f} s: CPU {100 * (cpu1 - cpu0) / elapsed:.2f} % of one core; "
-        f"RSS {rss / 1024:.0f} MB (peak while idle {peak / 1024:.0f} MB)"
+        f"idle {seconds} s: CPU {figures['cpu']:.2f} % of one core; RSS {figures['rss']:.0f} MB "
+        f"(peak while idle {figures['peak']:.0f} MB)"
     )
 
 

@@ -38,7 +38,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, exists, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    select,
+    update,
+)
 
 from bot.instance import Instance, Owner, gone_reason, this_instance
 from bot.state.dialect import db_seconds, upsert
@@ -186,18 +196,7 @@ class ServiceLease:
                         self._deadline = sent + seconds - self.margin
                     return Turn(True)
             before = conn.execute(select(_l.owner, _l.expires_at).where(_l.name == self.name)).one()
-            taken = conn.execute(
-                update(service_lease)
-                .where(and_(_l.name == self.name, _l.expires_at <= db_seconds()))
-                .values(
-                    holder=self.me.id,
-                    owner=self.me.owner,
-                    epoch=_l.epoch + 1,
-                    expires_at=db_seconds() + seconds,
-                    acquired_at=db_seconds(),
-                )
-                .returning(_l.epoch)
-            ).first()
+            taken = self._take(conn, _l.expires_at <= db_seconds(), seconds)
             dead = ""
             if taken is None:
                 dead, taken = self._take_from_the_dead(conn, seconds)
@@ -228,9 +227,17 @@ class ServiceLease:
         why = gone_reason(owner.host, owner.pid, held.pid_space, self.me)
         if why is None:
             return "", None
-        taken = conn.execute(
+        taken = self._take(conn, and_(_l.holder == held.holder, _l.epoch == held.epoch), seconds)
+        return (why, taken) if taken is not None else ("", None)
+
+    def _take(
+        self, conn: Connection, condition: ColumnElement[bool], seconds: float
+    ) -> Row[Any] | None:
+        """Make this start the holder, with the next epoch, if the lease row still meets
+        ``condition`` (one conditional UPDATE: of two racers, one wins); the new epoch."""
+        return conn.execute(
             update(service_lease)
-            .where(and_(_l.name == self.name, _l.holder == held.holder, _l.epoch == held.epoch))
+            .where(and_(_l.name == self.name, condition))
             .values(
                 holder=self.me.id,
                 owner=self.me.owner,
@@ -240,7 +247,6 @@ class ServiceLease:
             )
             .returning(_l.epoch)
         ).first()
-        return (why, taken) if taken is not None else ("", None)
 
     def drop(self) -> None:
         """Forget the lease here at once (the database could not be reached to renew it):
