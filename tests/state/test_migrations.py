@@ -236,3 +236,41 @@ def test_the_repost_column_joins_a_ledger_of_schema_6(state_url: str) -> None:
     (row,) = store.ledger.rows("p")
     assert (row.text, row.repost_of, row.due_at) == ("Bonjour", None, now)
     store.close()
+
+
+RELEASE6 = Path(__file__).parent.parent / "data" / "state" / "release-schema6.sqlite"
+"""Made by diplobot 713aa3e, the release before issue 12 (see tests/data/state/README.md)."""
+
+
+def test_state_file_of_the_release_before_missions_opens_in_place_with_every_row_kept(
+    tmp_path: Path,
+) -> None:
+    """713aa3e's file (schema 6: X and issue 11's platforms, a Telegram delivery left for a
+    person and a Weibo task) opens with this code: steps 7 (reposts' column) and 8 (the
+    replicas' lease) run once, no row rewritten, the rows for a person still for a person."""
+    from bot.publish.deliver import for_a_person
+
+    path = tmp_path / "state.sqlite"
+    shutil.copyfile(RELEASE6, path)
+    before = dump(path)
+    assert version(path) == 6
+    store = open_store(state_url(tmp_path, str(path)))
+    ledger = store.ledger_as(lease=timedelta(seconds=60))
+    rows = {(r.post_id, r.account, r.part): r for r in ledger.rows()}
+    assert len(rows) == len(before["deliveries"]) == 15
+    assert rows[("posted", "france_en_bluesky", 1)].remote_id == (
+        "at://did:plc:abc/app.bsky.feed.post/3lbxyz"
+    )
+    assert rows[("posted", "france_fr_mastodon", 1)].state is State.POSTED
+    people = {key[1] for key, row in rows.items() if for_a_person(row)}
+    assert people == {"france_es_telegram", "ambafrance_chine"}
+    assert all(row.repost_of is None for row in rows.values())
+    assert ledger.armed_by_hand() == {rows[("by-hand", "francediplo", 1)].id}
+    assert store.pins.load() == {"slotted": Pin("morning", datetime(2026, 12, 1, 9, 30))}
+    store.close()
+    after = dump(path)
+    assert after.pop("schema_version") == [(len(STEPS),)]
+    before.pop("schema_version")
+    assert after.pop("deliveries") == [(*row, None) for row in before.pop("deliveries")]
+    assert after.pop("service_lease") == []
+    assert after == before
