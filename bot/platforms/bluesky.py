@@ -406,19 +406,10 @@ class BlueskyPublisher:
             repo=held.did, collection=COLLECTION, record=record, rkey=rkey
         )
 
-        def create(client: Any, _held: _Account) -> Any:
-            return client.com.atproto.repo.create_record(data)
-
-        try:
-            created = self._call(item.account, create, sent=True)
-        except (PublishAmbiguous, PublishRejected) as exc:
-            # bsky.social answers 500 to a create whose key exists (newer PDSs an explicit
-            # error): a record at this delivery's key is this delivery's post.
-            if rkey is None or not _maybe_exists(exc):
-                raise
-            existing = self._get(item.account, held.did, rkey, quiet=True)
-            if existing is None:
-                raise
+        created, existing = self._create_once(
+            item.account, data, rkey, lambda key: self._get(item.account, held.did, key, quiet=True)
+        )
+        if existing is not None:
             if not same_text(existing.text, text):
                 logger.warning(
                     "account '{}': the Bluesky post at this delivery's key ({}) has another "
@@ -456,18 +447,13 @@ class BlueskyPublisher:
             repo=held.did, collection=REPOSTS, record=record, rkey=rkey
         )
 
-        def create(client: Any, _held: _Account) -> Any:
-            return client.com.atproto.repo.create_record(data)
-
-        try:
-            created = self._call(item.account, create, sent=True)
-        except (PublishAmbiguous, PublishRejected) as exc:
-            # A record at this delivery's key is this delivery's repost (see publish).
-            if rkey is None or not _maybe_exists(exc):
-                raise
-            existing = self._repost_at(item.account, held.did, rkey, quiet=True)
-            if existing is None:
-                raise
+        created, existing = self._create_once(
+            item.account,
+            data,
+            rkey,
+            lambda key: self._repost_at(item.account, held.did, key, quiet=True),
+        )
+        if existing is not None:
             return Receipt(existing, original.url)
         uri = getattr(created, "uri", None)
         if not isinstance(uri, str) or not uri.startswith("at://"):
@@ -525,6 +511,28 @@ class BlueskyPublisher:
         if found is None:
             raise PublishRejected(f"the post to repost ({uri}) is not on Bluesky any more")
         return found.cid
+
+    def _create_once(
+        self, account: str, data: Any, rkey: str | None, at_key: Callable[[str], T | None]
+    ) -> tuple[Any, T | None]:
+        """``createRecord`` of ``data`` at the delivery's record key ``rkey``: (the answer,
+        None); or, when the answer is lost or says the key may be taken — bsky.social answers
+        500 to a create whose key exists, newer PDSs an explicit error — (None, the record
+        already there, read with ``at_key``): a record at this delivery's key is this
+        delivery's. Raises the create's error when there is no such record."""
+
+        def create(client: Any, _held: _Account) -> Any:
+            return client.com.atproto.repo.create_record(data)
+
+        try:
+            return self._call(account, create, sent=True), None
+        except (PublishAmbiguous, PublishRejected) as exc:
+            if rkey is None or not _maybe_exists(exc):
+                raise
+            existing = at_key(rkey)
+            if existing is None:
+                raise
+            return None, existing
 
     def _repost_at(self, account: str, repo: str, rkey: str, *, quiet: bool = False) -> str | None:
         """The URI of the repost record at ``rkey`` in ``repo``; None when there is none."""

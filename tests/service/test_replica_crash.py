@@ -36,6 +36,7 @@ from publish.test_crash import KillBudget, laggy_x
 from servers.bluesky import BlueskyServer
 from servers.mastodon import MastodonServer
 from servers.translate import LibreServer
+from service.conftest import wait_out_backoff
 from service.test_service_crash import (
     ACCOUNT_COUNT,
     BLUESKY,
@@ -50,7 +51,7 @@ from service.test_service_crash import (
     second_batch,
     verify,
 )
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from bot.state.dialect import db_seconds, engine_for
 from bot.state.tables import deliveries, service_lease
@@ -150,25 +151,6 @@ def rows_of(url: str) -> list[dict[str, Any]]:
             return [dict(r._mapping) for r in conn.execute(select(deliveries))]
     except Exception:
         return []
-    finally:
-        engine.dispose()
-
-
-def wait_out_backoff(url: str) -> None:
-    """Retries and look-ups waiting for their back-off (1, 2, 4… minutes) are due now, as
-    if that time had passed."""
-    now = datetime.now(UTC) - timedelta(seconds=1)
-    engine = engine_for(url)
-    try:
-        with engine.begin() as conn:
-            c = deliveries.c
-            conn.execute(
-                update(deliveries)
-                .where(c.state.in_(["PENDING", "UNKNOWN"]), c.retry_at > now)
-                .values(retry_at=now)
-            )
-    except Exception:
-        pass  # not created yet
     finally:
         engine.dispose()
 

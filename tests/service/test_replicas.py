@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,9 @@ from service.conftest import (
     post_yaml,
     sleep_until,
     wait_for,
+    wait_out_backoff,
 )
-from sqlalchemy import update
 from sqlalchemy.engine import make_url
-
-from bot.state.dialect import engine_for
-from bot.state.tables import deliveries
 
 LEASE = 3.0  # DIPLOBOT_ACTIVE_LEASE in these tests: renewed every second
 CLAIM_LEASE = 5.0  # DIPLOBOT_LEASE: a frozen owner's claims are stale after this
@@ -130,23 +126,6 @@ def active_and_standby(make: ReplicaFactory) -> tuple[Replica, Replica]:
     second.start()
     assert second.role == "standby"
     return first, second
-
-
-def wait_out_backoff(url: str) -> None:
-    """Let time pass: deliveries waiting for a retry (``retry_at``, 1 min and more after a
-    post not found on the timeline) are due now, as if the back-off had been waited out."""
-    now = datetime.now(UTC)
-    engine = engine_for(url)
-    try:
-        with engine.begin() as conn:
-            c = deliveries.c
-            conn.execute(
-                update(deliveries)
-                .where(c.state.in_(["PENDING", "UNKNOWN"]), c.retry_at > now)
-                .values(retry_at=now)
-            )
-    finally:
-        engine.dispose()
 
 
 def at(rev: str, *replicas: Replica) -> bool:
