@@ -32,7 +32,7 @@ sys.path[:0] = [str(HERE), str(HERE / "tests")]
 
 from servers.translate import LibreServer  # noqa: E402
 
-from bench.genrepo import generate  # noqa: E402
+from bench.genrepo import commit_origin, generate  # noqa: E402
 from bot.log import setup_logging  # noqa: E402
 
 if TYPE_CHECKING:
@@ -70,10 +70,7 @@ def bench_size(posts: int, edits: int, profile: bool, libre_url: str) -> tuple[f
     from bot.state import state_url
 
     with tempfile.TemporaryDirectory() as tmp:
-        origin = generate(Path(tmp) / "origin", posts)
-        git(origin, "init", "-q", "-b", "main")
-        git(origin, "add", "-A")
-        git(origin, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "start")
+        origin = commit_origin(generate(Path(tmp) / "origin", posts))
         os.environ.update(DIPLOBOT_TRANSLATOR="libre", DIPLOBOT_TRANSLATOR_URL=libre_url)
         state = Path(tmp) / "state"
         service, _store = follower(origin, state_url(state, str(state / "state.sqlite")), state)

@@ -33,7 +33,7 @@ sys.path[:0] = [str(HERE), str(HERE / "tests")]
 
 from servers.translate import LibreServer  # noqa: E402
 
-from bench.genrepo import generate  # noqa: E402
+from bench.genrepo import commit_origin, generate  # noqa: E402
 
 
 def proc_sample(pid: int) -> tuple[float, int]:
@@ -45,10 +45,6 @@ def proc_sample(pid: int) -> tuple[float, int]:
     with open(f"/proc/{pid}/status") as handle:
         rss = next(int(line.split()[1]) for line in handle if line.startswith("VmRSS"))
     return cpu, rss
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True)
 
 
 def run_idle(
@@ -146,9 +142,7 @@ def main() -> None:
         for posts in args.posts:
             repo = generate(Path(tmp) / f"repo-{posts}", posts)
             if args.source == "git":
-                git(repo, "init", "-q", "-b", "main")
-                git(repo, "add", "-A")
-                git(repo, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "start")
+                commit_origin(repo)
             found: dict[str, list[dict[str, float]]] = {name: [] for name, _ in trees}
             for _ in range(args.pairs):
                 for name, tree in trees:

@@ -41,7 +41,7 @@ sys.path[:0] = [str(HERE), str(HERE / "tests")]
 from servers.translate import LibreServer  # noqa: E402
 
 from bench.bench_apply import follower  # noqa: E402
-from bench.genrepo import generate  # noqa: E402
+from bench.genrepo import commit_origin, generate  # noqa: E402
 from bench.state import state_for  # noqa: E402
 from bot.log import setup_logging  # noqa: E402
 
@@ -152,10 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging(level="ERROR", fmt="text")
     with tempfile.TemporaryDirectory() as tmp:
-        origin = generate(Path(tmp) / "origin", args.posts, missions=args.missions)
-        git(origin, "init", "-q", "-b", "main")
-        git(origin, "add", "-A")
-        commit(origin, "start")
+        origin = commit_origin(generate(Path(tmp) / "origin", args.posts, missions=args.missions))
         import yaml
 
         accounts = sum(
