@@ -7,9 +7,11 @@ For each size: a generated repository (``bench/genrepo.py``) followed by ``diplo
 real process (dry run: the outbox; translations from the fake LibreTranslate of the test
 suite; ``--source git``, the default: the repository is a git origin the service clones and
 fetches, as in production; ``--source folder``: ``--root`` on the folder itself). Once
-``/readyz`` answers, 5 s to settle, then ``/proc/<pid>/status`` (VmRSS) and ``/proc/<pid>/stat``
-(user + system CPU) are sampled every second for ``--seconds``: prints the RSS at the end, its
-peak, and the CPU used as a percentage of one core. The sync interval is the default (30 s),
+``/readyz`` answers, it is left to settle (the work a start leaves for after ready, e.g. the
+first sweep, until a 5 s step uses under 2 % of a core, at most 120 s), then
+``/proc/<pid>/status`` (VmRSS) and ``/proc/<pid>/stat`` (user + system CPU) are sampled every
+second for ``--seconds``: prints the RSS at the end, its peak, and the CPU used as a
+percentage of one core. The sync interval is the default (30 s),
 so a 60 s window holds two idle syncs (fetch, nothing new).
 
 With ``--baseline``, each round runs this tree and then the other checkout (its ``bot`` package
@@ -83,8 +85,9 @@ def run_idle(
 
 def idle_figures(proc: subprocess.Popen[bytes], port: int, seconds: int) -> dict[str, float]:
     """Wait until the started ``diplobot run`` (``proc``, serving on ``port``) is ready, let
-    it settle 5 s, then sample it for ``seconds``: its time to ready (s), CPU (% of one core),
-    RSS at the end and its peak (MB). The process is terminated on return."""
+    it settle (see the module's docstring), then sample it for ``seconds``: its time to ready
+    and to settle (s), CPU (% of one core), RSS at the end and its peak (MB). The process is
+    terminated on return."""
     try:
         start = time.time()
         while True:
@@ -100,8 +103,13 @@ def idle_figures(proc: subprocess.Popen[bytes], port: int, seconds: int) -> dict
                 raise SystemExit("the service did not become ready in 600 s")
             time.sleep(0.25)
         ready = time.time() - start
-        time.sleep(5)  # let the start-up work settle
-        cpu0, _ = proc_sample(proc.pid)
+        settled, cpu0 = 0.0, proc_sample(proc.pid)[0]
+        while settled < 120:  # the start-up work done after ready, before "idle"
+            time.sleep(5)
+            settled += 5
+            before, cpu0 = cpu0, proc_sample(proc.pid)[0]
+            if cpu0 - before < 0.02 * 5:
+                break
         t0 = time.time()
         peak = 0
         while time.time() - t0 < seconds:
@@ -114,6 +122,7 @@ def idle_figures(proc: subprocess.Popen[bytes], port: int, seconds: int) -> dict
         proc.wait(timeout=30)
     return {
         "ready": ready,
+        "settled": settled,
         "cpu": 100 * (cpu1 - cpu0) / elapsed,
         "rss": rss / 1024,
         "peak": peak / 1024,
@@ -149,7 +158,8 @@ def main() -> None:
                     one = run_idle(repo, args.source, args.seconds, libre.url, tree, Path(tmp))
                     found[name].append(one)
                     print(
-                        f"{posts:>6} posts, {name}: ready {one['ready']:.1f} s; idle "
+                        f"{posts:>6} posts, {name}: ready {one['ready']:.1f} s, settled "
+                        f"{one['settled']:.0f} s later; idle "
                         f"{args.seconds} s: CPU {one['cpu']:.2f} %, RSS {one['rss']:.0f} MB "
                         f"(peak {one['peak']:.0f} MB)",
                         flush=True,

@@ -12,7 +12,7 @@ import os
 import random
 import shutil
 import subprocess
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -81,7 +81,10 @@ def generate(target: Path, count: int, seed: int = 7, missions: int = 0) -> Path
         encoding="utf-8",
     )
     rng = random.Random(seed)
-    start = datetime(2026, 11, 24)
+    # Tomorrow (UTC midnight): no post is past due when a benchmark runs, whatever the day. A
+    # fixed date let the past-due share grow day by day (a week after it, 2 % of the posts:
+    # ~4,400 deliveries at 50k expired, each with its alert, during the "idle" window).
+    start = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time())
     central = count if not missions else count // 10
     for i in range(central):
         folder = target / "content/posts" / f"{i // 500:03d}"
