@@ -43,8 +43,9 @@ class Unavailable:
 
 class Deferred(TranslationCache):
     """The translation cache, its writes kept until :meth:`flush` and then made in one
-    transaction: a preview publishes nothing, so nothing needs a translation stored before
-    the next one is asked for (publishing does, and writes each at once)."""
+    transaction: a preview publishes nothing, so its translations wait for the site to be
+    made (publishing stores a localize's translations as soon as the engine has answered them
+    all)."""
 
     def __init__(self, cache: TranslationCache) -> None:
         super().__init__(cache.engine)
@@ -52,13 +53,16 @@ class Deferred(TranslationCache):
         self.lock = threading.Lock()
 
     def put(self, key: CacheKey, value: str) -> None:
+        self.put_many([(key, value)])
+
+    def put_many(self, items: list[tuple[CacheKey, str]]) -> None:
         with self.lock:
-            self.pending.append((key, value))
+            self.pending.extend(items)
 
     def flush(self) -> None:
         with self.lock:
             pending, self.pending = self.pending, []
-        self.put_many(pending)
+        super().put_many(pending)
 
 
 @dataclass(frozen=True, slots=True)

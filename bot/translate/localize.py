@@ -205,13 +205,18 @@ def localize(
             missing.setdefault(key, alt_job)
     outcomes: dict[CacheKey, str | Exception] = dict(known)
     if missing:
+        fresh: list[tuple[CacheKey, str]] = []
         for key, outcome in _translate_all(translator, missing, glossary, parallel, result.stats):
             outcomes[key] = outcome
             result.stats.engine_calls += 1
             if isinstance(outcome, str):
-                cache.put(key, outcome)
+                fresh.append((key, outcome))
             else:
                 result.stats.failures += 1
+        # Every outcome is in hand only once the last request is answered (_translate_all), so
+        # storing them together loses nothing a write each would keep, and costs one
+        # transaction instead of one per text (800 at a 10,000-post first start: ~1 s).
+        cache.put_many(fresh)
     counted: set[tuple[str, str, int, CacheKey]] = set()
     for job in jobs:
         outcome = outcomes[job.key]
