@@ -52,9 +52,6 @@ class Deferred(TranslationCache):
         self.pending: list[tuple[CacheKey, str]] = []
         self.lock = threading.Lock()
 
-    def put(self, key: CacheKey, value: str) -> None:
-        self.put_many([(key, value)])
-
     def put_many(self, items: list[tuple[CacheKey, str]]) -> None:
         with self.lock:
             self.pending.extend(items)

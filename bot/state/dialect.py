@@ -239,6 +239,23 @@ def upsert(
     return done
 
 
+def upsert_rows(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: Sequence[str] = (),
+    update: Sequence[str] = (),
+    per: int = 100,
+) -> None:
+    """:func:`upsert` of ``rows``, ``per`` rows a statement: one statement a row costs its
+    building each time, one for thousands would pass SQLite's bound-parameter limit (100 rows
+    of up to 9 columns stay under its lowest, 999). With ``update``, no two rows may share
+    ``key``: PostgreSQL refuses a statement that would update a row twice."""
+    for i in range(0, len(rows), per):
+        conn.execute(upsert(conn, table, rows[i : i + per], key=key, update=update))
+
+
 def insert_new(conn: Connection, table: Table) -> Insert:
     """An INSERT into ``table``, executed with many rows, that skips a row whose unique key
     is there already (another process recorded it a moment earlier: on PostgreSQL,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, select
 
-from bot.state.dialect import upsert
+from bot.state.dialect import upsert_rows
 from bot.state.tables import translations, utc_now
 from bot.text.length import normalize
 
@@ -81,6 +81,4 @@ class TranslationCache:
             for key, value in items
         ]
         with self.engine.begin() as conn:
-            # One statement per 100 rows (7 parameters each: well under SQLite's limit).
-            for i in range(0, len(rows), 100):
-                conn.execute(upsert(conn, translations, rows[i : i + 100]))
+            upsert_rows(conn, translations, rows)
