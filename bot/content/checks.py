@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
@@ -386,7 +386,7 @@ class PostChecker:
         self.view = _View.of(list(self.own.values()))
         self.views: dict[tuple[str, ...], _View] = {}
         self._langs: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per value
-        self.compact = True  # share what posts can share (see _share_fields_sets)
+        self.compact = True  # keep the posts in less memory (see compacted)
         self.media_cache: dict[tuple[str, tuple[str, ...]], tuple[str, str] | None] = {}
         self.default_tz: ZoneInfo | None = None  # None: accounts.yaml's zone is bad (reported)
         if accounts is not None:
@@ -457,7 +457,7 @@ class PostChecker:
         if found is not None:
             chosen = tuple(targets(post, self.own, self.scope.others))
         if self.compact:  # kept (the service): worth the few microseconds per post
-            _share_fields_sets(post)
+            post = compacted(post)
             langs = self._langs.setdefault(langs, langs)
         return PostEntry(
             post_id,
@@ -1023,23 +1023,70 @@ def _valid_id(value: str) -> bool:
 _FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 
 
-def _share_fields_sets(model: BaseModel) -> None:
-    """Give ``model`` and the models it holds one shared ``__pydantic_fields_set__`` per set
-    of fields given, instead of a set each (~700 bytes a post: at 50,000 posts, ~35 MB of
-    the service's memory). Safe for these frozen models: pydantic only reads the set, and
-    copies it before a ``model_copy`` changes it; equality does not look at it."""
-    own = model.__pydantic_fields_set__
-    shared = _FIELDS_SETS.setdefault(frozenset(own), own)
-    if shared is not own:
-        object.__setattr__(model, "__pydantic_fields_set__", shared)
-    for value in model.__dict__.values():
-        if isinstance(value, BaseModel):
-            _share_fields_sets(value)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                if isinstance(item, BaseModel):
-                    _share_fields_sets(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                if isinstance(item, BaseModel):
-                    _share_fields_sets(item)
+class _EmptyDict(dict[Any, Any]):
+    """The one empty mapping compacted posts share (``translations: {}``…): read-only, so a
+    change meant for one post cannot reach every other."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("this empty mapping is shared by every post: copy it to change it")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+
+class _EmptyList(list[Any]):
+    """The one empty list compacted posts share (``media: []``, ``thread: []``): read-only."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise TypeError("this empty list is shared by every post: copy it to change it")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
+
+
+EMPTY_DICT: dict[Any, Any] = _EmptyDict()
+EMPTY_LIST: list[Any] = _EmptyList()
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def compacted(model: M) -> M:
+    """An equal copy of ``model`` that takes less memory, for the models the service keeps
+    (one Post a file: at 50,000 posts, ~30 MB less). pydantic stores a validated model's
+    fields in a dict of its own (~460 bytes for a Post); a copy whose fields are set one by
+    one keeps them in CPython's compact per-instance values with keys shared by every
+    instance of the class (~170 bytes), until something reads ``__dict__`` (equality, a
+    dump), which costs a small dict again, not the big one. Besides: one
+    ``__pydantic_fields_set__`` per distinct set (pydantic only reads it, and copies it
+    before a ``model_copy`` changes it), and one shared read-only empty dict and list for
+    the empty containers. The models are frozen; nothing changes a post's containers."""
+    fields_set = model.__pydantic_fields_set__
+    copy = object.__new__(type(model))
+    for name, value in model.__dict__.items():
+        object.__setattr__(copy, name, _compacted_value(value))
+    object.__setattr__(
+        copy, "__pydantic_fields_set__", _FIELDS_SETS.setdefault(frozenset(fields_set), fields_set)
+    )
+    object.__setattr__(copy, "__pydantic_extra__", model.__pydantic_extra__)
+    object.__setattr__(copy, "__pydantic_private__", model.__pydantic_private__)
+    return copy
+
+
+def _compacted_value(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return compacted(value)
+    if type(value) is dict:
+        if not value:
+            return EMPTY_DICT
+        if any(isinstance(item, BaseModel) for item in value.values()):
+            return {key: _compacted_value(item) for key, item in value.items()}
+    elif type(value) is list:
+        if not value:
+            return EMPTY_LIST
+        if any(isinstance(item, BaseModel) for item in value):
+            return [_compacted_value(item) for item in value]
+    return value
