@@ -1023,15 +1023,16 @@ def _valid_id(value: str) -> bool:
 _FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 
 
+def _refuse(self: object, *args: object, **kwargs: object) -> Any:
+    kind = type(self).__mro__[1].__name__
+    raise TypeError(f"this empty {kind} is shared by every post: copy it to change it")
+
+
 class _EmptyDict(dict[Any, Any]):
     """The one empty mapping compacted posts share (``translations: {}``…): read-only, so a
     change meant for one post cannot reach every other."""
 
     __slots__ = ()
-
-    def _refuse(self, *args: object, **kwargs: object) -> Any:
-        raise TypeError("this empty mapping is shared by every post: copy it to change it")
-
     __setitem__ = __delitem__ = __ior__ = _refuse
     clear = pop = popitem = setdefault = update = _refuse
 
@@ -1040,10 +1041,6 @@ class _EmptyList(list[Any]):
     """The one empty list compacted posts share (``media: []``, ``thread: []``): read-only."""
 
     __slots__ = ()
-
-    def _refuse(self, *args: object, **kwargs: object) -> Any:
-        raise TypeError("this empty list is shared by every post: copy it to change it")
-
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
     append = extend = insert = pop = remove = clear = sort = reverse = _refuse
 
@@ -1060,8 +1057,8 @@ def compacted(model: M) -> M:
     fields in a dict of its own (a Post: ~540 bytes with the object); a copy whose fields
     are set one by one keeps them in CPython's compact per-instance values with keys shared
     by every instance of the class (~250 bytes with the object, tracemalloc on 3.11 and
-    3.12), until something reads ``__dict__`` (equality, a dump), which adds a 64-byte dict
-    over the same values. Besides: one
+    3.12; ``bot/content/model.py`` makes room for the keys), until something reads
+    ``__dict__`` (equality, a dump), which adds a 64-byte dict over the same values. Besides: one
     ``__pydantic_fields_set__`` per distinct set (pydantic only reads it, and copies it
     before a ``model_copy`` changes it), and one shared read-only empty dict and list for
     the empty containers. The models are frozen; nothing changes a post's containers."""

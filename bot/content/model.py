@@ -63,6 +63,21 @@ def _machine_translated() -> Any:
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Set every field once on a bare instance, as the class is defined, before any is
+        validated. The service keeps posts compacted (``bot/content/checks.py: compacted``):
+        their fields in CPython's per-instance values, whose keys all instances of a class
+        share. CPython gives those keys less room each time an instance is made while none
+        is in them — as pydantic makes its instances — so ~40 models validated and not
+        compacted first (invalid posts, another command's) would leave no room, and every
+        compacted one would hold a dict of its own again (~300 bytes more a post). Once the
+        keys are in, the room only shrinks to what they fill."""
+        super().__pydantic_init_subclass__(**kwargs)
+        bare = object.__new__(cls)
+        for name in cls.model_fields:
+            object.__setattr__(bare, name, None)
+
 
 class Media(_Strict):
     """An image attached to a post or a thread part."""
@@ -390,25 +405,6 @@ class GlossaryFile(_Strict):
     override or extend the central glossary for that mission's posts)"""
 
     terms: list[Term] = Field(default_factory=list)
-
-
-def _make_room_for_shared_keys(*models: type[BaseModel]) -> None:
-    """Set every field of each model once on a bare instance, now, before any is validated.
-
-    The service keeps posts compacted (``bot/content/checks.py: compacted``): their fields in
-    CPython's per-instance values, whose keys all instances of a class share. CPython gives
-    those keys less room each time an instance is made while none is in them — as pydantic
-    makes its instances — so ~40 posts validated and not compacted first (invalid ones,
-    another command's) would leave no room, and every compacted post would hold a dict of
-    its own again (~300 bytes more a post). Once the keys are in, the room left only shrinks
-    to what they fill."""
-    for model in models:
-        bare = object.__new__(model)
-        for name in model.model_fields:
-            object.__setattr__(bare, name, None)
-
-
-_make_room_for_shared_keys(Media, Part, PlatformText, Amplify, Post)
 
 
 SCHEMAS: dict[str, type[BaseModel]] = {
